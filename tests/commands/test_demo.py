@@ -1,0 +1,22 @@
+"""`x402-mcp demo` tells the whole story and exits 0, as a user would run it."""
+
+import subprocess
+import sys
+
+
+def test_demo_runs_end_to_end_and_exits_zero() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "x402_mcp.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "Payment required: $0.05" in out
+    assert "settled on chain in transaction 0x" in out
+    assert "payer $10.00 -> $9.95" in out
+    assert "payee $0.00 -> $0.05" in out
+    assert "already paid and used" in out
+    assert "The story holds" in out

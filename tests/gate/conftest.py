@@ -1,0 +1,109 @@
+"""A paid MCP server on the embedded chain, rebuilt cheaply for every test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from mcp import Client
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+
+from x402_mcp import Payments, paid
+from x402_mcp.devchain import DevChain
+from x402_mcp.ledger.sqlite import SQLiteLedger
+from x402_mcp.payer import read_challenge, sign_payment
+from x402_mcp.wire import PaymentPayload, PaymentRequired
+
+PRICE = 50_000  # $0.05
+
+
+def per_word(words: str) -> str:
+    """$0.001 per word, at least $0.01: an exact decimal string, never a float."""
+    return str(max(Decimal("0.01"), Decimal("0.001") * len(words.split())))
+
+
+@dataclass
+class Shop:
+    """Everything a gate test touches: chain, payments, server, payer, and run counters."""
+
+    chain: DevChain
+    payments: Payments
+    server: MCPServer[Any]
+    ledger: SQLiteLedger
+    payer: LocalAccount
+    payee: str
+    runs: dict[str, int] = field(default_factory=dict)
+    fail_next: list[bool] = field(default_factory=list)
+
+    def balances(self) -> tuple[int, int]:
+        return self.chain.balance_of(self.payer.address), self.chain.balance_of(self.payee)
+
+    def pay(self, challenge: CallToolResult) -> PaymentPayload:
+        return sign_payment(self.payer, read_challenge(challenge.structured_content))
+
+
+@pytest.fixture(scope="session")
+def gate_chain() -> DevChain:
+    return DevChain()
+
+
+@pytest.fixture
+def shop(gate_chain: DevChain, tmp_path: Path) -> Iterator[Shop]:
+    snapshot = gate_chain.snapshot()
+    payee = Account.create().address
+    ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
+    payments = Payments(
+        pay_to=payee,
+        network=gate_chain.network,
+        settlement=gate_chain.settlement(),
+        ledger=ledger,
+        public_url="http://pay.test",
+    )
+    server = MCPServer("shop", extensions=[payments])
+    shop = Shop(gate_chain, payments, server, ledger, gate_chain.new_account(usdc="10"), payee)
+
+    @server.tool()
+    def ping() -> str:
+        return "pong"
+
+    @server.tool()
+    @paid(price="0.05", description="one answer")
+    async def answer(question: str) -> str:
+        """Answer a question."""
+        shop.runs["answer"] = shop.runs.get("answer", 0) + 1
+        if shop.fail_next and shop.fail_next.pop():
+            raise ToolError("the answer engine is down")
+        return f"answer to {question}"
+
+    # The other order: @paid above @server.tool().
+    @paid(price=per_word)
+    @server.tool()
+    def summarize(words: str) -> str:
+        shop.runs["summarize"] = shop.runs.get("summarize", 0) + 1
+        return f"summary of {len(words.split())} words"
+
+    yield shop
+    gate_chain.revert(snapshot)
+
+
+@pytest.fixture(params=["legacy", "auto"])
+async def client(request: pytest.FixtureRequest, shop: Shop) -> AsyncIterator[Client]:
+    async with Client(shop.server, mode=request.param) as connected:
+        yield connected
+
+
+def text_of(result: CallToolResult) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+def challenge_of(result: CallToolResult) -> PaymentRequired:
+    assert result.is_error, text_of(result)
+    return read_challenge(result.structured_content)

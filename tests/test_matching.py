@@ -1,0 +1,84 @@
+"""The pure checks that run before any backend: each wrong payment is named precisely."""
+
+import time
+
+import pytest
+from eth_account import Account
+
+from x402_mcp.errors import (
+    InvalidSignature,
+    PaymentError,
+    PaymentExpired,
+    PaymentMismatch,
+    PaymentNotYetValid,
+)
+from x402_mcp.evm import sign_authorization
+from x402_mcp.matching import match_payment, referenced_request_id
+from x402_mcp.networks import BASE_SEPOLIA
+from x402_mcp.wire import PaymentPayload, PaymentPayloadV1, PaymentRequirements
+
+PAYER = Account.create()
+PAYEE = Account.create().address
+NOW = int(time.time())
+OURS = PaymentRequirements(
+    scheme="exact",
+    network="eip155:84532",
+    amount="50000",
+    asset="0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+    pay_to=PAYEE,
+    max_timeout_seconds=600,
+    extra={"name": "USDC", "version": "2", "paymentRequestId": "pr_x"},
+)
+
+
+def test_a_good_payment_matches_and_names_its_payer() -> None:
+    payload = PaymentPayload(accepted=OURS, payload=sign_authorization(PAYER, OURS, now=NOW))
+    assert match_payment(payload, OURS, BASE_SEPOLIA, now=NOW) == PAYER.address
+    assert referenced_request_id(payload) == "pr_x"
+
+
+def test_v1_payloads_match_by_network_name() -> None:
+    payload = PaymentPayloadV1(
+        scheme="exact", network="base-sepolia", payload=sign_authorization(PAYER, OURS, now=NOW)
+    )
+    assert match_payment(payload, OURS, BASE_SEPOLIA, now=NOW) == PAYER.address
+    assert referenced_request_id(payload) is None
+
+
+@pytest.mark.parametrize(
+    ("accepted_changes", "sign_changes", "error", "message"),
+    [
+        ({"scheme": "upto"}, {}, PaymentMismatch, "scheme 'upto'"),
+        ({"network": "eip155:8453"}, {}, PaymentMismatch, "network eip155:8453"),
+        ({"asset": PAYEE}, {}, PaymentMismatch, "in asset"),
+        ({}, {"value": 49_999}, PaymentMismatch, r"the price is \$0\.05"),
+        ({}, {"valid_before": NOW + 3}, PaymentExpired, "expired"),
+        ({}, {"valid_after": NOW + 60}, PaymentNotYetValid, "not valid until"),
+    ],
+)
+def test_mismatches_are_named(
+    accepted_changes: dict[str, object], sign_changes: dict[str, int], error: type[PaymentError], message: str
+) -> None:
+    accepted = OURS.model_copy(update=accepted_changes)
+    payload = PaymentPayload(
+        accepted=accepted, payload=sign_authorization(PAYER, OURS, now=NOW, **sign_changes)
+    )
+    with pytest.raises(error, match=message):
+        match_payment(payload, OURS, BASE_SEPOLIA, now=NOW)
+
+
+def test_wrong_recipient_and_forged_signature() -> None:
+    elsewhere = OURS.model_copy(update={"pay_to": PAYER.address})
+    payload = PaymentPayload(accepted=OURS, payload=sign_authorization(PAYER, elsewhere, now=NOW))
+    with pytest.raises(PaymentMismatch, match="payee is"):
+        match_payment(payload, OURS, BASE_SEPOLIA, now=NOW)
+
+    forged = sign_authorization(Account.create(), OURS, now=NOW)
+    forged.authorization.from_ = PAYER.address
+    with pytest.raises(InvalidSignature, match="EIP-712 domain"):
+        match_payment(PaymentPayload(accepted=OURS, payload=forged), OURS, BASE_SEPOLIA, now=NOW)
+
+    other_domain = OURS.model_copy(update={"extra": {"name": "USD Coin", "version": "2"}})
+    signed_elsewhere = sign_authorization(PAYER, other_domain, now=NOW)
+    with pytest.raises(InvalidSignature):
+        match_payment(PaymentPayload(accepted=OURS, payload=signed_elsewhere), OURS, BASE_SEPOLIA, now=NOW)

@@ -1,0 +1,35 @@
+"""The one place we touch MCP SDK internals: fail loudly when an SDK release moves them."""
+
+from typing import Any
+
+from mcp.server import MCPServer
+
+from x402_mcp import Payments, paid
+from x402_mcp._sdk import server_applying_extensions, tool_function
+from x402_mcp.devchain import DevChain
+
+
+def test_payments_meets_its_server_and_reads_tool_markers(tmp_path: Any) -> None:
+    chain = DevChain()
+    payments = Payments(
+        pay_to="0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+        network=chain.network,
+        settlement=chain.settlement(),
+        ledger=f"sqlite:///{tmp_path / 'l.sqlite'}",
+    )
+    server = MCPServer("seam", extensions=[payments])
+    assert payments.server is server, "MCPServer no longer applies extensions from __init__ via tools()"
+
+    @server.tool(name="renamed")
+    @paid(price="0.01")
+    def original() -> str:
+        return ""
+
+    assert tool_function(server, "renamed") is original
+    assert tool_function(server, "missing") is None
+    spec = payments.paid_tool("renamed")
+    assert spec is not None and spec.atomic_price({}, 6) == 10_000
+
+
+def test_no_server_outside_construction() -> None:
+    assert server_applying_extensions() is None

@@ -1,0 +1,61 @@
+"""x402-mcp: charge for MCP tools in USDC over x402.
+
+```python
+from mcp.server import MCPServer
+from x402_mcp import Payments, paid
+
+payments = Payments(pay_to="0xYourWallet", network="base-sepolia", settlement=...)
+server = MCPServer("research", extensions=[payments])
+
+@server.tool()
+@paid(price="0.05")
+async def research_query(question: str) -> str: ...
+```
+"""
+
+from .errors import (
+    ConfigurationError,
+    InsufficientFunds,
+    InvalidSignature,
+    LedgerError,
+    MalformedPayment,
+    PaymentError,
+    PaymentExpired,
+    PaymentInProgress,
+    PaymentMismatch,
+    PaymentNotYetValid,
+    PaymentRejected,
+    PaymentReplayed,
+    SettlementError,
+    StateConflict,
+    UnknownPaymentRequest,
+    X402MCPError,
+)
+from .gate import Payments
+from .networks import Asset, Network
+from .pricing import PaidTool, SettleOrder, paid
+
+__all__ = [
+    "Asset",
+    "ConfigurationError",
+    "InsufficientFunds",
+    "InvalidSignature",
+    "LedgerError",
+    "MalformedPayment",
+    "Network",
+    "PaidTool",
+    "PaymentError",
+    "PaymentExpired",
+    "PaymentInProgress",
+    "PaymentMismatch",
+    "PaymentNotYetValid",
+    "PaymentRejected",
+    "PaymentReplayed",
+    "Payments",
+    "SettleOrder",
+    "SettlementError",
+    "StateConflict",
+    "UnknownPaymentRequest",
+    "X402MCPError",
+    "paid",
+]

@@ -1,0 +1,41 @@
+"""The one place x402-mcp touches MCP SDK internals.
+
+An `Extension` is never handed its server, yet the gate must know which
+registered tool a `tools/call` names (to read its `@paid` marker) and must
+advertise prices in `tools/list`. Both need the `MCPServer`. We find it once,
+while the server applies its extensions, and read its tool registry. Every
+private name used is here; `tests/test_sdk_seam.py` fails loudly when an SDK
+release moves them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server import MCPServer
+
+
+def server_applying_extensions() -> MCPServer[Any] | None:
+    """The `MCPServer` whose constructor is applying extensions right now.
+
+    Called from `Extension.tools()`, which `MCPServer._apply_extension` invokes
+    during `MCPServer.__init__`; the server is that frame's `self`.
+    """
+    frame = sys._getframe(1)
+    for _ in range(4):
+        frame_or_none = frame.f_back
+        if frame_or_none is None:
+            return None
+        frame = frame_or_none
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, MCPServer):
+            return candidate
+    return None
+
+
+def tool_function(server: MCPServer[Any], name: str) -> Callable[..., Any] | None:
+    """The Python function registered as tool `name`, or None."""
+    tool = server._tool_manager.get_tool(name)
+    return None if tool is None else tool.fn

@@ -1,0 +1,142 @@
+"""Building the `requirePayment` challenge a paid tool answers with (pure code).
+
+The tool error follows the x402 MCP transport: `isError: true`,
+`structuredContent` = the v2 `PaymentRequired`, `content[0].text` = the same
+JSON. A second text block tells a person the price, what it buys, where to pay
+and how to retry; `_meta` carries the id and link for toolkit-aware clients.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from mcp.types import CallToolResult, TextContent
+
+from .ledger.base import PaymentRequest
+from .money import format_usd, from_atomic
+from .networks import Asset, Network
+from .wire import PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
+
+META_PAYMENT = "x402/payment"
+META_PAYMENT_RESPONSE = "x402/payment-response"
+META_ERROR = "x402/error"
+META_REQUEST_ID = "x402-mcp/paymentRequestId"
+META_HOSTED_URL = "x402-mcp/hostedUrl"
+META_PRICE = "x402-mcp/price"
+REQUEST_ID_ARGUMENT = "payment_request_id"
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Where payments go: the network, the token and the payee."""
+
+    network: Network
+    asset: Asset
+    pay_to: str
+    public_url: str
+
+    def hosted_url(self, request_id: str) -> str:
+        return f"{self.public_url.rstrip('/')}/pay/{request_id}"
+
+
+def resource_url(tool: str) -> str:
+    return f"mcp://tool/{tool}"
+
+
+def requirements_for(request: PaymentRequest, asset: Asset) -> PaymentRequirements:
+    """The one `accepts` entry for a payment request, with its EIP-712 domain and id."""
+    return PaymentRequirements(
+        scheme="exact",
+        network=request.network,
+        amount=str(request.price),
+        asset=request.asset,
+        pay_to=request.pay_to,
+        max_timeout_seconds=request.max_timeout_seconds,
+        extra={"name": asset.name, "version": asset.version, "paymentRequestId": request.id},
+    )
+
+
+def payment_required(request: PaymentRequest, asset: Asset, *, error: str | None = None) -> PaymentRequired:
+    return PaymentRequired(
+        error=error or "Payment required",
+        resource=ResourceInfo(
+            url=resource_url(request.tool), description=request.description, mime_type="application/json"
+        ),
+        accepts=[requirements_for(request, asset)],
+    )
+
+
+def human_text(request: PaymentRequest, offer: Offer, *, now: float, error: str | None = None) -> str:
+    """What a person (or the LLM relaying to one) needs: price, link, how to retry."""
+    price = format_usd(request.price, offer.asset.decimals)
+    tokens = from_atomic(request.price, offer.asset.decimals)
+    minutes = max(1, round((request.expires_at - now) / 60))
+    lines = []
+    if error:
+        lines.append(f"The payment was not accepted: {error}")
+    lines += [
+        f"Payment required: {price} ({tokens} {offer.asset.symbol} on {offer.network.label}) "
+        f"for {request.description or request.tool}.",
+        f"Pay here: {offer.hosted_url(request.id)}",
+        f"Then call {request.tool} again; from another client, pass "
+        f'{REQUEST_ID_ARGUMENT}="{request.id}". The link expires in about {minutes} minutes.',
+        'Agents with an x402 wallet can instead retry with the payment in _meta["x402/payment"] '
+        "(requirements in structuredContent).",
+    ]
+    return "\n".join(lines)
+
+
+def challenge_result(
+    request: PaymentRequest, offer: Offer, *, now: float, error: str | None = None
+) -> CallToolResult:
+    """The tool error an unpaid (or wrongly paid) call gets."""
+    required = payment_required(request, offer.asset, error=error)
+    wire = required.dump()
+    return CallToolResult(
+        content=[
+            TextContent(type="text", text=json.dumps(wire, separators=(",", ":"))),
+            TextContent(type="text", text=human_text(request, offer, now=now, error=error)),
+        ],
+        structured_content=wire,
+        is_error=True,
+        _meta={
+            META_REQUEST_ID: request.id,
+            META_HOSTED_URL: offer.hosted_url(request.id),
+            # Cloudflare-style clients look for the requirements here.
+            META_ERROR: wire,
+        },
+    )
+
+
+def failure_result(message: str) -> CallToolResult:
+    """A short, honest tool error for crashes (details go to the log, not the caller)."""
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def refusal_result(message: str, required: PaymentRequired | None = None) -> CallToolResult:
+    """A tool error for a refused payment, with the requirements to pay again when known."""
+    if required is None:
+        return failure_result(message)
+    wire = required.dump()
+    return CallToolResult(
+        content=[
+            TextContent(type="text", text=json.dumps(wire, separators=(",", ":"))),
+            TextContent(type="text", text=message),
+        ],
+        structured_content=wire,
+        is_error=True,
+        _meta={META_ERROR: wire},
+    )
+
+
+def receipt_meta(request: PaymentRequest) -> dict[str, object]:
+    """`_meta` for a paid result: the x402 settlement response and our id."""
+    response = SettleResponse(
+        success=True,
+        transaction=request.tx_hash or "",
+        network=request.network,
+        payer=request.payer,
+        amount=str(request.price),
+    )
+    return {META_PAYMENT_RESPONSE: response.dump(), META_REQUEST_ID: request.id}

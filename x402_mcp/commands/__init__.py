@@ -1,0 +1,9 @@
+"""Subcommands of `x402-mcp`, one module each.
+
+Every module listed in `COMMANDS` defines `register(commands)`, which adds its
+parser (with `set_defaults(run=...)`); `run(args) -> int` is the exit status.
+Modules are imported only when the command line is parsed, so a command's
+heavy imports never slow down another.
+"""
+
+COMMANDS: tuple[str, ...] = ("demo",)

@@ -1,0 +1,130 @@
+"""Every exception x402-mcp raises, under one root.
+
+```
+X402MCPError
+├── ConfigurationError          bad settings; raised at start-up, never during a call
+├── PaymentError                the caller can fix it: shown to them as a tool error
+│   ├── MalformedPayment        not a parseable x402 payment payload
+│   ├── PaymentMismatch         wrong payee, asset, network, scheme or amount
+│   ├── PaymentExpired          validBefore has passed (or the request itself expired)
+│   ├── PaymentNotYetValid      validAfter lies in the future
+│   ├── InvalidSignature        the signature does not recover to the payer
+│   ├── InsufficientFunds       the payer's balance is below the amount
+│   ├── PaymentReplayed         the authorization or the request was already used
+│   ├── UnknownPaymentRequest   no such paymentRequestId (or not the caller's)
+│   ├── PaymentInProgress       another call is settling or redeeming the same request
+│   └── PaymentRejected         the settlement backend refused it for another reason
+├── SettlementError             the backend failed (RPC down, tx reverted): a crash
+└── LedgerError                 the ledger failed or refused a state change
+    └── StateConflict           a transition was attempted from the wrong state
+```
+
+`PaymentError.reason` carries an x402 reason code (for example
+`invalid_exact_evm_payload_signature`) so machines can branch on it; the
+message is for people.
+"""
+
+from __future__ import annotations
+
+
+class X402MCPError(Exception):
+    """Root of every exception raised by x402-mcp."""
+
+
+class ConfigurationError(X402MCPError, ValueError):
+    """A setting is missing or invalid (raised when `Payments` is built)."""
+
+
+class PaymentError(X402MCPError):
+    """A payment problem the caller can fix.
+
+    The gate turns it into a tool error (`isError: true`) whose text is the
+    message, together with a fresh `PaymentRequired`, so the caller can retry.
+    """
+
+    reason: str = "invalid_payload"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class MalformedPayment(PaymentError):
+    reason = "invalid_payload"
+
+
+class PaymentMismatch(PaymentError):
+    reason = "invalid_payment_requirements"
+
+
+class PaymentExpired(PaymentError):
+    reason = "invalid_exact_evm_payload_authorization_valid_before"
+
+
+class PaymentNotYetValid(PaymentError):
+    reason = "invalid_exact_evm_payload_authorization_valid_after"
+
+
+class InvalidSignature(PaymentError):
+    reason = "invalid_exact_evm_payload_signature"
+
+
+class InsufficientFunds(PaymentError):
+    reason = "insufficient_funds"
+
+
+class PaymentReplayed(PaymentError):
+    reason = "invalid_exact_evm_nonce_already_used"
+
+
+class UnknownPaymentRequest(PaymentError):
+    reason = "unknown_payment_request"
+
+
+class PaymentInProgress(PaymentError):
+    reason = "payment_in_progress"
+
+
+class PaymentRejected(PaymentError):
+    """The settlement backend said no, with a reason code we pass through as is."""
+
+
+class SettlementError(X402MCPError):
+    """The settlement backend failed: the caller sees a short failure, the log the cause."""
+
+
+class LedgerError(X402MCPError):
+    """The ledger failed: the caller sees a short failure, the log the cause."""
+
+
+class StateConflict(LedgerError):
+    """A payment request was not in a state that allows the requested transition."""
+
+    def __init__(self, request_id: str, event: str, current: str | None) -> None:
+        self.request_id = request_id
+        self.event = event
+        self.current = current
+        super().__init__(f"cannot {event} payment request {request_id}: it is {current or 'missing'}")
+
+
+_REASON_FRAGMENTS: tuple[tuple[str, type[PaymentError]], ...] = (
+    ("signature", InvalidSignature),
+    ("nonce", PaymentReplayed),
+    ("insufficient", InsufficientFunds),
+    ("valid_before", PaymentExpired),
+    ("valid_after", PaymentNotYetValid),
+    ("recipient", PaymentMismatch),
+    ("value", PaymentMismatch),
+    ("network", PaymentMismatch),
+)
+
+
+def payment_error_for(reason: str | None, message: str | None) -> PaymentError:
+    """The specific `PaymentError` for a backend's reason code (passed through as is)."""
+    code = reason or "payment_rejected"
+    text = message or f"the payment was refused ({code})"
+    for fragment, kind in _REASON_FRAGMENTS:
+        if fragment in code:
+            return kind(text, reason=code)
+    return PaymentRejected(text, reason=code)

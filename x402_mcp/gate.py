@@ -1,0 +1,563 @@
+"""`Payments`: the MCP extension that gates paid tools.
+
+It intercepts `tools/call`. A call to a tool marked `@paid` runs only when it
+carries a payment that settles (`_meta["x402/payment"]`) or redeems a request
+that is already paid (by id, or because it comes from the caller the request
+was issued to). Otherwise it answers with a `requirePayment` challenge.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+from eth_utils.address import is_address, to_checksum_address
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Extension
+from mcp.types import CallToolRequestParams, CallToolResult
+
+from . import _sdk
+from .callers import caller_of
+from .challenge import (
+    META_PAYMENT,
+    META_PRICE,
+    META_REQUEST_ID,
+    REQUEST_ID_ARGUMENT,
+    Offer,
+    challenge_result,
+    failure_result,
+    payment_required,
+    receipt_meta,
+    refusal_result,
+    requirements_for,
+)
+from .errors import (
+    ConfigurationError,
+    LedgerError,
+    PaymentError,
+    PaymentExpired,
+    PaymentInProgress,
+    PaymentMismatch,
+    PaymentReplayed,
+    SettlementError,
+    StateConflict,
+    UnknownPaymentRequest,
+    payment_error_for,
+)
+from .ledger import open_ledger
+from .ledger.base import Ledger, PaymentRequest, SettlementRecord
+from .lifecycle import Event, State
+from .matching import match_payment, referenced_request_id
+from .money import format_usd
+from .networks import Asset, Network, resolve_network
+from .pricing import PaidTool, SettleOrder, paid_spec
+from .settlement.base import Settlement
+from .wire import AnyPaymentPayload, PaymentRequirements, parse_payment_payload
+
+logger = logging.getLogger("x402_mcp")
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8402"
+CRASH_MESSAGE = (
+    "The payment could not be processed because the {part} failed. The tool did not run. "
+    "If money moved, the payment is recorded and will be honoured (payment request {request_id})."
+)
+
+
+class Payments(Extension):
+    """Charge for `@paid` tools; pass it as `MCPServer(..., extensions=[payments])`.
+
+    Args:
+        pay_to: the address that receives the payments.
+        network: `"base"`, `"base-sepolia"` or a CAIP-2 id such as `"eip155:84532"`.
+        asset: the token, when not the network's USDC (an `Asset`).
+        settlement: the backend that verifies and settles payments (for
+            example `DevChain().settlement()` or a `LocalSettlement`).
+        ledger: a `Ledger`, or a URL (`sqlite:///path`, `postgresql://…`);
+            default: an SQLite file in the user's data directory.
+        public_url: where the payment page is reachable; links are
+            `{public_url}/pay/{paymentRequestId}`.
+        max_timeout_seconds: how long a quoted price (and a signed
+            authorization) stays valid.
+        redemption_lease_seconds: how long one tool run may hold a paid
+            request before another call may take it over (a crashed run).
+
+    Raises:
+        ConfigurationError: for an invalid payee, an unknown network, a network
+            without a known USDC and no `asset`, or no settlement backend.
+    """
+
+    identifier = "dev.x402-mcp/payments"
+
+    def __init__(
+        self,
+        pay_to: str,
+        network: str | Network = "base-sepolia",
+        *,
+        asset: Asset | None = None,
+        settlement: Settlement | None = None,
+        ledger: Ledger | str | None = None,
+        public_url: str | None = None,
+        max_timeout_seconds: int = 600,
+        redemption_lease_seconds: int = 300,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(pay_to, str) or not is_address(pay_to):
+            raise ConfigurationError(
+                f"pay_to {pay_to!r} is not an EVM address (0x followed by 40 hex digits)"
+            )
+        if settlement is None:
+            raise ConfigurationError(
+                "no settlement backend: pass settlement=... (for example DevChain().settlement(), "
+                "or LocalSettlement.from_rpc(url, key, network=...))"
+            )
+        if max_timeout_seconds < 30:
+            raise ConfigurationError("max_timeout_seconds must be at least 30 seconds")
+        self.network = _network_known_to(settlement, resolve_network(network))
+        chosen = asset or self.network.usdc
+        if chosen is None:
+            raise ConfigurationError(
+                f"no USDC address is known for {self.network.caip2}; pass asset=Asset(address, name, version)"
+            )
+        self.asset: Asset = chosen
+        self.pay_to = to_checksum_address(pay_to)
+        self.settlement = settlement
+        self.ledger: Ledger = (
+            ledger if isinstance(ledger, Ledger) else open_ledger(ledger or default_ledger_url())
+        )
+        self.public_url = public_url
+        self.max_timeout_seconds = max_timeout_seconds
+        self.redemption_lease_seconds = redemption_lease_seconds
+        self.clock = clock
+        self.server: Any = None
+        self._opened = False
+        self._open_lock = anyio.Lock()
+
+    # -- wiring into the MCP server ---------------------------------------------------------
+
+    def tools(self) -> tuple[()]:
+        # Called by MCPServer while it applies extensions: our one chance to meet it.
+        server = _sdk.server_applying_extensions()
+        if server is not None:
+            self.attach(server)
+        return ()
+
+    def attach(self, server: Any) -> None:
+        """Bind to `server` (done automatically by `MCPServer(extensions=[...])`)."""
+        if self.server is server:
+            return
+        self.server = server
+        server.middleware.append(self._advertise_prices)
+
+    def settings(self) -> dict[str, Any]:
+        return {"network": self.network.caip2, "asset": self.asset.address, "payTo": self.pay_to}
+
+    @property
+    def offer(self) -> Offer:
+        return Offer(self.network, self.asset, self.pay_to, self.public_url or DEFAULT_PUBLIC_URL)
+
+    def paid_tool(self, name: str) -> PaidTool | None:
+        """The `@paid` marker of tool `name` on the attached server, if any."""
+        if self.server is None:
+            raise ConfigurationError(
+                "Payments is not attached to a server; pass it as MCPServer(..., extensions=[payments])"
+            )
+        fn = _sdk.tool_function(self.server, name)
+        return None if fn is None else paid_spec(fn)
+
+    async def open(self) -> None:
+        """Open the ledger (done on first use; call it to fail fast at start-up)."""
+        async with self._open_lock:
+            if not self._opened:
+                await self.ledger.open()
+                self._opened = True
+
+    async def _advertise_prices(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method == "tools/list" and isinstance(result, dict):
+            for tool in result.get("tools", []):
+                spec = self.paid_tool(tool.get("name", ""))
+                if spec is not None:
+                    self._describe_paid_tool(tool, spec)
+        return result
+
+    def _describe_paid_tool(self, tool: dict[str, Any], spec: PaidTool) -> None:
+        if spec.is_dynamic:
+            note, price = "Paid tool: the price depends on the arguments (USDC via x402).", None
+        else:
+            atomic = spec.atomic_price({}, self.asset.decimals)
+            price = str(atomic)
+            note = f"Paid tool: {format_usd(atomic, self.asset.decimals)} per call (USDC via x402)."
+        tool["description"] = f"{tool.get('description') or ''}\n\n{note}".strip()
+        tool["_meta"] = {
+            **(tool.get("_meta") or {}),
+            META_PRICE: {
+                "amount": price,
+                "asset": self.asset.address,
+                "network": self.network.caip2,
+                "payTo": self.pay_to,
+                "dynamic": spec.is_dynamic,
+            },
+        }
+        schema = tool.get("inputSchema")
+        if isinstance(schema, dict):
+            properties = schema.setdefault("properties", {})
+            properties.setdefault(
+                REQUEST_ID_ARGUMENT,
+                {
+                    "type": "string",
+                    "description": "Optional: the paymentRequestId of a payment already made for this tool.",
+                },
+            )
+
+    # -- the gate -----------------------------------------------------------------------------
+
+    async def intercept_tool_call(
+        self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        spec = self.paid_tool(params.name)
+        if spec is None:
+            return await call_next(ctx)
+        arguments = params.arguments if params.arguments is not None else {}
+        # The tool's own function never sees our argument (it is not in its signature).
+        explicit_id = arguments.pop(REQUEST_ID_ARGUMENT, None)
+        meta: Mapping[str, Any] = params.meta or {}
+        explicit_id = explicit_id or meta.get(META_REQUEST_ID)
+        call = _Call(params.name, spec, caller_of(ctx), ctx, call_next)
+        try:
+            await self.open()
+            price = spec.atomic_price(arguments, self.asset.decimals)
+        except ConfigurationError:
+            logger.exception("could not price a call of paid tool %r", params.name)
+            return failure_result(
+                "This tool's price could not be computed, so it did not run; nothing was charged."
+            )
+        except LedgerError:
+            logger.exception("the payment ledger could not be opened")
+            return failure_result(
+                "The payment ledger is unavailable, so this paid tool cannot run right now."
+            )
+        try:
+            if META_PAYMENT in meta:
+                return await self._pay(call, price, meta[META_PAYMENT])
+            if explicit_id is not None:
+                return await self._redeem_by_id(call, price, str(explicit_id))
+            if call.caller is not None:
+                found = await self.ledger.find_redeemable(
+                    tool=call.tool, caller=call.caller, now=self.clock()
+                )
+                if found is not None and found.price >= price:
+                    return await self._run_paid(call, found)
+            request = await self._issue(call, price)
+            return challenge_result(request, self.offer, now=self.clock())
+        except _Refused as refused:
+            return await self._refuse(call, price, refused.error, refused.request)
+        except PaymentError as error:
+            return await self._refuse(call, price, error, None)
+        except (SettlementError, LedgerError) as crash:
+            part = "settlement backend" if isinstance(crash, SettlementError) else "payment ledger"
+            logger.error("paid call of %r failed in the %s", call.tool, part, exc_info=crash)
+            return failure_result(CRASH_MESSAGE.format(part=part, request_id=call.request_id or "none"))
+
+    async def _issue(self, call: _Call, price: int) -> PaymentRequest:
+        now = self.clock()
+        request = PaymentRequest(
+            id="pr_" + secrets.token_urlsafe(18),
+            tool=call.tool,
+            price=price,
+            asset=self.asset.address,
+            network=self.network.caip2,
+            pay_to=self.pay_to,
+            caller=call.caller,
+            created_at=now,
+            expires_at=now + self.max_timeout_seconds,
+            max_timeout_seconds=self.max_timeout_seconds,
+            description=call.spec.description or call.tool,
+        )
+        await self.ledger.issue(request)
+        call.request_id = request.id
+        return request
+
+    async def _refuse(
+        self, call: _Call, price: int, error: PaymentError, request: PaymentRequest | None
+    ) -> CallToolResult:
+        now = self.clock()
+        await self.ledger.audit(
+            request.id if request else None, "refused", f"{call.tool}: {error.reason}: {error}", now=now
+        )
+        logger.info("refused a payment for %r: %s (%s)", call.tool, error, error.reason)
+        if request is not None and request.state is State.ISSUED and not request.is_expired(now):
+            # The same request can still be paid: point at it again, changing nothing.
+            return challenge_result(request, self.offer, now=now, error=str(error))
+        # Nothing payable to point at: quote afresh, as for an unpaid call.
+        fresh = await self._issue(call, price)
+        result = challenge_result(fresh, self.offer, now=now, error=str(error))
+        return result
+
+    # -- paying with _meta["x402/payment"] ----------------------------------------------------
+
+    async def _pay(self, call: _Call, price: int, raw: Any) -> CallToolResult:
+        payload = parse_payment_payload(raw)
+        request = await self._request_paid_by(call, price, payload)
+        call.request_id = request.id
+        requirements = requirements_for(request, self.asset)
+        now = self.clock()
+        try:
+            if request.state in (State.PAID, State.REDEEMING) and _same_authorization(
+                request.payload, payload
+            ):
+                # The tool failed after this very payment settled: it may run again.
+                return await self._run_paid(call, request)
+            _check_payable(request, price, now, self.asset.decimals)
+            match_payment(payload, requirements, self.network, now=now)
+            request = await self._transition(request, Event.BEGIN_SETTLEMENT, payload=payload.to_json())
+        except PaymentError as error:
+            raise _Refused(error, request) from None
+        if call.spec.settle is SettleOrder.AFTER:
+            return await self._verify_run_settle(call, request, payload, requirements)
+        await self._verify(request, payload, requirements)
+        paid = await self._settle(request, payload, requirements)
+        return await self._run_paid(call, paid)
+
+    async def _request_paid_by(self, call: _Call, price: int, payload: AnyPaymentPayload) -> PaymentRequest:
+        request_id = referenced_request_id(payload)
+        if request_id is None:
+            # A payer that built its payment without our id (x402 v1, or requirements
+            # it learned elsewhere): quote now and let the payment answer that quote.
+            return await self._issue(call, price)
+        request = await self.ledger.get(request_id)
+        if request is None:
+            raise UnknownPaymentRequest(f"there is no payment request {request_id}")
+        if request.tool != call.tool:
+            raise _Refused(
+                PaymentMismatch(
+                    f"payment request {request_id} is for tool {request.tool!r}, not {call.tool!r}"
+                ),
+                None,
+            )
+        return request
+
+    async def _verify(
+        self, request: PaymentRequest, payload: AnyPaymentPayload, requirements: PaymentRequirements
+    ) -> None:
+        try:
+            verdict = await self.settlement.verify(payload, requirements)
+        except BaseException:
+            # Verification moves no money, so the request is safely payable again.
+            with anyio.CancelScope(shield=True):
+                await self._transition(request, Event.SETTLEMENT_FAILED)
+            raise
+        if not verdict.is_valid:
+            await self._transition(request, Event.SETTLEMENT_FAILED)
+            refreshed = await self.ledger.get(request.id)
+            raise _Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), refreshed)
+
+    async def _settle(
+        self, request: PaymentRequest, payload: AnyPaymentPayload, requirements: PaymentRequirements
+    ) -> PaymentRequest:
+        # A SettlementError here leaves the request in `settling` with its payload:
+        # the transaction may have been broadcast, so only the chain can tell.
+        receipt = await self.settlement.settle(payload, requirements)
+        if not receipt.success:
+            await self._transition(request, Event.SETTLEMENT_FAILED)
+            refreshed = await self.ledger.get(request.id)
+            raise _Refused(payment_error_for(receipt.error_reason, receipt.error_message), refreshed)
+        record = SettlementRecord(
+            tx_hash=receipt.transaction,
+            payer=receipt.payer or payload.payload.authorization.from_,
+            amount=request.price,
+            asset=request.asset,
+            network=request.network,
+            settled_at=self.clock(),
+        )
+        logger.info("settled %s for %r in %s", format_usd(request.price), request.tool, receipt.transaction)
+        return await self._transition(request, Event.SETTLED, settlement=record)
+
+    async def _verify_run_settle(
+        self,
+        call: _Call,
+        request: PaymentRequest,
+        payload: AnyPaymentPayload,
+        requirements: PaymentRequirements,
+    ) -> CallToolResult:
+        """The x402 spec's order: verify, run, settle on success, withhold output otherwise."""
+        await self._verify(request, payload, requirements)
+        try:
+            result = await call.call_next(call.ctx)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._transition(request, Event.SETTLEMENT_FAILED)
+            raise
+        if not isinstance(result, CallToolResult) or result.is_error:
+            await self._transition(request, Event.SETTLEMENT_FAILED)
+            return result  # type: ignore[return-value]
+        try:
+            paid = await self._settle(request, payload, requirements)
+        except _Refused as refused:
+            logger.warning("settlement failed after %r ran; its output is withheld", call.tool)
+            message = f"Settlement failed, so the result is withheld: {refused.error}"
+            return refusal_result(message, payment_required(request, self.asset, error=message))
+        claimed = await self._transition(
+            paid, Event.CLAIM, lease_until=self.clock() + self.redemption_lease_seconds
+        )
+        return await self._finish(claimed, result)
+
+    # -- redeeming a paid request -------------------------------------------------------------
+
+    async def _redeem_by_id(self, call: _Call, price: int, request_id: str) -> CallToolResult:
+        request = await self.ledger.get(request_id)
+        if request is None:
+            raise UnknownPaymentRequest(f"there is no payment request {request_id}")
+        call.request_id = request.id
+        if request.tool != call.tool:
+            raise PaymentMismatch(
+                f"payment request {request_id} is for tool {request.tool!r}, not {call.tool!r}"
+            )
+        now = self.clock()
+        if request.state is State.ISSUED:
+            if request.is_expired(now):
+                raise PaymentExpired(f"payment request {request_id} expired unpaid")
+            return challenge_result(
+                request, self.offer, now=now, error="this payment request is not paid yet"
+            )
+        if request.price < price:
+            raise _Refused(_underpaid(request, price, self.asset.decimals), None)
+        return await self._run_paid(call, request)
+
+    async def _run_paid(self, call: _Call, request: PaymentRequest) -> CallToolResult:
+        call.request_id = request.id
+        now = self.clock()
+        claimed = await self._transition(
+            request, Event.CLAIM, lease_until=now + self.redemption_lease_seconds
+        )
+        try:
+            result = await call.call_next(call.ctx)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._transition(claimed, Event.RELEASE)
+            raise
+        if not isinstance(result, CallToolResult) or result.is_error:
+            # A failed run keeps the payment: the same request can be redeemed again.
+            await self._transition(claimed, Event.RELEASE)
+            return result  # type: ignore[return-value]
+        return await self._finish(claimed, result)
+
+    async def _finish(self, claimed: PaymentRequest, result: CallToolResult) -> CallToolResult:
+        consumed = await self._transition(
+            claimed, Event.CONSUME, result=result.model_dump_json(by_alias=True, exclude_none=True)
+        )
+        result.meta = {**(result.meta or {}), **receipt_meta(consumed)}
+        return result
+
+    async def _transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
+        try:
+            return await self.ledger.transition(request.id, event, now=self.clock(), **changes)
+        except StateConflict as conflict:
+            raise _Refused(_conflict_error(conflict), None) from None
+
+
+class _Call:
+    """One intercepted `tools/call` of a paid tool."""
+
+    __slots__ = ("call_next", "caller", "ctx", "request_id", "spec", "tool")
+
+    def __init__(
+        self,
+        tool: str,
+        spec: PaidTool,
+        caller: str | None,
+        ctx: ServerRequestContext[Any, Any],
+        call_next: CallNext,
+    ) -> None:
+        self.tool = tool
+        self.spec = spec
+        self.caller = caller
+        self.ctx = ctx
+        self.call_next = call_next
+        self.request_id: str | None = None
+
+
+class _Refused(Exception):
+    """A `PaymentError`, with the request it concerns when that one is still payable."""
+
+    def __init__(self, error: PaymentError, request: PaymentRequest | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.request = request
+
+
+def _check_payable(request: PaymentRequest, price: int, now: float, decimals: int) -> None:
+    if request.state is State.CONSUMED:
+        raise PaymentReplayed(f"payment request {request.id} was already paid and used")
+    if request.state in (State.PAID, State.REDEEMING):
+        raise PaymentReplayed(
+            f"payment request {request.id} is already paid; call the tool again without a payment to use it"
+        )
+    if request.state is State.SETTLING:
+        raise PaymentInProgress(f"payment request {request.id} is being settled by another call")
+    if request.state is State.EXPIRED or request.is_expired(now):
+        raise PaymentExpired(f"payment request {request.id} has expired; pay the new one")
+    if request.price < price:
+        raise _underpaid(request, price, decimals)
+
+
+def _underpaid(request: PaymentRequest, price: int, decimals: int) -> PaymentMismatch:
+    return PaymentMismatch(
+        f"payment request {request.id} covers {format_usd(request.price, decimals)}, "
+        f"but this call costs {format_usd(price, decimals)}",
+        reason="invalid_exact_evm_payload_authorization_value_mismatch",
+    )
+
+
+def _conflict_error(conflict: StateConflict) -> PaymentError:
+    current = conflict.current
+    if current in (State.SETTLING, State.REDEEMING):
+        return PaymentInProgress(
+            f"payment request {conflict.request_id} is in use by another call; try again"
+        )
+    if current == State.CONSUMED:
+        return PaymentReplayed(f"payment request {conflict.request_id} was already used")
+    if current == State.EXPIRED:
+        return PaymentExpired(f"payment request {conflict.request_id} has expired")
+    if current in (State.PAID,):
+        return PaymentReplayed(f"payment request {conflict.request_id} is already paid")
+    return UnknownPaymentRequest(
+        f"payment request {conflict.request_id} is not payable ({current or 'missing'})"
+    )
+
+
+def _same_authorization(stored_payload: str | None, payload: AnyPaymentPayload) -> bool:
+    if stored_payload is None:
+        return False
+    try:
+        stored = parse_payment_payload(stored_payload)
+    except PaymentError:
+        return False
+    return (
+        stored.payload.authorization.nonce == payload.payload.authorization.nonce
+        and stored.payload.signature == payload.payload.signature
+    )
+
+
+def default_ledger_url() -> str:
+    """`$X402_LEDGER_URL`, else an SQLite file in the user's data directory."""
+    configured = os.environ.get("X402_LEDGER_URL")
+    if configured:
+        return configured
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{base / 'x402-mcp' / 'ledger.sqlite'}"
+
+
+def _network_known_to(settlement: Settlement, network: Network) -> Network:
+    # Local backends (the dev chain) know their chain's name and the token they settle in.
+    known = getattr(settlement, "network", None)
+    if isinstance(known, Network) and known.caip2 == network.caip2 and network.usdc is None:
+        return known
+    return network

@@ -1,0 +1,14 @@
+"""Ledgers: where payment requests, settlements and the audit trail live.
+
+`open_ledger(url_or_path)` picks the backend: `SQLiteLedger` for a file (the
+default, one machine), `PostgresLedger` for a database shared by replicas.
+psycopg is imported only when a `PostgresLedger` is made, so the package works
+without the `postgres` extra.
+"""
+
+from ._open import open_ledger
+from .base import Ledger, PaymentRequest, SettlementRecord
+from .postgres import PostgresLedger
+from .sqlite import SQLiteLedger
+
+__all__ = ["Ledger", "PaymentRequest", "PostgresLedger", "SQLiteLedger", "SettlementRecord", "open_ledger"]

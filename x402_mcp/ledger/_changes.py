@@ -1,0 +1,184 @@
+"""What a lifecycle event writes, worked out before any SQL runs.
+
+Both ledgers turn a `transition()` call into a `Change` here (and render it
+with `_sql.update_sql`), so the two backends cannot drift apart on which
+arguments an event needs, which columns it sets, or which rows it may move.
+This module does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from ..errors import LedgerError
+from ..lifecycle import TRANSITIONS, Event, State
+from .base import PaymentRequest, SettlementRecord
+
+#: Columns of `payment_requests`, in the order of the dataclass fields.
+COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(PaymentRequest))
+
+#: Amounts are uint256 on chain; this bound (exclusive) also fits NUMERIC(78,0).
+AMOUNT_LIMIT = 2**256
+
+
+def check_amount(value: object, what: str) -> int:
+    """Return `value` if it is a whole number of atomic units a token can hold.
+
+    Raises:
+        LedgerError: for a float, a bool, a Decimal, a negative number or one of 2**256 or more.
+    """
+    if type(value) is not int or not 0 <= value < AMOUNT_LIMIT:
+        raise LedgerError(f"{what} must be an int of atomic units in [0, 2**256), not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One compare-and-set on a payment request row.
+
+    The row moves to `target` only if its state is one of `sources` (or, for a
+    claim, it is `redeeming` under a lapsed lease), and, when
+    `requires_unexpired`, only while `expires_at > now`.
+    """
+
+    event: Event
+    sources: tuple[State, ...]
+    target: State
+    sets: tuple[tuple[str, object], ...]
+    now: float
+    reclaims_lapsed_lease: bool = False
+    requires_unexpired: bool = False
+    settlement: SettlementRecord | None = None
+    detail: str = ""
+
+
+# Which optional `transition()` arguments each event takes; anything else given is a caller bug.
+_ARGUMENTS: dict[Event, frozenset[str]] = {
+    Event.BEGIN_SETTLEMENT: frozenset({"payload"}),
+    Event.SETTLED: frozenset({"settlement"}),
+    Event.CLAIM: frozenset({"lease_until"}),
+    Event.CONSUME: frozenset({"result"}),
+}
+
+
+def plan_transition(
+    event: Event,
+    *,
+    now: float,
+    payload: str | None = None,
+    settlement: SettlementRecord | None = None,
+    lease_until: float | None = None,
+    result: str | None = None,
+) -> Change:
+    """The change `event` makes, with its arguments checked.
+
+    Raises:
+        LedgerError: an argument the event needs is missing, or one it does not
+            take was given (nothing is written).
+    """
+    given = {"payload": payload, "settlement": settlement, "lease_until": lease_until, "result": result}
+    allowed = _ARGUMENTS.get(event, frozenset())
+    extra = sorted(name for name, value in given.items() if value is not None and name not in allowed)
+    if extra:
+        raise LedgerError(f"{event.value} takes no {', '.join(extra)}")
+    transition = TRANSITIONS[event]
+    sources = tuple(sorted(transition.sources))
+    sets: tuple[tuple[str, object], ...] = ()
+    detail = f"-> {transition.target.value}"
+    if event is Event.BEGIN_SETTLEMENT:
+        sets = (("payload", payload),)
+    elif event is Event.SETTLED:
+        if settlement is None:
+            raise LedgerError("settled needs the settlement record it stores")
+        check_amount(settlement.amount, "settlement amount")
+        sets = (
+            ("tx_hash", settlement.tx_hash),
+            ("payer", settlement.payer),
+            ("paid_at", settlement.settled_at),
+        )
+        detail += (
+            f": tx {settlement.tx_hash} on {settlement.network},"
+            f" {settlement.amount} units of {settlement.asset} from {settlement.payer}"
+        )
+    elif event is Event.CLAIM:
+        # A lease that has already lapsed would make the claim void the moment it is taken.
+        if lease_until is None or lease_until <= now:
+            raise LedgerError(f"claim needs a lease_until later than now ({now}), not {lease_until!r}")
+        sets = (("lease_until", lease_until),)
+        detail += f" until {lease_until}"
+    elif event is Event.CONSUME:
+        sets = (("consumed_at", now), ("result", result), ("lease_until", None))
+    elif event is Event.RELEASE:
+        sets = (("lease_until", None),)
+    return Change(
+        event=event,
+        sources=sources,
+        target=transition.target,
+        sets=sets,
+        now=now,
+        reclaims_lapsed_lease=event is Event.CLAIM,
+        requires_unexpired=event is Event.BEGIN_SETTLEMENT,
+        settlement=settlement,
+        detail=detail,
+    )
+
+
+def expires_instead(change: Change, state: str, expires_at: float) -> bool:
+    """Whether a refused `change` found a request that it must expire instead.
+
+    A settlement must not start on a quote past its expiry; the ledger then
+    records the request as expired, so it shows what the caller was told.
+    """
+    return change.event is Event.BEGIN_SETTLEMENT and state == State.ISSUED and expires_at <= change.now
+
+
+def expiry(now: float, reason: str) -> Change:
+    """The change that expires an issued request, with `reason` in its audit line."""
+    change = plan_transition(Event.EXPIRE, now=now)
+    return replace(change, detail=f"{change.detail}: {reason}")
+
+
+def request_values(request: PaymentRequest, *, amount: Callable[[int], object]) -> list[object]:
+    """The request's column values in `COLUMNS` order, its price passed through `amount`.
+
+    Raises:
+        LedgerError: the request is not freshly `issued`, or its price is not a
+            valid amount.
+    """
+    if request.state is not State.ISSUED:
+        raise LedgerError(f"issue stores new requests only; {request.id} is {request.state.value}")
+    return [
+        amount(check_amount(request.price, "price")) if column == "price" else getattr(request, column)
+        for column in COLUMNS
+    ]
+
+
+def request_from_row(row: Sequence[Any]) -> PaymentRequest:
+    """A `PaymentRequest` from a row selected as `COLUMNS` (price as text, int or Decimal)."""
+    values = dict(zip(COLUMNS, row, strict=True))
+    values["price"] = int(values["price"])
+    values["state"] = State(values["state"])
+    return PaymentRequest(**values)
+
+
+def settlement_from_row(row: Sequence[Any]) -> SettlementRecord:
+    """A `SettlementRecord` from (tx_hash, payer, amount, asset, network, settled_at)."""
+    tx_hash, payer, amount, asset, network, settled_at = row
+    return SettlementRecord(tx_hash, payer, int(amount), asset, network, float(settled_at))
+
+
+def duplicate_settlement(settlement: SettlementRecord) -> LedgerError:
+    """The error for a settlement whose transaction already paid for a request."""
+    return LedgerError(
+        f"settlement {settlement.tx_hash} on {settlement.network} is already recorded:"
+        " one settlement pays for one request"
+    )
+
+
+def issue_detail(request: PaymentRequest) -> str:
+    """The audit line written when a request is issued."""
+    return (
+        f"{request.tool}: {request.price} units of {request.asset} on {request.network} to {request.pay_to}"
+    )

@@ -1,0 +1,109 @@
+"""The ledger protocol and the records it keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..lifecycle import Event, State
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRecord:
+    """One settlement on chain: what moved, from whom, in which transaction."""
+
+    tx_hash: str
+    payer: str
+    amount: int
+    asset: str
+    network: str
+    settled_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    """A price quoted to one caller for one tool call, and what became of it.
+
+    `price` is in atomic units of `asset`. `caller` is who it was issued to
+    (`stdio:<uuid>`, `session:<Mcp-Session-Id>`, `principal:<id>`), or None when
+    the host gave no identity and the id itself is the capability.
+    """
+
+    id: str
+    tool: str
+    price: int
+    asset: str
+    network: str
+    pay_to: str
+    caller: str | None
+    created_at: float
+    expires_at: float
+    max_timeout_seconds: int
+    state: State = State.ISSUED
+    description: str = ""
+    payload: str | None = None
+    tx_hash: str | None = None
+    payer: str | None = None
+    paid_at: float | None = None
+    lease_until: float | None = None
+    consumed_at: float | None = None
+    result: str | None = None
+
+    def is_expired(self, now: float) -> bool:
+        return self.state is State.ISSUED and now >= self.expires_at
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """Durable storage of payment requests, settlements and an audit trail.
+
+    Every state change goes through `transition`, which applies the lifecycle
+    table as one atomic compare-and-set and raises `StateConflict` when the
+    request is not in a source state of the event (so two concurrent callers
+    can never both claim one payment).
+    """
+
+    async def open(self) -> None:
+        """Create or migrate the schema; idempotent."""
+
+    async def close(self) -> None: ...
+
+    async def issue(self, request: PaymentRequest) -> None:
+        """Store a newly minted request (state `issued`)."""
+
+    async def get(self, request_id: str) -> PaymentRequest | None: ...
+
+    async def transition(
+        self,
+        request_id: str,
+        event: Event,
+        *,
+        now: float,
+        payload: str | None = None,
+        settlement: SettlementRecord | None = None,
+        lease_until: float | None = None,
+        result: str | None = None,
+    ) -> PaymentRequest:
+        """Move a request along the lifecycle and return it as it now stands.
+
+        `payload` is stored with `begin_settlement`; `settlement` is recorded
+        (in the settlements table and on the request) with `settled`;
+        `lease_until` goes with `claim`; `result` with `consume`.
+
+        Raises:
+            StateConflict: the request is missing or not in a source state.
+        """
+        ...
+
+    async def find_redeemable(self, *, tool: str, caller: str, now: float) -> PaymentRequest | None:
+        """The oldest paid, unclaimed request for `tool` issued to `caller`."""
+        ...
+
+    async def settlements(self, request_id: str | None = None) -> list[SettlementRecord]: ...
+
+    async def audit(self, request_id: str | None, event: str, detail: str, *, now: float) -> None:
+        """Append a line to the audit trail (refused payments leave only this)."""
+
+    async def audit_trail(
+        self, request_id: str | None = None
+    ) -> list[tuple[float, str | None, str, str]]: ...

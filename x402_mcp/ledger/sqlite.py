@@ -1,0 +1,441 @@
+"""A ledger in one SQLite file, safe to share between tasks, threads and processes.
+
+Connections: one writer connection behind an `anyio.CapacityLimiter(1)`, and a
+few read-only connections behind a limiter of their own; every call runs in a
+worker thread. SQLite admits one writer at a time whatever we do. Queueing our
+writers on the limiter hands the write lock over in microseconds and in FIFO
+order, where writers on separate connections would collide and back off in
+SQLite's busy handler (sleeps of 1 to 100 ms). In WAL mode the readers run
+beside the writer and see the last committed state. Another process that
+shares the file still meets ours in SQLite's own locks, so every write
+transaction is `BEGIN IMMEDIATE` under a busy timeout: it takes the write lock
+up front and waits for it, where a deferred transaction that upgrades later can
+fail with SQLITE_BUSY without waiting.
+
+Amounts are TEXT of decimal digits, kept canonical by a CHECK: SQLite's INTEGER
+stops at 2**63 - 1 (under ten tokens of an 18-decimal asset) and REAL rounds.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from ..errors import LedgerError, StateConflict
+from ..lifecycle import Event, State
+from ._changes import (
+    Change,
+    duplicate_settlement,
+    expires_instead,
+    expiry,
+    issue_detail,
+    plan_transition,
+    request_from_row,
+    request_values,
+    settlement_from_row,
+)
+from ._migrations import Migration, pending
+from ._sql import SETTLEMENT_COLUMNS, Queries, Tables, update_sql
+from .base import PaymentRequest, SettlementRecord
+
+T = TypeVar("T")
+
+_TABLES = Tables.with_prefix()
+_Q = Queries.render(_TABLES, "?")
+_INSERT_SETTLEMENT = (
+    f"INSERT INTO settlements (request_id, {SETTLEMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _digits(column: str) -> str:
+    """A CHECK that `column` is a canonical decimal integer of at least zero, as text."""
+    return (
+        f"CHECK ({column} GLOB '[0-9]*' AND {column} NOT GLOB '*[^0-9]*'"
+        f" AND ({column} = '0' OR {column} NOT GLOB '0*'))"
+    )
+
+
+_STATES = ", ".join(f"'{state.value}'" for state in State)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "payment requests, settlements, audit",
+        (
+            f"""CREATE TABLE payment_requests (
+                id TEXT PRIMARY KEY,
+                tool TEXT NOT NULL,
+                price TEXT NOT NULL {_digits("price")},
+                asset TEXT NOT NULL,
+                network TEXT NOT NULL,
+                pay_to TEXT NOT NULL,
+                caller TEXT,
+                created_at REAL NOT NULL,
+                expires_at REAL NOT NULL,
+                max_timeout_seconds INTEGER NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ({_STATES})),
+                description TEXT NOT NULL,
+                payload TEXT,
+                tx_hash TEXT,
+                payer TEXT,
+                paid_at REAL,
+                lease_until REAL,
+                consumed_at REAL,
+                result TEXT
+            )""",
+            "CREATE INDEX payment_requests_redeemable ON payment_requests (tool, caller, state, created_at)",
+            "CREATE INDEX payment_requests_expiry ON payment_requests (expires_at) WHERE state = 'issued'",
+            f"""CREATE TABLE settlements (
+                network TEXT NOT NULL,
+                tx_hash TEXT NOT NULL,
+                request_id TEXT NOT NULL REFERENCES payment_requests (id),
+                payer TEXT NOT NULL,
+                amount TEXT NOT NULL {_digits("amount")},
+                asset TEXT NOT NULL,
+                settled_at REAL NOT NULL,
+                PRIMARY KEY (network, tx_hash)
+            )""",
+            "CREATE INDEX settlements_request ON settlements (request_id)",
+            """CREATE TABLE audit (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                request_id TEXT,
+                at REAL NOT NULL,
+                event TEXT NOT NULL,
+                detail TEXT NOT NULL
+            )""",
+            "CREATE INDEX audit_request ON audit (request_id, id)",
+        ),
+    ),
+)
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, holding SQLite's write lock from its first statement."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+@dataclass(slots=True)
+class _Connections:
+    writer: sqlite3.Connection
+    write_limiter: anyio.CapacityLimiter
+    idle_readers: list[sqlite3.Connection]
+    read_limiter: anyio.CapacityLimiter | None  # None: reads share the writer (":memory:" or readers=0)
+
+
+class SQLiteLedger:
+    """The `Ledger` in a SQLite database file (created on `open()` if missing).
+
+    `path` may be `":memory:"` for a private in-process database, handy in
+    tests; it then lives as long as the ledger stays open. `readers` is the
+    number of read-only connections serving `get`, `find_redeemable`,
+    `settlements` and `audit_trail` beside the one writer; `busy_timeout` is
+    how long (seconds) a write waits for another process holding the file's
+    write lock before it fails with `LedgerError`.
+
+    Every transition also appends a line to the audit trail, in the same
+    transaction.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, readers: int = 4, busy_timeout: float = 5.0) -> None:
+        self.path = os.fspath(path)
+        self._memory = self.path == ":memory:"
+        self._readers = 0 if self._memory else max(readers, 0)
+        self._busy_timeout = busy_timeout
+        self._connections: _Connections | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteLedger({self.path!r})"
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the file and its tables, or bring an older schema up to date.
+
+        Safe to call twice, and from several processes at once (the migration
+        runs in one `BEGIN IMMEDIATE` transaction).
+
+        Raises:
+            LedgerError: the file cannot be opened or put in WAL mode, or it was
+                migrated by a newer x402-mcp.
+        """
+        if self._connections is not None:
+            return
+        opened: list[sqlite3.Connection] = []
+        try:
+            with self._translate():
+                writer = await anyio.to_thread.run_sync(self._connect, False)
+                opened.append(writer)
+                await anyio.to_thread.run_sync(self._migrate, writer)
+                for _ in range(self._readers):
+                    opened.append(await anyio.to_thread.run_sync(self._connect, True))
+        except BaseException:
+            for conn in opened:
+                conn.close()
+            raise
+        self._connections = _Connections(
+            writer=writer,
+            write_limiter=anyio.CapacityLimiter(1),
+            idle_readers=opened[1:],
+            read_limiter=anyio.CapacityLimiter(self._readers) if self._readers else None,
+        )
+
+    async def close(self) -> None:
+        """Close every connection once the calls in flight have finished; idempotent."""
+        connections, self._connections = self._connections, None
+        if connections is None:
+            return
+        async with connections.write_limiter:
+            await anyio.to_thread.run_sync(connections.writer.close)
+        if connections.read_limiter is not None:
+            # Take every reader token, so no read is using a connection while we close it.
+            borrowers = [object() for _ in connections.idle_readers]
+            for borrower in borrowers:
+                await connections.read_limiter.acquire_on_behalf_of(borrower)
+            try:
+                for reader in connections.idle_readers:
+                    await anyio.to_thread.run_sync(reader.close)
+                connections.idle_readers.clear()
+            finally:
+                for borrower in borrowers:
+                    connections.read_limiter.release_on_behalf_of(borrower)
+
+    # -- the Ledger protocol -------------------------------------------------------------------------
+
+    async def issue(self, request: PaymentRequest) -> None:
+        """Store a newly minted request and note it in the audit trail.
+
+        Raises:
+            LedgerError: the id is taken, the request is not `issued`, or its
+                price is not a whole number of atomic units below 2**256.
+        """
+        values = request_values(request, amount=str)
+        await self._write(partial(self._insert_request, request, values))
+
+    async def get(self, request_id: str) -> PaymentRequest | None:
+        """The request as it now stands, or None when there is no such id."""
+        row = await self._read(lambda conn: conn.execute(_Q.get, (request_id,)).fetchone())
+        return None if row is None else request_from_row(row)
+
+    async def transition(
+        self,
+        request_id: str,
+        event: Event,
+        *,
+        now: float,
+        payload: str | None = None,
+        settlement: SettlementRecord | None = None,
+        lease_until: float | None = None,
+        result: str | None = None,
+    ) -> PaymentRequest:
+        """Apply `event` as one compare-and-set and return the request as it now stands.
+
+        Raises:
+            StateConflict: the request is missing (`current` None) or not in a
+                state `event` starts from. A `begin_settlement` on an issued
+                request at or past `expires_at` expires it and reports
+                `current == "expired"`.
+            LedgerError: an argument is missing or misplaced, or the settlement's
+                transaction is already recorded (for any request).
+        """
+        change = plan_transition(
+            event, now=now, payload=payload, settlement=settlement, lease_until=lease_until, result=result
+        )
+        row, current = await self._write(partial(self._apply, request_id, change))
+        if row is None:
+            raise StateConflict(request_id, event.value, current)
+        return request_from_row(row)
+
+    async def find_redeemable(self, *, tool: str, caller: str, now: float) -> PaymentRequest | None:
+        """The oldest request of `caller` for `tool` that is paid, or redeeming under a lapsed lease."""
+        row = await self._read(lambda conn: conn.execute(_Q.redeemable, (tool, caller, now)).fetchone())
+        return None if row is None else request_from_row(row)
+
+    async def settlements(self, request_id: str | None = None) -> list[SettlementRecord]:
+        """Recorded settlements, oldest first: all of them, or those of one request."""
+        if request_id is None:
+            rows = await self._read(lambda conn: conn.execute(_Q.settlements).fetchall())
+        else:
+            rows = await self._read(lambda conn: conn.execute(_Q.settlements_of, (request_id,)).fetchall())
+        return [settlement_from_row(row) for row in rows]
+
+    async def audit(self, request_id: str | None, event: str, detail: str, *, now: float) -> None:
+        """Append one line to the audit trail."""
+
+        def append(conn: sqlite3.Connection) -> None:
+            with _immediate(conn):
+                conn.execute(_Q.insert_audit, (request_id, now, event, detail))
+
+        await self._write(append)
+
+    async def audit_trail(self, request_id: str | None = None) -> list[tuple[float, str | None, str, str]]:
+        """Audit lines `(at, request_id, event, detail)` in the order written: all, or one request's."""
+        if request_id is None:
+            rows = await self._read(lambda conn: conn.execute(_Q.audit_trail).fetchall())
+        else:
+            rows = await self._read(lambda conn: conn.execute(_Q.audit_trail_of, (request_id,)).fetchall())
+        return [(at, rid, event, detail) for at, rid, event, detail in rows]
+
+    # -- beyond the protocol -------------------------------------------------------------------------
+
+    async def expire_overdue(self, *, now: float) -> list[str]:
+        """Expire every issued request whose `expires_at` is at or before `now`; return their ids."""
+        change = expiry(now, "overdue")
+
+        def sweep(conn: sqlite3.Connection) -> list[str]:
+            with _immediate(conn):
+                ids = [
+                    request_id
+                    for (request_id,) in conn.execute(
+                        f"SELECT id FROM {_TABLES.requests} WHERE state = ? AND expires_at <= ? ORDER BY id",
+                        (State.ISSUED.value, now),
+                    )
+                ]
+                for request_id in ids:
+                    self._compare_and_set(conn, request_id, change)
+                return ids
+
+        return await self._write(sweep)
+
+    # -- inside the worker threads -------------------------------------------------------------------
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        if not self._memory and not readonly:
+            # The default path lives in the user's data directory, which may not exist yet.
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; every write says BEGIN IMMEDIATE itself.
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            if not self._memory and not readonly:
+                (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+                if mode != "wal":
+                    raise LedgerError(f"SQLite ledger {self.path}: the file system refused WAL mode ({mode})")
+            # With WAL, NORMAL survives a crashed process; only a power cut may lose the last commits.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if readonly:
+                conn.execute("PRAGMA query_only=ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        with _immediate(conn):
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {_TABLES.migrations}"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            applied = [version for (version,) in conn.execute(f"SELECT version FROM {_TABLES.migrations}")]
+            for migration in pending(MIGRATIONS, applied, where=f"SQLite ledger {self.path}"):
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    f"INSERT INTO {_TABLES.migrations} (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+
+    def _insert_request(
+        self, request: PaymentRequest, values: list[object], conn: sqlite3.Connection
+    ) -> None:
+        with _immediate(conn):
+            try:
+                conn.execute(_Q.insert_request, values)
+            except sqlite3.IntegrityError as exc:
+                raise LedgerError(f"payment request {request.id} already exists") from exc
+            conn.execute(_Q.insert_audit, (request.id, request.created_at, "issue", issue_detail(request)))
+
+    def _apply(
+        self, request_id: str, change: Change, conn: sqlite3.Connection
+    ) -> tuple[tuple[Any, ...] | None, str | None]:
+        """The updated row, or None and the state that refused the change (None: no such request)."""
+        with _immediate(conn):
+            if self._compare_and_set(conn, request_id, change):
+                return conn.execute(_Q.get, (request_id,)).fetchone(), None
+            # Still inside the write transaction: what we read now is what refused the change.
+            found = conn.execute(
+                f"SELECT state, expires_at FROM {_TABLES.requests} WHERE id = ?", (request_id,)
+            ).fetchone()
+            if found is None:
+                return None, None
+            state, expires_at = found
+            if expires_instead(change, state, expires_at):
+                self._compare_and_set(
+                    conn, request_id, expiry(change.now, "settlement begun after expires_at")
+                )
+                return None, State.EXPIRED.value
+            return None, str(state)
+
+    def _compare_and_set(self, conn: sqlite3.Connection, request_id: str, change: Change) -> bool:
+        sql, params = update_sql(change, request_id, table=_TABLES.requests, param="?")
+        if conn.execute(sql, params).rowcount != 1:
+            return False
+        if change.settlement is not None:
+            s = change.settlement
+            try:
+                conn.execute(
+                    _INSERT_SETTLEMENT,
+                    (request_id, s.tx_hash, s.payer, str(s.amount), s.asset, s.network, s.settled_at),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise duplicate_settlement(s) from exc
+        conn.execute(_Q.insert_audit, (request_id, change.now, change.event.value, change.detail))
+        return True
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def _open_connections(self) -> _Connections:
+        if self._connections is None:
+            raise LedgerError(f"{self!r} is not open; await ledger.open() first")
+        return self._connections
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        connections = self._open_connections()
+        with self._translate():
+            return await anyio.to_thread.run_sync(work, connections.writer, limiter=connections.write_limiter)
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        connections = self._open_connections()
+        limiter = connections.read_limiter
+        if limiter is None:
+            return await self._write(work)
+        idle = connections.idle_readers
+
+        def borrow() -> T:
+            # The limiter has as many tokens as there are readers, so one is idle unless we closed.
+            if not idle:
+                raise LedgerError(f"{self!r} was closed")
+            reader = idle.pop()
+            try:
+                return work(reader)
+            finally:
+                idle.append(reader)
+
+        with self._translate():
+            return await anyio.to_thread.run_sync(borrow, limiter=limiter)
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerError(f"SQLite ledger {self.path}: {exc}") from exc

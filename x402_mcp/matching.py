@@ -1,0 +1,102 @@
+"""Does a payment match what we asked for? (pure code, no chain)
+
+These checks run before any backend is called, so that a wrong payee, asset,
+network or amount is refused with a precise message and without a round trip.
+The backend then checks what needs the chain: signature, nonce, balance.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    InvalidSignature,
+    MalformedPayment,
+    PaymentExpired,
+    PaymentMismatch,
+    PaymentNotYetValid,
+)
+from .evm import recover_payer
+from .money import format_usd
+from .networks import Network, resolve_network, same_address
+from .wire import AnyPaymentPayload, PaymentPayload, PaymentRequirements
+
+VALID_BEFORE_GRACE_SECONDS = 6
+"""x402 facilitators want at least this long left, for the settlement to be mined."""
+
+
+def payload_network(payload: AnyPaymentPayload) -> str:
+    """The CAIP-2 network a payment is for, whatever its version."""
+    if isinstance(payload, PaymentPayload):
+        return payload.accepted.network
+    try:
+        return resolve_network(payload.network).caip2
+    except ValueError:
+        return payload.network
+
+
+def payload_scheme(payload: AnyPaymentPayload) -> str:
+    return payload.accepted.scheme if isinstance(payload, PaymentPayload) else payload.scheme
+
+
+def referenced_request_id(payload: AnyPaymentPayload) -> str | None:
+    """The `paymentRequestId` a v2 payment echoes back in `accepted.extra`, if any."""
+    if isinstance(payload, PaymentPayload):
+        value = payload.accepted.extra.get("paymentRequestId")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def match_payment(
+    payload: AnyPaymentPayload, requirements: PaymentRequirements, network: Network, *, now: float
+) -> str:
+    """Check a payment against our requirements; return the payer's address.
+
+    Raises:
+        PaymentMismatch: wrong scheme, network, asset, payee or amount.
+        PaymentExpired / PaymentNotYetValid: outside its validity window.
+        InvalidSignature: the signature does not recover to `authorization.from`.
+    """
+    scheme = payload_scheme(payload)
+    if scheme != "exact":
+        raise PaymentMismatch(f"scheme {scheme!r} is not accepted; use 'exact'", reason="unsupported_scheme")
+    paid_network = payload_network(payload)
+    if paid_network != requirements.network:
+        raise PaymentMismatch(
+            f"the payment is for network {paid_network}, but this tool is paid on "
+            f"{network.label} ({requirements.network})",
+            reason="network_mismatch",
+        )
+    if isinstance(payload, PaymentPayload) and not same_address(payload.accepted.asset, requirements.asset):
+        raise PaymentMismatch(
+            f"the payment is in asset {payload.accepted.asset}, "
+            f"but this tool is paid in {requirements.asset}",
+            reason="invalid_payment_requirements",
+        )
+    authorization = payload.payload.authorization
+    if not same_address(authorization.to, requirements.pay_to):
+        raise PaymentMismatch(
+            f"the payment goes to {authorization.to}, but this tool's payee is {requirements.pay_to}",
+            reason="invalid_exact_evm_payload_recipient_mismatch",
+        )
+    if int(authorization.value) != int(requirements.amount):
+        raise PaymentMismatch(
+            f"the payment is for {format_usd(int(authorization.value))} "
+            f"({authorization.value} atomic units); the price is {format_usd(int(requirements.amount))} "
+            f"({requirements.amount})",
+            reason="invalid_exact_evm_payload_authorization_value_mismatch",
+        )
+    if int(authorization.valid_before) < now + VALID_BEFORE_GRACE_SECONDS:
+        raise PaymentExpired("the payment authorization has expired (validBefore has passed); sign a new one")
+    if int(authorization.valid_after) > now:
+        raise PaymentNotYetValid(
+            f"the payment authorization is not valid until unix time {authorization.valid_after}"
+        )
+    payer = recover_payer(payload.payload, requirements)
+    if payer is None or not same_address(payer, authorization.from_):
+        raise InvalidSignature(
+            "the signature does not match the authorization (check the EIP-712 domain: "
+            f"name {requirements.extra.get('name')!r}, version {requirements.extra.get('version')!r}, "
+            f"chain {network.chain_id}, token {requirements.asset})"
+        )
+    if not authorization.from_:
+        raise MalformedPayment("the authorization has no payer")
+    return payer

@@ -1,0 +1,114 @@
+"""EVM networks and their USDC: CAIP-2 ids, v1 names, token addresses, EIP-712 domains."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from eth_utils.address import is_address, to_checksum_address
+
+from .errors import ConfigurationError
+from .money import USDC_DECIMALS
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """An EIP-3009 token: where it lives and the EIP-712 domain its signatures use."""
+
+    address: str
+    name: str
+    version: str = "2"
+    decimals: int = USDC_DECIMALS
+    symbol: str = "USDC"
+
+    def __post_init__(self) -> None:
+        if not is_address(self.address):
+            raise ConfigurationError(f"asset address {self.address!r} is not an EVM address")
+        object.__setattr__(self, "address", to_checksum_address(self.address))
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """An EVM chain as x402 names it.
+
+    `caip2` is the v2 identifier (`eip155:84532`); `v1_name` is the v1 one
+    (`base-sepolia`) where a known chain has it; `usdc` is the default asset.
+    """
+
+    caip2: str
+    chain_id: int
+    label: str
+    v1_name: str | None = None
+    usdc: Asset | None = None
+    explorer: str | None = None
+    testnet: bool = True
+
+    def with_usdc(self, asset: Asset) -> Network:
+        return Network(
+            self.caip2, self.chain_id, self.label, self.v1_name, asset, self.explorer, self.testnet
+        )
+
+    def tx_url(self, tx_hash: str) -> str | None:
+        return f"{self.explorer}/tx/{tx_hash}" if self.explorer else None
+
+
+BASE = Network(
+    caip2="eip155:8453",
+    chain_id=8453,
+    label="Base",
+    v1_name="base",
+    usdc=Asset("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", name="USD Coin"),
+    explorer="https://basescan.org",
+    testnet=False,
+)
+BASE_SEPOLIA = Network(
+    caip2="eip155:84532",
+    chain_id=84532,
+    label="Base Sepolia",
+    v1_name="base-sepolia",
+    usdc=Asset("0x036CbD53842c5426634e7929541eC2318f3dCF7e", name="USDC"),
+    explorer="https://sepolia.basescan.org",
+)
+
+KNOWN_NETWORKS: tuple[Network, ...] = (BASE, BASE_SEPOLIA)
+
+# v1 names of chains whose USDC we do not configure; they still resolve to a chain id
+# so that v1 payloads naming them can be matched (or refused with a clear message).
+_V1_CHAIN_IDS = {
+    "ethereum": 1,
+    "avalanche": 43114,
+    "avalanche-fuji": 43113,
+    "polygon": 137,
+    "polygon-amoy": 80002,
+}
+
+_CAIP2_EVM = re.compile(r"^eip155:([1-9][0-9]{0,18})$")
+
+
+def resolve_network(name: str | Network) -> Network:
+    """`"base"`, `"base-sepolia"` or `"eip155:<chainId>"` to a `Network`.
+
+    Raises:
+        ConfigurationError: for anything else, naming the forms accepted.
+    """
+    if isinstance(name, Network):
+        return name
+    key = name.strip().lower()
+    for network in KNOWN_NETWORKS:
+        if key in (network.caip2, network.v1_name, network.label.lower()):
+            return network
+    if key in _V1_CHAIN_IDS:
+        chain_id = _V1_CHAIN_IDS[key]
+        return Network(f"eip155:{chain_id}", chain_id, key, v1_name=key, testnet=False)
+    match = _CAIP2_EVM.match(key)
+    if match is None:
+        raise ConfigurationError(
+            f"unknown network {name!r}: use 'base', 'base-sepolia' or a CAIP-2 id such as 'eip155:84532'"
+        )
+    chain_id = int(match.group(1))
+    return Network(key, chain_id, f"EVM chain {chain_id}")
+
+
+def same_address(a: str, b: str) -> bool:
+    """EVM addresses compare case-insensitively (checksums are only a display form)."""
+    return a.lower() == b.lower()

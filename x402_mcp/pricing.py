@@ -1,0 +1,107 @@
+"""`@paid`: marks a tool as paid and says how much it costs."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from .errors import ConfigurationError
+from .money import parse_usd, to_atomic
+
+PAID_ATTRIBUTE = "__x402_paid__"
+
+Price = str | Decimal | int
+PriceFunction = Callable[..., Price]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SettleOrder(enum.StrEnum):
+    """When an agent's `_meta` payment is settled relative to running the tool.
+
+    BEFORE (the default) settles first, so the tool never runs unpaid and a
+    slow tool cannot outlive the authorization window. AFTER is the x402 MCP
+    spec's order: verify, run, settle only if the tool succeeded, and withhold
+    the output when settlement fails.
+    """
+
+    BEFORE = "before"
+    AFTER = "after"
+
+
+@dataclass(frozen=True, slots=True)
+class PaidTool:
+    """What `@paid` attached to a tool function."""
+
+    price: Price | PriceFunction
+    description: str | None = None
+    settle: SettleOrder = SettleOrder.BEFORE
+
+    @property
+    def is_dynamic(self) -> bool:
+        return callable(self.price)
+
+    def atomic_price(self, arguments: Mapping[str, Any], decimals: int) -> int:
+        """The price of one call with `arguments`, in atomic units.
+
+        Raises:
+            ConfigurationError: when a price function fails or returns something
+                that is not an exact, non-negative decimal price.
+        """
+        price = self.price
+        if callable(price):
+            try:
+                price = price(**arguments)
+            except TypeError as exc:
+                raise ConfigurationError(
+                    f"the price function could not be called with {sorted(arguments)}: {exc}"
+                ) from exc
+        return to_atomic(price, decimals)
+
+
+def paid(
+    price: Price | PriceFunction,
+    *,
+    description: str | None = None,
+    settle: SettleOrder | str = SettleOrder.BEFORE,
+) -> Callable[[F], F]:
+    """Mark an MCP tool as paid.
+
+    Use it above or below `@server.tool()`; it only records the price on the
+    function, which stays exactly as it was (same schema, same behaviour for
+    free calls of other tools). The server's `Payments` extension does the rest.
+
+    Args:
+        price: dollars as a decimal string (`"0.05"`), or a function called with
+            the tool's arguments (by keyword) that returns one.
+        description: what the payment buys, shown to the payer; defaults to
+            the tool's name.
+        settle: `"before"` (default) settles an agent's payment before the
+            tool runs; `"after"` follows the x402 spec's order (verify, run,
+            settle on success, withhold output if settlement fails).
+
+    Raises:
+        TypeError: when used bare (`@paid` instead of `@paid(price=...)`).
+        ConfigurationError: for a float, negative or malformed fixed price.
+    """
+    if inspect.iscoroutinefunction(price):
+        # Price functions are plain functions; an async one is the tool itself.
+        raise TypeError('@paid needs a price: write @paid(price="0.05"), not bare @paid')
+    if not callable(price):
+        parse_usd(price)
+    spec = PaidTool(price=price, description=description, settle=SettleOrder(settle))
+
+    def mark(fn: F) -> F:
+        setattr(fn, PAID_ATTRIBUTE, spec)
+        return fn
+
+    return mark
+
+
+def paid_spec(fn: Callable[..., Any]) -> PaidTool | None:
+    """The `PaidTool` attached by `@paid`, if any."""
+    spec = getattr(fn, PAID_ATTRIBUTE, None)
+    return spec if isinstance(spec, PaidTool) else None

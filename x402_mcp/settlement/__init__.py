@@ -1,0 +1,5 @@
+"""Settlement backends: local on-chain settlement, and (later) remote facilitators."""
+
+from .base import Settlement
+
+__all__ = ["Settlement"]

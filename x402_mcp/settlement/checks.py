@@ -1,0 +1,197 @@
+"""The exact-EVM checks a facilitator makes before it asks the chain (x402 `verify`, steps 1-9).
+
+Pure code: no node, no clock of its own. The order and the reason codes follow the
+official Python facilitator, so a payer gets the same answer from us as from
+x402.org. What only the chain can tell (nonce already used, balance, contract
+signers) is left to the backend that calls `check_exact_payment`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_utils.address import is_address
+
+from ..errors import ConfigurationError
+from ..evm import chain_id_of, recover_payer, split_signature
+from ..networks import resolve_network, same_address
+from ..wire import AnyPaymentPayload, ExactPayload, PaymentPayloadV1, PaymentRequirements
+
+__all__ = [
+    "ASSET_NOT_DEPLOYED",
+    "INSUFFICIENT_BALANCE",
+    "INVALID_PAYLOAD",
+    "INVALID_SIGNATURE",
+    "MISSING_EIP712_DOMAIN",
+    "NETWORK_MISMATCH",
+    "NONCE_ALREADY_USED",
+    "RECIPIENT_MISMATCH",
+    "SIMULATION_FAILED",
+    "TRANSACTION_FAILED",
+    "TRANSFER_EVENT_MISMATCH",
+    "UNSUPPORTED_NETWORK_CONFIG",
+    "UNSUPPORTED_SCHEME",
+    "VALID_AFTER",
+    "VALID_BEFORE",
+    "VALID_BEFORE_GRACE_SECONDS",
+    "VALUE_MISMATCH",
+    "CheckedPayment",
+    "Refusal",
+    "check_exact_payment",
+    "reported_network",
+]
+
+# Reason codes, spelled as the official Python SDK spells them (TS and Go differ; see x402.md §4.6).
+UNSUPPORTED_SCHEME = "unsupported_scheme"
+NETWORK_MISMATCH = "network_mismatch"
+UNSUPPORTED_NETWORK_CONFIG = "invalid_exact_evm_failed_to_get_network_config"
+MISSING_EIP712_DOMAIN = "missing_eip712_domain"
+INVALID_PAYLOAD = "invalid_payload"
+RECIPIENT_MISMATCH = "invalid_exact_evm_payload_recipient_mismatch"
+VALUE_MISMATCH = "invalid_exact_evm_payload_authorization_value_mismatch"
+VALID_BEFORE = "invalid_exact_evm_payload_authorization_valid_before"
+VALID_AFTER = "invalid_exact_evm_payload_authorization_valid_after"
+INVALID_SIGNATURE = "invalid_exact_evm_payload_signature"
+NONCE_ALREADY_USED = "invalid_exact_evm_nonce_already_used"
+INSUFFICIENT_BALANCE = "invalid_exact_evm_insufficient_balance"
+ASSET_NOT_DEPLOYED = "asset_not_deployed_contract"
+SIMULATION_FAILED = "invalid_exact_evm_transaction_simulation_failed"
+TRANSACTION_FAILED = "transaction_failed"
+TRANSFER_EVENT_MISMATCH = "invalid_exact_evm_transfer_event_mismatch"
+
+VALID_BEFORE_GRACE_SECONDS = 6
+"""An authorization must stay valid this much longer, so it is still valid when its block is mined."""
+
+_UINT256_LIMIT = 2**256
+# secp256k1 order / 2: USDC (like EIP-2) refuses the high-s twin of every signature.
+_HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a payment is refused: an x402 reason code and a sentence for people."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPayment:
+    """A payment that passed every check that needs no chain.
+
+    `signer_verified` is True when the signature recovers to `payer` by ECDSA. When it
+    is False the payment can still be good, but only if `payer` is a contract wallet
+    that accepts the signature through EIP-1271; the chain must decide.
+    """
+
+    exact: ExactPayload
+    payer: str
+    value: int
+    signer_verified: bool
+
+
+def reported_network(payload: AnyPaymentPayload, requirements: PaymentRequirements) -> str:
+    """The network name to put in a response: the v1 name for a v1 payment, else CAIP-2."""
+    return payload.network if isinstance(payload, PaymentPayloadV1) else requirements.network
+
+
+def _payload_network(payload: AnyPaymentPayload) -> tuple[str, str | None]:
+    """(the network as the payer wrote it, its CAIP-2 form or None if unknown)."""
+    if not isinstance(payload, PaymentPayloadV1):
+        return payload.accepted.network, payload.accepted.network
+    try:
+        return payload.network, resolve_network(payload.network).caip2
+    except ConfigurationError:
+        return payload.network, None
+
+
+def check_exact_payment(
+    payload: AnyPaymentPayload, requirements: PaymentRequirements, *, now: int
+) -> CheckedPayment | Refusal:
+    """Check an exact-EVM payment against *our* requirements at unix time `now`.
+
+    Returns the first failure as a `Refusal`, in the official facilitator's order:
+    scheme, network, EIP-712 domain, recipient, value, validBefore (with a
+    6-second grace), validAfter, signature.
+    """
+    scheme = payload.scheme if isinstance(payload, PaymentPayloadV1) else payload.accepted.scheme
+    if scheme != "exact" or requirements.scheme != "exact":
+        return Refusal(
+            UNSUPPORTED_SCHEME, f"The payment uses the {scheme!r} scheme; only 'exact' is accepted here."
+        )
+
+    written, caip2 = _payload_network(payload)
+    if caip2 != requirements.network:
+        return Refusal(
+            NETWORK_MISMATCH,
+            f"The payment is for network {written!r}, but it must be made on {requirements.network}.",
+        )
+    try:
+        chain_id_of(requirements.network)
+    except ValueError:
+        return Refusal(UNSUPPORTED_NETWORK_CONFIG, f"{requirements.network} is not an EVM network.")
+
+    name, version = requirements.extra.get("name"), requirements.extra.get("version")
+    if not isinstance(name, str) or not name or not isinstance(version, str) or not version:
+        return Refusal(
+            MISSING_EIP712_DOMAIN,
+            "The payment requirements do not name the token's EIP-712 domain (extra.name and extra.version), "
+            "so the signature cannot be checked.",
+        )
+
+    exact = payload.payload
+    auth = exact.authorization
+    if not is_address(auth.from_) or not is_address(auth.to):
+        return Refusal(INVALID_PAYLOAD, "The authorization's 'from' and 'to' must be EVM addresses.")
+    numbers = (int(auth.value), int(auth.valid_after), int(auth.valid_before))
+    if any(number >= _UINT256_LIMIT for number in numbers):
+        return Refusal(INVALID_PAYLOAD, "The authorization's value and validity times must fit in 256 bits.")
+    value, valid_after, valid_before = numbers
+
+    if not same_address(auth.to, requirements.pay_to):
+        return Refusal(
+            RECIPIENT_MISMATCH,
+            f"The authorization pays {auth.to}, but this payment must go to {requirements.pay_to}.",
+        )
+    if value != int(requirements.amount):
+        return Refusal(
+            VALUE_MISMATCH,
+            f"The authorization transfers {value} atomic units, "
+            f"but the price is exactly {requirements.amount}.",
+        )
+    if valid_before < now + VALID_BEFORE_GRACE_SECONDS:
+        return Refusal(
+            VALID_BEFORE,
+            f"The authorization expires at {valid_before} (unix time); it must stay valid for at least "
+            f"{VALID_BEFORE_GRACE_SECONDS} more seconds (it is now {now}). Sign a new one.",
+        )
+    if valid_after > now:
+        return Refusal(
+            VALID_AFTER,
+            f"The authorization only becomes valid at {valid_after} (unix time); it is now {now}.",
+        )
+
+    refusal = _malformed_signature(exact)
+    if refusal is not None:
+        return refusal
+    signer = recover_payer(exact, requirements)
+    verified = signer is not None and same_address(signer, auth.from_)
+    return CheckedPayment(exact=exact, payer=auth.from_, value=value, signer_verified=verified)
+
+
+def _malformed_signature(exact: ExactPayload) -> Refusal | None:
+    """USDC's own ECDSA rules (v in {27, 28} after normalising 0/1, low s), checked without the chain."""
+    if len(exact.signature) != 2 + 65 * 2:
+        return None  # not ECDSA: only a contract wallet (EIP-1271) can accept it
+    v, _, s = split_signature(exact.signature)
+    if v not in (27, 28):
+        return Refusal(
+            INVALID_SIGNATURE, f"The signature's recovery byte v={v} is invalid; it must be 27 or 28."
+        )
+    if int.from_bytes(s, "big") > _HALF_CURVE_ORDER:
+        return Refusal(
+            INVALID_SIGNATURE,
+            "The signature uses the high-s form, which USDC rejects as malleable; "
+            "sign again with a standard wallet.",
+        )
+    return None

@@ -1,0 +1,409 @@
+"""Local settlement: verify and settle exact-EVM payments ourselves, with web3 and our own gas key.
+
+This is what a facilitator does, done in-process: the server signs and sends
+`transferWithAuthorization` from its gas account, so it needs an RPC URL and a
+key holding a little ETH, but no third party.
+
+Every web3 call blocks, so each one (through the `Relayer`) runs in a worker
+thread behind a one-token `CapacityLimiter`. That keeps the event loop free and
+also serialises the gas account's nonce: transactions are signed and sent one
+at a time, while their receipts are awaited concurrently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar, TypeVarTuple, Unpack
+
+import anyio
+import anyio.to_thread
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from ..contracts.eip3009 import (
+    authorization_state_calldata,
+    balance_of_calldata,
+    decode_bool,
+    decode_uint,
+    is_vrs_signature,
+    transfer_logged,
+    transfer_with_authorization_calldata,
+)
+from ..errors import SettlementError
+from ..networks import Network, resolve_network
+from ..wire import (
+    AnyPaymentPayload,
+    PaymentRequirements,
+    SettleResponse,
+    SupportedKind,
+    SupportedResponse,
+    VerifyResponse,
+)
+from .checks import (
+    ASSET_NOT_DEPLOYED,
+    INSUFFICIENT_BALANCE,
+    INVALID_SIGNATURE,
+    NONCE_ALREADY_USED,
+    SIMULATION_FAILED,
+    TRANSACTION_FAILED,
+    TRANSFER_EVENT_MISMATCH,
+    VALID_AFTER,
+    VALID_BEFORE,
+    CheckedPayment,
+    Refusal,
+    check_exact_payment,
+    reported_network,
+)
+from .relayer import Relayer
+from .reverts import reason_for_revert
+
+__all__ = ["LocalSettlement"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+# transferWithAuthorization costs about 60-90k gas with an ECDSA signature; a contract
+# wallet's isValidSignature can cost far more (passkey wallets verify P-256 in the EVM).
+# The limit is only a cap: unused gas is not paid for.
+ECDSA_GAS_LIMIT = 150_000
+CONTRACT_WALLET_GAS_LIMIT = 500_000
+
+
+class LocalSettlement:
+    """A `Settlement` backend that settles on-chain itself, paying gas from `account`.
+
+    Args:
+        w3: a synchronous Web3 connected to the chain of `network`.
+        account: the gas-paying account; it needs ETH, never the payer's tokens.
+        network: the chain this backend serves; requirements for any other chain
+            raise `SettlementError` (a configuration mistake, not the payer's).
+        clock: unix time for the validity-window checks (wall clock by default,
+            like the official facilitator; tests inject their own).
+        lock: a lock shared with other users of `w3` that are not thread-safe
+            (DevChain's embedded py-evm); every web3 call here holds it.
+        receipt_timeout: seconds to wait for a sent transaction to be mined.
+        poll_latency: seconds between receipt polls.
+        gas_limit: gas cap per transaction; by default 150k for ECDSA signatures
+            and 500k for contract-wallet signatures.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        network: Network,
+        clock: Callable[[], float] = time.time,
+        *,
+        lock: contextlib.AbstractContextManager[object] | None = None,
+        receipt_timeout: float = 60.0,
+        poll_latency: float = 0.01,
+        gas_limit: int | None = None,
+    ) -> None:
+        self._relayer = Relayer(w3, account, network)
+        self._network = network
+        self._clock = clock
+        self._lock: contextlib.AbstractContextManager[object] = (
+            lock if lock is not None else contextlib.nullcontext()
+        )
+        self._receipt_timeout = receipt_timeout
+        self._poll_latency = poll_latency
+        self._gas_limit = gas_limit
+        self._limiter = anyio.CapacityLimiter(1)
+        # Tokens seen to have code (only touched in the worker); a token never loses its code.
+        self._deployed_assets: set[str] = set()
+        # Authorizations being settled right now: a concurrent duplicate is refused
+        # instead of being broadcast to revert (and burn gas).
+        self._in_flight: set[tuple[str, str]] = set()
+
+    @classmethod
+    def from_rpc(
+        cls,
+        rpc_url: str,
+        private_key: str,
+        *,
+        network: str | Network,
+        clock: Callable[[], float] = time.time,
+        request_timeout: float = 10.0,
+        receipt_timeout: float = 60.0,
+        poll_latency: float = 0.25,
+        gas_limit: int | None = None,
+    ) -> LocalSettlement:
+        """Settle over JSON-RPC at `rpc_url` with the gas key `private_key`.
+
+        Nothing is sent yet: the node's chain id is checked against `network` on
+        first use (a mismatch raises `SettlementError`). `request_timeout` bounds
+        each RPC request; the other options are the constructor's.
+
+        Raises:
+            ConfigurationError: for a network name that is not known.
+            ValueError: for a malformed private key.
+        """
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
+        account: LocalAccount = Account.from_key(private_key)
+        return cls(
+            w3,
+            account,
+            resolve_network(network),
+            clock,
+            receipt_timeout=receipt_timeout,
+            poll_latency=poll_latency,
+            gas_limit=gas_limit,
+        )
+
+    def __repr__(self) -> str:
+        return f"LocalSettlement(network={self._network.caip2!r}, signer={self.signer!r})"
+
+    @property
+    def network(self) -> Network:
+        return self._network
+
+    @property
+    def signer(self) -> str:
+        """The gas account's address: it sends every settlement transaction."""
+        return self._relayer.address
+
+    def resync(self) -> None:
+        """Forget the cached gas nonce and fees; the next settlement reads them from the chain.
+
+        Call it after rewinding the chain (a snapshot revert) or after sending from
+        the gas account by other means.
+        """
+        self._relayer.resync()
+
+    # ------------------------------------------------------------------ protocol
+
+    async def supported(self) -> SupportedResponse:
+        """`exact` on this network for x402 v2 (CAIP-2) and, where it has one, v1 (its v1 name)."""
+        kinds = [SupportedKind(x402_version=2, scheme="exact", network=self._network.caip2)]
+        if self._network.v1_name:
+            kinds.append(SupportedKind(x402_version=1, scheme="exact", network=self._network.v1_name))
+        return SupportedResponse(kinds=kinds, signers={"eip155:*": [self.signer]})
+
+    async def verify(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> VerifyResponse:
+        """Check `payload` against `requirements` without moving money.
+
+        Pure checks run first; the chain is asked only if they pass, usually in a
+        single `eth_call` that simulates the transfer (nonce unused, balance,
+        contract-wallet signature).
+
+        Raises:
+            SettlementError: the node failed, or `requirements` are for another chain.
+        """
+        self._require_our_network(requirements)
+        payer = payload.payload.authorization.from_
+        checked = check_exact_payment(payload, requirements, now=int(self._clock()))
+        if isinstance(checked, Refusal):
+            return _invalid(checked, payer)
+        refusal = await self._call(self._verify_on_chain, checked, requirements.asset)
+        if refusal is not None:
+            return _invalid(refusal, payer)
+        return VerifyResponse(is_valid=True, payer=payer)
+
+    async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
+        """Send `transferWithAuthorization` and wait until it is mined.
+
+        Returns success only for a mined transaction with status 1 that logged
+        `Transfer(from, payTo, amount)` from the token. A refused or reverted
+        payment returns `success=False` with an x402 reason code.
+
+        Raises:
+            SettlementError: the node failed, the transaction was not mined within
+                `receipt_timeout` (it may still be mined later), or `requirements`
+                are for another chain.
+        """
+        self._require_our_network(requirements)
+        network = reported_network(payload, requirements)
+        payer = payload.payload.authorization.from_
+        checked = check_exact_payment(payload, requirements, now=int(self._clock()))
+        if isinstance(checked, Refusal):
+            return _failed(checked, network, payer)
+        key = (payer.lower(), checked.exact.authorization.nonce.lower())
+        if key in self._in_flight:
+            return _failed(
+                Refusal(
+                    NONCE_ALREADY_USED,
+                    "This authorization is already being settled; it can be used only once.",
+                ),
+                network,
+                payer,
+            )
+        self._in_flight.add(key)
+        try:
+            return await self._settle_checked(checked, requirements.asset, network)
+        finally:
+            self._in_flight.discard(key)
+
+    # ------------------------------------------------------------------ settle steps
+
+    async def _settle_checked(self, checked: CheckedPayment, asset: str, network: str) -> SettleResponse:
+        calldata = transfer_with_authorization_calldata(checked.exact)
+        gas = self._gas_for(checked)
+        sent = await self._call(functools.partial(self._relayer.send, asset, calldata, gas=gas))
+        if sent.tx_hash is None:
+            # Some nodes refuse a reverting transaction at send time instead of mining it.
+            return _failed(_revert_refusal(sent.revert, settling=True), network, checked.payer)
+        tx_hash = sent.tx_hash.to_0x_hex()
+        receipt = sent.receipt
+        deadline = anyio.current_time() + self._receipt_timeout
+        while receipt is None:
+            if anyio.current_time() >= deadline:
+                # If the nonce was wrong the transaction waits forever: read it afresh next time.
+                self.resync()
+                raise SettlementError(
+                    f"transaction {tx_hash} was sent but not mined within {self._receipt_timeout:g} s; "
+                    "it may still be mined, so check the authorization's state before retrying"
+                )
+            await anyio.sleep(self._poll_latency)
+            receipt = await self._call(self._relayer.receipt, sent.tx_hash)
+
+        if receipt["status"] != 1:
+            # Replaying on the state after the transaction's block reproduces its revert, including
+            # one caused by an earlier transaction in the same block (a concurrent duplicate).
+            replay = functools.partial(
+                self._relayer.simulate, asset, calldata, gas=gas, block=receipt["blockNumber"]
+            )
+            message = await self._call(replay)
+            refusal = _revert_refusal(message, settling=True)
+            logger.info("settlement %s reverted: %s", tx_hash, refusal.reason)
+            return _failed(
+                Refusal(refusal.reason, f"{refusal.message} (transaction {tx_hash})"), network, checked.payer
+            )
+        auth = checked.exact.authorization
+        if not transfer_logged(
+            receipt["logs"], token=asset, sender=auth.from_, recipient=auth.to, value=checked.value
+        ):
+            return _failed(
+                Refusal(
+                    TRANSFER_EVENT_MISMATCH,
+                    f"Transaction {tx_hash} succeeded but the token logged no Transfer of {checked.value} "
+                    f"from {auth.from_} to {auth.to}.",
+                ),
+                network,
+                checked.payer,
+            )
+        logger.info("settled %s units from %s in %s", checked.value, checked.payer, tx_hash)
+        return SettleResponse(
+            success=True, transaction=tx_hash, network=network, payer=checked.payer, amount=str(checked.value)
+        )
+
+    def _gas_for(self, checked: CheckedPayment) -> int:
+        if self._gas_limit is not None:
+            return self._gas_limit
+        return ECDSA_GAS_LIMIT if is_vrs_signature(checked.exact) else CONTRACT_WALLET_GAS_LIMIT
+
+    # ------------------------------------------------------------------ worker-thread side
+
+    async def _call(self, func: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
+        return await anyio.to_thread.run_sync(
+            functools.partial(self._guarded, func, *args), limiter=self._limiter
+        )
+
+    def _guarded(self, func: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
+        with self._lock:
+            try:
+                return func(*args)
+            except SettlementError:
+                raise
+            except Exception as exc:
+                # The message stays generic: RPC errors often embed the node URL, and hosted
+                # RPC URLs carry API keys. The cause (for the log) is chained.
+                raise SettlementError(
+                    f"the {self._network.label} node failed during settlement ({type(exc).__name__})"
+                ) from exc
+
+    def _verify_on_chain(self, checked: CheckedPayment, asset: str) -> Refusal | None:
+        relayer = self._relayer
+        relayer.ensure_chain()
+        if asset.lower() not in self._deployed_assets:
+            if not relayer.has_code(asset):
+                return Refusal(ASSET_NOT_DEPLOYED, f"No token contract is deployed at {asset}.")
+            self._deployed_assets.add(asset.lower())
+        if not checked.signer_verified and not relayer.has_code(checked.payer):
+            # An account without code can only sign with ECDSA, and that did not recover to it.
+            return Refusal(INVALID_SIGNATURE, _BAD_SIGNATURE.format(payer=checked.payer))
+
+        calldata = transfer_with_authorization_calldata(checked.exact)
+        # "pending": the state and clock the transaction would meet if sent now, not
+        # those of the last block (an idle dev chain's last block can be minutes old).
+        message = relayer.simulate(asset, calldata, gas=self._gas_for(checked), block="pending")
+        if message is None:
+            return None
+        refusal = _revert_refusal(message, settling=False)
+        auth = checked.exact.authorization
+        if refusal.reason == NONCE_ALREADY_USED:
+            return Refusal(NONCE_ALREADY_USED, _NONCE_USED.format(nonce=auth.nonce))
+        if refusal.reason == INVALID_SIGNATURE:
+            return Refusal(INVALID_SIGNATURE, _BAD_SIGNATURE.format(payer=checked.payer))
+        if refusal.reason == INSUFFICIENT_BALANCE:
+            balance = decode_uint(relayer.call(asset, balance_of_calldata(checked.payer)))
+            return Refusal(
+                INSUFFICIENT_BALANCE,
+                f"{checked.payer} holds {balance} atomic units of the token, "
+                f"but the payment needs {checked.value}.",
+            )
+        if refusal.reason == SIMULATION_FAILED:
+            # An unfamiliar revert string (another token): diagnose the two usual causes directly.
+            if decode_bool(relayer.call(asset, authorization_state_calldata(auth.from_, auth.nonce))):
+                return Refusal(NONCE_ALREADY_USED, _NONCE_USED.format(nonce=auth.nonce))
+            if decode_uint(relayer.call(asset, balance_of_calldata(checked.payer))) < checked.value:
+                return Refusal(
+                    INSUFFICIENT_BALANCE, f"{checked.payer} does not hold {checked.value} atomic units."
+                )
+        return refusal
+
+    def _require_our_network(self, requirements: PaymentRequirements) -> None:
+        if requirements.network != self._network.caip2:
+            raise SettlementError(
+                f"this settlement backend serves {self._network.caip2}, not {requirements.network}; "
+                "configure a backend for that network"
+            )
+
+
+_BAD_SIGNATURE = (
+    "The signature was not made by {payer} for this authorization; check the token's EIP-712 domain "
+    "(name, version, chain id and contract address)."
+)
+_NONCE_USED = "This authorization (nonce {nonce}) was already used or canceled; sign a new one."
+
+# What a payer is told when the token itself refuses, by reason code.
+_REVERT_MESSAGES = {
+    NONCE_ALREADY_USED: "The token says this authorization was already used or canceled; sign a new one.",
+    INVALID_SIGNATURE: "The token rejected the signature for this authorization.",
+    INSUFFICIENT_BALANCE: "The payer's token balance is below the amount.",
+    VALID_BEFORE: "The authorization has expired by the chain's clock.",
+    VALID_AFTER: "The authorization is not yet valid by the chain's clock.",
+}
+
+
+def _revert_refusal(message: str | None, *, settling: bool) -> Refusal:
+    """A refusal for a token revert, mapped from FiatTokenV2's wording."""
+    reason = reason_for_revert(message)
+    if reason is not None:
+        return Refusal(reason, _REVERT_MESSAGES[reason])
+    shown = f": {message}" if message else " without a reason"
+    if settling:
+        return Refusal(TRANSACTION_FAILED, f"The settlement transaction reverted{shown}.")
+    return Refusal(SIMULATION_FAILED, f"Simulating the transfer reverted{shown}.")
+
+
+def _invalid(refusal: Refusal, payer: str) -> VerifyResponse:
+    return VerifyResponse(
+        is_valid=False, invalid_reason=refusal.reason, invalid_message=refusal.message, payer=payer
+    )
+
+
+def _failed(refusal: Refusal, network: str, payer: str) -> SettleResponse:
+    return SettleResponse(
+        success=False,
+        network=network,
+        payer=payer,
+        error_reason=refusal.reason,
+        error_message=refusal.message,
+    )

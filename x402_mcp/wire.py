@@ -1,0 +1,223 @@
+"""x402 wire models (v2, plus v1 for reading) and their encodings.
+
+camelCase on the wire, `None` fields left out, amounts as strings of atomic
+units. `dump()` gives the JSON-ready dict; `encode_header()`/`decode_header()`
+the base64 form HTTP headers use.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from .errors import MalformedPayment
+
+MAX_PAYLOAD_BYTES = 16 * 1024
+"""A real exact-EVM payload is under 2 KiB; anything far larger is refused unread."""
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="allow"
+    )
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def _decimal_string(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str) or not value.isdigit():
+        raise ValueError("must be a string of decimal digits (atomic units)")
+    return value
+
+
+class ResourceInfo(WireModel):
+    url: str
+    description: str | None = None
+    mime_type: str | None = None
+
+
+class PaymentRequirements(WireModel):
+    scheme: str
+    network: str
+    amount: str
+    asset: str
+    pay_to: str
+    max_timeout_seconds: int
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    _check_amount = field_validator("amount", mode="before")(_decimal_string)
+
+
+class PaymentRequired(WireModel):
+    x402_version: Literal[2] = 2
+    error: str | None = None
+    resource: ResourceInfo | None = None
+    accepts: list[PaymentRequirements]
+    extensions: dict[str, Any] | None = None
+
+
+class ExactAuthorization(WireModel):
+    """EIP-3009 `TransferWithAuthorization` fields; every value is a string on the wire."""
+
+    from_: str = Field(alias="from")
+    to: str
+    value: str
+    valid_after: str
+    valid_before: str
+    nonce: str
+
+    _check_numbers = field_validator("value", "valid_after", "valid_before", mode="before")(_decimal_string)
+
+    @field_validator("nonce")
+    @classmethod
+    def _check_nonce(cls, nonce: str) -> str:
+        if len(nonce) != 66 or not nonce.startswith("0x"):
+            raise ValueError("must be 0x followed by 64 hex digits")
+        int(nonce, 16)
+        return nonce
+
+
+class ExactPayload(WireModel):
+    signature: str
+    authorization: ExactAuthorization
+
+    @field_validator("signature")
+    @classmethod
+    def _check_signature(cls, signature: str) -> str:
+        if not signature.startswith("0x") or len(signature) < 4 or len(signature) % 2:
+            raise ValueError("must be 0x-prefixed hex")
+        bytes.fromhex(signature[2:])
+        return signature
+
+
+class PaymentPayload(WireModel):
+    x402_version: Literal[2] = 2
+    resource: ResourceInfo | None = None
+    accepted: PaymentRequirements
+    payload: ExactPayload
+    extensions: dict[str, Any] | None = None
+
+
+class PaymentRequirementsV1(WireModel):
+    scheme: str
+    network: str
+    max_amount_required: str
+    resource: str
+    description: str = ""
+    mime_type: str | None = None
+    pay_to: str
+    max_timeout_seconds: int
+    asset: str
+    output_schema: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None
+
+
+class PaymentPayloadV1(WireModel):
+    x402_version: Literal[1] = 1
+    scheme: str
+    network: str
+    payload: ExactPayload
+
+
+class VerifyResponse(WireModel):
+    is_valid: bool
+    invalid_reason: str | None = None
+    invalid_message: str | None = None
+    payer: str | None = None
+
+
+class SettleResponse(WireModel):
+    success: bool
+    transaction: str = ""
+    network: str
+    payer: str | None = None
+    error_reason: str | None = None
+    error_message: str | None = None
+    amount: str | None = None
+
+
+class SupportedKind(WireModel):
+    x402_version: int
+    scheme: str
+    network: str
+    extra: dict[str, Any] | None = None
+
+
+class SupportedResponse(WireModel):
+    kinds: list[SupportedKind]
+    extensions: list[str] = Field(default_factory=list)
+    signers: dict[str, list[str]] = Field(default_factory=dict)
+
+
+AnyPaymentPayload = PaymentPayload | PaymentPayloadV1
+
+
+def _json_object(raw: Any) -> dict[str, Any]:
+    """Accept an object, a JSON string, or base64 of JSON (Cloudflare's agents send that)."""
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str):
+        raise MalformedPayment(f"the payment must be a JSON object, not {type(raw).__name__}")
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise MalformedPayment(f"the payment is {len(raw)} bytes; at most {MAX_PAYLOAD_BYTES} are accepted")
+    text = raw.strip()
+    if not text.startswith("{"):
+        try:
+            text = base64.b64decode(text, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise MalformedPayment("the payment is neither a JSON object nor base64 of one") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MalformedPayment(f"the payment is not valid JSON ({exc.msg} at position {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise MalformedPayment("the payment must be a JSON object")
+    return value
+
+
+def parse_payment_payload(raw: Any) -> AnyPaymentPayload:
+    """Read a payment payload as it arrives in `_meta["x402/payment"]` or a header.
+
+    Raises:
+        MalformedPayment: naming the first thing wrong with it.
+    """
+    data = _json_object(raw)
+    if len(json.dumps(data)) > MAX_PAYLOAD_BYTES:
+        raise MalformedPayment(f"the payment is larger than {MAX_PAYLOAD_BYTES} bytes")
+    version = data.get("x402Version")
+    model: type[PaymentPayload] | type[PaymentPayloadV1]
+    if version == 2:
+        model = PaymentPayload
+    elif version == 1:
+        model = PaymentPayloadV1
+    else:
+        raise MalformedPayment(
+            f"unsupported x402Version {version!r}; expected 2 (or 1)", reason="invalid_x402_version"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise MalformedPayment(f"the payment's {where or 'body'} is invalid: {first['msg']}") from None
+
+
+def encode_header(model: WireModel) -> str:
+    """Standard padded base64 of the model's JSON, as x402 HTTP headers carry it."""
+    return base64.b64encode(model.to_json().encode()).decode("ascii")
+
+
+def decode_header(value: str) -> dict[str, Any]:
+    """Inverse of `encode_header`, for any x402 header; raises `MalformedPayment`."""
+    return _json_object(value.strip() if value.strip().startswith("{") else value)
