@@ -21,7 +21,7 @@ from eth_typing import HexStr
 from web3 import Web3
 from web3.types import RPCEndpoint
 
-from x402_mcp.devchain import DevChain, TokenChain
+from x402_mcp.devchain import DevChain, SnapshotId, TokenChain
 from x402_mcp.evm import sign_authorization
 from x402_mcp.settlement.local import LocalSettlement
 from x402_mcp.wire import PaymentPayload, PaymentRequirements
@@ -48,6 +48,13 @@ class AnvilChain(TokenChain):
     def __init__(self, rpc_url: str) -> None:
         self.rpc_url = rpc_url
         super().__init__(Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10})), label="anvil")
+
+    def revert(self, snapshot_id: SnapshotId) -> None:
+        # anvil's evm_revert also rewinds its clock to the snapshot's moment, so a long
+        # session would drift behind wall time test after test; put the clock back.
+        super().revert(snapshot_id)
+        with self.lock:
+            self.w3.provider.make_request(RPCEndpoint("evm_setTime"), [int(time.time())])
 
 
 @contextmanager

@@ -11,7 +11,8 @@ release moves them.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from mcp.server import MCPServer
@@ -39,3 +40,20 @@ def tool_function(server: MCPServer[Any], name: str) -> Callable[..., Any] | Non
     """The Python function registered as tool `name`, or None."""
     tool = server._tool_manager.get_tool(name)
     return None if tool is None else tool.fn
+
+
+def wrap_lifespan(server: MCPServer[Any], outer: Callable[[], AbstractAsyncContextManager[None]]) -> None:
+    """Run `outer()` around the server's lifespan (entered by stdio, in-memory and HTTP runs).
+
+    MCPServer hands its lifespan to the low-level server at construction; the
+    low-level server enters `self.lifespan` when it starts serving.
+    """
+    lowlevel = server._lowlevel_server
+    inner = lowlevel.lifespan
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with outer(), inner(app) as state:
+            yield state
+
+    lowlevel.lifespan = lifespan

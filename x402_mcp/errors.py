@@ -13,6 +13,7 @@ X402MCPError
 │   ├── PaymentReplayed         the authorization or the request was already used
 │   ├── UnknownPaymentRequest   no such paymentRequestId (or not the caller's)
 │   ├── PaymentInProgress       another call is settling or redeeming the same request
+│   ├── TooManyOpenRequests     the caller holds too many unpaid payment requests
 │   └── PaymentRejected         the settlement backend refused it for another reason
 ├── SettlementError             the backend failed (RPC down, tx reverted): a crash
 └── LedgerError                 the ledger failed or refused a state change
@@ -84,6 +85,12 @@ class UnknownPaymentRequest(PaymentError):
 
 class PaymentInProgress(PaymentError):
     reason = "payment_in_progress"
+
+
+class TooManyOpenRequests(PaymentError):
+    """The caller already holds as many unpaid requests as allowed; pay or let some expire."""
+
+    reason = "too_many_open_requests"
 
 
 class PaymentRejected(PaymentError):

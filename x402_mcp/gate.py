@@ -37,32 +37,38 @@ from .challenge import (
     refusal_result,
     requirements_for,
 )
+from .collect import Collector
+from .collect import Refused as _Refused
+from .collect import check_payable as _check_payable
+from .collect import underpaid as _underpaid
 from .errors import (
     ConfigurationError,
     LedgerError,
     PaymentError,
     PaymentExpired,
-    PaymentInProgress,
     PaymentMismatch,
-    PaymentReplayed,
     SettlementError,
-    StateConflict,
+    TooManyOpenRequests,
     UnknownPaymentRequest,
-    payment_error_for,
 )
 from .ledger import open_ledger
-from .ledger.base import Ledger, PaymentRequest, SettlementRecord
+from .ledger.base import Ledger, PaymentRequest
 from .lifecycle import Event, State
 from .matching import match_payment, referenced_request_id
 from .money import format_usd
 from .networks import Asset, Network, resolve_network
 from .pricing import PaidTool, SettleOrder, paid_spec
+from .reconcile import Reconciler
+from .serving import DEFAULT_PAGE_PORT, PageLink
 from .settlement.base import Settlement
+from .settlement.facilitator import default_settlement
+from .sweeper import Sweeper
 from .wire import AnyPaymentPayload, PaymentRequirements, parse_payment_payload
 
 logger = logging.getLogger("x402_mcp")
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8402"
+ELICITATION_TIMEOUT_SECONDS = 300
 CRASH_MESSAGE = (
     "The payment could not be processed because the {part} failed. The tool did not run. "
     "If money moved, the payment is recorded and will be honoured (payment request {request_id})."
@@ -86,6 +92,16 @@ class Payments(Extension):
             authorization) stays valid.
         redemption_lease_seconds: how long one tool run may hold a paid
             request before another call may take it over (a crashed run).
+        max_open_requests_per_caller: unpaid, unexpired requests one caller
+            may hold; past it a call is refused (`TooManyOpenRequests`). None: no cap.
+        expired_retention_seconds: how long expired, never-paid requests stay
+            in the ledger before the periodic sweep deletes them.
+        settlement_grace_seconds: how long a settlement may run before
+            reconciliation presumes its process died and finishes it from the chain.
+        upkeep_interval_seconds: how often (at most) a call also runs the sweep
+            and reconciliation; both also run when the ledger opens.
+        page_port: the loopback port a stdio server serves its payment page
+            on when no `public_url` is given (a free port when it is taken).
 
     Raises:
         ConfigurationError: for an invalid payee, an unknown network, a network
@@ -105,6 +121,11 @@ class Payments(Extension):
         public_url: str | None = None,
         max_timeout_seconds: int = 600,
         redemption_lease_seconds: int = 300,
+        max_open_requests_per_caller: int | None = 20,
+        expired_retention_seconds: float = 86_400,
+        settlement_grace_seconds: float = 300,
+        upkeep_interval_seconds: float = 60,
+        page_port: int = DEFAULT_PAGE_PORT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(pay_to, str) or not is_address(pay_to):
@@ -112,10 +133,8 @@ class Payments(Extension):
                 f"pay_to {pay_to!r} is not an EVM address (0x followed by 40 hex digits)"
             )
         if settlement is None:
-            raise ConfigurationError(
-                "no settlement backend: pass settlement=... (for example DevChain().settlement(), "
-                "or LocalSettlement.from_rpc(url, key, network=...))"
-            )
+            # Base Sepolia: the public testnet facilitator; anywhere else the choice is explicit.
+            settlement = default_settlement(resolve_network(network))
         if max_timeout_seconds < 30:
             raise ConfigurationError("max_timeout_seconds must be at least 30 seconds")
         self.network = _network_known_to(settlement, resolve_network(network))
@@ -137,6 +156,78 @@ class Payments(Extension):
         self.server: Any = None
         self._opened = False
         self._open_lock = anyio.Lock()
+        self.sweeper = Sweeper(
+            self.ledger,
+            max_open_per_caller=max_open_requests_per_caller,
+            retention_seconds=expired_retention_seconds,
+        )
+        self.reconciler = Reconciler(
+            self.ledger,
+            settlement,
+            self.asset,
+            grace_seconds=settlement_grace_seconds,
+            clock=lambda: self.clock(),
+        )
+        self.upkeep_interval_seconds = upkeep_interval_seconds
+        self._upkeep_due = 0.0
+        self._upkeep_lock = anyio.Lock()
+        self.collector = Collector(self.ledger, settlement, self.network, lambda: self.clock())
+        # Set to the embedded DevChain to offer its demo wallet on the payment page.
+        self.demo_chain: Any = None
+        self.link = PageLink(self, page_port)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Payments:
+        """Configure from `X402_*` environment variables (what the sample servers use).
+
+        - `X402_SETTLEMENT`: `devchain` (default: an embedded chain in this process,
+          offline, with the page's demo wallet) or `local` (settle on the chain at
+          `X402_RPC_URL`, paying gas with `X402_SETTLEMENT_KEY`).
+        - `X402_PAY_TO`: the payee (default on the devchain: a fresh address).
+        - `X402_NETWORK`: e.g. `base-sepolia` (ignored on the devchain).
+        - `X402_LEDGER_URL`, `X402_PUBLIC_URL`, `X402_PAGE_PORT`.
+
+        Raises:
+            ConfigurationError: a missing or invalid setting, named.
+        """
+        env = os.environ if environ is None else environ
+        kind = env.get("X402_SETTLEMENT", "devchain").strip().lower()
+        pay_to = env.get("X402_PAY_TO", "").strip()
+        page_port_text = env.get("X402_PAGE_PORT", str(DEFAULT_PAGE_PORT)).strip()
+        if not page_port_text.isdigit() or int(page_port_text) > 65535:
+            raise ConfigurationError(f"X402_PAGE_PORT={page_port_text!r} is not a port number")
+        common: dict[str, Any] = {
+            "ledger": env.get("X402_LEDGER_URL") or None,
+            "public_url": env.get("X402_PUBLIC_URL") or None,
+            "page_port": int(page_port_text),
+        }
+        if kind == "devchain":
+            from eth_account import Account
+
+            from .devchain import DevChain
+
+            chain = DevChain()
+            payments = cls(
+                pay_to or Account.create().address,
+                chain.network,
+                settlement=chain.settlement(),
+                **common,
+            )
+            payments.demo_chain = chain
+            return payments
+        if kind == "local":
+            from .settlement.local import LocalSettlement
+
+            required = ("X402_RPC_URL", "X402_SETTLEMENT_KEY", "X402_PAY_TO")
+            missing = [name for name in required if not env.get(name)]
+            if missing:
+                raise ConfigurationError(f"X402_SETTLEMENT=local needs {', '.join(missing)}")
+            network = env.get("X402_NETWORK", "base-sepolia")
+            settlement = LocalSettlement.from_rpc(
+                env["X402_RPC_URL"], env["X402_SETTLEMENT_KEY"], network=network
+            )
+            return cls(pay_to, network, settlement=settlement, **common)
+        raise ConfigurationError(f"X402_SETTLEMENT={kind!r} is not one of: devchain, local")
 
     # -- wiring into the MCP server ---------------------------------------------------------
 
@@ -153,13 +244,15 @@ class Payments(Extension):
             return
         self.server = server
         server.middleware.append(self._advertise_prices)
+        self.link.install(server)
 
     def settings(self) -> dict[str, Any]:
         return {"network": self.network.caip2, "asset": self.asset.address, "payTo": self.pay_to}
 
     @property
     def offer(self) -> Offer:
-        return Offer(self.network, self.asset, self.pay_to, self.public_url or DEFAULT_PUBLIC_URL)
+        public_url = self.public_url or self.link.url or DEFAULT_PUBLIC_URL
+        return Offer(self.network, self.asset, self.pay_to, public_url)
 
     def paid_tool(self, name: str) -> PaidTool | None:
         """The `@paid` marker of tool `name` on the attached server, if any."""
@@ -171,11 +264,27 @@ class Payments(Extension):
         return None if fn is None else paid_spec(fn)
 
     async def open(self) -> None:
-        """Open the ledger (done on first use; call it to fail fast at start-up)."""
+        """Open the ledger and reconcile it (done on first use; call it to fail fast at start-up)."""
         async with self._open_lock:
             if not self._opened:
                 await self.ledger.open()
                 self._opened = True
+        await self.upkeep()
+
+    async def upkeep(self, *, force: bool = False) -> None:
+        """Reconcile interrupted settlements and sweep expired requests, if due (or `force`).
+
+        Failures are logged, never raised: upkeep must not fail the call that ran it.
+        """
+        if (not force and self.clock() < self._upkeep_due) or self._upkeep_lock.locked():
+            return
+        async with self._upkeep_lock:
+            self._upkeep_due = self.clock() + self.upkeep_interval_seconds
+            try:
+                await self.reconciler.run()
+                await self.sweeper.sweep(now=self.clock())
+            except (LedgerError, SettlementError):
+                logger.exception("ledger upkeep (reconciliation, sweep) failed; it will be retried")
 
     async def _advertise_prices(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -255,8 +364,13 @@ class Payments(Extension):
                 )
                 if found is not None and found.price >= price:
                     return await self._run_paid(call, found)
+            await self._link_page(ctx)
             request = await self._issue(call, price)
+            await self._offer_link(ctx, request)
             return challenge_result(request, self.offer, now=self.clock())
+        except TooManyOpenRequests as capped:
+            logger.info("refused to quote %r: %s", call.tool, capped)
+            return refusal_result(str(capped))
         except _Refused as refused:
             return await self._refuse(call, price, refused.error, refused.request)
         except PaymentError as error:
@@ -266,8 +380,38 @@ class Payments(Extension):
             logger.error("paid call of %r failed in the %s", call.tool, part, exc_info=crash)
             return failure_result(CRASH_MESSAGE.format(part=part, request_id=call.request_id or "none"))
 
+    async def _link_page(self, ctx: ServerRequestContext[Any, Any]) -> None:
+        try:
+            await self.link.ensure(ctx.request)
+        except (OSError, TimeoutError):
+            # The challenge still works without a page (agents pay in _meta); say why in the log.
+            logger.exception("could not start the payment page; links point to %s", self.offer.public_url)
+
+    async def _offer_link(self, ctx: ServerRequestContext[Any, Any], request: PaymentRequest) -> None:
+        """Offer the hosted URL by URL-mode elicitation where the client supports it.
+
+        Progressive enhancement only: the tool error that follows stays the baseline.
+        """
+        capabilities = ctx.session.client_capabilities
+        elicitation = capabilities.elicitation if capabilities is not None else None
+        # Server-to-client requests exist up to 2025-11-25 (handshake-era sessions).
+        if elicitation is None or elicitation.url is None or ctx.protocol_version > "2025-11-25":
+            return
+        price = format_usd(request.price, self.asset.decimals)
+        with anyio.move_on_after(ELICITATION_TIMEOUT_SECONDS):
+            try:
+                await ctx.session.elicit_url(
+                    f"Pay {price} for {request.description or request.tool}",
+                    self.offer.hosted_url(request.id),
+                    elicitation_id=request.id,
+                    related_request_id=ctx.request_id,
+                )
+            except Exception:  # any failure of the optional offer leaves the baseline intact
+                logger.info("the client did not take the payment link by elicitation", exc_info=True)
+
     async def _issue(self, call: _Call, price: int) -> PaymentRequest:
         now = self.clock()
+        await self.sweeper.admit(call.caller, now=now)
         request = PaymentRequest(
             id="pr_" + secrets.token_urlsafe(18),
             tool=call.tool,
@@ -297,7 +441,10 @@ class Payments(Extension):
             # The same request can still be paid: point at it again, changing nothing.
             return challenge_result(request, self.offer, now=now, error=str(error))
         # Nothing payable to point at: quote afresh, as for an unpaid call.
-        fresh = await self._issue(call, price)
+        try:
+            fresh = await self._issue(call, price)
+        except TooManyOpenRequests as capped:
+            return refusal_result(f"{error} {capped}")
         result = challenge_result(fresh, self.offer, now=now, error=str(error))
         return result
 
@@ -347,38 +494,12 @@ class Payments(Extension):
     async def _verify(
         self, request: PaymentRequest, payload: AnyPaymentPayload, requirements: PaymentRequirements
     ) -> None:
-        try:
-            verdict = await self.settlement.verify(payload, requirements)
-        except BaseException:
-            # Verification moves no money, so the request is safely payable again.
-            with anyio.CancelScope(shield=True):
-                await self._transition(request, Event.SETTLEMENT_FAILED)
-            raise
-        if not verdict.is_valid:
-            await self._transition(request, Event.SETTLEMENT_FAILED)
-            refreshed = await self.ledger.get(request.id)
-            raise _Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), refreshed)
+        await self.collector.verify(request, payload, requirements)
 
     async def _settle(
         self, request: PaymentRequest, payload: AnyPaymentPayload, requirements: PaymentRequirements
     ) -> PaymentRequest:
-        # A SettlementError here leaves the request in `settling` with its payload:
-        # the transaction may have been broadcast, so only the chain can tell.
-        receipt = await self.settlement.settle(payload, requirements)
-        if not receipt.success:
-            await self._transition(request, Event.SETTLEMENT_FAILED)
-            refreshed = await self.ledger.get(request.id)
-            raise _Refused(payment_error_for(receipt.error_reason, receipt.error_message), refreshed)
-        record = SettlementRecord(
-            tx_hash=receipt.transaction,
-            payer=receipt.payer or payload.payload.authorization.from_,
-            amount=request.price,
-            asset=request.asset,
-            network=request.network,
-            settled_at=self.clock(),
-        )
-        logger.info("settled %s for %r in %s", format_usd(request.price), request.tool, receipt.transaction)
-        return await self._transition(request, Event.SETTLED, settlement=record)
+        return await self.collector.settle(request, payload, requirements)
 
     async def _verify_run_settle(
         self,
@@ -405,7 +526,10 @@ class Payments(Extension):
             message = f"Settlement failed, so the result is withheld: {refused.error}"
             return refusal_result(message, payment_required(request, self.asset, error=message))
         claimed = await self._transition(
-            paid, Event.CLAIM, lease_until=self.clock() + self.redemption_lease_seconds
+            paid,
+            Event.CLAIM,
+            lease_until=self.clock() + self.redemption_lease_seconds,
+            claim_id=secrets.token_hex(16),
         )
         return await self._finish(claimed, result)
 
@@ -435,32 +559,36 @@ class Payments(Extension):
         call.request_id = request.id
         now = self.clock()
         claimed = await self._transition(
-            request, Event.CLAIM, lease_until=now + self.redemption_lease_seconds
+            request,
+            Event.CLAIM,
+            lease_until=now + self.redemption_lease_seconds,
+            claim_id=secrets.token_hex(16),
         )
         try:
             result = await call.call_next(call.ctx)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._transition(claimed, Event.RELEASE)
+                await self._transition(claimed, Event.RELEASE, claim_id=claimed.claim_id)
             raise
         if not isinstance(result, CallToolResult) or result.is_error:
             # A failed run keeps the payment: the same request can be redeemed again.
-            await self._transition(claimed, Event.RELEASE)
+            await self._transition(claimed, Event.RELEASE, claim_id=claimed.claim_id)
             return result  # type: ignore[return-value]
         return await self._finish(claimed, result)
 
     async def _finish(self, claimed: PaymentRequest, result: CallToolResult) -> CallToolResult:
         consumed = await self._transition(
-            claimed, Event.CONSUME, result=result.model_dump_json(by_alias=True, exclude_none=True)
+            claimed,
+            Event.CONSUME,
+            result=result.model_dump_json(by_alias=True, exclude_none=True),
+            # The fencing token: if our lease lapsed and another run took over, we may not consume.
+            claim_id=claimed.claim_id,
         )
         result.meta = {**(result.meta or {}), **receipt_meta(consumed)}
         return result
 
     async def _transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
-        try:
-            return await self.ledger.transition(request.id, event, now=self.clock(), **changes)
-        except StateConflict as conflict:
-            raise _Refused(_conflict_error(conflict), None) from None
+        return await self.collector.transition(request, event, **changes)
 
 
 class _Call:
@@ -482,55 +610,6 @@ class _Call:
         self.ctx = ctx
         self.call_next = call_next
         self.request_id: str | None = None
-
-
-class _Refused(Exception):
-    """A `PaymentError`, with the request it concerns when that one is still payable."""
-
-    def __init__(self, error: PaymentError, request: PaymentRequest | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.request = request
-
-
-def _check_payable(request: PaymentRequest, price: int, now: float, decimals: int) -> None:
-    if request.state is State.CONSUMED:
-        raise PaymentReplayed(f"payment request {request.id} was already paid and used")
-    if request.state in (State.PAID, State.REDEEMING):
-        raise PaymentReplayed(
-            f"payment request {request.id} is already paid; call the tool again without a payment to use it"
-        )
-    if request.state is State.SETTLING:
-        raise PaymentInProgress(f"payment request {request.id} is being settled by another call")
-    if request.state is State.EXPIRED or request.is_expired(now):
-        raise PaymentExpired(f"payment request {request.id} has expired; pay the new one")
-    if request.price < price:
-        raise _underpaid(request, price, decimals)
-
-
-def _underpaid(request: PaymentRequest, price: int, decimals: int) -> PaymentMismatch:
-    return PaymentMismatch(
-        f"payment request {request.id} covers {format_usd(request.price, decimals)}, "
-        f"but this call costs {format_usd(price, decimals)}",
-        reason="invalid_exact_evm_payload_authorization_value_mismatch",
-    )
-
-
-def _conflict_error(conflict: StateConflict) -> PaymentError:
-    current = conflict.current
-    if current in (State.SETTLING, State.REDEEMING):
-        return PaymentInProgress(
-            f"payment request {conflict.request_id} is in use by another call; try again"
-        )
-    if current == State.CONSUMED:
-        return PaymentReplayed(f"payment request {conflict.request_id} was already used")
-    if current == State.EXPIRED:
-        return PaymentExpired(f"payment request {conflict.request_id} has expired")
-    if current in (State.PAID,):
-        return PaymentReplayed(f"payment request {conflict.request_id} is already paid")
-    return UnknownPaymentRequest(
-        f"payment request {conflict.request_id} is not payable ({current or 'missing'})"
-    )
 
 
 def _same_authorization(stored_payload: str | None, payload: AnyPaymentPayload) -> bool:

@@ -6,4 +6,13 @@ Modules are imported only when the command line is parsed, so a command's
 heavy imports never slow down another.
 """
 
-COMMANDS: tuple[str, ...] = ("demo",)
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "call",
+    "spend",
+    "facilitator",
+    "devnet",
+    "serve",
+    "claude_config",
+    "ledger",
+)

@@ -20,8 +20,11 @@ from ..evm import split_signature
 from ..wire import ExactPayload
 
 __all__ = [
+    "AUTHORIZATION_CANCELED_TOPIC",
+    "AUTHORIZATION_USED_TOPIC",
     "TRANSFER_TOPIC",
     "authorization_state_calldata",
+    "authorization_topics",
     "balance_of_calldata",
     "decode_bool",
     "decode_uint",
@@ -32,6 +35,8 @@ __all__ = [
 ]
 
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
+AUTHORIZATION_USED_TOPIC = keccak(text="AuthorizationUsed(address,bytes32)")
+AUTHORIZATION_CANCELED_TOPIC = keccak(text="AuthorizationCanceled(address,bytes32)")
 
 _AUTH_TYPES = ["address", "address", "uint256", "uint256", "uint256", "bytes32"]
 _TWA_VRS = function_signature_to_4byte_selector(
@@ -104,6 +109,12 @@ def revert_reason(data: bytes) -> str | None:
 
 def _topic_address(address: str) -> bytes:
     return bytes(12) + bytes.fromhex(address[2:])
+
+
+def authorization_topics(event_topic: bytes, authorizer: str, nonce: str) -> list[str]:
+    """`eth_getLogs` topics selecting `AuthorizationUsed`/`Canceled` of one (authorizer, nonce)."""
+    topics = (event_topic, _topic_address(authorizer.lower()), bytes.fromhex(nonce[2:]))
+    return ["0x" + topic.hex() for topic in topics]
 
 
 def transfer_logged(

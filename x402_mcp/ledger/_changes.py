@@ -52,14 +52,18 @@ class Change:
     requires_unexpired: bool = False
     settlement: SettlementRecord | None = None
     detail: str = ""
+    #: Consume/release only the claim with this id (a fencing token): a run whose
+    #: lease lapsed and was taken over can no longer finish or undo the new claim.
+    fence: str | None = None
 
 
 # Which optional `transition()` arguments each event takes; anything else given is a caller bug.
 _ARGUMENTS: dict[Event, frozenset[str]] = {
-    Event.BEGIN_SETTLEMENT: frozenset({"payload"}),
+    Event.BEGIN_SETTLEMENT: frozenset({"payload", "lease_until"}),
     Event.SETTLED: frozenset({"settlement"}),
-    Event.CLAIM: frozenset({"lease_until"}),
-    Event.CONSUME: frozenset({"result"}),
+    Event.CLAIM: frozenset({"lease_until", "claim_id"}),
+    Event.CONSUME: frozenset({"result", "claim_id"}),
+    Event.RELEASE: frozenset({"claim_id"}),
 }
 
 
@@ -71,6 +75,7 @@ def plan_transition(
     settlement: SettlementRecord | None = None,
     lease_until: float | None = None,
     result: str | None = None,
+    claim_id: str | None = None,
 ) -> Change:
     """The change `event` makes, with its arguments checked.
 
@@ -78,7 +83,13 @@ def plan_transition(
         LedgerError: an argument the event needs is missing, or one it does not
             take was given (nothing is written).
     """
-    given = {"payload": payload, "settlement": settlement, "lease_until": lease_until, "result": result}
+    given = {
+        "payload": payload,
+        "settlement": settlement,
+        "lease_until": lease_until,
+        "result": result,
+        "claim_id": claim_id,
+    }
     allowed = _ARGUMENTS.get(event, frozenset())
     extra = sorted(name for name, value in given.items() if value is not None and name not in allowed)
     if extra:
@@ -88,7 +99,11 @@ def plan_transition(
     sets: tuple[tuple[str, object], ...] = ()
     detail = f"-> {transition.target.value}"
     if event is Event.BEGIN_SETTLEMENT:
-        sets = (("payload", payload),)
+        # The lease (optional) says until when the settler is presumed alive; past it,
+        # reconciliation may finish the settlement from the stored payload.
+        sets = (("payload", payload), ("lease_until", lease_until))
+    elif event is Event.SETTLEMENT_FAILED:
+        sets = (("lease_until", None),)
     elif event is Event.SETTLED:
         if settlement is None:
             raise LedgerError("settled needs the settlement record it stores")
@@ -97,6 +112,7 @@ def plan_transition(
             ("tx_hash", settlement.tx_hash),
             ("payer", settlement.payer),
             ("paid_at", settlement.settled_at),
+            ("lease_until", None),
         )
         detail += (
             f": tx {settlement.tx_hash} on {settlement.network},"
@@ -106,12 +122,12 @@ def plan_transition(
         # A lease that has already lapsed would make the claim void the moment it is taken.
         if lease_until is None or lease_until <= now:
             raise LedgerError(f"claim needs a lease_until later than now ({now}), not {lease_until!r}")
-        sets = (("lease_until", lease_until),)
+        sets = (("lease_until", lease_until), ("claim_id", claim_id))
         detail += f" until {lease_until}"
     elif event is Event.CONSUME:
-        sets = (("consumed_at", now), ("result", result), ("lease_until", None))
+        sets = (("consumed_at", now), ("result", result), ("lease_until", None), ("claim_id", None))
     elif event is Event.RELEASE:
-        sets = (("lease_until", None),)
+        sets = (("lease_until", None), ("claim_id", None))
     return Change(
         event=event,
         sources=sources,
@@ -122,6 +138,7 @@ def plan_transition(
         requires_unexpired=event is Event.BEGIN_SETTLEMENT,
         settlement=settlement,
         detail=detail,
+        fence=claim_id if event in (Event.CONSUME, Event.RELEASE) else None,
     )
 
 

@@ -20,6 +20,16 @@ class Migration:
     statements: tuple[str, ...]
 
 
+def bounded_state_statements(requests: str) -> tuple[str, ...]:
+    """Version 2, the same in both dialects: the claim fencing token, and indexes for
+    the per-caller cap on open requests and for finding settlements to reconcile."""
+    return (
+        f"ALTER TABLE {requests} ADD COLUMN claim_id TEXT",
+        f"CREATE INDEX payment_requests_open ON {requests} (caller, expires_at) WHERE state = 'issued'",
+        f"CREATE INDEX payment_requests_settling ON {requests} (lease_until) WHERE state = 'settling'",
+    )
+
+
 def pending(migrations: Sequence[Migration], applied: Iterable[int], *, where: str) -> list[Migration]:
     """The migrations not yet in `applied`, in version order.
 

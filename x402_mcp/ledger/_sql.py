@@ -7,6 +7,7 @@ Table names come from `Tables`, never from callers' data.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..lifecycle import State
@@ -93,7 +94,34 @@ def update_sql(change: Change, request_id: str, *, table: str, param: str) -> tu
         allowed = f"({allowed} OR (state = {param} AND lease_until < {param}))"
         params += [State.REDEEMING.value, change.now]
     where = f"id = {param} AND {allowed}"
+    if change.fence is not None:
+        where += f" AND claim_id = {param}"
+        params.append(change.fence)
     if change.requires_unexpired:
         where += f" AND expires_at > {param}"
         params.append(change.now)
     return f"UPDATE {table} SET {assignments} WHERE {where}", params
+
+
+def requests_sql(
+    tables: Tables, param: str, states: Collection[State] | None, limit: int
+) -> tuple[str, list[object]]:
+    """Requests in any of `states` (all when None), newest first, at most `limit`."""
+    sql = f"SELECT {', '.join(COLUMNS)} FROM {tables.requests}"
+    params: list[object] = []
+    if states is not None:
+        chosen = sorted(states)
+        if not chosen:
+            return f"{sql} WHERE 1 = 0", []
+        sql += f" WHERE state IN ({', '.join([param] * len(chosen))})"
+        params += [state.value for state in chosen]
+    params.append(max(limit, 0))
+    return f"{sql} ORDER BY created_at DESC, id DESC LIMIT {param}", params
+
+
+def count_open_sql(tables: Tables, param: str) -> str:
+    """Unpaid, unexpired requests of one caller (parameters: caller, now)."""
+    return (
+        f"SELECT count(*) FROM {tables.requests}"
+        f" WHERE caller = {param} AND state = '{State.ISSUED.value}' AND expires_at > {param}"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -48,6 +49,7 @@ class PaymentRequest:
     lease_until: float | None = None
     consumed_at: float | None = None
     result: str | None = None
+    claim_id: str | None = None
 
     def is_expired(self, now: float) -> bool:
         return self.state is State.ISSUED and now >= self.expires_at
@@ -83,12 +85,16 @@ class Ledger(Protocol):
         settlement: SettlementRecord | None = None,
         lease_until: float | None = None,
         result: str | None = None,
+        claim_id: str | None = None,
     ) -> PaymentRequest:
         """Move a request along the lifecycle and return it as it now stands.
 
-        `payload` is stored with `begin_settlement`; `settlement` is recorded
-        (in the settlements table and on the request) with `settled`;
-        `lease_until` goes with `claim`; `result` with `consume`.
+        `payload` (and optionally a settling `lease_until`) is stored with
+        `begin_settlement`; `settlement` is recorded (in the settlements table
+        and on the request) with `settled`; `lease_until` goes with `claim`;
+        `result` with `consume`. `claim_id` is a fencing token: given with
+        `claim` it is stored, and `consume`/`release` given one succeed only
+        while the claim they name still holds the request.
 
         Raises:
             StateConflict: the request is missing or not in a source state.
@@ -100,6 +106,25 @@ class Ledger(Protocol):
         ...
 
     async def settlements(self, request_id: str | None = None) -> list[SettlementRecord]: ...
+
+    async def requests(
+        self, *, states: Collection[State] | None = None, limit: int = 100
+    ) -> list[PaymentRequest]:
+        """Requests in any of `states` (all when None), newest first, at most `limit`."""
+        ...
+
+    async def count_open(self, *, caller: str, now: float) -> int:
+        """How many requests issued to `caller` are still unpaid and unexpired at `now`."""
+        ...
+
+    async def expire_overdue(self, *, now: float) -> list[str]:
+        """Expire every issued request whose `expires_at` is at or before `now`; return their ids."""
+        ...
+
+    async def purge_expired(self, *, before: float) -> int:
+        """Delete expired requests whose `expires_at` is before `before`, with their audit
+        lines; return how many went. Paid requests are never deleted."""
+        ...
 
     async def audit(self, request_id: str | None, event: str, detail: str, *, now: float) -> None:
         """Append a line to the audit trail (refused payments leave only this)."""

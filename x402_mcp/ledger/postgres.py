@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +38,8 @@ from ._changes import (
     request_values,
     settlement_from_row,
 )
-from ._migrations import Migration, pending
-from ._sql import SETTLEMENT_COLUMNS, Queries, Tables, update_sql
+from ._migrations import Migration, bounded_state_statements, pending
+from ._sql import SETTLEMENT_COLUMNS, Queries, Tables, count_open_sql, requests_sql, update_sql
 from .base import PaymentRequest, SettlementRecord
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ def _migrations(t: Tables) -> tuple[Migration, ...]:
                 f"CREATE INDEX audit_request ON {t.audit} (request_id, id)",
             ),
         ),
+        Migration(2, "claim fencing token; open and settling indexes", bounded_state_statements(t.requests)),
     )
 
 
@@ -239,6 +240,7 @@ class PostgresLedger:
         settlement: SettlementRecord | None = None,
         lease_until: float | None = None,
         result: str | None = None,
+        claim_id: str | None = None,
     ) -> PaymentRequest:
         """Apply `event` as one compare-and-set and return the request as it now stands.
 
@@ -251,7 +253,13 @@ class PostgresLedger:
                 transaction is already recorded (for any request).
         """
         change = plan_transition(
-            event, now=now, payload=payload, settlement=settlement, lease_until=lease_until, result=result
+            event,
+            now=now,
+            payload=payload,
+            settlement=settlement,
+            lease_until=lease_until,
+            result=result,
+            claim_id=claim_id,
         )
         current: str | None = None
         async with self._connection() as conn:
@@ -288,7 +296,28 @@ class PostgresLedger:
             rows = await self._fetch_all(self._queries.audit_trail_of, [request_id])
         return [(at, rid, event, detail) for at, rid, event, detail in rows]
 
-    # -- beyond the protocol -------------------------------------------------------------------------
+    async def requests(
+        self, *, states: Collection[State] | None = None, limit: int = 100
+    ) -> list[PaymentRequest]:
+        """Requests in any of `states` (all when None), newest first, at most `limit`."""
+        sql, params = requests_sql(self._tables, "%s", states, limit)
+        return [request_from_row(row) for row in await self._fetch_all(sql, params)]
+
+    async def count_open(self, *, caller: str, now: float) -> int:
+        """How many requests issued to `caller` are still unpaid and unexpired at `now`."""
+        row = await self._fetch_one(count_open_sql(self._tables, "%s"), [caller, now])
+        return 0 if row is None else int(row[0])
+
+    async def purge_expired(self, *, before: float) -> int:
+        """Delete expired requests whose `expires_at` is before `before`, and their audit lines."""
+        t = self._tables
+        sql = (
+            f"WITH gone AS (DELETE FROM {t.requests} WHERE state = %s AND expires_at < %s RETURNING id),"
+            f" unlogged AS (DELETE FROM {t.audit} WHERE request_id IN (SELECT id FROM gone))"
+            " SELECT count(*) FROM gone"
+        )
+        row = await self._fetch_one(sql, [State.EXPIRED.value, before])
+        return 0 if row is None else int(row[0])
 
     async def expire_overdue(self, *, now: float) -> list[str]:
         """Expire every issued request whose `expires_at` is at or before `now`; return their ids."""

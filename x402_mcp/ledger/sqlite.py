@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -44,8 +44,8 @@ from ._changes import (
     request_values,
     settlement_from_row,
 )
-from ._migrations import Migration, pending
-from ._sql import SETTLEMENT_COLUMNS, Queries, Tables, update_sql
+from ._migrations import Migration, bounded_state_statements, pending
+from ._sql import SETTLEMENT_COLUMNS, Queries, Tables, count_open_sql, requests_sql, update_sql
 from .base import PaymentRequest, SettlementRecord
 
 T = TypeVar("T")
@@ -115,6 +115,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
             "CREATE INDEX audit_request ON audit (request_id, id)",
         ),
+    ),
+    Migration(
+        2, "claim fencing token; open and settling indexes", bounded_state_statements("payment_requests")
     ),
 )
 
@@ -244,6 +247,7 @@ class SQLiteLedger:
         settlement: SettlementRecord | None = None,
         lease_until: float | None = None,
         result: str | None = None,
+        claim_id: str | None = None,
     ) -> PaymentRequest:
         """Apply `event` as one compare-and-set and return the request as it now stands.
 
@@ -256,7 +260,13 @@ class SQLiteLedger:
                 transaction is already recorded (for any request).
         """
         change = plan_transition(
-            event, now=now, payload=payload, settlement=settlement, lease_until=lease_until, result=result
+            event,
+            now=now,
+            payload=payload,
+            settlement=settlement,
+            lease_until=lease_until,
+            result=result,
+            claim_id=claim_id,
         )
         row, current = await self._write(partial(self._apply, request_id, change))
         if row is None:
@@ -293,7 +303,35 @@ class SQLiteLedger:
             rows = await self._read(lambda conn: conn.execute(_Q.audit_trail_of, (request_id,)).fetchall())
         return [(at, rid, event, detail) for at, rid, event, detail in rows]
 
-    # -- beyond the protocol -------------------------------------------------------------------------
+    async def requests(
+        self, *, states: Collection[State] | None = None, limit: int = 100
+    ) -> list[PaymentRequest]:
+        """Requests in any of `states` (all when None), newest first, at most `limit`."""
+        sql, params = requests_sql(_TABLES, "?", states, limit)
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return [request_from_row(row) for row in rows]
+
+    async def count_open(self, *, caller: str, now: float) -> int:
+        """How many requests issued to `caller` are still unpaid and unexpired at `now`."""
+        sql = count_open_sql(_TABLES, "?")
+        (count,) = await self._read(lambda conn: conn.execute(sql, (caller, now)).fetchone())
+        return int(count)
+
+    async def purge_expired(self, *, before: float) -> int:
+        """Delete expired requests whose `expires_at` is before `before`, and their audit lines."""
+        select = f"SELECT id FROM {_TABLES.requests} WHERE state = ? AND expires_at < ?"
+
+        def purge(conn: sqlite3.Connection) -> int:
+            with _immediate(conn):
+                params = (State.EXPIRED.value, before)
+                conn.execute(f"DELETE FROM {_TABLES.audit} WHERE request_id IN ({select})", params)
+                return int(
+                    conn.execute(
+                        f"DELETE FROM {_TABLES.requests} WHERE state = ? AND expires_at < ?", params
+                    ).rowcount
+                )
+
+        return await self._write(purge)
 
     async def expire_overdue(self, *, now: float) -> list[str]:
         """Expire every issued request whose `expires_at` is at or before `now`; return their ids."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 from ..wire import AnyPaymentPayload, PaymentRequirements, SettleResponse, SupportedResponse, VerifyResponse
 
@@ -26,3 +27,30 @@ class Settlement(Protocol):
     ) -> SettleResponse: ...
 
     async def supported(self) -> SupportedResponse: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OnChain:
+    """What the chain says about one EIP-3009 authorization (see `ChainLookup`).
+
+    `status` is `"unused"` (it may still be settled), `"settled"` (`tx_hash`
+    used it and logged the transfer the requirements ask for), `"canceled"`
+    (the payer canceled it), or `"used_elsewhere"` (used, but no transaction
+    paying these requirements was found: never record it as paid).
+    """
+
+    status: Literal["unused", "settled", "canceled", "used_elsewhere"]
+    tx_hash: str | None = None
+    amount: int | None = None
+
+
+@runtime_checkable
+class ChainLookup(Protocol):
+    """Optional for settlement backends that can read the chain (local settlement).
+
+    Reconciliation uses it to learn whether a payment whose settlement was cut
+    short (a crash, a timeout) reached the chain. Backends without chain access
+    (a remote facilitator) leave such payments awaiting reconciliation.
+    """
+
+    async def lookup(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> OnChain: ...

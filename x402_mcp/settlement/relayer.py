@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
-from web3.types import BlockIdentifier, Nonce, TxParams, TxReceipt, Wei
+from web3.types import BlockIdentifier, LogReceipt, Nonce, TxParams, TxReceipt, Wei
 
 from ..errors import SettlementError
 from ..networks import Network
@@ -140,6 +140,20 @@ class Relayer:
             self._nonce = nonce + 1
             return Sent(signed.hash, self.receipt(signed.hash), None)
         raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def logs(self, address: str, topics: list[str], *, lookback_blocks: int) -> list[LogReceipt]:
+        """Logs of contract `address` matching `topics` in the last `lookback_blocks` blocks."""
+        latest = self._w3.eth.block_number
+        return list(
+            self._w3.eth.get_logs(
+                {
+                    "address": Web3.to_checksum_address(address),
+                    "topics": topics,
+                    "fromBlock": max(0, latest - lookback_blocks),
+                    "toBlock": latest,
+                }
+            )
+        )
 
     def receipt(self, tx_hash: HexBytes) -> TxReceipt | None:
         """The receipt, or None while the transaction is not mined."""

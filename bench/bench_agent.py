@@ -1,0 +1,211 @@
+"""An agent's paid call: ours against the official x402 MCP package, in one run, on one anvil.
+
+    uv run python bench/bench_agent.py [--calls 30] [--warmup 5]
+
+Four pairings, each a complete paid call as an agent makes it (unpaid probe,
+challenge, signature, paid retry, settlement on chain, receipt), over
+streamable HTTP on loopback, every server in its own process:
+
+- `PayingClient` (budget checks and durable spending records included) against
+  our server (`Payments`, local settlement);
+- the official `x402MCPClient` against the official server (`create_payment_wrapper`,
+  official facilitator library `x402FacilitatorSync` + `FacilitatorWeb3Signer`);
+- and the two crossings, which separate client cost from server cost.
+
+Both servers settle on the same anvil and token; each gets a fresh payer. The
+official side runs in `.venv-official/` (see tests/interop_official_mcp/).
+Prints medians and p90 in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# The anvil harness and the official environment live with the tests; share them, don't copy.
+sys.path.insert(0, str(ROOT))
+
+PRICE = 10_000  # $0.01
+
+
+def serve_ours(port_file: str) -> None:
+    """`--serve-ours`: our paid server, configured from the environment, on a free loopback port."""
+    import socket
+
+    import anyio
+    import uvicorn
+    from mcp.server import MCPServer
+
+    from x402_mcp import Payments, paid
+    from x402_mcp.networks import Asset
+    from x402_mcp.settlement.local import LocalSettlement
+
+    network = os.environ["NETWORK"]
+    settlement = LocalSettlement.from_rpc(
+        os.environ["RPC_URL"], os.environ["GAS_KEY"], network=network, poll_latency=0.01
+    )
+    payments = Payments(
+        pay_to=os.environ["PAY_TO"],
+        network=network,
+        asset=Asset(os.environ["TOKEN"], name=os.environ["TOKEN_NAME"]),
+        settlement=settlement,
+        ledger=f"sqlite:///{os.environ['LEDGER']}",
+        public_url="http://127.0.0.1:9/unused",
+    )
+    server = MCPServer("ours", extensions=[payments], log_level="WARNING")
+
+    @server.tool()
+    def ping() -> str:
+        return "pong"
+
+    @server.tool()
+    @paid(price="0.01")
+    async def answer(question: str) -> str:
+        return f"our answer to {question}"
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    web = uvicorn.Server(uvicorn.Config(server.streamable_http_app(), log_level="warning"))
+
+    async def serve() -> None:
+        async def announce() -> None:
+            while not web.started:  # noqa: ASYNC110 (uvicorn offers a flag, no event)
+                await anyio.sleep(0.01)
+            await anyio.Path(port_file + ".tmp").write_text(str(sock.getsockname()[1]))
+            await anyio.Path(port_file + ".tmp").rename(port_file)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(announce)
+            await web.serve(sockets=[sock])
+
+    anyio.run(serve)
+
+
+async def _our_server(env: dict[str, str], folder: Path) -> Any:
+    """Start `--serve-ours` in a subprocess; returns (process, url)."""
+    import subprocess
+
+    import anyio
+
+    port_file = folder / "ours.port"
+    log = (folder / "ours.log").open("wb")
+    process = await anyio.open_process(
+        [sys.executable, __file__, "--serve-ours", str(port_file)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
+    with anyio.fail_after(30):
+        while not await anyio.Path(port_file).exists():
+            if process.returncode is not None:
+                raise RuntimeError(f"our server exited; see {folder / 'ours.log'}")
+            await anyio.sleep(0.02)
+    port = int(await anyio.Path(port_file).read_text())
+    return process, f"http://127.0.0.1:{port}/mcp"
+
+
+async def _paying_client(url: str, chain: Any, folder: Path, calls: int, warmup: int) -> list[float]:
+    from x402_mcp.client import Budget, PayingClient
+
+    payer = chain.new_account(usdc="100")
+    budget = Budget(per_call="0.05", file=folder / f"budget-{time.monotonic_ns()}.sqlite")
+    samples: list[float] = []
+    async with PayingClient(url, account=payer, budget=budget, assets=[chain.asset], mode="legacy") as client:
+        for index in range(warmup + calls):
+            start = time.perf_counter()
+            answer = await client.call_tool("answer", {"question": "bench"})
+            elapsed = (time.perf_counter() - start) * 1000
+            if answer.receipt is None or not answer.receipt.success:
+                raise RuntimeError(f"a paid call failed: {answer.text}")
+            if index >= warmup:
+                samples.append(elapsed)
+    return samples
+
+
+async def _official_client(python: Path, url: str, chain: Any, calls: int, warmup: int) -> list[float]:
+    from tests.interop_official_mcp.official import official_client
+
+    payer = chain.new_account(usdc="100")
+    outcome = await official_client(
+        python, url, "answer", json.dumps({"question": "bench"}), payer_key=payer.key.hex(),
+        calls=calls, warmup=warmup,
+    )  # fmt: skip
+    if outcome["is_error"] or not (outcome["payment_response"] or {}).get("success"):
+        raise RuntimeError(f"an official paid call failed: {outcome}")
+    samples: list[float] = outcome["samples_ms"]
+    return samples
+
+
+async def run(calls: int, warmup: int, folder: Path) -> None:
+    from eth_account import Account
+
+    from tests.chains import ANVIL_BINARY, running_anvil
+    from tests.interop_official_mcp.official import official_python, official_server
+
+    python = official_python()
+    with running_anvil(ANVIL_BINARY, folder / "anvil.log") as chain:
+        ours_gas, theirs_gas = Account.create(), Account.create()
+        for account in (ours_gas, theirs_gas):
+            chain.fund_eth(account.address, 10**18)
+        common = {"RPC_URL": chain.rpc_url, "TOKEN": chain.usdc, "TOKEN_NAME": chain.asset.name,
+                  "NETWORK": chain.network}  # fmt: skip
+        ours_env = {**common, "GAS_KEY": ours_gas.key.hex(), "PAY_TO": Account.create().address,
+                    "LEDGER": str(folder / "ledger.sqlite")}  # fmt: skip
+        theirs_env = {**common, "FACILITATOR_KEY": theirs_gas.key.hex(), "AMOUNT": str(PRICE),
+                      "PAY_TO": Account.create().address}  # fmt: skip
+        process, ours = await _our_server(ours_env, folder)
+        rows: list[tuple[str, list[float]]] = []
+        try:
+            async with official_server(python, theirs_env, folder) as theirs:
+                rows.append(
+                    ("PayingClient -> our server", await _paying_client(ours, chain, folder, calls, warmup))
+                )
+                rows.append(("x402MCPClient -> official server",
+                             await _official_client(python, theirs, chain, calls, warmup)))  # fmt: skip
+                rows.append(("PayingClient -> official server",
+                             await _paying_client(theirs, chain, folder, calls, warmup)))  # fmt: skip
+                rows.append(("x402MCPClient -> our server",
+                             await _official_client(python, ours, chain, calls, warmup)))  # fmt: skip
+        finally:
+            process.terminate()
+            await process.wait()
+
+    print(f"agent paid call over streamable HTTP on loopback: {calls} calls each after {warmup} warm-up,")
+    print("one anvil (automine), our EIP-3009 token, every server in its own process\n")
+    print(f"{'client -> server':<36} {'median ms':>9} {'p90 ms':>9}")
+    for name, samples in rows:
+        ordered = sorted(samples)
+        p90 = ordered[max(0, int(len(ordered) * 0.9) - 1)]
+        print(f"{name:<36} {statistics.median(ordered):>9.2f} {p90:>9.2f}")
+    ours_median = statistics.median(rows[0][1])
+    theirs_median = statistics.median(rows[1][1])
+    print(f"\nofficial / ours (median, each against its own server): {theirs_median / ours_median:.2f}x")
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-ours":
+        serve_ours(sys.argv[2])
+        return
+    import anyio
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="x402-bench-agent-") as folder:
+        anyio.run(run, args.calls, args.warmup, Path(folder))
+
+
+if __name__ == "__main__":
+    main()

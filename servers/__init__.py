@@ -1,0 +1,8 @@
+"""Sample paid MCP servers that run offline (embedded DevChain by default).
+
+Each module builds its server from a `Payments` (`build(payments)`) and runs
+over stdio when executed (`python servers/textkit.py`), ready for Claude
+Desktop: `x402-mcp claude-config textkit` prints the config entry.
+"""
+
+SAMPLES = ("textkit", "mathlab", "passphrase")

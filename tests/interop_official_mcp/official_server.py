@@ -1,0 +1,107 @@
+"""The official x402 paid MCP server (x402.mcp on FastMCP, MCP SDK 1.x), over streamable HTTP.
+
+Runs in the second virtual environment (see requirements.txt), never in ours:
+
+    .venv-official/bin/python official_server.py PORT_FILE
+
+Settles through the official facilitator library (`x402FacilitatorSync` with a
+`FacilitatorWeb3Signer`) on the chain at $RPC_URL, with the gas key from
+$FACILITATOR_KEY. One paid tool, `answer`, costs $AMOUNT atomic units of $TOKEN
+to $PAY_TO on $NETWORK; `ping` is free. Binds a free loopback port and writes
+it to PORT_FILE once listening.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import uvicorn
+from mcp.server.fastmcp import FastMCP
+from x402 import x402FacilitatorSync, x402ResourceServer
+from x402.mcp import create_payment_wrapper
+from x402.mechanisms.evm import FacilitatorWeb3Signer
+from x402.mechanisms.evm.exact import ExactEvmServerScheme, register_exact_evm_facilitator
+from x402.schemas import PaymentRequirements
+
+
+class ThreadedFacilitator:
+    """The async facilitator-client protocol over the sync facilitator, run off the event loop."""
+
+    def __init__(self, facilitator: x402FacilitatorSync) -> None:
+        self._facilitator = facilitator
+
+    async def verify(self, payload: Any, requirements: Any) -> Any:
+        return await anyio.to_thread.run_sync(self._facilitator.verify, payload, requirements)
+
+    async def settle(self, payload: Any, requirements: Any) -> Any:
+        return await anyio.to_thread.run_sync(self._facilitator.settle, payload, requirements)
+
+    def get_supported(self) -> Any:
+        return self._facilitator.get_supported()
+
+
+def build(network: str) -> FastMCP:
+    signer = FacilitatorWeb3Signer(os.environ["FACILITATOR_KEY"], os.environ["RPC_URL"])
+    facilitator = register_exact_evm_facilitator(x402FacilitatorSync(), signer, networks=network)
+    resource_server = x402ResourceServer(ThreadedFacilitator(facilitator))
+    resource_server.register(network, ExactEvmServerScheme())
+    resource_server.initialize()
+    accepts = [
+        PaymentRequirements(
+            scheme="exact",
+            network=network,
+            asset=os.environ["TOKEN"],
+            amount=os.environ["AMOUNT"],
+            pay_to=os.environ["PAY_TO"],
+            max_timeout_seconds=300,
+            extra={"name": os.environ.get("TOKEN_NAME", "USD Coin"), "version": "2"},
+        )
+    ]
+    server = FastMCP("official-paid", log_level="WARNING")
+
+    @server.tool()
+    def ping() -> str:
+        return "pong"
+
+    # structured_output=False: FastMCP 1.x would otherwise validate the challenge against
+    # the tool's output schema and replace it (official-sdk.md).
+    @server.tool(structured_output=False)
+    @create_payment_wrapper(resource_server, accepts=accepts)
+    async def answer(question: str) -> str:
+        return f"official answer to {question}"
+
+    return server
+
+
+def main() -> None:
+    port_file = sys.argv[1]
+    server = build(os.environ["NETWORK"])
+    # IPPROTO_TCP explicitly: with proto 0 asyncio leaves Nagle on, costing ~40 ms per request.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
+    web = uvicorn.Server(config)
+
+    async def serve() -> None:
+        async def announce() -> None:
+            while not web.started:  # noqa: ASYNC110 (uvicorn offers a flag, no event)
+                await anyio.sleep(0.01)
+            # Written whole, then renamed: the test never reads half a port number.
+            await anyio.Path(port_file + ".tmp").write_text(str(sock.getsockname()[1]))
+            await anyio.Path(port_file + ".tmp").rename(port_file)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(announce)
+            await web.serve(sockets=[sock])
+
+    anyio.run(serve)
+
+
+if __name__ == "__main__":
+    main()

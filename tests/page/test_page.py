@@ -1,0 +1,165 @@
+"""The hosted page for people: states, escaping, headers, the wallet and demo-wallet flows."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from tests.page.conftest import PRICE, TRICKY, Store, build_store, connected, http, link_of, text_of
+from x402_mcp.devchain import DevChain
+from x402_mcp.lifecycle import State
+
+pytestmark = pytest.mark.anyio
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+
+async def test_page_shows_the_request_escaped_with_strict_headers(store: Store) -> None:
+    async with connected(store) as client, http() as web:
+        request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        response = await web.get(url, headers=HTML)
+
+    assert response.status_code == 200
+    page = response.text
+    assert "$0.05" in page and "0.05 USDC" in page
+    assert store.payee in page and request_id in page and "DevChain" in page
+    assert "Awaiting payment" in page
+    assert TRICKY not in page and html.escape(TRICKY) in page
+    data = re.search(r'<script type="application/json" id="request-data">(.*?)</script>', page, re.S)
+    assert data is not None and "<" not in data.group(1)
+    assert json.loads(data.group(1))["endpoints"]["demo"] is not None
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "default-src 'none'" in csp
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "http" not in re.sub(r'href="[^"]*tx[^"]*"', "", page.split("<body>")[1]).split("request-data")[0]
+
+
+async def test_static_assets_are_served_locally_and_nothing_else(store: Store) -> None:
+    async with connected(store) as client, http() as web:
+        _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        base = url.split("/pay/")[0]
+        script = await web.get(f"{base}/pay/_static/pay.js")
+        style = await web.get(f"{base}/pay/_static/pay.css")
+        other = await web.get(f"{base}/pay/_static/..%2Fapp.py")
+    assert script.status_code == 200 and "eth_signTypedData_v4" in script.text
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert style.status_code == 200 and other.status_code == 404
+
+
+async def test_wallet_signs_the_served_typed_data_and_the_next_call_runs(store: Store) -> None:
+    before = store.payee_balance()
+    async with connected(store) as client, http() as web:
+        request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        prepared = (await web.post(f"{url}/authorization", json={"from": store.payer.address})).json()
+        typed = prepared["typedData"]
+        assert typed["domain"]["verifyingContract"] == store.chain.usdc
+        assert typed["message"]["value"] == str(PRICE) and typed["message"]["to"] == store.payee
+        signed = Account.sign_typed_data(store.payer.key, full_message=typed)
+        paid = await web.post(
+            url, json={"authorization": prepared["authorization"], "signature": "0x" + signed.signature.hex()}
+        )
+        assert paid.status_code == 200, paid.text
+        assert paid.json()["txHash"]
+        page = (await web.get(url, headers=HTML)).text
+        assert "Paid" in page and paid.json()["txHash"] in page
+
+        result = await client.call_tool("answer", {"question": "q"})
+    assert not result.is_error, text_of(result)
+    assert store.payee_balance() == before + PRICE
+    assert store.runs == {"answer": 1}
+    request = await store.ledger.get(request_id)
+    assert request is not None and request.state is State.CONSUMED
+
+
+async def test_a_forged_signature_is_refused_and_the_request_stays_payable(store: Store) -> None:
+    stranger = Account.create()
+    async with connected(store) as client, http() as web:
+        request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        prepared = (await web.post(f"{url}/authorization", json={"from": store.payer.address})).json()
+        forged = Account.sign_typed_data(stranger.key, full_message=prepared["typedData"])
+        refused = await web.post(
+            url, json={"authorization": prepared["authorization"], "signature": "0x" + forged.signature.hex()}
+        )
+    assert refused.status_code == 402 and "signature" in refused.json()["error"].lower()
+    request = await store.ledger.get(request_id)
+    assert request is not None and request.state is State.ISSUED
+
+
+async def test_demo_wallet_pays_on_the_devchain(store: Store) -> None:
+    before = store.payee_balance()
+    async with connected(store) as client, http() as web:
+        _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        paid = await web.post(f"{url}/demo", json={})
+        again = await web.post(f"{url}/demo", json={})
+        result = await client.call_tool("answer", {"question": "q"})
+    assert paid.status_code == 200, paid.text
+    assert again.status_code == 409 and "paid" in again.json()["error"]
+    assert not result.is_error and store.payee_balance() == before + PRICE
+
+
+async def test_no_demo_wallet_without_the_devchain(page_chain: DevChain, tmp_path: Path) -> None:
+    store = build_store(page_chain, tmp_path / "l.sqlite", demo=False, page_port=0)
+    async with connected(store) as client, http() as web:
+        _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        page = (await web.get(url, headers=HTML)).text
+        demo = await web.post(f"{url}/demo", json={})
+    assert 'id="demo-pay" type="button" class="secondary" hidden' in page
+    assert demo.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        (b"x" * 20_000, {}, 413, "too large"),
+        (b"{not json", {}, 400, "not valid JSON"),
+        (b"[1, 2]", {}, 400, "JSON object"),
+        (b'{"authorization": {"from": "0x12"}, "signature": "0x00"}', {}, 400, "invalid"),
+    ],
+)
+async def test_oversized_or_malformed_posts_get_a_clear_message(
+    store: Store, body: bytes, headers: dict[str, str], status: int, message: str
+) -> None:
+    async with connected(store) as client, http() as web:
+        request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        response = await web.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+    assert response.status_code == status and message in response.json()["error"]
+    request = await store.ledger.get(request_id)
+    assert request is not None and request.state is State.ISSUED
+
+
+async def test_unknown_or_malformed_ids_reveal_nothing(store: Store) -> None:
+    async with connected(store) as client, http() as web:
+        _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        base = url.split("/pay/")[0]
+        unknown = await web.get(f"{base}/pay/pr_{'A' * 24}", headers=HTML)
+        odd = await web.get(f"{base}/pay/../../etc", headers=HTML)
+        machine = await web.get(f"{base}/pay/pr_{'B' * 24}")
+    assert unknown.status_code == 404 and "no such payment request" in unknown.text
+    assert odd.status_code == 404
+    assert machine.status_code == 404 and machine.json() == {"error": "there is no such payment request"}
+
+
+async def test_expired_and_already_used_states(store: Store) -> None:
+    clock = [1_000.0]
+    store.payments.clock = lambda: clock[0]
+    async with connected(store) as client, http() as web:
+        _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        clock[0] += store.payments.max_timeout_seconds + 1
+        expired = await web.get(url, headers=HTML)
+        expired_machine = await web.get(url)
+        refused = await web.post(f"{url}/demo", json={})
+    assert "Expired" in expired.text and 'id="actions" class="actions" hidden' in expired.text
+    assert expired_machine.status_code == 410
+    assert refused.status_code == 409 and "expired" in refused.json()["error"]
+
+    store.payments.clock = __import__("time").time
+    async with connected(store) as client, http() as web:
+        _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        assert (await web.post(f"{url}/demo", json={})).status_code == 200
+        assert not (await client.call_tool("answer", {"question": "q"})).is_error
+        used = await web.get(url, headers=HTML)
+    assert "Already used" in used.text and "hidden" not in used.text.split('id="receipt"')[1][:40]

@@ -1,0 +1,223 @@
+"""FacilitatorSettlement against real facilitators on loopback: ours (each chain), the official one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from x402_mcp.devchain import TokenChain
+from x402_mcp.errors import SettlementError
+from x402_mcp.facilitator import facilitator_app
+from x402_mcp.settlement import FacilitatorSettlement, Settlement, StaticHeaders
+from x402_mcp.settlement.checks import VALUE_MISMATCH
+from x402_mcp.wire import PaymentRequirements
+
+from ..chains import AnvilChain, pay, requirements_for
+from ..facilitator.conftest import official_facilitator, our_facilitator  # noqa: F401 (fixtures)
+from ..facilitator.serving import Interposer, loopback_socket, serving
+
+pytestmark = pytest.mark.anyio
+
+PRICE = 10_000
+
+
+@pytest.fixture
+def payer(chain: TokenChain) -> LocalAccount:
+    return chain.new_account("10")
+
+
+@pytest.fixture
+def payee() -> str:
+    return str(Account.create().address)
+
+
+@pytest.fixture
+def requirements(chain: TokenChain, payee: str) -> PaymentRequirements:
+    return requirements_for(chain, payee, amount=str(PRICE))
+
+
+async def test_verify_and_settle_through_our_facilitator(
+    chain: TokenChain,
+    our_facilitator: str,  # noqa: F811
+    payer: LocalAccount,
+    payee: str,
+    requirements: PaymentRequirements,
+) -> None:
+    remote = FacilitatorSettlement(our_facilitator, network=chain.network)
+    assert isinstance(remote, Settlement)
+    payment = pay(payer, requirements)
+    try:
+        verdict = await remote.verify(payment, requirements)
+        assert (verdict.is_valid, verdict.payer) == (True, payer.address)
+        assert chain.balance_of(payee) == 0
+        receipt = await remote.settle(payment, requirements)
+        assert await remote.supported() is await remote.supported(), "/supported is read once"
+    finally:
+        await remote.aclose()
+    assert receipt.success, receipt.error_message
+    assert (receipt.network, receipt.payer) == (chain.network, payer.address)
+    assert chain.balance_of(payee) == PRICE
+    assert chain.balance_of(payer.address) == 10_000_000 - PRICE
+
+
+async def test_a_refusal_passes_its_reason_through_and_moves_nothing(
+    chain: TokenChain,
+    our_facilitator: str,  # noqa: F811
+    payer: LocalAccount,
+    payee: str,
+    requirements: PaymentRequirements,
+) -> None:
+    remote = FacilitatorSettlement(our_facilitator, network=chain.network)
+    underpaid = pay(payer, requirements, value=PRICE - 1)
+    verdict = await remote.verify(underpaid, requirements)
+    receipt = await remote.settle(underpaid, requirements)
+    await remote.aclose()
+    assert (verdict.is_valid, verdict.invalid_reason) == (False, VALUE_MISMATCH)
+    assert (receipt.success, receipt.error_reason) == (False, VALUE_MISMATCH)
+    assert chain.balance_of(payee) == 0
+
+
+def _rewrite_refusals_to_400(path: str, status: int, messages: list[dict[str, Any]]) -> int:
+    body = json.loads(b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body"))
+    return 400 if body.get("isValid") is False or body.get("success") is False else status
+
+
+async def test_a_4xx_carrying_a_verify_or_settle_body_is_an_answer_not_a_crash(
+    chain: TokenChain, payer: LocalAccount, payee: str, requirements: PaymentRequirements
+) -> None:
+    # The TypeScript facilitators answer a refusal with a 400 whose body is the response.
+    app = Interposer(facilitator_app(chain.settlement()), status_of=_rewrite_refusals_to_400)
+    async with serving(app) as url:
+        remote = FacilitatorSettlement(url, network=chain.network)
+        underpaid = pay(payer, requirements, value=PRICE + 1)
+        verdict = await remote.verify(underpaid, requirements)
+        receipt = await remote.settle(underpaid, requirements)
+        await remote.aclose()
+    assert (verdict.is_valid, verdict.invalid_reason) == (False, VALUE_MISMATCH)
+    assert (receipt.success, receipt.error_reason) == (False, VALUE_MISMATCH)
+    assert chain.balance_of(payee) == 0
+
+
+async def test_a_facilitator_that_is_down_is_a_settlement_error(
+    chain: TokenChain, payer: LocalAccount, payee: str, requirements: PaymentRequirements
+) -> None:
+    closed = loopback_socket()  # bound, never listening: connections are refused
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    remote = FacilitatorSettlement(url, network=chain.network, verify_attempts=2)
+    payment = pay(payer, requirements)
+    try:
+        with pytest.raises(SettlementError, match="unreachable"):
+            await remote.verify(payment, requirements)
+        with pytest.raises(SettlementError, match="unreachable"):
+            await remote.settle(payment, requirements)
+    finally:
+        closed.close()
+        await remote.aclose()
+    assert chain.balance_of(payee) == 0
+
+
+async def test_verify_is_retried_after_503_and_times_out_with_a_clear_error(
+    chain: TokenChain, payer: LocalAccount, requirements: PaymentRequirements
+) -> None:
+    busy = Interposer(facilitator_app(chain.settlement()), unavailable=2)
+    async with serving(busy) as url:
+        remote = FacilitatorSettlement(url, network=chain.network, verify_attempts=3)
+        assert (await remote.verify(pay(payer, requirements), requirements)).is_valid
+        await remote.aclose()
+    assert [path for path, _ in busy.seen].count("/verify") == 3
+
+    hung = Interposer(facilitator_app(chain.settlement()), stall_before={"/verify": 30})
+    async with serving(hung) as url:
+        remote = FacilitatorSettlement(url, network=chain.network, timeout=0.3, verify_attempts=2)
+        with pytest.raises(SettlementError, match=r"did not answer /verify within 0\.3 s"):
+            await remote.verify(pay(payer, requirements), requirements)
+        await remote.aclose()
+    assert [path for path, _ in hung.seen].count("/verify") == 2
+
+
+async def test_auth_headers_go_to_each_endpoint_and_a_401_is_a_credentials_error(
+    chain: TokenChain, payer: LocalAccount, requirements: PaymentRequirements
+) -> None:
+    def refuse_verify(path: str, status: int, messages: list[dict[str, Any]]) -> int:
+        return 401 if path == "/verify" else status
+
+    app = Interposer(facilitator_app(chain.settlement()), status_of=refuse_verify)
+    auth = StaticHeaders({"X-Team": "t1"}, verify={"X-Key": "v"}, supported={"X-Key": "s"})
+    async with serving(app) as url:
+        remote = FacilitatorSettlement(url, network=chain.network, auth=auth, verify_attempts=1)
+        with pytest.raises(SettlementError, match="refused our credentials"):
+            await remote.verify(pay(payer, requirements), requirements)
+        await remote.aclose()
+    sent = {path: (headers.get("x-team"), headers.get("x-key")) for path, headers in app.seen}
+    assert sent == {"/supported": ("t1", "s"), "/verify": ("t1", "v")}
+    assert "X-Key" not in repr(auth) and "v" not in repr(auth).split("common=")[0]
+
+
+async def test_a_facilitator_without_our_network_is_refused_once_supported_is_read(
+    chain: TokenChain,
+    our_facilitator: str,  # noqa: F811
+    payer: LocalAccount,
+    requirements: PaymentRequirements,
+) -> None:
+    remote = FacilitatorSettlement(our_facilitator, network="base-sepolia")
+    elsewhere = requirements.model_copy(update={"network": "eip155:84532"})
+    with pytest.raises(SettlementError, match=r"does not settle 'exact' payments on eip155:84532"):
+        await remote.verify(pay(payer, requirements), elsewhere)
+    await remote.aclose()
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize("with_rpc", [True, False], ids=["reconciled-on-chain", "left-pending"])
+async def test_a_settle_whose_answer_is_lost_is_never_resent(anvil: AnvilChain, with_rpc: bool) -> None:
+    payer, payee = anvil.new_account("10"), Account.create().address
+    requirements = requirements_for(anvil, payee, amount=str(PRICE))
+    slow = Interposer(facilitator_app(anvil.settlement()), stall_after={"/settle": 30})
+    async with serving(slow) as url:
+        remote = FacilitatorSettlement(
+            url,
+            network=anvil.network,
+            timeout=1.0,
+            rpc_url=anvil.rpc_url if with_rpc else None,
+            reconcile_seconds=2.0,
+        )
+        payment = pay(payer, requirements)
+        if with_rpc:
+            receipt = await remote.settle(payment, requirements)
+            assert receipt.success
+            with anvil.lock:
+                mined = anvil.w3.eth.get_transaction_receipt(receipt.transaction)  # type: ignore[arg-type]
+            assert mined["status"] == 1
+        else:
+            with pytest.raises(SettlementError, match="kept pending and must not be sent again"):
+                await remote.settle(payment, requirements)
+        await remote.aclose()
+    assert [path for path, _ in slow.seen].count("/settle") == 1
+    assert anvil.balance_of(payee) == PRICE, "the facilitator settled exactly once"
+
+
+@pytest.mark.anvil
+async def test_our_client_verifies_and_settles_through_the_official_facilitator(
+    anvil: AnvilChain,
+    official_facilitator: str,  # noqa: F811
+) -> None:
+    payer, payee = anvil.new_account("10"), Account.create().address
+    requirements = requirements_for(anvil, payee, amount=str(PRICE))
+    remote = FacilitatorSettlement(official_facilitator, network=anvil.network)
+    try:
+        payment = pay(payer, requirements)
+        assert (await remote.verify(payment, requirements)).is_valid
+        receipt = await remote.settle(payment, requirements)
+        assert receipt.success, receipt.error_reason
+        assert anvil.balance_of(payee) == PRICE
+        replay = await remote.verify(payment, requirements)
+        underpaid = await remote.verify(pay(payer, requirements, value=PRICE - 1), requirements)
+    finally:
+        await remote.aclose()
+    # The official codes, passed through as opaque strings.
+    assert (replay.is_valid, replay.invalid_reason) == (False, "invalid_exact_evm_nonce_already_used")
+    assert underpaid.invalid_reason == "invalid_exact_evm_payload_authorization_value_mismatch"
+    assert anvil.balance_of(payee) == PRICE

@@ -1,0 +1,41 @@
+"""The paying side: an MCP client that pays for tools on its own, within a budget.
+
+```python
+from x402_mcp.client import Budget, PayingClient
+
+budget = Budget(per_call="0.10", per_day="2", total="20")
+async with PayingClient("http://127.0.0.1:8000/mcp", account=wallet, budget=budget) as client:
+    answer = await client.call_tool("research_query", {"question": "…"})
+```
+"""
+
+from .budget import Budget, default_budget_file
+from .errors import (
+    BudgetExceeded,
+    NoPayableOption,
+    NotConfirmed,
+    PayeeNotAllowed,
+    PaymentDeclined,
+    PaymentFailed,
+)
+from .offers import find_payment_required
+from .paying import PaidResult, PayingClient
+from .store import Spend, Spending, SpendState, SpendStore
+
+__all__ = [
+    "Budget",
+    "BudgetExceeded",
+    "NoPayableOption",
+    "NotConfirmed",
+    "PaidResult",
+    "PayeeNotAllowed",
+    "PayingClient",
+    "PaymentDeclined",
+    "PaymentFailed",
+    "Spend",
+    "SpendState",
+    "SpendStore",
+    "Spending",
+    "default_budget_file",
+    "find_payment_required",
+]

@@ -1,0 +1,373 @@
+"""`SpendStore`: the durable record of what budgets have spent, in one SQLite file.
+
+Every payment is written down *before* its signature leaves the process
+(`reserve`, which checks the limits and records the payment in one
+`BEGIN IMMEDIATE` transaction), then marked `spent` when the server returns a
+receipt, `released` when the server says the payment was not taken, or
+`uncertain` when nobody can tell (the connection dropped mid-call). Reserved
+and uncertain payments count against the limits like spent ones: a crash can
+make the budget look fuller than it is, never emptier. Several processes may
+share the file; SQLite's write lock serialises their reservations.
+
+Amounts: `amount` is the token's atomic units, `usd` the exact dollars, both
+TEXT (SQLite's INTEGER stops at 2**63 - 1 and REAL rounds); sums are Decimal.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+from ..errors import LedgerError
+from ..ledger._migrations import Migration, pending
+from ..wire import PaymentRequirements
+from .budget import DAY_SECONDS, Budget
+
+T = TypeVar("T")
+
+
+class SpendState(StrEnum):
+    RESERVED = "reserved"
+    SPENT = "spent"
+    RELEASED = "released"
+    UNCERTAIN = "uncertain"
+
+
+_STATES = ", ".join(f"'{state.value}'" for state in SpendState)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "payments, budget limits",
+        (
+            f"""CREATE TABLE payments (
+                id TEXT PRIMARY KEY,
+                budget TEXT NOT NULL,
+                tool TEXT NOT NULL,
+                payee TEXT NOT NULL,
+                network TEXT NOT NULL,
+                asset TEXT NOT NULL,
+                amount TEXT NOT NULL,
+                usd TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ({_STATES})),
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                tx_hash TEXT,
+                detail TEXT NOT NULL DEFAULT ''
+            )""",
+            "CREATE INDEX payments_budget ON payments (budget, created_at)",
+            """CREATE TABLE budgets (
+                name TEXT PRIMARY KEY,
+                committed TEXT NOT NULL,
+                per_call TEXT,
+                total TEXT,
+                per_day TEXT,
+                payees TEXT,
+                updated_at REAL NOT NULL
+            )""",
+        ),
+    ),
+)
+
+_PAYMENT_COLUMNS = (
+    "id, budget, tool, payee, network, asset, amount, usd, state, created_at, updated_at, tx_hash, detail"
+)
+_COMMITTED = "SELECT committed FROM budgets WHERE name = ?"
+_DAY_ROWS = "SELECT usd FROM payments WHERE budget = ? AND state != 'released' AND created_at > ?"
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """One payment of a budget, as recorded."""
+
+    id: str
+    budget: str
+    tool: str
+    payee: str
+    network: str
+    asset: str
+    amount: int
+    usd: Decimal
+    state: SpendState
+    created_at: float
+    updated_at: float
+    tx_hash: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Spending:
+    """What one budget has committed: `total` ever, `last_day` in the last 24 hours.
+
+    Both include payments still `reserved` or `uncertain` (`pending` counts those).
+    The limits are the ones the budget was last opened with.
+    """
+
+    budget: str
+    total: Decimal
+    last_day: Decimal
+    payments: int
+    pending: int
+    per_call: Decimal | None
+    total_limit: Decimal | None
+    per_day: Decimal | None
+
+
+def _spend(row: tuple[object, ...]) -> Spend:
+    (id_, budget, tool, payee, network, asset, amount, usd, state, created, updated, tx, detail) = row
+    return Spend(
+        str(id_), str(budget), str(tool), str(payee), str(network), str(asset), int(str(amount)),
+        Decimal(str(usd)), SpendState(str(state)), float(str(created)), float(str(updated)),
+        None if tx is None else str(tx), str(detail),
+    )  # fmt: skip
+
+
+def _decimal(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+class SpendStore:
+    """The spending records in the SQLite file at `path` (created on `open()`)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+
+    def __repr__(self) -> str:
+        return f"SpendStore({str(self.path)!r})"
+
+    async def open(self) -> None:
+        """Create the file and its tables, or bring an older schema up to date; idempotent.
+
+        Raises:
+            LedgerError: the file cannot be opened, or a newer x402-mcp migrated it.
+        """
+        async with self._limiter:
+            if self._conn is None:
+                with self._translate():
+                    self._conn = await anyio.to_thread.run_sync(self._connect)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            async with self._limiter:
+                await anyio.to_thread.run_sync(conn.close)
+
+    async def remember_limits(self, budget: Budget, *, now: float) -> None:
+        """Note the budget's limits, so `x402-mcp spend` can show them beside the spending."""
+
+        def note(conn: sqlite3.Connection) -> None:
+            with _immediate(conn):
+                self._ensure_budget(conn, budget.name, now)
+                conn.execute(
+                    "UPDATE budgets SET per_call = ?, total = ?, per_day = ?, payees = ?, updated_at = ?"
+                    " WHERE name = ?",
+                    (
+                        *(
+                            None if v is None else str(v)
+                            for v in (budget.per_call, budget.total, budget.per_day)
+                        ),
+                        None if budget.payees is None else ",".join(sorted(budget.payees)),
+                        now,
+                        budget.name,
+                    ),
+                )
+
+        await self._run(note)
+
+    async def committed(self, budget: str, *, now: float) -> tuple[Decimal, Decimal]:
+        """(total, last 24 hours) committed by `budget`, pending payments included."""
+        return await self._run(lambda conn: self._committed(conn, budget, now))
+
+    async def reserve(
+        self, budget: Budget, requirement: PaymentRequirements, *, usd: Decimal, tool: str, now: float
+    ) -> str:
+        """Check `budget`'s limits and record the payment as reserved, atomically; returns its id.
+
+        Raises:
+            BudgetExceeded, PayeeNotAllowed: nothing was recorded.
+        """
+        spend_id = "sp_" + secrets.token_urlsafe(12)
+
+        def reserve(conn: sqlite3.Connection) -> None:
+            with _immediate(conn):
+                total, day = self._committed(conn, budget.name, now)
+                budget.check(usd, requirement.pay_to, spent_total=total, spent_day=day)
+                conn.execute(
+                    f"INSERT INTO payments ({_PAYMENT_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+                    (
+                        spend_id, budget.name, tool, requirement.pay_to, requirement.network,
+                        requirement.asset, requirement.amount, str(usd), SpendState.RESERVED.value,
+                        now, now, None, "",
+                    ),
+                )  # fmt: skip
+                self._ensure_budget(conn, budget.name, now)
+                conn.execute(
+                    "UPDATE budgets SET committed = ?, updated_at = ? WHERE name = ?",
+                    (str(total + usd), now, budget.name),
+                )
+
+        await self._run(reserve)
+        return spend_id
+
+    async def mark_spent(self, spend_id: str, *, tx_hash: str | None, now: float) -> None:
+        await self._finish(spend_id, SpendState.SPENT, now=now, tx_hash=tx_hash, detail="")
+
+    async def mark_uncertain(self, spend_id: str, detail: str, *, now: float) -> None:
+        await self._finish(spend_id, SpendState.UNCERTAIN, now=now, tx_hash=None, detail=detail)
+
+    async def release(self, spend_id: str, detail: str, *, now: float) -> None:
+        """The payment was not taken: it stops counting against the budget."""
+        await self._finish(spend_id, SpendState.RELEASED, now=now, tx_hash=None, detail=detail)
+
+    async def get(self, spend_id: str) -> Spend | None:
+        row = await self._run(
+            lambda conn: conn.execute(
+                f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = ?", (spend_id,)
+            ).fetchone()
+        )
+        return None if row is None else _spend(row)
+
+    async def payments(self, budget: str, *, limit: int = 20) -> list[Spend]:
+        """The budget's most recent payments, newest first."""
+        rows = await self._run(
+            lambda conn: conn.execute(
+                f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE budget = ?"
+                " ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (budget, limit),
+            ).fetchall()
+        )
+        return [_spend(row) for row in rows]
+
+    async def budgets(self) -> list[str]:
+        rows = await self._run(lambda conn: conn.execute("SELECT name FROM budgets ORDER BY name").fetchall())
+        return [str(name) for (name,) in rows]
+
+    async def spending(self, budget: str, *, now: float) -> Spending:
+        def read(conn: sqlite3.Connection) -> Spending:
+            total, day = self._committed(conn, budget, now)
+            (count,) = conn.execute("SELECT COUNT(*) FROM payments WHERE budget = ?", (budget,)).fetchone()
+            (pending_,) = conn.execute(
+                "SELECT COUNT(*) FROM payments WHERE budget = ? AND state IN ('reserved', 'uncertain')",
+                (budget,),
+            ).fetchone()
+            limits = conn.execute(
+                "SELECT per_call, total, per_day FROM budgets WHERE name = ?", (budget,)
+            ).fetchone() or (None, None, None)
+            return Spending(budget, total, day, int(count), int(pending_), *(_decimal(v) for v in limits))
+
+        return await self._run(read)
+
+    # -- inside the worker thread --------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL, not NORMAL: a reservation must survive a power cut, or a crash could overspend.
+            conn.execute("PRAGMA synchronous=FULL")
+            with _immediate(conn):
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations"
+                    " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+                )
+                applied = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
+                for migration in pending(MIGRATIONS, applied, where=f"budget file {self.path}"):
+                    for statement in migration.statements:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (migration.version, migration.name, time.time()),
+                    )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _committed(conn: sqlite3.Connection, budget: str, now: float) -> tuple[Decimal, Decimal]:
+        row = conn.execute(_COMMITTED, (budget,)).fetchone()
+        total = Decimal(row[0]) if row else Decimal(0)
+        day = sum(
+            (Decimal(usd) for (usd,) in conn.execute(_DAY_ROWS, (budget, now - DAY_SECONDS))), Decimal(0)
+        )
+        return total, day
+
+    @staticmethod
+    def _ensure_budget(conn: sqlite3.Connection, budget: str, now: float) -> None:
+        conn.execute(
+            "INSERT INTO budgets (name, committed, updated_at) VALUES (?, '0', ?)"
+            " ON CONFLICT (name) DO NOTHING",
+            (budget, now),
+        )
+
+    async def _finish(
+        self, spend_id: str, state: SpendState, *, now: float, tx_hash: str | None, detail: str
+    ) -> None:
+        def finish(conn: sqlite3.Connection) -> None:
+            with _immediate(conn):
+                row = conn.execute(
+                    "SELECT budget, usd, state FROM payments WHERE id = ?", (spend_id,)
+                ).fetchone()
+                if row is None:
+                    raise LedgerError(f"no payment {spend_id} in {self.path}")
+                budget, usd, current = row
+                # Only a reservation (or a payment nobody could account for) changes state.
+                if current not in (SpendState.RESERVED.value, SpendState.UNCERTAIN.value):
+                    raise LedgerError(f"payment {spend_id} is already {current}")
+                conn.execute(
+                    "UPDATE payments SET state = ?, updated_at = ?, tx_hash = COALESCE(?, tx_hash),"
+                    " detail = ? WHERE id = ?",
+                    (state.value, now, tx_hash, detail, spend_id),
+                )
+                if state is SpendState.RELEASED:
+                    (committed,) = conn.execute(_COMMITTED, (budget,)).fetchone()
+                    conn.execute(
+                        "UPDATE budgets SET committed = ?, updated_at = ? WHERE name = ?",
+                        (str(Decimal(committed) - Decimal(usd)), now, budget),
+                    )
+
+        await self._run(finish)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        async with self._limiter:
+            if self._conn is None:
+                raise LedgerError(f"{self!r} is not open; await store.open() first")
+            with self._translate():
+                return await anyio.to_thread.run_sync(work, self._conn)
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerError(f"budget file {self.path}: {exc}") from exc

@@ -1,0 +1,129 @@
+"""`x402-mcp ledger`: what the seller's ledger holds, and what needs attention.
+
+    x402-mcp ledger [--url URL] [list|payments|pending] [--state STATE] [--limit N]
+
+`list` shows payment requests (newest first), `payments` the settlements
+recorded on chain, and `pending` what awaits reconciliation (settlements cut
+short by a crash or a timeout) or a human (payments the toolkit could not
+match to a request). The URL defaults to `$X402_LEDGER_URL`, else the
+default SQLite file; a password in it is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+VIEWS = ("list", "payments", "pending")
+ATTENTION_EVENTS = ("awaiting_reconciliation", "awaiting_refund")
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "ledger", help="list payment requests, payments, and anything awaiting reconciliation or refund"
+    )
+    parser.add_argument("view", nargs="?", choices=VIEWS, default="list", help="what to show (default: list)")
+    parser.add_argument("--url", help="the ledger (default: $X402_LEDGER_URL or the default SQLite file)")
+    parser.add_argument("--state", help="list: only requests in this state (issued, paid, consumed, ...)")
+    parser.add_argument("--limit", type=int, default=50, metavar="N", help="show at most N rows (default 50)")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="pending: a settlement older than this is presumed cut short (default 300)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..errors import ConfigurationError, LedgerError
+    from ..gate import default_ledger_url
+    from ..ledger import open_ledger
+    from ..lifecycle import State
+
+    states = None
+    if args.state:
+        try:
+            states = [State(args.state)]
+        except ValueError:
+            choices = ", ".join(state.value for state in State)
+            print(f"x402-mcp ledger: unknown state {args.state!r}; choose one of {choices}", file=sys.stderr)
+            return 2
+    try:
+        ledger = open_ledger(args.url or default_ledger_url())
+        show = {"list": _requests, "payments": _payments, "pending": _pending}[args.view]
+        anyio.run(show, ledger, args, states)
+    except (ConfigurationError, LedgerError) as exc:
+        print(f"x402-mcp ledger: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _requests(ledger: Any, args: argparse.Namespace, states: Any) -> None:
+    await ledger.open()
+    try:
+        rows = await ledger.requests(states=states, limit=args.limit)
+    finally:
+        await ledger.close()
+    print(f"{len(rows)} payment request(s), newest first")
+    print(f"{'id':<30} {'state':<10} {'tool':<20} {'price':>12} {'created (UTC)':<20} caller")
+    for request in rows:
+        print(
+            f"{request.id:<30} {request.state.value:<10} {request.tool[:20]:<20} {_usd(request.price):>12}"
+            f" {_when(request.created_at):<20} {request.caller or '-'}"
+        )
+
+
+async def _payments(ledger: Any, args: argparse.Namespace, states: Any) -> None:
+    await ledger.open()
+    try:
+        rows = (await ledger.settlements())[-args.limit :]
+        total = sum(record.amount for record in rows)
+    finally:
+        await ledger.close()
+    print(f"{len(rows)} settlement(s), oldest first; {_usd(total)} in total")
+    print(f"{'settled (UTC)':<20} {'amount':>12} {'payer':<42} {'network':<14} transaction")
+    for record in rows:
+        print(
+            f"{_when(record.settled_at):<20} {_usd(record.amount):>12} {record.payer:<42}"
+            f" {record.network:<14} {record.tx_hash}"
+        )
+
+
+async def _pending(ledger: Any, args: argparse.Namespace, states: Any) -> None:
+    import time
+
+    from ..lifecycle import State
+    from ..reconcile import awaiting_reconciliation
+
+    await ledger.open()
+    try:
+        now = time.time()
+        settling = await ledger.requests(states=[State.SETTLING], limit=args.limit)
+        stale = {r.id for r in await awaiting_reconciliation(ledger, now=now, grace_seconds=args.grace)}
+        notes = [line for line in await ledger.audit_trail() if line[2] in ATTENTION_EVENTS]
+    finally:
+        await ledger.close()
+    print(f"{len(settling)} settlement(s) in progress, {len(stale)} of them awaiting reconciliation")
+    for request in settling:
+        status = "awaiting reconciliation" if request.id in stale else "settling"
+        print(f"  {request.id:<30} {status:<24} {request.tool[:20]:<20} {_usd(request.price):>12}")
+    print(f"{len(notes)} note(s) needing attention (reconciliation or refund)")
+    for at, request_id, event, detail in notes[-args.limit :]:
+        print(f"  {_when(at):<20} {request_id or '-':<30} {event}: {detail}")
+
+
+def _usd(amount: int) -> str:
+    from ..money import format_usd
+
+    return format_usd(amount)
+
+
+def _when(at: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,360 @@
+"""The hosted URL `{public_url}/pay/{paymentRequestId}`, for people and for machines.
+
+A browser (`Accept: text/html`) gets the payment page; an x402 HTTP client
+(anything else, or any request carrying `PAYMENT-SIGNATURE` / `X-PAYMENT`) gets
+the x402 v2 resource behaviour: `402` with `PAYMENT-REQUIRED`, then `200` with
+`PAYMENT-RESPONSE` once its payment settles. Both pay through the same
+`Collector` as the MCP gate, so the request ends up `paid` in the shared ledger
+and the next call of the tool redeems it.
+
+These routes are public (MCP custom routes are never authenticated): they
+reveal nothing beyond the request the unguessable id names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from eth_utils.address import is_address, to_checksum_address
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..challenge import Offer, payment_required, requirements_for, resource_url
+from ..collect import Collector, Refused
+from ..errors import LedgerError, MalformedPayment, SettlementError
+from ..evm import new_nonce, requirement_typed_data
+from ..ledger.base import PaymentRequest
+from ..lifecycle import State
+from ..matching import referenced_request_id
+from ..wire import (
+    MAX_PAYLOAD_BYTES,
+    AnyPaymentPayload,
+    ExactAuthorization,
+    ExactPayload,
+    PaymentPayload,
+    ResourceInfo,
+    SettleResponse,
+    encode_header,
+    parse_payment_payload,
+)
+from .demo import DemoWallet
+from .render import STATIC_FILES, asset_text, page_state, render_page
+
+logger = logging.getLogger("x402_mcp.page")
+
+MAX_BODY_BYTES = MAX_PAYLOAD_BYTES
+_REQUEST_ID = re.compile(r"^pr_[A-Za-z0-9_-]{16,64}$")
+PAYMENT_HEADERS = ("payment-signature", "x-payment")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+CRASH_MESSAGE = "The payment could not be processed right now; nothing was charged unless a receipt is shown."
+
+
+class PageError(Exception):
+    """A caller-fixable problem with a request to the page, answered as JSON `{error}`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PaymentPage:
+    """The Starlette routes of the hosted payment page and x402 resource.
+
+    Args:
+        collector: verifies, settles and records payments (ledger + settlement).
+        offer: a function returning the current `Offer` (network, asset, payee,
+            public URL), read per request so a link learned late is honoured.
+        server_name: the MCP server's name, shown to the payer.
+        demo_wallet: only on the embedded DevChain: offers "Pay with the demo wallet".
+        prefix: the path the routes are mounted under (`""` beside `/mcp`).
+    """
+
+    def __init__(
+        self,
+        collector: Collector,
+        offer: Callable[[], Offer],
+        *,
+        server_name: str = "MCP server",
+        demo_wallet: DemoWallet | None = None,
+        prefix: str = "",
+    ) -> None:
+        self.collector = collector
+        self.offer = offer
+        self.server_name = server_name
+        self.demo_wallet = demo_wallet
+        self.prefix = prefix.rstrip("/")
+
+    @property
+    def ledger(self) -> Any:
+        return self.collector.ledger
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/pay/_static/{name}", self.static, methods=["GET"]),
+            Route("/pay/{request_id}", self.resource, methods=["GET", "POST"]),
+            Route("/pay/{request_id}/authorization", self.authorization, methods=["POST"]),
+            Route("/pay/{request_id}/demo", self.demo, methods=["POST"]),
+        ]
+
+    def app(self) -> Starlette:
+        """The page as an ASGI app of its own (a side port, or a separate process)."""
+        return Starlette(routes=self.routes())
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        media_type = STATIC_FILES.get(name)
+        if media_type is None:
+            return _plain(404, "Not found.")
+        return Response(asset_text(name), media_type=media_type, headers=SECURITY_HEADERS)
+
+    async def resource(self, request: Request) -> Response:
+        return await self._guarded(request, self._resource)
+
+    async def authorization(self, request: Request) -> Response:
+        return await self._guarded(request, self._authorization)
+
+    async def demo(self, request: Request) -> Response:
+        return await self._guarded(request, self._demo)
+
+    async def _guarded(self, request: Request, handler: Callable[[Request], Awaitable[Response]]) -> Response:
+        try:
+            await self.collector.ledger.open()
+            return await handler(request)
+        except PageError as error:
+            return _json(error.status, {"error": str(error)})
+        except (SettlementError, LedgerError) as crash:
+            logger.error("the payment page failed on %s", request.url.path, exc_info=crash)
+            return _json(500, {"error": CRASH_MESSAGE})
+
+    async def _resource(self, request: Request) -> Response:
+        payment_header = next((request.headers[h] for h in PAYMENT_HEADERS if h in request.headers), None)
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if request.method == "GET" and payment_header is None and wants_html:
+            return await self._page(request)
+        payment_request = await self._find(request)
+        if payment_header is not None:
+            return await self._x402_pay(payment_request, payment_header)
+        if request.method == "POST":
+            return await self._wallet_pay(request, payment_request)
+        return self._x402_status(payment_request)
+
+    async def _page(self, request: Request) -> Response:
+        request_id = request.path_params["request_id"]
+        found = await self._lookup(request_id)
+        if found is None:
+            return _html(
+                404, "<!doctype html><title>Not found</title><p>There is no such payment request.</p>"
+            )
+        html = render_page(
+            found,
+            self.offer(),
+            server_name=self.server_name,
+            prefix=self.prefix,
+            demo=self.demo_wallet is not None,
+            now=self.collector.clock(),
+        )
+        return _html(200, html)
+
+    async def _authorization(self, request: Request) -> Response:
+        """The exact EIP-712 typed data the wallet signs (the page never rebuilds the domain)."""
+        payment_request = await self._find(request)
+        self._require_payable(payment_request)
+        body = await _json_body(request)
+        payer = body.get("from")
+        if not isinstance(payer, str) or not is_address(payer):
+            raise PageError(400, "'from' must be the wallet's address (0x followed by 40 hex digits)")
+        requirements = requirements_for(payment_request, self.offer().asset)
+        now = int(self.collector.clock())
+        authorization = ExactAuthorization(
+            from_=to_checksum_address(payer),
+            to=requirements.pay_to,
+            value=requirements.amount,
+            valid_after=str(now - 600),
+            valid_before=str(min(now + requirements.max_timeout_seconds, int(payment_request.expires_at))),
+            nonce=new_nonce(),
+        )
+        typed = requirement_typed_data(authorization, requirements)
+        # JSON for eth_signTypedData_v4: big numbers as decimal strings, bytes32 as hex.
+        message = {key: _json_value(value) for key, value in typed["message"].items()}
+        typed_json = {**typed, "message": message}
+        return _json(200, {"typedData": typed_json, "authorization": authorization.dump()})
+
+    async def _wallet_pay(self, request: Request, payment_request: PaymentRequest) -> Response:
+        body = await _json_body(request)
+        try:
+            payload = ExactPayload.model_validate(
+                {"signature": body.get("signature"), "authorization": body.get("authorization")}
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise PageError(400, f"the payment's {where} is invalid: {first['msg']}") from None
+        return await self._collect_for_page(payment_request, payload)
+
+    async def _demo(self, request: Request) -> Response:
+        if self.demo_wallet is None:
+            raise PageError(404, "the demo wallet is only available on the embedded development chain")
+        payment_request = await self._find(request)
+        await _json_body(request)
+        self._require_payable(payment_request)
+        requirements = requirements_for(payment_request, self.offer().asset)
+        payload = await self.demo_wallet.sign(requirements)
+        return await self._collect_for_page(payment_request, payload)
+
+    async def _collect_for_page(self, payment_request: PaymentRequest, payload: ExactPayload) -> Response:
+        offer = self.offer()
+        requirements = requirements_for(payment_request, offer.asset)
+        full = PaymentPayload(
+            resource=ResourceInfo(url=resource_url(payment_request.tool)),
+            accepted=requirements,
+            payload=payload,
+        )
+        try:
+            paid = await self.collector.collect(
+                payment_request, full, requirements, decimals=offer.asset.decimals
+            )
+        except Refused as refused:
+            return _json(402, {"error": str(refused.error), "reason": refused.error.reason})
+        return _json(200, self._receipt(paid, offer))
+
+    # -- the x402 HTTP resource ---------------------------------------------------------------
+
+    def _x402_status(self, payment_request: PaymentRequest) -> Response:
+        now = self.collector.clock()
+        if payment_request.state is State.ISSUED and not payment_request.is_expired(now):
+            return self._payment_required(payment_request, None)
+        state = page_state(payment_request, now)
+        body = {"state": state.key, "paymentRequestId": payment_request.id, "detail": state.detail}
+        if payment_request.state in (State.PAID, State.REDEEMING, State.SETTLING):
+            return _json(200, body)
+        return _json(410, {**body, "error": state.detail})
+
+    def _payment_required(self, payment_request: PaymentRequest, error: str | None) -> Response:
+        required = payment_required(payment_request, self.offer().asset, error=error)
+        headers = {"PAYMENT-REQUIRED": encode_header(required)}
+        return _json(402, required.dump(), headers)
+
+    async def _x402_pay(self, payment_request: PaymentRequest, header: str) -> Response:
+        try:
+            payload: AnyPaymentPayload = parse_payment_payload(header)
+        except MalformedPayment as error:
+            raise PageError(400, str(error)) from None
+        echoed = referenced_request_id(payload)
+        if echoed is not None and echoed != payment_request.id:
+            raise PageError(400, f"this payment is for payment request {echoed}, not {payment_request.id}")
+        offer = self.offer()
+        requirements = requirements_for(payment_request, offer.asset)
+        try:
+            paid = await self.collector.collect(
+                payment_request, payload, requirements, decimals=offer.asset.decimals
+            )
+        except Refused as refused:
+            current = refused.request or await self.ledger.get(payment_request.id)
+            now = self.collector.clock()
+            if current is not None and current.state is State.ISSUED and not current.is_expired(now):
+                return self._payment_required(current, str(refused.error))
+            return _json(402, {"error": str(refused.error), "reason": refused.error.reason})
+        response = SettleResponse(
+            success=True,
+            transaction=paid.tx_hash or "",
+            network=paid.network,
+            payer=paid.payer,
+            amount=str(paid.price),
+        )
+        return _json(200, self._receipt(paid, offer), {"PAYMENT-RESPONSE": encode_header(response)})
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _receipt(self, paid: PaymentRequest, offer: Offer) -> dict[str, Any]:
+        return {
+            "state": "paid",
+            "paymentRequestId": paid.id,
+            "tool": paid.tool,
+            "txHash": paid.tx_hash,
+            "txUrl": offer.network.tx_url(paid.tx_hash) if paid.tx_hash else None,
+            "payer": paid.payer,
+            "next": f"call the tool {paid.tool} again; it runs once",
+        }
+
+    def _require_payable(self, payment_request: PaymentRequest) -> None:
+        state = page_state(payment_request, self.collector.clock())
+        if state.key != "issued":
+            raise PageError(
+                409, f"payment request {payment_request.id}: {state.title.lower()}. {state.detail}"
+            )
+
+    async def _lookup(self, request_id: str) -> PaymentRequest | None:
+        if not _REQUEST_ID.match(request_id):
+            return None
+        return await self.ledger.get(request_id)  # type: ignore[no-any-return]
+
+    async def _find(self, request: Request) -> PaymentRequest:
+        found = await self._lookup(request.path_params["request_id"])
+        if found is None:
+            raise PageError(404, "there is no such payment request")
+        return found
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise PageError(413, f"the request body is too large; at most {MAX_BODY_BYTES} bytes are accepted")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PageError(
+                413, f"the request body is too large; at most {MAX_BODY_BYTES} bytes are accepted"
+            )
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise PageError(400, "the request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise PageError(400, "the request body must be a JSON object")
+    return value
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
+
+
+def _html(status: int, text: str) -> Response:
+    return Response(text, status_code=status, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(
+        text, status_code=status, media_type="text/plain; charset=utf-8", headers=SECURITY_HEADERS
+    )

@@ -1,0 +1,436 @@
+"""Settlement through a remote x402 facilitator over HTTP (`/verify`, `/settle`, `/supported`).
+
+The facilitator holds the gas key and talks to the chain; we send it the payer's
+payload and *our* requirements. Its answers come in two shapes and both are
+accepted: `200` with `isValid: false` / `success: false`, and a `4xx` whose body
+is still a verify or settle response (the TypeScript facilitators do that).
+Reason codes are passed through untouched: SDKs spell them differently.
+
+Retries differ on purpose. `verify` moves no money, so a transport failure or a
+`5xx` is retried with backoff. `settle` is sent exactly once: a facilitator that
+timed out may still broadcast the transfer, so sending it again could only
+produce a reverted duplicate (or, on a careless facilitator, burn gas). Instead a
+settle whose outcome is unknown is *reconciled*: when an `rpc_url` is configured
+we ask the token whether the authorization's nonce was used
+(`authorizationState`) and, if so, find the transaction from its
+`AuthorizationUsed` log. Without an RPC, or while the nonce is still unused, the
+outcome stays unknown and `settle` raises `SettlementError`; the gate then keeps
+the payment request in `settling` with its payload, so nothing is paid twice and
+an operator (or a later reconciliation) can resolve it from the chain.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol, TypeVar
+
+import anyio
+import httpx2
+from eth_utils.crypto import keccak
+from pydantic import ValidationError
+
+from ..contracts.eip3009 import authorization_state_calldata, decode_bool
+from ..errors import ConfigurationError, SettlementError
+from ..networks import BASE_SEPOLIA, Network, resolve_network
+from ..wire import (
+    AnyPaymentPayload,
+    PaymentPayloadV1,
+    PaymentRequirements,
+    SettleResponse,
+    SupportedResponse,
+    VerifyResponse,
+    WireModel,
+)
+
+__all__ = [
+    "DEFAULT_FACILITATOR_URL",
+    "Endpoint",
+    "FacilitatorAuth",
+    "FacilitatorSettlement",
+    "StaticHeaders",
+    "default_settlement",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FACILITATOR_URL = "https://x402.org/facilitator"
+"""The public facilitator; it settles on testnets only (Base Sepolia among them)."""
+
+Endpoint = Literal["verify", "settle", "supported"]
+
+MAX_RESPONSE_BYTES = 256 * 1024
+_AUTHORIZATION_USED_TOPIC = "0x" + keccak(text="AuthorizationUsed(address,bytes32)").hex()
+_RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+ResponseT = TypeVar("ResponseT", VerifyResponse, SettleResponse)
+ModelT = TypeVar("ModelT", VerifyResponse, SettleResponse, SupportedResponse)
+
+
+class FacilitatorAuth(Protocol):
+    """Headers to authenticate one request; called afresh for every request (JWTs expire)."""
+
+    def headers(self, endpoint: Endpoint, method: str, url: str) -> Mapping[str, str]: ...
+
+
+class StaticHeaders:
+    """Fixed headers per endpoint (an API key header, say); `common` goes on every request."""
+
+    def __init__(
+        self,
+        common: Mapping[str, str] | None = None,
+        *,
+        verify: Mapping[str, str] | None = None,
+        settle: Mapping[str, str] | None = None,
+        supported: Mapping[str, str] | None = None,
+    ) -> None:
+        self._common = dict(common or {})
+        self._by_endpoint: dict[str, dict[str, str]] = {
+            "verify": dict(verify or {}),
+            "settle": dict(settle or {}),
+            "supported": dict(supported or {}),
+        }
+
+    def headers(self, endpoint: Endpoint, method: str, url: str) -> Mapping[str, str]:
+        return {**self._common, **self._by_endpoint[endpoint]}
+
+    def __repr__(self) -> str:
+        # Header values are usually secrets: show only which headers are set.
+        return f"StaticHeaders(common={sorted(self._common)})"
+
+
+class _Unknown(Exception):
+    """A settle request whose outcome we cannot know from the answer (timeout, 5xx, dropped)."""
+
+
+class FacilitatorSettlement:
+    """A `Settlement` backend that delegates to an x402 facilitator.
+
+    Args:
+        url: the facilitator's base URL (`/verify` etc. are appended).
+        network: the network the server charges on; the facilitator's
+            `/supported` is read once, on first use, and must list `exact` on it.
+        auth: per-request headers (`CdpAuth` for Coinbase's facilitator).
+        timeout: seconds allowed for each request.
+        verify_attempts: how many times a verify is tried on transport errors
+            and `429`/`5xx` answers (settle is always tried once).
+        rpc_url: a JSON-RPC endpoint of the same chain, used only to reconcile a
+            settle whose answer was lost (see the module docstring).
+        reconcile_seconds: how long to watch the chain for such a settle.
+        client: an `httpx2.AsyncClient` to use (default: one of our own).
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_FACILITATOR_URL,
+        *,
+        network: str | Network | None = None,
+        auth: FacilitatorAuth | None = None,
+        timeout: float = 15.0,
+        verify_attempts: int = 3,
+        rpc_url: str | None = None,
+        reconcile_seconds: float = 10.0,
+        client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        if not url.startswith(("https://", "http://")):
+            raise ConfigurationError(f"facilitator URL {url!r} must start with https:// (or http://)")
+        if verify_attempts < 1:
+            raise ConfigurationError("verify_attempts must be at least 1")
+        self.url = url.rstrip("/")
+        self.network: Network | None = resolve_network(network) if network is not None else None
+        self._auth = auth
+        self._timeout = timeout
+        self._verify_attempts = verify_attempts
+        self._rpc_url = rpc_url
+        self._reconcile_seconds = reconcile_seconds
+        self._client = client
+        self._owns_client = client is None
+        self._supported: SupportedResponse | None = None
+        self._checked = False
+        self._supported_lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        network = self.network.caip2 if self.network else None
+        return f"FacilitatorSettlement(url={self.url!r}, network={network!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (when it is ours)."""
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+            self._client = None
+
+    # ------------------------------------------------------------------ protocol
+
+    async def supported(self) -> SupportedResponse:
+        """The facilitator's `/supported`, read once and remembered.
+
+        Raises:
+            SettlementError: the facilitator is unreachable or answers nonsense.
+        """
+        async with self._supported_lock:
+            if self._supported is None:
+                response = await self._send("supported", "GET", None)
+                if response.status_code != 200:
+                    raise SettlementError(
+                        f"the facilitator at {self.url} answered /supported with HTTP {response.status_code}"
+                    )
+                self._supported = _parse(SupportedResponse, response, self.url, "supported")
+            return self._supported
+
+    async def verify(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> VerifyResponse:
+        """Ask the facilitator whether `payload` pays `requirements` (retried on transport errors).
+
+        Raises:
+            SettlementError: the facilitator is down, timed out, refused our
+                credentials, or does not support the network.
+        """
+        await self._check_supported(requirements)
+        body = _request_body(payload, requirements)
+        delay = 0.1
+        for attempt in range(1, self._verify_attempts + 1):
+            try:
+                response = await self._send("verify", "POST", body)
+            except SettlementError:
+                if attempt == self._verify_attempts:
+                    raise
+            else:
+                if response.status_code not in _RETRYABLE_STATUS or attempt == self._verify_attempts:
+                    return self._answer(VerifyResponse, response, "verify")
+            logger.info("verify at %s failed (attempt %d); retrying", self.url, attempt)
+            await anyio.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
+        """Ask the facilitator to settle; sent once, reconciled on the chain if the answer is lost.
+
+        Raises:
+            SettlementError: the facilitator is down or refused our credentials
+                (nothing was settled), or the outcome is unknown (see the module docstring).
+        """
+        await self._check_supported(requirements)
+        body = _request_body(payload, requirements)
+        try:
+            response = await self._send("settle", "POST", body, outcome_may_be_unknown=True)
+            if response.status_code >= 500:
+                raise _Unknown(f"HTTP {response.status_code}")
+        except _Unknown as unknown:
+            settled = await self._reconcile(payload, requirements)
+            if settled is not None:
+                return settled
+            raise SettlementError(
+                f"the facilitator at {self.url} gave no settlement answer ({unknown}); the transfer may "
+                "still happen, so the payment is kept pending and must not be sent again"
+            ) from None
+        return self._answer(SettleResponse, response, "settle")
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _http(self) -> httpx2.AsyncClient:
+        if self._client is None:
+            self._client = httpx2.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        return self._client
+
+    async def _send(
+        self,
+        endpoint: Endpoint,
+        method: str,
+        body: dict[str, Any] | None,
+        *,
+        outcome_may_be_unknown: bool = False,
+    ) -> httpx2.Response:
+        url = f"{self.url}/{endpoint}"
+        headers = {"Accept": "application/json"}
+        if self._auth is not None:
+            headers.update(self._auth.headers(endpoint, method, url))
+        try:
+            with anyio.fail_after(self._timeout + 1):
+                return await self._http().request(
+                    method, url, json=body, headers=headers, timeout=self._timeout
+                )
+        except httpx2.ConnectError as exc:
+            # The request never left: nothing can have been settled.
+            raise SettlementError(
+                f"the facilitator at {self.url} is unreachable ({type(exc).__name__})"
+            ) from exc
+        except (httpx2.TimeoutException, TimeoutError) as exc:
+            if outcome_may_be_unknown and not isinstance(exc, httpx2.ConnectTimeout):
+                raise _Unknown(f"no answer within {self._timeout:g} s") from exc
+            raise SettlementError(
+                f"the facilitator at {self.url} did not answer /{endpoint} within {self._timeout:g} s"
+            ) from exc
+        except httpx2.HTTPError as exc:
+            if outcome_may_be_unknown:
+                raise _Unknown(type(exc).__name__) from exc
+            raise SettlementError(
+                f"the request to the facilitator at {self.url} failed ({type(exc).__name__})"
+            ) from exc
+
+    def _answer(self, model: type[ResponseT], response: httpx2.Response, endpoint: str) -> ResponseT:
+        status = response.status_code
+        if status in (401, 403):
+            raise SettlementError(
+                f"the facilitator at {self.url} refused our credentials for /{endpoint} (HTTP {status})"
+            )
+        if status == 200 or (400 <= status < 500 and _looks_like(model, response)):
+            return _parse(model, response, self.url, endpoint)
+        raise SettlementError(
+            f"the facilitator at {self.url} answered /{endpoint} with HTTP {status}: {_excerpt(response)}"
+        )
+
+    async def _check_supported(self, requirements: PaymentRequirements) -> None:
+        if self._checked:
+            return
+        supported = await self.supported()
+        network = self.network or resolve_network(requirements.network)
+        names = {network.caip2, network.v1_name}
+        if not any(kind.scheme == "exact" and kind.network in names for kind in supported.kinds):
+            offered = ", ".join(sorted({f"{k.scheme}@{k.network}" for k in supported.kinds})) or "nothing"
+            raise SettlementError(
+                f"the facilitator at {self.url} does not settle 'exact' payments on {network.caip2}; "
+                f"it supports {offered}"
+            )
+        self._checked = True
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def _reconcile(
+        self, payload: AnyPaymentPayload, requirements: PaymentRequirements
+    ) -> SettleResponse | None:
+        """The settlement, if the chain shows the authorization was used within the watch window."""
+        if self._rpc_url is None:
+            return None
+        auth = payload.payload.authorization
+        probe = _ChainProbe(self._rpc_url, self._http(), self._timeout)
+        deadline = anyio.current_time() + self._reconcile_seconds
+        delay = 0.05
+        while True:
+            try:
+                used = await probe.authorization_used(requirements.asset, auth.from_, auth.nonce)
+                if used:
+                    tx_hash = await probe.authorization_tx(requirements.asset, auth.from_, auth.nonce)
+                    logger.warning("settle answer lost; the chain shows it settled in %s", tx_hash)
+                    network = (
+                        payload.network if isinstance(payload, PaymentPayloadV1) else requirements.network
+                    )
+                    return SettleResponse(
+                        success=True,
+                        transaction=tx_hash or "",
+                        network=network,
+                        payer=auth.from_,
+                        amount=auth.value,
+                    )
+            except (httpx2.HTTPError, ValueError, KeyError, TypeError) as exc:
+                logger.warning(
+                    "could not read the authorization's state from the chain: %s", type(exc).__name__
+                )
+            if anyio.current_time() + delay > deadline:
+                return None
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+class _ChainProbe:
+    """Two read-only JSON-RPC questions to the token, asked over plain HTTP (no web3, no thread)."""
+
+    def __init__(self, rpc_url: str, client: httpx2.AsyncClient, timeout: float) -> None:
+        self._url = rpc_url
+        self._client = client
+        self._timeout = timeout
+
+    async def _rpc(self, method: str, params: list[Any]) -> Any:
+        response = await self._client.post(
+            self._url,
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+            timeout=self._timeout,
+        )
+        response.raise_for_status()
+        answer = response.json()
+        if "error" in answer:
+            raise ValueError(f"{method} failed: {answer['error']}")
+        return answer["result"]
+
+    async def authorization_used(self, token: str, authorizer: str, nonce: str) -> bool:
+        data = "0x" + authorization_state_calldata(authorizer, nonce).hex()
+        result = await self._rpc("eth_call", [{"to": token, "data": data}, "latest"])
+        return decode_bool(bytes.fromhex(str(result)[2:]))
+
+    async def authorization_tx(self, token: str, authorizer: str, nonce: str) -> str | None:
+        topics = [_AUTHORIZATION_USED_TOPIC, "0x" + authorizer.lower()[2:].rjust(64, "0"), nonce.lower()]
+        logs = await self._rpc(
+            "eth_getLogs", [{"address": token, "topics": topics, "fromBlock": "0x0", "toBlock": "latest"}]
+        )
+        return str(logs[-1]["transactionHash"]) if logs else None
+
+
+def _request_body(payload: AnyPaymentPayload, requirements: PaymentRequirements) -> dict[str, Any]:
+    """`{x402Version, paymentPayload, paymentRequirements}`, in the payload's own version."""
+    if isinstance(payload, PaymentPayloadV1):
+        v1_requirements = {
+            "scheme": requirements.scheme,
+            "network": payload.network,
+            "maxAmountRequired": requirements.amount,
+            "resource": _v1_resource(requirements),
+            "description": "",
+            "mimeType": "application/json",
+            "payTo": requirements.pay_to,
+            "maxTimeoutSeconds": requirements.max_timeout_seconds,
+            "asset": requirements.asset,
+            "extra": requirements.extra,
+        }
+        return {"x402Version": 1, "paymentPayload": payload.dump(), "paymentRequirements": v1_requirements}
+    return {"x402Version": 2, "paymentPayload": payload.dump(), "paymentRequirements": requirements.dump()}
+
+
+def _v1_resource(requirements: PaymentRequirements) -> str:
+    request_id = requirements.extra.get("paymentRequestId")
+    return f"mcp://payment/{request_id}" if isinstance(request_id, str) else "mcp://payment"
+
+
+def _json(response: httpx2.Response) -> Any:
+    if len(response.content) > MAX_RESPONSE_BYTES:
+        raise ValueError(f"the answer is {len(response.content)} bytes")
+    return response.json()
+
+
+def _looks_like(model: type[WireModel], response: httpx2.Response) -> bool:
+    key = "isValid" if model is VerifyResponse else "success"
+    try:
+        body = _json(response)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and key in body
+
+
+def _parse(model: type[ModelT], response: httpx2.Response, url: str, endpoint: str) -> ModelT:
+    try:
+        return model.model_validate(_json(response))
+    except (ValueError, ValidationError) as exc:
+        raise SettlementError(
+            f"the facilitator at {url} answered /{endpoint} with something that is not an x402 "
+            f"response: {_excerpt(response)}"
+        ) from exc
+
+
+def _excerpt(response: httpx2.Response, limit: int = 160) -> str:
+    text = " ".join(response.text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def default_settlement(network: Network) -> FacilitatorSettlement:
+    """The backend used when none is chosen: the public facilitator, for Base Sepolia only.
+
+    Raises:
+        ConfigurationError: for any other network, naming the choices; on a mainnet
+            real money moves, so the choice is never made for you.
+    """
+    if network.caip2 == BASE_SEPOLIA.caip2:
+        return FacilitatorSettlement(DEFAULT_FACILITATOR_URL, network=network)
+    choices = (
+        "settlement=cdp_facilitator() (Coinbase's facilitator; needs CDP_API_KEY_ID and CDP_API_KEY_SECRET), "
+        "settlement=FacilitatorSettlement(url) (any x402 facilitator, e.g. your own `x402-mcp facilitator`), "
+        "or settlement=LocalSettlement.from_rpc(rpc_url, gas_key, network=...) (your own node and gas key)"
+    )
+    if not network.testnet:
+        raise ConfigurationError(f"{network.label} is a mainnet: choose how payments settle: {choices}")
+    raise ConfigurationError(f"there is no default settlement backend for {network.caip2}; pass {choices}")
