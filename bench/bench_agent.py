@@ -57,7 +57,7 @@ def serve_ours(port_file: str) -> None:
         network=network,
         asset=Asset(os.environ["TOKEN"], name=os.environ["TOKEN_NAME"]),
         settlement=settlement,
-        ledger=f"sqlite:///{os.environ['LEDGER']}",
+        ledger=os.environ["LEDGER"],
         public_url="http://127.0.0.1:9/unused",
     )
     server = MCPServer("ours", extensions=[payments], log_level="WARNING")

@@ -49,7 +49,7 @@ async def run(calls: int, ledger_path: Path) -> None:
         pay_to=Account.create().address,
         network=chain.network,
         settlement=chain.settlement(),
-        ledger=f"sqlite:///{ledger_path}",
+        ledger=str(ledger_path),
     )
     server = build_server(payments)
     free: list[float] = []

@@ -74,7 +74,7 @@ def _server(chain: TokenChain, settlement: Settlement, ledger: Path) -> tuple[MC
         network=chain.network,
         asset=chain.asset,
         settlement=settlement,
-        ledger=f"sqlite:///{ledger}",
+        ledger=str(ledger),
     )
     server = MCPServer("bench", extensions=[payments])
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from mcp.types import CallToolResult, TextContent
 
 from .ledger.base import PaymentRequest
 from .money import format_usd, from_atomic
 from .networks import Asset, Network
+from .pricing import PaidTool
 from .wire import PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
 
 META_PAYMENT = "x402/payment"
@@ -140,3 +142,34 @@ def receipt_meta(request: PaymentRequest) -> dict[str, object]:
         amount=str(request.price),
     )
     return {META_PAYMENT_RESPONSE: response.dump(), META_REQUEST_ID: request.id}
+
+
+def describe_paid_tool(tool: dict[str, Any], spec: PaidTool, offer: Offer) -> None:
+    """Advertise a paid tool in its `tools/list` entry: price note, `_meta` price, optional id argument."""
+    asset = offer.asset
+    if spec.is_dynamic:
+        note, price = "Paid tool: the price depends on the arguments (USDC via x402).", None
+    else:
+        atomic = spec.atomic_price({}, asset.decimals)
+        price = str(atomic)
+        note = f"Paid tool: {format_usd(atomic, asset.decimals)} per call (USDC via x402)."
+    tool["description"] = f"{tool.get('description') or ''}\n\n{note}".strip()
+    tool["_meta"] = {
+        **(tool.get("_meta") or {}),
+        META_PRICE: {
+            "amount": price,
+            "asset": asset.address,
+            "network": offer.network.caip2,
+            "payTo": offer.pay_to,
+            "dynamic": spec.is_dynamic,
+        },
+    }
+    schema = tool.get("inputSchema")
+    if isinstance(schema, dict):
+        schema.setdefault("properties", {}).setdefault(
+            REQUEST_ID_ARGUMENT,
+            {
+                "type": "string",
+                "description": "Optional: the paymentRequestId of a payment already made for this tool.",
+            },
+        )

@@ -46,7 +46,7 @@ async def _story(chain: DevChain, ledger_path: Path) -> int:
     payee = Account.create().address
     payer = chain.new_account(usdc="10")
     payments = Payments(
-        pay_to=payee, network=chain.network, settlement=chain.settlement(), ledger=f"sqlite:///{ledger_path}"
+        pay_to=payee, network=chain.network, settlement=chain.settlement(), ledger=str(ledger_path)
     )
     server = build_server(payments)
     say = print

@@ -13,7 +13,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,11 +25,11 @@ from . import _sdk
 from .callers import caller_of
 from .challenge import (
     META_PAYMENT,
-    META_PRICE,
     META_REQUEST_ID,
     REQUEST_ID_ARGUMENT,
     Offer,
     challenge_result,
+    describe_paid_tool,
     failure_result,
     payment_required,
     receipt_meta,
@@ -41,6 +40,7 @@ from .collect import Collector
 from .collect import Refused as _Refused
 from .collect import check_payable as _check_payable
 from .collect import underpaid as _underpaid
+from .config import default_ledger_url, network_known_to, settings_from_env
 from .errors import (
     ConfigurationError,
     LedgerError,
@@ -137,7 +137,7 @@ class Payments(Extension):
             settlement = default_settlement(resolve_network(network))
         if max_timeout_seconds < 30:
             raise ConfigurationError("max_timeout_seconds must be at least 30 seconds")
-        self.network = _network_known_to(settlement, resolve_network(network))
+        self.network = network_known_to(settlement, resolve_network(network))
         chosen = asset or self.network.usdc
         if chosen is None:
             raise ConfigurationError(
@@ -190,44 +190,10 @@ class Payments(Extension):
         Raises:
             ConfigurationError: a missing or invalid setting, named.
         """
-        env = os.environ if environ is None else environ
-        kind = env.get("X402_SETTLEMENT", "devchain").strip().lower()
-        pay_to = env.get("X402_PAY_TO", "").strip()
-        page_port_text = env.get("X402_PAGE_PORT", str(DEFAULT_PAGE_PORT)).strip()
-        if not page_port_text.isdigit() or int(page_port_text) > 65535:
-            raise ConfigurationError(f"X402_PAGE_PORT={page_port_text!r} is not a port number")
-        common: dict[str, Any] = {
-            "ledger": env.get("X402_LEDGER_URL") or None,
-            "public_url": env.get("X402_PUBLIC_URL") or None,
-            "page_port": int(page_port_text),
-        }
-        if kind == "devchain":
-            from eth_account import Account
-
-            from .devchain import DevChain
-
-            chain = DevChain()
-            payments = cls(
-                pay_to or Account.create().address,
-                chain.network,
-                settlement=chain.settlement(),
-                **common,
-            )
-            payments.demo_chain = chain
-            return payments
-        if kind == "local":
-            from .settlement.local import LocalSettlement
-
-            required = ("X402_RPC_URL", "X402_SETTLEMENT_KEY", "X402_PAY_TO")
-            missing = [name for name in required if not env.get(name)]
-            if missing:
-                raise ConfigurationError(f"X402_SETTLEMENT=local needs {', '.join(missing)}")
-            network = env.get("X402_NETWORK", "base-sepolia")
-            settlement = LocalSettlement.from_rpc(
-                env["X402_RPC_URL"], env["X402_SETTLEMENT_KEY"], network=network
-            )
-            return cls(pay_to, network, settlement=settlement, **common)
-        raise ConfigurationError(f"X402_SETTLEMENT={kind!r} is not one of: devchain, local")
+        settings, demo_chain = settings_from_env(os.environ if environ is None else environ)
+        payments = cls(**settings)
+        payments.demo_chain = demo_chain
+        return payments
 
     # -- wiring into the MCP server ---------------------------------------------------------
 
@@ -294,37 +260,8 @@ class Payments(Extension):
             for tool in result.get("tools", []):
                 spec = self.paid_tool(tool.get("name", ""))
                 if spec is not None:
-                    self._describe_paid_tool(tool, spec)
+                    describe_paid_tool(tool, spec, self.offer)
         return result
-
-    def _describe_paid_tool(self, tool: dict[str, Any], spec: PaidTool) -> None:
-        if spec.is_dynamic:
-            note, price = "Paid tool: the price depends on the arguments (USDC via x402).", None
-        else:
-            atomic = spec.atomic_price({}, self.asset.decimals)
-            price = str(atomic)
-            note = f"Paid tool: {format_usd(atomic, self.asset.decimals)} per call (USDC via x402)."
-        tool["description"] = f"{tool.get('description') or ''}\n\n{note}".strip()
-        tool["_meta"] = {
-            **(tool.get("_meta") or {}),
-            META_PRICE: {
-                "amount": price,
-                "asset": self.asset.address,
-                "network": self.network.caip2,
-                "payTo": self.pay_to,
-                "dynamic": spec.is_dynamic,
-            },
-        }
-        schema = tool.get("inputSchema")
-        if isinstance(schema, dict):
-            properties = schema.setdefault("properties", {})
-            properties.setdefault(
-                REQUEST_ID_ARGUMENT,
-                {
-                    "type": "string",
-                    "description": "Optional: the paymentRequestId of a payment already made for this tool.",
-                },
-            )
 
     # -- the gate -----------------------------------------------------------------------------
 
@@ -623,20 +560,3 @@ def _same_authorization(stored_payload: str | None, payload: AnyPaymentPayload) 
         stored.payload.authorization.nonce == payload.payload.authorization.nonce
         and stored.payload.signature == payload.payload.signature
     )
-
-
-def default_ledger_url() -> str:
-    """`$X402_LEDGER_URL`, else an SQLite file in the user's data directory."""
-    configured = os.environ.get("X402_LEDGER_URL")
-    if configured:
-        return configured
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return f"sqlite:///{base / 'x402-mcp' / 'ledger.sqlite'}"
-
-
-def _network_known_to(settlement: Settlement, network: Network) -> Network:
-    # Local backends (the dev chain) know their chain's name and the token they settle in.
-    known = getattr(settlement, "network", None)
-    if isinstance(known, Network) and known.caip2 == network.caip2 and network.usdc is None:
-        return known
-    return network

@@ -32,6 +32,7 @@ import anyio.to_thread
 
 from ..errors import LedgerError
 from ..ledger._migrations import Migration, pending
+from ..ledger.sqlite import immediate
 from ..wire import PaymentRequirements
 from .budget import DAY_SECONDS, Budget
 
@@ -138,18 +139,6 @@ def _decimal(value: object) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
 class SpendStore:
     """The spending records in the SQLite file at `path` (created on `open()`)."""
 
@@ -183,7 +172,7 @@ class SpendStore:
         """Note the budget's limits, so `x402-mcp spend` can show them beside the spending."""
 
         def note(conn: sqlite3.Connection) -> None:
-            with _immediate(conn):
+            with immediate(conn):
                 self._ensure_budget(conn, budget.name, now)
                 conn.execute(
                     "UPDATE budgets SET per_call = ?, total = ?, per_day = ?, payees = ?, updated_at = ?"
@@ -216,7 +205,7 @@ class SpendStore:
         spend_id = "sp_" + secrets.token_urlsafe(12)
 
         def reserve(conn: sqlite3.Connection) -> None:
-            with _immediate(conn):
+            with immediate(conn):
                 total, day = self._committed(conn, budget.name, now)
                 budget.check(usd, requirement.pay_to, spent_total=total, spent_day=day)
                 conn.execute(
@@ -295,7 +284,7 @@ class SpendStore:
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL, not NORMAL: a reservation must survive a power cut, or a crash could overspend.
             conn.execute("PRAGMA synchronous=FULL")
-            with _immediate(conn):
+            with immediate(conn):
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations"
                     " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
@@ -334,7 +323,7 @@ class SpendStore:
         self, spend_id: str, state: SpendState, *, now: float, tx_hash: str | None, detail: str
     ) -> None:
         def finish(conn: sqlite3.Connection) -> None:
-            with _immediate(conn):
+            with immediate(conn):
                 row = conn.execute(
                     "SELECT budget, usd, state FROM payments WHERE id = ?", (spend_id,)
                 ).fetchone()

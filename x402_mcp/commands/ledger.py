@@ -40,8 +40,8 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import anyio
 
+    from ..config import default_ledger_url
     from ..errors import ConfigurationError, LedgerError
-    from ..gate import default_ledger_url
     from ..ledger import open_ledger
     from ..lifecycle import State
 

@@ -123,7 +123,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 
 @contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
     """One write transaction, holding SQLite's write lock from its first statement."""
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -290,7 +290,7 @@ class SQLiteLedger:
         """Append one line to the audit trail."""
 
         def append(conn: sqlite3.Connection) -> None:
-            with _immediate(conn):
+            with immediate(conn):
                 conn.execute(_Q.insert_audit, (request_id, now, event, detail))
 
         await self._write(append)
@@ -322,7 +322,7 @@ class SQLiteLedger:
         select = f"SELECT id FROM {_TABLES.requests} WHERE state = ? AND expires_at < ?"
 
         def purge(conn: sqlite3.Connection) -> int:
-            with _immediate(conn):
+            with immediate(conn):
                 params = (State.EXPIRED.value, before)
                 conn.execute(f"DELETE FROM {_TABLES.audit} WHERE request_id IN ({select})", params)
                 return int(
@@ -338,7 +338,7 @@ class SQLiteLedger:
         change = expiry(now, "overdue")
 
         def sweep(conn: sqlite3.Connection) -> list[str]:
-            with _immediate(conn):
+            with immediate(conn):
                 ids = [
                     request_id
                     for (request_id,) in conn.execute(
@@ -378,7 +378,7 @@ class SQLiteLedger:
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        with _immediate(conn):
+        with immediate(conn):
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {_TABLES.migrations}"
                 " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
@@ -395,7 +395,7 @@ class SQLiteLedger:
     def _insert_request(
         self, request: PaymentRequest, values: list[object], conn: sqlite3.Connection
     ) -> None:
-        with _immediate(conn):
+        with immediate(conn):
             try:
                 conn.execute(_Q.insert_request, values)
             except sqlite3.IntegrityError as exc:
@@ -406,7 +406,7 @@ class SQLiteLedger:
         self, request_id: str, change: Change, conn: sqlite3.Connection
     ) -> tuple[tuple[Any, ...] | None, str | None]:
         """The updated row, or None and the state that refused the change (None: no such request)."""
-        with _immediate(conn):
+        with immediate(conn):
             if self._compare_and_set(conn, request_id, change):
                 return conn.execute(_Q.get, (request_id,)).fetchone(), None
             # Still inside the write transaction: what we read now is what refused the change.
