@@ -7,12 +7,13 @@ challenge, signature, paid retry, settlement on chain, receipt), over
 streamable HTTP on loopback, every server in its own process:
 
 - `PayingClient` (budget checks and durable spending records included) against
-  our server (`Payments`, local settlement);
+  our server (`Payments`, `FacilitatorSettlement`);
 - the official `x402MCPClient` against the official server (`create_payment_wrapper`,
-  official facilitator library `x402FacilitatorSync` + `FacilitatorWeb3Signer`);
+  official `HTTPFacilitatorClient`);
 - and the two crossings, which separate client cost from server cost.
 
-Both servers settle on the same anvil and token; each gets a fresh payer. The
+Both servers settle through one facilitator, ours (`x402-mcp facilitator`, in its
+own process, one gas key), on the same anvil and token; each row gets a fresh payer. The
 official side runs in `.venv-official/` (see tests/interop_official_mcp/).
 Prints medians and p90 in milliseconds.
 """
@@ -46,12 +47,10 @@ def serve_ours(port_file: str) -> None:
 
     from x402_mcp import Payments, paid
     from x402_mcp.networks import Asset
-    from x402_mcp.settlement.local import LocalSettlement
+    from x402_mcp.settlement import FacilitatorSettlement
 
     network = os.environ["NETWORK"]
-    settlement = LocalSettlement.from_rpc(
-        os.environ["RPC_URL"], os.environ["GAS_KEY"], network=network, poll_latency=0.01
-    )
+    settlement = FacilitatorSettlement(os.environ["FACILITATOR_URL"], network=network)
     payments = Payments(
         pay_to=os.environ["PAY_TO"],
         network=network,
@@ -87,6 +86,38 @@ def serve_ours(port_file: str) -> None:
             await web.serve(sockets=[sock])
 
     anyio.run(serve)
+
+
+async def _our_facilitator(chain: Any, gas_key: str, folder: Path) -> Any:
+    """Start `x402-mcp facilitator` on anvil in a subprocess; returns (process, url)."""
+    import subprocess
+
+    import anyio
+    import httpx2
+
+    from tests.facilitator.serving import loopback_socket
+
+    sock = loopback_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    log = (folder / "facilitator.log").open("wb")
+    process = await anyio.open_process(
+        [sys.executable, "-m", "x402_mcp.cli", "facilitator", "--rpc-url", chain.rpc_url,
+         "--network", chain.network, "--port", str(port)],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "X402_FACILITATOR_KEY": gas_key},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    async with httpx2.AsyncClient(timeout=2) as http:
+        with anyio.fail_after(30):
+            while True:
+                if process.returncode is not None:
+                    raise RuntimeError(f"our facilitator exited; see {folder / 'facilitator.log'}")
+                try:
+                    (await http.get(f"{url}/supported")).raise_for_status()
+                    return process, url
+                except httpx2.TransportError:
+                    await anyio.sleep(0.02)
 
 
 async def _our_server(env: dict[str, str], folder: Path) -> Any:
@@ -153,34 +184,36 @@ async def run(calls: int, warmup: int, folder: Path) -> None:
 
     python = official_python()
     with running_anvil(ANVIL_BINARY, folder / "anvil.log") as chain:
-        ours_gas, theirs_gas = Account.create(), Account.create()
-        for account in (ours_gas, theirs_gas):
-            chain.fund_eth(account.address, 10**18)
-        common = {"RPC_URL": chain.rpc_url, "TOKEN": chain.usdc, "TOKEN_NAME": chain.asset.name,
+        gas = Account.create()
+        chain.fund_eth(gas.address, 10**18)
+        facilitator, facilitator_url = await _our_facilitator(chain, gas.key.to_0x_hex(), folder)
+        common = {"FACILITATOR_URL": facilitator_url, "TOKEN": chain.usdc, "TOKEN_NAME": chain.asset.name,
                   "NETWORK": chain.network}  # fmt: skip
-        ours_env = {**common, "GAS_KEY": ours_gas.key.hex(), "PAY_TO": Account.create().address,
-                    "LEDGER": str(folder / "ledger.sqlite")}  # fmt: skip
-        theirs_env = {**common, "FACILITATOR_KEY": theirs_gas.key.hex(), "AMOUNT": str(PRICE),
-                      "PAY_TO": Account.create().address}  # fmt: skip
-        process, ours = await _our_server(ours_env, folder)
+        ours_env = {**common, "PAY_TO": Account.create().address, "LEDGER": str(folder / "ledger.sqlite")}
+        theirs_env = {**common, "AMOUNT": str(PRICE), "PAY_TO": Account.create().address}
         rows: list[tuple[str, list[float]]] = []
         try:
-            async with official_server(python, theirs_env, folder) as theirs:
-                rows.append(
-                    ("PayingClient -> our server", await _paying_client(ours, chain, folder, calls, warmup))
-                )
-                rows.append(("x402MCPClient -> official server",
-                             await _official_client(python, theirs, chain, calls, warmup)))  # fmt: skip
-                rows.append(("PayingClient -> official server",
-                             await _paying_client(theirs, chain, folder, calls, warmup)))  # fmt: skip
-                rows.append(("x402MCPClient -> our server",
-                             await _official_client(python, ours, chain, calls, warmup)))  # fmt: skip
+            process, ours = await _our_server(ours_env, folder)
+            try:
+                async with official_server(python, theirs_env, folder) as theirs:
+                    rows.append(("PayingClient -> our server",
+                                 await _paying_client(ours, chain, folder, calls, warmup)))  # fmt: skip
+                    rows.append(("x402MCPClient -> official server",
+                                 await _official_client(python, theirs, chain, calls, warmup)))  # fmt: skip
+                    rows.append(("PayingClient -> official server",
+                                 await _paying_client(theirs, chain, folder, calls, warmup)))  # fmt: skip
+                    rows.append(("x402MCPClient -> our server",
+                                 await _official_client(python, ours, chain, calls, warmup)))  # fmt: skip
+            finally:
+                process.terminate()
+                await process.wait()
         finally:
-            process.terminate()
-            await process.wait()
+            facilitator.terminate()
+            await facilitator.wait()
 
     print(f"agent paid call over streamable HTTP on loopback: {calls} calls each after {warmup} warm-up,")
-    print("one anvil (automine), our EIP-3009 token, every server in its own process\n")
+    print("one anvil (automine), our EIP-3009 token, both servers settling through our one facilitator,")
+    print("every server (and the facilitator) in its own process\n")
     print(f"{'client -> server':<36} {'median ms':>9} {'p90 ms':>9}")
     for name, samples in rows:
         ordered = sorted(samples)

@@ -4,11 +4,11 @@ Runs in the second virtual environment (see requirements.txt), never in ours:
 
     .venv-official/bin/python official_server.py PORT_FILE
 
-Settles through the official facilitator library (`x402FacilitatorSync` with a
-`FacilitatorWeb3Signer`) on the chain at $RPC_URL, with the gas key from
-$FACILITATOR_KEY. One paid tool, `answer`, costs $AMOUNT atomic units of $TOKEN
-to $PAY_TO on $NETWORK; `ping` is free. Binds a free loopback port and writes
-it to PORT_FILE once listening.
+Verifies and settles through the official `HTTPFacilitatorClient` against the
+facilitator server at $FACILITATOR_URL (ours, in the tests and the bench: the
+official server holds no gas key and never talks to the chain). One paid tool,
+`answer`, costs $AMOUNT atomic units of $TOKEN to $PAY_TO on $NETWORK; `ping` is
+free. Binds a free loopback port and writes it to PORT_FILE once listening.
 """
 
 from __future__ import annotations
@@ -16,40 +16,22 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from typing import Any
 
 import anyio
-import anyio.to_thread
 import uvicorn
 from mcp.server.fastmcp import FastMCP
-from x402 import x402FacilitatorSync, x402ResourceServer
+from x402 import x402ResourceServer
+from x402.http import FacilitatorConfig, HTTPFacilitatorClient
 from x402.mcp import create_payment_wrapper
-from x402.mechanisms.evm import FacilitatorWeb3Signer
-from x402.mechanisms.evm.exact import ExactEvmServerScheme, register_exact_evm_facilitator
+from x402.mechanisms.evm.exact import ExactEvmServerScheme
 from x402.schemas import PaymentRequirements
 
 
-class ThreadedFacilitator:
-    """The async facilitator-client protocol over the sync facilitator, run off the event loop."""
-
-    def __init__(self, facilitator: x402FacilitatorSync) -> None:
-        self._facilitator = facilitator
-
-    async def verify(self, payload: Any, requirements: Any) -> Any:
-        return await anyio.to_thread.run_sync(self._facilitator.verify, payload, requirements)
-
-    async def settle(self, payload: Any, requirements: Any) -> Any:
-        return await anyio.to_thread.run_sync(self._facilitator.settle, payload, requirements)
-
-    def get_supported(self) -> Any:
-        return self._facilitator.get_supported()
-
-
 def build(network: str) -> FastMCP:
-    signer = FacilitatorWeb3Signer(os.environ["FACILITATOR_KEY"], os.environ["RPC_URL"])
-    facilitator = register_exact_evm_facilitator(x402FacilitatorSync(), signer, networks=network)
-    resource_server = x402ResourceServer(ThreadedFacilitator(facilitator))
+    facilitator = HTTPFacilitatorClient(FacilitatorConfig(url=os.environ["FACILITATOR_URL"]))
+    resource_server = x402ResourceServer(facilitator)
     resource_server.register(network, ExactEvmServerScheme())
+    # Asks the facilitator's /supported: it must be listening before this server starts.
     resource_server.initialize()
     accepts = [
         PaymentRequirements(

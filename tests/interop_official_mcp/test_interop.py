@@ -1,8 +1,10 @@
 """Both directions against the official x402 MCP package, settling on anvil.
 
 (a) our `PayingClient` pays the official paid MCP server (FastMCP + `create_payment_wrapper`,
-    settling through the official facilitator library);
-(b) the official `x402MCPClient` pays our server (`Payments`, `LocalSettlement`).
+    with the official `HTTPFacilitatorClient`);
+(b) the official `x402MCPClient` pays our server (`Payments`, `FacilitatorSettlement`).
+
+Both directions settle through one facilitator server, ours (`our_facilitator`), on anvil.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from x402_mcp import Payments, paid
 from x402_mcp.client import Budget, BudgetExceeded, PayingClient
 from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.lifecycle import State
+from x402_mcp.settlement import FacilitatorSettlement
 
 from .official import official_client, official_server
 
@@ -28,12 +31,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.anvil]
 PRICE = 10_000  # $0.01
 
 
-def _official_env(anvil: AnvilChain, pay_to: str) -> dict[str, str]:
-    facilitator = Account.create()
-    anvil.fund_eth(facilitator.address, 10**18)
+def _official_env(anvil: AnvilChain, facilitator_url: str, pay_to: str) -> dict[str, str]:
     return {
-        "RPC_URL": anvil.rpc_url,
-        "FACILITATOR_KEY": facilitator.key.hex(),
+        "FACILITATOR_URL": facilitator_url,
         "TOKEN": anvil.usdc,
         "TOKEN_NAME": anvil.asset.name,
         "AMOUNT": str(PRICE),
@@ -43,13 +43,13 @@ def _official_env(anvil: AnvilChain, pay_to: str) -> dict[str, str]:
 
 
 async def test_paying_client_pays_the_official_server(
-    anvil: AnvilChain, official: Path, tmp_path: Path
+    anvil: AnvilChain, official: Path, our_facilitator: str, tmp_path: Path
 ) -> None:
     payee = Account.create().address
     payer = anvil.new_account(usdc="1")
     budget = Budget(per_call="0.05", file=tmp_path / "budget.sqlite")
     async with (
-        official_server(official, _official_env(anvil, payee), tmp_path) as url,
+        official_server(official, _official_env(anvil, our_facilitator, payee), tmp_path) as url,
         PayingClient(url, account=payer, budget=budget, assets=[anvil.asset], mode="legacy") as client,
     ):
         free = await client.call_tool("ping", {})
@@ -67,13 +67,13 @@ async def test_paying_client_pays_the_official_server(
 
 
 async def test_paying_client_refuses_the_official_server_over_budget(
-    anvil: AnvilChain, official: Path, tmp_path: Path
+    anvil: AnvilChain, official: Path, our_facilitator: str, tmp_path: Path
 ) -> None:
     payee = Account.create().address
     payer = anvil.new_account(usdc="1")
     budget = Budget(per_call="0.001", file=tmp_path / "budget.sqlite")
     async with (
-        official_server(official, _official_env(anvil, payee), tmp_path) as url,
+        official_server(official, _official_env(anvil, our_facilitator, payee), tmp_path) as url,
         PayingClient(url, account=payer, budget=budget, assets=[anvil.asset], mode="legacy") as client,
     ):
         with pytest.raises(BudgetExceeded, match="per_call"):
@@ -82,14 +82,18 @@ async def test_paying_client_refuses_the_official_server_over_budget(
     assert anvil.balance_of(payer.address) == 1_000_000
 
 
-async def test_official_client_pays_our_server(anvil: AnvilChain, official: Path, tmp_path: Path) -> None:
+async def test_official_client_pays_our_server(
+    anvil: AnvilChain, official: Path, our_facilitator: str, tmp_path: Path
+) -> None:
     payee = Account.create().address
     payer = anvil.new_account(usdc="1")
     ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
+    remote = FacilitatorSettlement(our_facilitator, network=anvil.network)
     payments = Payments(
         pay_to=payee,
         network=anvil.network,
-        settlement=anvil.settlement(),
+        asset=anvil.asset,  # the facilitator's network is a bare CAIP-2 id: name the token
+        settlement=remote,
         ledger=ledger,
         public_url="http://pay.test",
     )
@@ -106,6 +110,7 @@ async def test_official_client_pays_our_server(anvil: AnvilChain, official: Path
         outcome = await official_client(
             official, f"{base}/mcp", "answer", json.dumps({"question": "interop"}), payer_key=payer.key.hex()
         )
+    await remote.aclose()
 
     assert outcome["is_error"] is False, outcome
     assert outcome["text"] == "our answer to interop"
