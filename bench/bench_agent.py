@@ -39,12 +39,9 @@ PRICE = 10_000  # $0.01
 
 def serve_ours(port_file: str) -> None:
     """`--serve-ours`: our paid server, configured from the environment, on a free loopback port."""
-    import socket
-
-    import anyio
-    import uvicorn
     from mcp.server import MCPServer
 
+    from tests.interop_official_mcp.loopback import serve_announcing_port
     from x402_mcp import Payments, paid
     from x402_mcp.networks import Asset
     from x402_mcp.settlement import FacilitatorSettlement
@@ -70,22 +67,7 @@ def serve_ours(port_file: str) -> None:
     async def answer(question: str) -> str:
         return f"our answer to {question}"
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    web = uvicorn.Server(uvicorn.Config(server.streamable_http_app(), log_level="warning"))
-
-    async def serve() -> None:
-        async def announce() -> None:
-            while not web.started:  # noqa: ASYNC110 (uvicorn offers a flag, no event)
-                await anyio.sleep(0.01)
-            await anyio.Path(port_file + ".tmp").write_text(str(sock.getsockname()[1]))
-            await anyio.Path(port_file + ".tmp").rename(port_file)
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(announce)
-            await web.serve(sockets=[sock])
-
-    anyio.run(serve)
+    serve_announcing_port(server.streamable_http_app(), port_file)
 
 
 async def _our_facilitator(chain: Any, gas_key: str, folder: Path) -> Any:

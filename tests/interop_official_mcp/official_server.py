@@ -14,11 +14,9 @@ free. Binds a free loopback port and writes it to PORT_FILE once listening.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
-import anyio
-import uvicorn
+from loopback import serve_announcing_port
 from mcp.server.fastmcp import FastMCP
 from x402 import x402ResourceServer
 from x402.http import FacilitatorConfig, HTTPFacilitatorClient
@@ -63,26 +61,7 @@ def build(network: str) -> FastMCP:
 def main() -> None:
     port_file = sys.argv[1]
     server = build(os.environ["NETWORK"])
-    # IPPROTO_TCP explicitly: with proto 0 asyncio leaves Nagle on, costing ~40 ms per request.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
-    web = uvicorn.Server(config)
-
-    async def serve() -> None:
-        async def announce() -> None:
-            while not web.started:  # noqa: ASYNC110 (uvicorn offers a flag, no event)
-                await anyio.sleep(0.01)
-            # Written whole, then renamed: the test never reads half a port number.
-            await anyio.Path(port_file + ".tmp").write_text(str(sock.getsockname()[1]))
-            await anyio.Path(port_file + ".tmp").rename(port_file)
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(announce)
-            await web.serve(sockets=[sock])
-
-    anyio.run(serve)
+    serve_announcing_port(server.streamable_http_app(), port_file)
 
 
 if __name__ == "__main__":

@@ -19,25 +19,9 @@ from x402_mcp.wire import PaymentRequirements
 from ..chains import AnvilChain, pay, requirements_for
 from ..facilitator.conftest import official_facilitator, our_facilitator  # noqa: F401 (fixtures)
 from ..facilitator.serving import Interposer, loopback_socket, serving
+from .conftest import PRICE
 
 pytestmark = pytest.mark.anyio
-
-PRICE = 10_000
-
-
-@pytest.fixture
-def payer(chain: TokenChain) -> LocalAccount:
-    return chain.new_account("10")
-
-
-@pytest.fixture
-def payee() -> str:
-    return str(Account.create().address)
-
-
-@pytest.fixture
-def requirements(chain: TokenChain, payee: str) -> PaymentRequirements:
-    return requirements_for(chain, payee, amount=str(PRICE))
 
 
 async def test_verify_and_settle_through_our_facilitator(

@@ -52,28 +52,13 @@ from ..chains import (
     set_automine,
     settlement_with_clock,
 )
+from .conftest import PRICE
 
 pytestmark = pytest.mark.anyio
 
-PRICE = 10_000
 FUNDED = 10_000_000  # the payer's 10 USDC
 _HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 _CURVE_ORDER = 2 * _HALF_ORDER + 1
-
-
-@pytest.fixture
-def payer(chain: TokenChain) -> LocalAccount:
-    return chain.new_account("10")
-
-
-@pytest.fixture
-def payee() -> str:
-    return str(Account.create().address)
-
-
-@pytest.fixture
-def requirements(chain: TokenChain, payee: str) -> PaymentRequirements:
-    return requirements_for(chain, payee, amount=str(PRICE))
 
 
 @pytest.fixture

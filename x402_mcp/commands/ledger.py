@@ -56,19 +56,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         ledger = open_ledger(args.url or default_ledger_url())
         show = {"list": _requests, "payments": _payments, "pending": _pending}[args.view]
-        anyio.run(show, ledger, args, states)
+        anyio.run(_opened, show, ledger, args, states)
     except (ConfigurationError, LedgerError) as exc:
         print(f"x402-mcp ledger: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _requests(ledger: Any, args: argparse.Namespace, states: Any) -> None:
+async def _opened(show: Any, ledger: Any, args: argparse.Namespace, states: Any) -> None:
     await ledger.open()
     try:
-        rows = await ledger.requests(states=states, limit=args.limit)
+        await show(ledger, args, states)
     finally:
         await ledger.close()
+
+
+async def _requests(ledger: Any, args: argparse.Namespace, states: Any) -> None:
+    rows = await ledger.requests(states=states, limit=args.limit)
     print(f"{len(rows)} payment request(s), newest first")
     print(f"{'id':<30} {'state':<10} {'tool':<20} {'price':>12} {'created (UTC)':<20} caller")
     for request in rows:
@@ -79,12 +83,8 @@ async def _requests(ledger: Any, args: argparse.Namespace, states: Any) -> None:
 
 
 async def _payments(ledger: Any, args: argparse.Namespace, states: Any) -> None:
-    await ledger.open()
-    try:
-        rows = (await ledger.settlements())[-args.limit :]
-        total = sum(record.amount for record in rows)
-    finally:
-        await ledger.close()
+    rows = (await ledger.settlements())[-args.limit :]
+    total = sum(record.amount for record in rows)
     print(f"{len(rows)} settlement(s), oldest first; {_usd(total)} in total")
     print(f"{'settled (UTC)':<20} {'amount':>12} {'payer':<42} {'network':<14} transaction")
     for record in rows:
@@ -100,14 +100,10 @@ async def _pending(ledger: Any, args: argparse.Namespace, states: Any) -> None:
     from ..lifecycle import State
     from ..reconcile import awaiting_reconciliation
 
-    await ledger.open()
-    try:
-        now = time.time()
-        settling = await ledger.requests(states=[State.SETTLING], limit=args.limit)
-        stale = {r.id for r in await awaiting_reconciliation(ledger, now=now, grace_seconds=args.grace)}
-        notes = [line for line in await ledger.audit_trail() if line[2] in ATTENTION_EVENTS]
-    finally:
-        await ledger.close()
+    now = time.time()
+    settling = await ledger.requests(states=[State.SETTLING], limit=args.limit)
+    stale = {r.id for r in await awaiting_reconciliation(ledger, now=now, grace_seconds=args.grace)}
+    notes = [line for line in await ledger.audit_trail() if line[2] in ATTENTION_EVENTS]
     print(f"{len(settling)} settlement(s) in progress, {len(stale)} of them awaiting reconciliation")
     for request in settling:
         status = "awaiting reconciliation" if request.id in stale else "settling"
