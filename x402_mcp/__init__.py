@@ -32,8 +32,9 @@ from .errors import (
     X402MCPError,
 )
 from .gate import Payments
-from .networks import Asset, Network
+from .networks import Asset, Network, SolanaNetwork
 from .pricing import PaidTool, SettleOrder, paid
+from .solana import Solana
 
 __all__ = [
     "Asset",
@@ -54,6 +55,8 @@ __all__ = [
     "Payments",
     "SettleOrder",
     "SettlementError",
+    "Solana",
+    "SolanaNetwork",
     "StateConflict",
     "UnknownPaymentRequest",
     "X402MCPError",

@@ -9,14 +9,16 @@ and how to retry; `_meta` carries the id and link for toolkit-aware clients.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mcp.types import CallToolResult, TextContent
 
+from .errors import ConfigurationError
 from .ledger.base import PaymentRequest
 from .money import format_usd, from_atomic
-from .networks import Asset, Network
+from .networks import Asset, Network, resolve_any_network
 from .pricing import PaidTool
 from .wire import PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
 
@@ -37,6 +39,8 @@ class Offer:
     asset: Asset
     pay_to: str
     public_url: str
+    other_payees: tuple[tuple[str, str, str], ...] = ()
+    """(network, asset, payee) of each other network a payment is accepted on (Solana)."""
 
     def hosted_url(self, request_id: str) -> str:
         return f"{self.public_url.rstrip('/')}/pay/{request_id}"
@@ -59,17 +63,32 @@ def requirements_for(request: PaymentRequest, asset: Asset) -> PaymentRequiremen
     )
 
 
-def payment_required(request: PaymentRequest, asset: Asset, *, error: str | None = None) -> PaymentRequired:
+def payment_required(
+    request: PaymentRequest,
+    asset: Asset,
+    *,
+    error: str | None = None,
+    accepts: Sequence[PaymentRequirements] = (),
+) -> PaymentRequired:
+    """The x402 `PaymentRequired` for `request`: `accepts` when given (every way to pay
+    it, see `Collector.accepts`), else the one EVM requirement."""
     return PaymentRequired(
         error=error or "Payment required",
         resource=ResourceInfo(
             url=resource_url(request.tool), description=request.description, mime_type="application/json"
         ),
-        accepts=[requirements_for(request, asset)],
+        accepts=list(accepts) or [requirements_for(request, asset)],
     )
 
 
-def human_text(request: PaymentRequest, offer: Offer, *, now: float, error: str | None = None) -> str:
+def human_text(
+    request: PaymentRequest,
+    offer: Offer,
+    *,
+    now: float,
+    error: str | None = None,
+    other_networks: Sequence[str] = (),
+) -> str:
     """What a person (or the LLM relaying to one) needs: price, link, how to retry."""
     price = format_usd(request.price, offer.asset.decimals)
     tokens = from_atomic(request.price, offer.asset.decimals)
@@ -86,19 +105,35 @@ def human_text(request: PaymentRequest, offer: Offer, *, now: float, error: str 
         'Agents with an x402 wallet can instead retry with the payment in _meta["x402/payment"] '
         "(requirements in structuredContent).",
     ]
+    if other_networks:
+        lines.append(f"They may also pay on {', '.join(_label(name) for name in other_networks)}.")
     return "\n".join(lines)
 
 
+def _label(network: str) -> str:
+    try:
+        return f"{resolve_any_network(network).label} ({network})"
+    except ConfigurationError:
+        return network
+
+
 def challenge_result(
-    request: PaymentRequest, offer: Offer, *, now: float, error: str | None = None
+    request: PaymentRequest,
+    offer: Offer,
+    *,
+    now: float,
+    error: str | None = None,
+    accepts: Sequence[PaymentRequirements] = (),
 ) -> CallToolResult:
     """The tool error an unpaid (or wrongly paid) call gets."""
-    required = payment_required(request, offer.asset, error=error)
+    required = payment_required(request, offer.asset, error=error, accepts=accepts)
     wire = required.dump()
+    others = [entry.network for entry in required.accepts if entry.network != offer.network.caip2]
+    text = human_text(request, offer, now=now, error=error, other_networks=others)
     return CallToolResult(
         content=[
             TextContent(type="text", text=json.dumps(wire, separators=(",", ":"))),
-            TextContent(type="text", text=human_text(request, offer, now=now, error=error)),
+            TextContent(type="text", text=text),
         ],
         structured_content=wire,
         is_error=True,
@@ -132,12 +167,15 @@ def refusal_result(message: str, required: PaymentRequired | None = None) -> Cal
     )
 
 
-def receipt_meta(request: PaymentRequest) -> dict[str, object]:
-    """`_meta` for a paid result: the x402 settlement response and our id."""
+def receipt_meta(request: PaymentRequest, *, network: str | None = None) -> dict[str, object]:
+    """`_meta` for a paid result: the x402 settlement response and our id.
+
+    `network` is where the payment settled, when not the request's own network (Solana).
+    """
     response = SettleResponse(
         success=True,
         transaction=request.tx_hash or "",
-        network=request.network,
+        network=network or request.network,
         payer=request.payer,
         amount=str(request.price),
     )
@@ -162,6 +200,16 @@ def describe_paid_tool(tool: dict[str, Any], spec: PaidTool, offer: Offer) -> No
             "network": offer.network.caip2,
             "payTo": offer.pay_to,
             "dynamic": spec.is_dynamic,
+            **(
+                {
+                    "alsoAccepts": [
+                        {"network": network, "asset": asset_id, "payTo": payee}
+                        for network, asset_id, payee in offer.other_payees
+                    ]
+                }
+                if offer.other_payees
+                else {}
+            ),
         },
     }
     schema = tool.get("inputSchema")

@@ -5,33 +5,46 @@ wallet, or an x402 HTTP client on the hosted URL) collect money the same way,
 so both go through these functions: the ledger moves the request
 `issued → settling → paid` (or back to `issued` when the backend refuses), and
 every refusal is a `Refused` naming what was wrong.
+
+A request can be paid on the server's EVM network or, when `Solana` payees are
+configured, on Solana; the payment's own network picks the requirements it is
+checked against and the backend that settles it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
 
+from .challenge import requirements_for
 from .errors import (
     PaymentError,
     PaymentExpired,
     PaymentInProgress,
     PaymentMismatch,
     PaymentReplayed,
+    SettlementError,
     StateConflict,
     UnknownPaymentRequest,
     payment_error_for,
 )
 from .ledger.base import Ledger, PaymentRequest, SettlementRecord
 from .lifecycle import Event, State
-from .matching import match_payment
+from .matching import match_payment, match_solana_payment
 from .money import format_usd
-from .networks import Network
+from .networks import Asset, Network
 from .settlement.base import Settlement
-from .wire import AnyPaymentPayload, PaymentRequirements
+from .solana import Solana
+from .wire import (
+    PaymentRequirements,
+    ReceivedPayment,
+    SettleResponse,
+    SvmPaymentPayload,
+    VerifyResponse,
+)
 
 logger = logging.getLogger("x402_mcp")
 
@@ -46,20 +59,59 @@ class Refused(Exception):
 
 
 class Collector:
-    """Moves money for payment requests through one ledger and one settlement backend."""
+    """Moves money for payment requests through one ledger and the settlement backends.
+
+    Args:
+        settlement: settles payments on `network` in `asset`.
+        solana: Solana payees also accepted, each with its own facilitator.
+    """
 
     def __init__(
-        self, ledger: Ledger, settlement: Settlement, network: Network, clock: Callable[[], float]
+        self,
+        ledger: Ledger,
+        settlement: Settlement,
+        network: Network,
+        asset: Asset,
+        clock: Callable[[], float],
+        *,
+        solana: Sequence[Solana] = (),
     ) -> None:
         self.ledger = ledger
         self.settlement = settlement
         self.network = network
+        self.asset = asset
         self.clock = clock
+        self.solana = tuple(solana)
+
+    async def accepts(self, request: PaymentRequest) -> list[PaymentRequirements]:
+        """Every way to pay `request`: the EVM network first, then each Solana payee
+        whose facilitator can currently name its fee payer."""
+        accepts = [requirements_for(request, self.asset)]
+        for option in self.solana:
+            fee_payer = await option.fee_payer()
+            if fee_payer is not None:
+                accepts.append(option.requirements(request, fee_payer))
+        return accepts
+
+    async def requirements(self, request: PaymentRequest, payload: ReceivedPayment) -> PaymentRequirements:
+        """Our requirements for `request` on the network `payload` pays on.
+
+        Raises:
+            Refused: we accept no payments on that network.
+            SettlementError: the Solana facilitator cannot name its fee payer (a crash).
+        """
+        if not isinstance(payload, SvmPaymentPayload):
+            return requirements_for(request, self.asset)
+        option = self._solana_option(payload, request)
+        fee_payer = await option.fee_payer()
+        if fee_payer is None:
+            raise SettlementError(f"the facilitator for {option.network.caip2} cannot name its fee payer")
+        return option.requirements(request, fee_payer)
 
     async def collect(
         self,
         request: PaymentRequest,
-        payload: AnyPaymentPayload,
+        payload: ReceivedPayment,
         requirements: PaymentRequirements,
         *,
         decimals: int,
@@ -77,7 +129,7 @@ class Collector:
     async def begin(
         self,
         request: PaymentRequest,
-        payload: AnyPaymentPayload,
+        payload: ReceivedPayment,
         requirements: PaymentRequirements,
         *,
         price: int,
@@ -87,16 +139,19 @@ class Collector:
         now = self.clock()
         try:
             check_payable(request, price, now, decimals)
-            match_payment(payload, requirements, self.network, now=now)
+            if isinstance(payload, SvmPaymentPayload):
+                match_solana_payment(payload, requirements)
+            else:
+                match_payment(payload, requirements, self.network, now=now)
         except PaymentError as error:
             raise Refused(error, request) from None
         return await self.transition(request, Event.BEGIN_SETTLEMENT, payload=payload.to_json())
 
     async def verify(
-        self, request: PaymentRequest, payload: AnyPaymentPayload, requirements: PaymentRequirements
+        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
     ) -> None:
         try:
-            verdict = await self.settlement.verify(payload, requirements)
+            verdict = await self._verify(request, payload, requirements)
         except BaseException:
             # Verification moves no money, so the request is safely payable again.
             with anyio.CancelScope(shield=True):
@@ -108,25 +163,54 @@ class Collector:
             raise Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), refreshed)
 
     async def settle(
-        self, request: PaymentRequest, payload: AnyPaymentPayload, requirements: PaymentRequirements
+        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
     ) -> PaymentRequest:
         # A SettlementError here leaves the request in `settling` with its payload:
         # the transaction may have been broadcast, so only the chain can tell.
-        receipt = await self.settlement.settle(payload, requirements)
+        receipt = await self._settle(request, payload, requirements)
         if not receipt.success:
             await self.transition(request, Event.SETTLEMENT_FAILED)
             refreshed = await self.ledger.get(request.id)
             raise Refused(payment_error_for(receipt.error_reason, receipt.error_message), refreshed)
+        claimed_payer = "" if isinstance(payload, SvmPaymentPayload) else payload.payload.authorization.from_
         record = SettlementRecord(
             tx_hash=receipt.transaction,
-            payer=receipt.payer or payload.payload.authorization.from_,
+            payer=receipt.payer or claimed_payer,
             amount=request.price,
-            asset=request.asset,
-            network=request.network,
+            asset=requirements.asset,
+            network=requirements.network,
             settled_at=self.clock(),
         )
         logger.info("settled %s for %r in %s", format_usd(request.price), request.tool, receipt.transaction)
         return await self.transition(request, Event.SETTLED, settlement=record)
+
+    async def _verify(
+        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
+    ) -> VerifyResponse:
+        if isinstance(payload, SvmPaymentPayload):
+            return await self._solana_option(payload, request).settlement.verify(payload, requirements)
+        return await self.settlement.verify(payload, requirements)
+
+    async def _settle(
+        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
+    ) -> SettleResponse:
+        if isinstance(payload, SvmPaymentPayload):
+            return await self._solana_option(payload, request).settlement.settle(payload, requirements)
+        return await self.settlement.settle(payload, requirements)
+
+    def _solana_option(self, payload: SvmPaymentPayload, request: PaymentRequest) -> Solana:
+        network = payload.accepted.network
+        for option in self.solana:
+            if option.network.caip2 == network:
+                return option
+        accepted = ", ".join([self.network.caip2, *(option.network.caip2 for option in self.solana)])
+        raise Refused(
+            PaymentMismatch(
+                f"payments on {network} are not accepted here; pay on one of: {accepted}",
+                reason="network_mismatch",
+            ),
+            request,
+        )
 
     async def transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
         try:

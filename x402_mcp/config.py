@@ -22,6 +22,9 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
     - `X402_PAY_TO`: the payee (default on the devchain: a fresh address).
     - `X402_NETWORK`: e.g. `base-sepolia` (ignored on the devchain).
     - `X402_LEDGER_URL`, `X402_PUBLIC_URL`, `X402_PAGE_PORT`.
+    - `X402_SOLANA_PAY_TO`: also accept USDC on Solana, paid to this wallet, on
+      `X402_SOLANA_NETWORK` (default `solana-devnet`) through the facilitator at
+      `X402_SOLANA_FACILITATOR_URL` (default: the public one, devnet only).
 
     Raises:
         ConfigurationError: a missing or invalid setting, named.
@@ -36,6 +39,7 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
         "ledger": env.get("X402_LEDGER_URL") or None,
         "public_url": env.get("X402_PUBLIC_URL") or None,
         "page_port": int(page_port_text),
+        "also_accept": _solana_from_env(env),
     }
     if kind == "devchain":
         from eth_account import Account
@@ -58,6 +62,19 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
         )
         return {"pay_to": pay_to, "network": network, "settlement": settlement, **common}, None
     raise ConfigurationError(f"X402_SETTLEMENT={kind!r} is not one of: devchain, local")
+
+
+def _solana_from_env(env: Mapping[str, str]) -> list[Any]:
+    pay_to = env.get("X402_SOLANA_PAY_TO", "").strip()
+    if not pay_to:
+        return []
+    from .settlement.facilitator import FacilitatorSettlement
+    from .solana import Solana
+
+    network = env.get("X402_SOLANA_NETWORK", "").strip() or "solana-devnet"
+    url = env.get("X402_SOLANA_FACILITATOR_URL", "").strip()
+    settlement = FacilitatorSettlement(url, network=network) if url else None
+    return [Solana(pay_to, network=network, settlement=settlement)]
 
 
 def default_ledger_url() -> str:

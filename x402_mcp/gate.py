@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -34,11 +34,9 @@ from .challenge import (
     payment_required,
     receipt_meta,
     refusal_result,
-    requirements_for,
 )
 from .collect import Collector
 from .collect import Refused as _Refused
-from .collect import check_payable as _check_payable
 from .collect import underpaid as _underpaid
 from .config import default_ledger_url, network_known_to, settings_from_env
 from .errors import (
@@ -54,7 +52,7 @@ from .errors import (
 from .ledger import open_ledger
 from .ledger.base import Ledger, PaymentRequest
 from .lifecycle import Event, State
-from .matching import match_payment, referenced_request_id
+from .matching import referenced_request_id
 from .money import format_usd
 from .networks import Asset, Network, resolve_network
 from .pricing import PaidTool, SettleOrder, paid_spec
@@ -62,8 +60,9 @@ from .reconcile import Reconciler
 from .serving import DEFAULT_PAGE_PORT, PageLink
 from .settlement.base import Settlement
 from .settlement.facilitator import default_settlement
+from .solana import Solana
 from .sweeper import Sweeper
-from .wire import AnyPaymentPayload, PaymentRequirements, parse_payment_payload
+from .wire import PaymentRequirements, ReceivedPayment, parse_payment_payload
 
 logger = logging.getLogger("x402_mcp")
 
@@ -84,6 +83,8 @@ class Payments(Extension):
         asset: the token, when not the network's USDC (an `Asset`).
         settlement: the backend that verifies and settles payments (for
             example `DevChain().settlement()` or a `LocalSettlement`).
+        also_accept: other payees a payment may go to instead, each with its
+            own facilitator: `[Solana("<base58 wallet>", network="solana-devnet")]`.
         ledger: a `Ledger`, or a URL (`sqlite:///path`, `postgresql://…`);
             default: an SQLite file in the user's data directory.
         public_url: where the payment page is reachable; links are
@@ -117,6 +118,7 @@ class Payments(Extension):
         *,
         asset: Asset | None = None,
         settlement: Settlement | None = None,
+        also_accept: Sequence[Solana] = (),
         ledger: Ledger | str | None = None,
         public_url: str | None = None,
         max_timeout_seconds: int = 600,
@@ -144,6 +146,15 @@ class Payments(Extension):
                 f"no USDC address is known for {self.network.caip2}; pass asset=Asset(address, name, version)"
             )
         self.asset: Asset = chosen
+        for option in also_accept:
+            if not isinstance(option, Solana):
+                raise ConfigurationError(f"also_accept takes Solana(...) payees, not {option!r}")
+            if option.decimals != chosen.decimals:
+                raise ConfigurationError(
+                    f"{option!r} has {option.decimals} decimals but {chosen.symbol} has "
+                    f"{chosen.decimals}; one price must mean the same amount on both"
+                )
+        self.also_accept = tuple(also_accept)
         self.pay_to = to_checksum_address(pay_to)
         self.settlement = settlement
         self.ledger: Ledger = (
@@ -167,11 +178,14 @@ class Payments(Extension):
             self.asset,
             grace_seconds=settlement_grace_seconds,
             clock=lambda: self.clock(),
+            solana=self.also_accept,
         )
         self.upkeep_interval_seconds = upkeep_interval_seconds
         self._upkeep_due = 0.0
         self._upkeep_lock = anyio.Lock()
-        self.collector = Collector(self.ledger, settlement, self.network, lambda: self.clock())
+        self.collector = Collector(
+            self.ledger, settlement, self.network, self.asset, lambda: self.clock(), solana=self.also_accept
+        )
         # Set to the embedded DevChain to offer its demo wallet on the payment page.
         self.demo_chain: Any = None
         self.link = PageLink(self, page_port)
@@ -218,7 +232,8 @@ class Payments(Extension):
     @property
     def offer(self) -> Offer:
         public_url = self.public_url or self.link.url or DEFAULT_PUBLIC_URL
-        return Offer(self.network, self.asset, self.pay_to, public_url)
+        others = tuple((option.network.caip2, option.mint, option.pay_to) for option in self.also_accept)
+        return Offer(self.network, self.asset, self.pay_to, public_url, others)
 
     def paid_tool(self, name: str) -> PaidTool | None:
         """The `@paid` marker of tool `name` on the attached server, if any."""
@@ -304,7 +319,7 @@ class Payments(Extension):
             await self._link_page(ctx)
             request = await self._issue(call, price)
             await self._offer_link(ctx, request)
-            return challenge_result(request, self.offer, now=self.clock())
+            return await self._challenge(request)
         except TooManyOpenRequests as capped:
             logger.info("refused to quote %r: %s", call.tool, capped)
             return refusal_result(str(capped))
@@ -366,6 +381,10 @@ class Payments(Extension):
         call.request_id = request.id
         return request
 
+    async def _challenge(self, request: PaymentRequest, error: str | None = None) -> CallToolResult:
+        accepts = await self.collector.accepts(request)
+        return challenge_result(request, self.offer, now=self.clock(), error=error, accepts=accepts)
+
     async def _refuse(
         self, call: _Call, price: int, error: PaymentError, request: PaymentRequest | None
     ) -> CallToolResult:
@@ -376,14 +395,13 @@ class Payments(Extension):
         logger.info("refused a payment for %r: %s (%s)", call.tool, error, error.reason)
         if request is not None and request.state is State.ISSUED and not request.is_expired(now):
             # The same request can still be paid: point at it again, changing nothing.
-            return challenge_result(request, self.offer, now=now, error=str(error))
+            return await self._challenge(request, str(error))
         # Nothing payable to point at: quote afresh, as for an unpaid call.
         try:
             fresh = await self._issue(call, price)
         except TooManyOpenRequests as capped:
             return refusal_result(f"{error} {capped}")
-        result = challenge_result(fresh, self.offer, now=now, error=str(error))
-        return result
+        return await self._challenge(fresh, str(error))
 
     # -- paying with _meta["x402/payment"] ----------------------------------------------------
 
@@ -391,26 +409,20 @@ class Payments(Extension):
         payload = parse_payment_payload(raw)
         request = await self._request_paid_by(call, price, payload)
         call.request_id = request.id
-        requirements = requirements_for(request, self.asset)
-        now = self.clock()
-        try:
-            if request.state in (State.PAID, State.REDEEMING) and _same_authorization(
-                request.payload, payload
-            ):
-                # The tool failed after this very payment settled: it may run again.
-                return await self._run_paid(call, request)
-            _check_payable(request, price, now, self.asset.decimals)
-            match_payment(payload, requirements, self.network, now=now)
-            request = await self._transition(request, Event.BEGIN_SETTLEMENT, payload=payload.to_json())
-        except PaymentError as error:
-            raise _Refused(error, request) from None
+        if request.state in (State.PAID, State.REDEEMING) and _same_payment(request.payload, payload):
+            # The tool failed after this very payment settled: it may run again.
+            return await self._run_paid(call, request)
+        requirements = await self.collector.requirements(request, payload)
+        request = await self.collector.begin(
+            request, payload, requirements, price=price, decimals=self.asset.decimals
+        )
         if call.spec.settle is SettleOrder.AFTER:
             return await self._verify_run_settle(call, request, payload, requirements)
-        await self._verify(request, payload, requirements)
-        paid = await self._settle(request, payload, requirements)
+        await self.collector.verify(request, payload, requirements)
+        paid = await self.collector.settle(request, payload, requirements)
         return await self._run_paid(call, paid)
 
-    async def _request_paid_by(self, call: _Call, price: int, payload: AnyPaymentPayload) -> PaymentRequest:
+    async def _request_paid_by(self, call: _Call, price: int, payload: ReceivedPayment) -> PaymentRequest:
         request_id = referenced_request_id(payload)
         if request_id is None:
             # A payer that built its payment without our id (x402 v1, or requirements
@@ -428,25 +440,15 @@ class Payments(Extension):
             )
         return request
 
-    async def _verify(
-        self, request: PaymentRequest, payload: AnyPaymentPayload, requirements: PaymentRequirements
-    ) -> None:
-        await self.collector.verify(request, payload, requirements)
-
-    async def _settle(
-        self, request: PaymentRequest, payload: AnyPaymentPayload, requirements: PaymentRequirements
-    ) -> PaymentRequest:
-        return await self.collector.settle(request, payload, requirements)
-
     async def _verify_run_settle(
         self,
         call: _Call,
         request: PaymentRequest,
-        payload: AnyPaymentPayload,
+        payload: ReceivedPayment,
         requirements: PaymentRequirements,
     ) -> CallToolResult:
         """The x402 spec's order: verify, run, settle on success, withhold output otherwise."""
-        await self._verify(request, payload, requirements)
+        await self.collector.verify(request, payload, requirements)
         try:
             result = await call.call_next(call.ctx)
         except BaseException:
@@ -457,11 +459,14 @@ class Payments(Extension):
             await self._transition(request, Event.SETTLEMENT_FAILED)
             return result  # type: ignore[return-value]
         try:
-            paid = await self._settle(request, payload, requirements)
+            paid = await self.collector.settle(request, payload, requirements)
         except _Refused as refused:
             logger.warning("settlement failed after %r ran; its output is withheld", call.tool)
             message = f"Settlement failed, so the result is withheld: {refused.error}"
-            return refusal_result(message, payment_required(request, self.asset, error=message))
+            accepts = await self.collector.accepts(request)
+            return refusal_result(
+                message, payment_required(request, self.asset, error=message, accepts=accepts)
+            )
         claimed = await self._transition(
             paid,
             Event.CLAIM,
@@ -485,9 +490,7 @@ class Payments(Extension):
         if request.state is State.ISSUED:
             if request.is_expired(now):
                 raise PaymentExpired(f"payment request {request_id} expired unpaid")
-            return challenge_result(
-                request, self.offer, now=now, error="this payment request is not paid yet"
-            )
+            return await self._challenge(request, "this payment request is not paid yet")
         if request.price < price:
             raise _Refused(_underpaid(request, price, self.asset.decimals), None)
         return await self._run_paid(call, request)
@@ -521,7 +524,9 @@ class Payments(Extension):
             # The fencing token: if our lease lapsed and another run took over, we may not consume.
             claim_id=claimed.claim_id,
         )
-        result.meta = {**(result.meta or {}), **receipt_meta(consumed)}
+        settled = await self.ledger.settlements(consumed.id)
+        network = settled[-1].network if settled else None
+        result.meta = {**(result.meta or {}), **receipt_meta(consumed, network=network)}
         return result
 
     async def _transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
@@ -549,14 +554,13 @@ class _Call:
         self.request_id: str | None = None
 
 
-def _same_authorization(stored_payload: str | None, payload: AnyPaymentPayload) -> bool:
+def _same_payment(stored_payload: str | None, payload: ReceivedPayment) -> bool:
+    """Whether `payload` is the very payment stored with a request (same signed authorization
+    or transaction), as opposed to a new one."""
     if stored_payload is None:
         return False
     try:
         stored = parse_payment_payload(stored_payload)
     except PaymentError:
         return False
-    return (
-        stored.payload.authorization.nonce == payload.payload.authorization.nonce
-        and stored.payload.signature == payload.payload.signature
-    )
+    return type(stored) is type(payload) and stored.payload == payload.payload

@@ -17,7 +17,7 @@ from .errors import (
 from .evm import recover_payer
 from .money import format_usd
 from .networks import Network, resolve_network, same_address
-from .wire import AnyPaymentPayload, PaymentPayload, PaymentRequirements
+from .wire import AnyPaymentPayload, PaymentPayload, PaymentRequirements, ReceivedPayment, SvmPaymentPayload
 
 VALID_BEFORE_GRACE_SECONDS = 6
 """x402 facilitators want at least this long left, for the settlement to be mined."""
@@ -37,9 +37,9 @@ def payload_scheme(payload: AnyPaymentPayload) -> str:
     return payload.accepted.scheme if isinstance(payload, PaymentPayload) else payload.scheme
 
 
-def referenced_request_id(payload: AnyPaymentPayload) -> str | None:
+def referenced_request_id(payload: ReceivedPayment) -> str | None:
     """The `paymentRequestId` a v2 payment echoes back in `accepted.extra`, if any."""
-    if isinstance(payload, PaymentPayload):
+    if isinstance(payload, (PaymentPayload, SvmPaymentPayload)):
         value = payload.accepted.extra.get("paymentRequestId")
         return value if isinstance(value, str) else None
     return None
@@ -100,3 +100,36 @@ def match_payment(
     if not authorization.from_:
         raise MalformedPayment("the authorization has no payer")
     return payer
+
+
+def match_solana_payment(payload: SvmPaymentPayload, requirements: PaymentRequirements) -> None:
+    """Check what a Solana payment says it accepted against our requirements (pure code).
+
+    The transaction itself is the facilitator's to check; this only refuses,
+    with a precise message and without a round trip, a payment made for
+    requirements other than ours.
+
+    Raises:
+        PaymentMismatch: naming the first field that differs.
+    """
+    accepted = payload.accepted
+    fields = (
+        ("scheme", accepted.scheme, requirements.scheme, "unsupported_scheme"),
+        ("network", accepted.network, requirements.network, "network_mismatch"),
+        ("asset (mint)", accepted.asset, requirements.asset, "invalid_exact_svm_payload_mint_mismatch"),
+        ("payee", accepted.pay_to, requirements.pay_to, "invalid_exact_svm_payload_recipient_mismatch"),
+        ("amount", accepted.amount, requirements.amount, "invalid_exact_svm_payload_amount_insufficient"),
+        (
+            "fee payer",
+            accepted.extra.get("feePayer"),
+            requirements.extra.get("feePayer"),
+            "invalid_exact_svm_payload_missing_fee_payer",
+        ),
+    )
+    for name, theirs, ours, reason in fields:
+        if theirs != ours:
+            raise PaymentMismatch(
+                f"the payment's {name} is {theirs!r}, but this tool asks for {ours!r} on "
+                f"{requirements.network}",
+                reason=reason,
+            )

@@ -1,9 +1,15 @@
-"""EVM networks and their USDC: CAIP-2 ids, v1 names, token addresses, EIP-712 domains."""
+"""Networks and their USDC: CAIP-2 ids, v1 names, token addresses, EIP-712 domains.
+
+EVM chains are where we verify and settle ourselves. Solana networks are only
+named here: a Solana payment is checked and settled by a facilitator (see
+`x402_mcp.solana`), so all we need is its id, its USDC mint and address syntax.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 from eth_utils.address import is_address, to_checksum_address
 
@@ -94,9 +100,9 @@ def resolve_network(name: str | Network) -> Network:
     if isinstance(name, Network):
         return name
     key = name.strip().lower()
-    for network in KNOWN_NETWORKS:
-        if key in (network.caip2, network.v1_name, network.label.lower()):
-            return network
+    known = _named(key, KNOWN_NETWORKS)
+    if known is not None:
+        return known
     if key in _V1_CHAIN_IDS:
         chain_id = _V1_CHAIN_IDS[key]
         return Network(f"eip155:{chain_id}", chain_id, key, v1_name=key, testnet=False)
@@ -112,3 +118,84 @@ def resolve_network(name: str | Network) -> Network:
 def same_address(a: str, b: str) -> bool:
     """EVM addresses compare case-insensitively (checksums are only a display form)."""
     return a.lower() == b.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class SolanaNetwork:
+    """A Solana cluster as x402 names it (`solana:<genesis hash prefix>`) and its USDC mint."""
+
+    caip2: str
+    label: str
+    v1_name: str | None = None
+    usdc_mint: str | None = None
+    testnet: bool = True
+
+
+SOLANA = SolanaNetwork(
+    caip2="solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp",
+    label="Solana",
+    v1_name="solana",
+    usdc_mint="EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+    testnet=False,
+)
+SOLANA_DEVNET = SolanaNetwork(
+    caip2="solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+    label="Solana Devnet",
+    v1_name="solana-devnet",
+    usdc_mint="4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+)
+KNOWN_SOLANA_NETWORKS: tuple[SolanaNetwork, ...] = (SOLANA, SOLANA_DEVNET)
+
+NetworkT = TypeVar("NetworkT", Network, SolanaNetwork)
+
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_CAIP2_SOLANA = re.compile(rf"^solana:[{_BASE58}]{{32}}$")
+
+
+def resolve_solana_network(name: str | SolanaNetwork) -> SolanaNetwork:
+    """`"solana"`, `"solana-devnet"` or `"solana:<genesis hash prefix>"` to a `SolanaNetwork`.
+
+    Raises:
+        ConfigurationError: for anything else, naming the forms accepted.
+    """
+    if isinstance(name, SolanaNetwork):
+        return name
+    key = name.strip()
+    known = _named(key, KNOWN_SOLANA_NETWORKS)
+    if known is not None:
+        return known
+    if _CAIP2_SOLANA.match(key):
+        return SolanaNetwork(key, f"Solana cluster {key[7:15]}…")
+    raise ConfigurationError(
+        f"unknown Solana network {name!r}: use 'solana', 'solana-devnet' or a CAIP-2 id such as "
+        f"'{SOLANA_DEVNET.caip2}'"
+    )
+
+
+def resolve_any_network(name: str | Network | SolanaNetwork) -> Network | SolanaNetwork:
+    """An EVM network or a Solana one, by any of the names `resolve_network` and
+    `resolve_solana_network` accept."""
+    if isinstance(name, (Network, SolanaNetwork)):
+        return name
+    if name.strip().lower().startswith("solana"):
+        return resolve_solana_network(name)
+    return resolve_network(name)
+
+
+def _named(key: str, networks: tuple[NetworkT, ...]) -> NetworkT | None:
+    """The network `key` names (its CAIP-2 id, v1 name or label, in any case), if listed."""
+    key = key.lower()
+    return next(
+        (each for each in networks if key in (each.caip2.lower(), each.v1_name, each.label.lower())), None
+    )
+
+
+def is_solana_address(value: object) -> bool:
+    """Whether `value` is a base58 Solana public key (32 bytes)."""
+    if not isinstance(value, str) or not 32 <= len(value) <= 44 or any(c not in _BASE58 for c in value):
+        return False
+    number = 0
+    for char in value:
+        number = number * 58 + _BASE58.index(char)
+    leading_zeros = len(value) - len(value.lstrip("1"))
+    return leading_zeros + (number.bit_length() + 7) // 8 == 32

@@ -13,18 +13,25 @@ presumed gone (its settling lease lapsed, or it began settling more than
   redeemable, and the payer's retry (or the page) redeems it;
 - it was canceled, expired unused, or the backend refuses it: the request
   goes back to `issued`, payable again, with an audit line saying why;
-- the backend cannot tell (no `lookup`, a node failure, an authorization used
+- the backend cannot tell (no `lookup`, or one answering `"unknown"` because
+  it cannot read the chain; a node failure; an authorization used
   by a transaction we cannot find): leave it in `settling`, listed by
   `x402-mcp ledger pending` as awaiting reconciliation. Never guess.
 
 Settling twice is impossible by construction: the token accepts one
 authorization once, and the ledger records one transaction once.
+
+A Solana payment cannot be looked up (we do not read Solana, and facilitators
+offer no status call), so it is sent to its facilitator once more: a
+transaction that never landed settles now; one that did is refused as already
+processed, and the request is left awaiting reconciliation for a person to
+check on an explorer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .challenge import requirements_for
@@ -34,7 +41,8 @@ from .lifecycle import Event, State
 from .networks import Asset
 from .settlement.base import ChainLookup, OnChain, Settlement
 from .settlement.checks import NONCE_ALREADY_USED
-from .wire import AnyPaymentPayload, PaymentRequirements, parse_payment_payload
+from .solana import Solana
+from .wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload, parse_payment_payload
 
 logger = logging.getLogger("x402_mcp")
 
@@ -83,10 +91,12 @@ class Reconciler:
         *,
         grace_seconds: float = 300.0,
         clock: Callable[[], float],
+        solana: Sequence[Solana] = (),
     ) -> None:
         self.ledger = ledger
         self.settlement = settlement
         self.asset = asset
+        self.solana = tuple(solana)
         self.grace_seconds = grace_seconds
         self.clock = clock
 
@@ -124,30 +134,54 @@ class Reconciler:
             payload = parse_payment_payload(request.payload or "")
         except PaymentError:
             return await self._release(request, "the stored payment payload is unreadable")
+        if isinstance(payload, SvmPaymentPayload):
+            return await self._reconcile_solana(request, payload)
         requirements = requirements_for(request, self.asset)
         lookup = self.settlement if isinstance(self.settlement, ChainLookup) else None
         if lookup is not None:
             found = await lookup.lookup(payload, requirements)
-            if found.status != "unused":
+            if found.status not in ("unused", "unknown"):  # unknown: as if it had no lookup
                 return await self._conclude(request, payload, found)
         receipt = await self.settlement.settle(payload, requirements)
         if receipt.success:
             amount = int(receipt.amount) if receipt.amount else int(payload.payload.authorization.value)
-            return await self._record(request, payload, requirements, receipt.transaction, amount)
+            payer = receipt.payer or payload.payload.authorization.from_
+            return await self._record(request, requirements, receipt.transaction, amount, payer)
         if receipt.error_reason == NONCE_ALREADY_USED:
             # Used meanwhile (a transaction of the dead settler mined late): ask the chain again.
-            if lookup is not None:
-                return await self._conclude(request, payload, await lookup.lookup(payload, requirements))
+            found = await lookup.lookup(payload, requirements) if lookup is not None else OnChain("unknown")
+            if found.status != "unknown":
+                return await self._conclude(request, payload, found)
             await self._note(request, "authorization used, but this backend cannot find the transaction")
             return None
         return await self._release(request, f"settling it now failed: {receipt.error_reason}")
+
+    async def _reconcile_solana(self, request: PaymentRequest, payload: SvmPaymentPayload) -> bool | None:
+        network = payload.accepted.network
+        option = next((each for each in self.solana if each.network.caip2 == network), None)
+        fee_payer = await option.fee_payer() if option is not None else None
+        if option is None or fee_payer is None:
+            await self._note(request, f"no facilitator for {network} is available to settle it")
+            return None
+        requirements = option.requirements(request, fee_payer)
+        receipt = await option.settlement.settle(payload, requirements)
+        if receipt.success:
+            amount = int(receipt.amount) if receipt.amount else request.price
+            return await self._record(request, requirements, receipt.transaction, amount, receipt.payer or "")
+        await self._note(
+            request,
+            f"the Solana transaction may have landed before (settling it again failed: "
+            f"{receipt.error_reason}); check the payer's transactions on an explorer",
+        )
+        return None
 
     async def _conclude(
         self, request: PaymentRequest, payload: AnyPaymentPayload, found: OnChain
     ) -> bool | None:
         if found.status == "settled" and found.tx_hash is not None and found.amount is not None:
             requirements = requirements_for(request, self.asset)
-            return await self._record(request, payload, requirements, found.tx_hash, found.amount)
+            payer = payload.payload.authorization.from_
+            return await self._record(request, requirements, found.tx_hash, found.amount, payer)
         if found.status == "canceled":
             return await self._release(request, "the payer canceled the authorization")
         await self._note(request, f"authorization {found.status}; no transaction paying this request found")
@@ -156,21 +190,21 @@ class Reconciler:
     async def _record(
         self,
         request: PaymentRequest,
-        payload: AnyPaymentPayload,
         requirements: PaymentRequirements,
         tx_hash: str,
         amount: int,
+        payer: str,
     ) -> bool | None:
-        if amount < request.price or requirements.pay_to.lower() != request.pay_to.lower():
+        if amount < request.price or int(requirements.amount) < request.price:
             # Second line of defence: never mark paid what did not pay this request in full.
             await self._note(request, f"transaction {tx_hash} does not pay this request in full")
             return None
         record = SettlementRecord(
             tx_hash=tx_hash,
-            payer=payload.payload.authorization.from_,
+            payer=payer,
             amount=amount,
-            asset=request.asset,
-            network=request.network,
+            asset=requirements.asset,
+            network=requirements.network,
             settled_at=self.clock(),
         )
         try:

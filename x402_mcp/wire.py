@@ -107,6 +107,37 @@ class PaymentPayload(WireModel):
     extensions: dict[str, Any] | None = None
 
 
+class SvmExactPayload(WireModel):
+    """An exact-SVM payment: a transaction the payer signed and the facilitator completes."""
+
+    transaction: str
+
+    @field_validator("transaction")
+    @classmethod
+    def _check_transaction(cls, transaction: str) -> str:
+        try:
+            raw = base64.b64decode(transaction, validate=True)
+        except binascii.Error:
+            raise ValueError("must be base64 of a serialized Solana transaction") from None
+        if not raw:
+            raise ValueError("must not be empty")
+        return transaction
+
+
+class SvmPaymentPayload(WireModel):
+    """A v2 payment on a Solana network (`accepted.network` is `solana:…`).
+
+    We do not read the transaction: the facilitator checks it against our
+    requirements (payee, mint, amount, fee payer, memo) and settles it.
+    """
+
+    x402_version: Literal[2] = 2
+    resource: ResourceInfo | None = None
+    accepted: PaymentRequirements
+    payload: SvmExactPayload
+    extensions: dict[str, Any] | None = None
+
+
 class PaymentRequirementsV1(WireModel):
     scheme: str
     network: str
@@ -159,6 +190,10 @@ class SupportedResponse(WireModel):
 
 
 AnyPaymentPayload = PaymentPayload | PaymentPayloadV1
+"""An exact-EVM payment, in either protocol version."""
+
+ReceivedPayment = AnyPaymentPayload | SvmPaymentPayload
+"""Any payment a payer can send us: exact-EVM (v1 or v2) or exact-SVM (v2)."""
 
 
 def _json_object(raw: Any) -> dict[str, Any]:
@@ -186,7 +221,7 @@ def _json_object(raw: Any) -> dict[str, Any]:
     return value
 
 
-def parse_payment_payload(raw: Any) -> AnyPaymentPayload:
+def parse_payment_payload(raw: Any) -> ReceivedPayment:
     """Read a payment payload as it arrives in `_meta["x402/payment"]` or a header.
 
     Raises:
@@ -196,10 +231,14 @@ def parse_payment_payload(raw: Any) -> AnyPaymentPayload:
     if len(json.dumps(data)) > MAX_PAYLOAD_BYTES:
         raise MalformedPayment(f"the payment is larger than {MAX_PAYLOAD_BYTES} bytes")
     version = data.get("x402Version")
-    model: type[PaymentPayload] | type[PaymentPayloadV1]
+    model: type[PaymentPayload] | type[PaymentPayloadV1] | type[SvmPaymentPayload]
     if version == 2:
-        model = PaymentPayload
+        model = SvmPaymentPayload if _network_of(data).startswith("solana") else PaymentPayload
     elif version == 1:
+        if _network_of(data).startswith("solana"):
+            raise MalformedPayment(
+                "Solana payments are accepted in x402 version 2 only", reason="invalid_x402_version"
+            )
         model = PaymentPayloadV1
     else:
         raise MalformedPayment(
@@ -211,6 +250,27 @@ def parse_payment_payload(raw: Any) -> AnyPaymentPayload:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise MalformedPayment(f"the payment's {where or 'body'} is invalid: {first['msg']}") from None
+
+
+def parse_evm_payment(raw: Any) -> AnyPaymentPayload:
+    """`parse_payment_payload` for code that settles EVM payments only.
+
+    Raises:
+        MalformedPayment: as `parse_payment_payload`, or for a Solana payment.
+    """
+    payload = parse_payment_payload(raw)
+    if isinstance(payload, SvmPaymentPayload):
+        raise MalformedPayment(
+            f"payments on {payload.accepted.network} are not accepted here; only EVM networks are",
+            reason="network_mismatch",
+        )
+    return payload
+
+
+def _network_of(data: dict[str, Any]) -> str:
+    accepted = data.get("accepted")
+    network = accepted.get("network") if isinstance(accepted, dict) else data.get("network")
+    return network.strip().lower() if isinstance(network, str) else ""
 
 
 def encode_header(model: WireModel) -> str:

@@ -1,7 +1,8 @@
 """The official x402 facilitator library (`x402FacilitatorSync`) behind a few lines of Starlette.
 
 It is the interop oracle for our facilitator *client*: real verification and real
-settlement on anvil, by Coinbase's own code.
+settlement on anvil, by Coinbase's own code. `facilitator_routes` serves any official
+facilitator (the Solana one in tests/solana/official.py too).
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ def official_facilitator_app(private_key: str, rpc_url: str, network: str) -> St
     from x402 import x402FacilitatorSync
     from x402.mechanisms.evm import FacilitatorWeb3Signer
     from x402.mechanisms.evm.exact import register_exact_evm_facilitator
-    from x402.schemas import PaymentPayload, PaymentRequirements
 
     facilitator = register_exact_evm_facilitator(
         x402FacilitatorSync(), FacilitatorWeb3Signer(private_key, rpc_url), networks=network
     )
+    return facilitator_routes(facilitator)
+
+
+def facilitator_routes(facilitator: Any) -> Starlette:
+    """GET /supported, POST /verify and /settle over an official `x402FacilitatorSync`."""
+    from x402.schemas import PaymentPayload, PaymentRequirements
 
     def _parse(body: dict[str, Any]) -> tuple[Any, Any]:
         return (

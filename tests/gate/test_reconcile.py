@@ -7,14 +7,26 @@ tests put it there the way the gate does before it dies, then let the
 
 from __future__ import annotations
 
-import pytest
-from mcp import Client
+from pathlib import Path
 
+import pytest
+from eth_account import Account
+from mcp import Client
+from mcp.server import MCPServer
+
+from tests.chains import AnvilChain
+from tests.facilitator.serving import Interposer, serving
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
+from x402_mcp import Payments, paid
 from x402_mcp.challenge import requirements_for
+from x402_mcp.facilitator import facilitator_app
 from x402_mcp.ledger.base import PaymentRequest
+from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.lifecycle import Event, State
+from x402_mcp.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.reconcile import Reconciler, awaiting_reconciliation
+from x402_mcp.settlement import FacilitatorSettlement
+from x402_mcp.settlement.base import OnChain
 from x402_mcp.settlement.local import LocalSettlement
 from x402_mcp.wire import (
     AnyPaymentPayload,
@@ -146,3 +158,96 @@ async def test_without_chain_access_a_used_authorization_stays_awaiting_reconcil
     assert shop.balances() == before
     # The chain-aware backend settles the question later.
     assert (await _reconciler(shop).run()).settled == [request.id]
+
+
+async def test_a_facilitator_backend_without_rpc_url_leaves_a_used_authorization_awaiting_reconciliation(
+    client: Client, shop: Shop
+) -> None:
+    request, payment = await _cut_short(shop, client)
+    inner = shop.payments.settlement
+    assert isinstance(inner, LocalSettlement)
+    requirements = requirements_for(request, shop.payments.asset)
+    assert (await inner.settle(payment, requirements)).success
+    before = shop.balances()
+
+    async with serving(facilitator_app(inner)) as url:
+        remote = FacilitatorSettlement(url, network=shop.chain.network)
+        assert await remote.lookup(payment, requirements) == OnChain("unknown")
+        outcome = await _reconciler(shop, remote).run()
+        await remote.aclose()
+
+    assert outcome.pending == [request.id]
+    still = await shop.ledger.get(request.id)
+    assert still is not None and still.state is State.SETTLING
+    trail = await shop.ledger.audit_trail(request.id)
+    notes = [detail for _, _, event, detail in trail if event == "awaiting_reconciliation"]
+    assert "authorization used, but this backend cannot find the transaction" in notes
+    assert shop.balances() == before
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize("with_rpc", [True, False], ids=["paid-from-the-chain", "left-awaiting"])
+async def test_a_facilitator_settlement_whose_answer_was_lost_is_finished_from_the_chain(
+    anvil: AnvilChain, tmp_path: Path, with_rpc: bool
+) -> None:
+    # The gate's facilitator settles, but its answer never arrives: the gate keeps the request settling.
+    lossy = Interposer(facilitator_app(anvil.settlement()), stall_after={"/settle": 30})
+    async with serving(lossy) as url:
+        gate_backend = FacilitatorSettlement(url, network=anvil.network_info, timeout=1.0)
+        payments = Payments(
+            pay_to=Account.create().address,
+            network=anvil.network_info,
+            settlement=gate_backend,
+            ledger=SQLiteLedger(tmp_path / "ledger.sqlite"),
+        )
+        server = MCPServer("facilitated", extensions=[payments])
+        runs: list[str] = []
+
+        @server.tool()
+        @paid(price="0.05")
+        def answer(question: str) -> str:
+            runs.append(question)
+            return f"answer to {question}"
+
+        payer = anvil.new_account("10")
+        async with Client(server) as paying:
+            quoted = await paying.call_tool("answer", {"question": "q"})
+            request_id = challenge_of(quoted).accepts[0].extra["paymentRequestId"]
+            payment = sign_payment(payer, read_challenge(quoted.structured_content))
+            lost = await paying.call_tool("answer", {"question": "q"}, meta=payment_meta(payment))
+            assert lost.is_error and runs == []
+            stuck = await payments.ledger.get(request_id)
+            assert stuck is not None and stuck.state is State.SETTLING
+            assert anvil.balance_of(payments.pay_to) == PRICE, "the facilitator did settle"
+            with anvil.lock:
+                [settle_tx] = anvil.w3.eth.get_block("latest")["transactions"]
+
+            lossy.stall_after = {}  # the facilitator answers again
+            backend = FacilitatorSettlement(
+                url, network=anvil.network_info, rpc_url=anvil.rpc_url if with_rpc else None
+            )
+            reconciler = Reconciler(
+                payments.ledger, backend, payments.asset, grace_seconds=-1, clock=payments.clock
+            )
+            outcome = await reconciler.run()
+            await backend.aclose()
+            after = await payments.ledger.get(request_id)
+            assert after is not None
+            if with_rpc:
+                assert outcome.settled == [request_id]
+                assert (after.state, after.tx_hash) == (State.PAID, settle_tx.to_0x_hex())
+                redeemed = await paying.call_tool(
+                    "answer", {"question": "q", "payment_request_id": request_id}
+                )
+                assert not redeemed.is_error, text_of(redeemed)
+                assert runs == ["q"]
+            else:
+                assert outcome.pending == [request_id]
+                assert after.state is State.SETTLING
+                trail = await payments.ledger.audit_trail(request_id)
+                notes = [detail for _, _, event, detail in trail if event == "awaiting_reconciliation"]
+                assert "authorization used, but this backend cannot find the transaction" in notes
+        await gate_backend.aclose()
+    # With the chain to read, nothing is sent again; without, the retry is refused as a replay.
+    assert [path for path, _ in lossy.seen].count("/settle") == (1 if with_rpc else 2)
+    assert anvil.balance_of(payments.pay_to) == PRICE

@@ -13,6 +13,7 @@ from x402_mcp.devchain import TokenChain
 from x402_mcp.errors import SettlementError
 from x402_mcp.facilitator import facilitator_app
 from x402_mcp.settlement import FacilitatorSettlement, Settlement, StaticHeaders
+from x402_mcp.settlement.base import ChainLookup, OnChain
 from x402_mcp.settlement.checks import VALUE_MISMATCH
 from x402_mcp.wire import PaymentRequirements
 
@@ -205,3 +206,60 @@ async def test_our_client_verifies_and_settles_through_the_official_facilitator(
     assert (replay.is_valid, replay.invalid_reason) == (False, "invalid_exact_evm_nonce_already_used")
     assert underpaid.invalid_reason == "invalid_exact_evm_payload_authorization_value_mismatch"
     assert anvil.balance_of(payee) == PRICE
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+@pytest.mark.anvil
+async def test_lookup_reads_the_chain_through_rpc_url(anvil: AnvilChain) -> None:
+    payer, payee = anvil.new_account("10"), Account.create().address
+    requirements = requirements_for(anvil, payee, amount=str(PRICE))
+    async with serving(facilitator_app(anvil.settlement())) as url:
+        remote = FacilitatorSettlement(url, network=anvil.network, rpc_url=anvil.rpc_url)
+        assert isinstance(remote, ChainLookup)
+        payment = pay(payer, requirements)
+        try:
+            before = await remote.lookup(payment, requirements)
+            receipt = await remote.settle(payment, requirements)
+            after = await remote.lookup(payment, requirements)
+        finally:
+            await remote.aclose()
+    assert before == OnChain("unused")
+    assert receipt.success, receipt.error_message
+    assert after == OnChain("settled", tx_hash=receipt.transaction, amount=PRICE)
+
+
+async def test_lookup_without_rpc_url_or_on_solana_is_unknown(
+    chain: TokenChain,
+    our_facilitator: str,  # noqa: F811
+    payer: LocalAccount,
+    requirements: PaymentRequirements,
+) -> None:
+    payment = pay(payer, requirements)
+    without_rpc = FacilitatorSettlement(our_facilitator, network=chain.network)
+    assert (await without_rpc.settle(payment, requirements)).success
+    assert await without_rpc.lookup(payment, requirements) == OnChain("unknown")
+    await without_rpc.aclose()
+    on_solana = FacilitatorSettlement(our_facilitator, network="solana-devnet", rpc_url="http://127.0.0.1:1")
+    assert await on_solana.lookup(payment, requirements) == OnChain("unknown")
+
+
+async def test_lookup_refuses_another_network_and_maps_node_failures(
+    chain: TokenChain, payer: LocalAccount, requirements: PaymentRequirements
+) -> None:
+    closed = loopback_socket()  # bound, never listening: connections are refused
+    rpc_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    payment = pay(payer, requirements)
+    try:
+        elsewhere = FacilitatorSettlement("http://facilitator.test", network="base-sepolia", rpc_url=rpc_url)
+        with pytest.raises(SettlementError, match=rf"reads eip155:84532, not {chain.network}"):
+            await elsewhere.lookup(payment, requirements)
+        down = FacilitatorSettlement("http://facilitator.test", network=chain.network, rpc_url=rpc_url)
+        with pytest.raises(
+            SettlementError, match=r"node failed during a lookup \(ConnectionError\)"
+        ) as raised:
+            await down.lookup(payment, requirements)
+    finally:
+        closed.close()
+    assert rpc_url not in str(raised.value), "RPC URLs can carry API keys"

@@ -31,7 +31,7 @@ from ..wire import (
     SettleResponse,
     SupportedResponse,
     VerifyResponse,
-    parse_payment_payload,
+    parse_evm_payment,
 )
 
 __all__ = ["MAX_BODY_BYTES", "facilitator_app"]
@@ -149,7 +149,7 @@ async def _read(request: Request, limit: int) -> tuple[AnyPaymentPayload, Paymen
     if missing:
         raise _BadRequest(f"the body has no {' and no '.join(missing)}")
     try:
-        payload = parse_payment_payload(body["paymentPayload"])
+        payload = parse_evm_payment(body["paymentPayload"])
     except MalformedPayment as exc:
         raise _BadRequest(f"paymentPayload: {exc}") from None
     raw_requirements = body["paymentRequirements"]

@@ -35,7 +35,6 @@ from ..lifecycle import State
 from ..matching import referenced_request_id
 from ..wire import (
     MAX_PAYLOAD_BYTES,
-    AnyPaymentPayload,
     ExactAuthorization,
     ExactPayload,
     PaymentPayload,
@@ -154,7 +153,7 @@ class PaymentPage:
             return await self._x402_pay(payment_request, payment_header)
         if request.method == "POST":
             return await self._wallet_pay(request, payment_request)
-        return self._x402_status(payment_request)
+        return await self._x402_status(payment_request)
 
     async def _page(self, request: Request) -> Response:
         request_id = request.path_params["request_id"]
@@ -237,32 +236,33 @@ class PaymentPage:
 
     # -- the x402 HTTP resource ---------------------------------------------------------------
 
-    def _x402_status(self, payment_request: PaymentRequest) -> Response:
+    async def _x402_status(self, payment_request: PaymentRequest) -> Response:
         now = self.collector.clock()
         if payment_request.state is State.ISSUED and not payment_request.is_expired(now):
-            return self._payment_required(payment_request, None)
+            return await self._payment_required(payment_request, None)
         state = page_state(payment_request, now)
         body = {"state": state.key, "paymentRequestId": payment_request.id, "detail": state.detail}
         if payment_request.state in (State.PAID, State.REDEEMING, State.SETTLING):
             return _json(200, body)
         return _json(410, {**body, "error": state.detail})
 
-    def _payment_required(self, payment_request: PaymentRequest, error: str | None) -> Response:
-        required = payment_required(payment_request, self.offer().asset, error=error)
+    async def _payment_required(self, payment_request: PaymentRequest, error: str | None) -> Response:
+        accepts = await self.collector.accepts(payment_request)
+        required = payment_required(payment_request, self.offer().asset, error=error, accepts=accepts)
         headers = {"PAYMENT-REQUIRED": encode_header(required)}
         return _json(402, required.dump(), headers)
 
     async def _x402_pay(self, payment_request: PaymentRequest, header: str) -> Response:
         try:
-            payload: AnyPaymentPayload = parse_payment_payload(header)
+            payload = parse_payment_payload(header)
         except MalformedPayment as error:
             raise PageError(400, str(error)) from None
         echoed = referenced_request_id(payload)
         if echoed is not None and echoed != payment_request.id:
             raise PageError(400, f"this payment is for payment request {echoed}, not {payment_request.id}")
         offer = self.offer()
-        requirements = requirements_for(payment_request, offer.asset)
         try:
+            requirements = await self.collector.requirements(payment_request, payload)
             paid = await self.collector.collect(
                 payment_request, payload, requirements, decimals=offer.asset.decimals
             )
@@ -270,16 +270,19 @@ class PaymentPage:
             current = refused.request or await self.ledger.get(payment_request.id)
             now = self.collector.clock()
             if current is not None and current.state is State.ISSUED and not current.is_expired(now):
-                return self._payment_required(current, str(refused.error))
+                return await self._payment_required(current, str(refused.error))
             return _json(402, {"error": str(refused.error), "reason": refused.error.reason})
         response = SettleResponse(
             success=True,
             transaction=paid.tx_hash or "",
-            network=paid.network,
+            network=requirements.network,
             payer=paid.payer,
             amount=str(paid.price),
         )
-        return _json(200, self._receipt(paid, offer), {"PAYMENT-RESPONSE": encode_header(response)})
+        receipt = self._receipt(paid, offer)
+        if requirements.network != offer.network.caip2:
+            receipt["txUrl"] = None  # our explorer link is for the EVM network
+        return _json(200, receipt, {"PAYMENT-RESPONSE": encode_header(response)})
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from ..wire import AnyPaymentPayload, PaymentRequirements, SettleResponse, SupportedResponse, VerifyResponse
+from ..wire import (
+    AnyPaymentPayload,
+    PaymentRequirements,
+    SettleResponse,
+    SupportedResponse,
+    SvmPaymentPayload,
+    VerifyResponse,
+)
 
 
 @runtime_checkable
@@ -35,11 +42,13 @@ class OnChain:
 
     `status` is `"unused"` (it may still be settled), `"settled"` (`tx_hash`
     used it and logged the transfer the requirements ask for), `"canceled"`
-    (the payer canceled it), or `"used_elsewhere"` (used, but no transaction
-    paying these requirements was found: never record it as paid).
+    (the payer canceled it), `"used_elsewhere"` (used, but no transaction
+    paying these requirements was found: never record it as paid), or
+    `"unknown"` (this backend cannot read the chain: a facilitator without an
+    RPC URL, or a payment that is not exact-EVM).
     """
 
-    status: Literal["unused", "settled", "canceled", "used_elsewhere"]
+    status: Literal["unused", "settled", "canceled", "used_elsewhere", "unknown"]
     tx_hash: str | None = None
     amount: int | None = None
 
@@ -49,8 +58,27 @@ class ChainLookup(Protocol):
     """Optional for settlement backends that can read the chain (local settlement).
 
     Reconciliation uses it to learn whether a payment whose settlement was cut
-    short (a crash, a timeout) reached the chain. Backends without chain access
-    (a remote facilitator) leave such payments awaiting reconciliation.
+    short (a crash, a timeout) reached the chain. A backend that cannot read the
+    chain (a remote facilitator without an `rpc_url`) answers `"unknown"`.
     """
 
     async def lookup(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> OnChain: ...
+
+
+@runtime_checkable
+class SolanaSettlement(Protocol):
+    """A backend that settles exact-SVM payments: in practice an x402 facilitator.
+
+    `fee_payer` is the account the facilitator pays Solana fees from; payers
+    build their transaction around it, so it goes into every Solana requirement.
+    """
+
+    async def verify(
+        self, payload: SvmPaymentPayload, requirements: PaymentRequirements
+    ) -> VerifyResponse: ...
+
+    async def settle(
+        self, payload: SvmPaymentPayload, requirements: PaymentRequirements
+    ) -> SettleResponse: ...
+
+    async def fee_payer(self, network: str) -> str: ...

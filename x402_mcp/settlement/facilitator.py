@@ -11,9 +11,9 @@ Retries differ on purpose. `verify` moves no money, so a transport failure or a
 timed out may still broadcast the transfer, so sending it again could only
 produce a reverted duplicate (or, on a careless facilitator, burn gas). Instead a
 settle whose outcome is unknown is *reconciled*: when an `rpc_url` is configured
-we ask the token whether the authorization's nonce was used
-(`authorizationState`) and, if so, find the transaction from its
-`AuthorizationUsed` log. Without an RPC, or while the nonce is still unused, the
+`lookup` reads the chain as local settlement does (`authorizationState`, the
+`AuthorizationUsed` log, and a successful transaction that logged the transfer
+the requirements ask for). Without an RPC, or while the nonce is still unused, the
 outcome stays unknown and `settle` raises `SettlementError`; the gate then keeps
 the payment request in `settling` with its payload, so nothing is paid twice and
 an operator (or a later reconciliation) can resolve it from the chain.
@@ -21,27 +21,42 @@ an operator (or a later reconciliation) can resolve it from the chain.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
+import anyio.to_thread
 import httpx2
-from eth_utils.crypto import keccak
 from pydantic import ValidationError
+from web3 import Web3
 
-from ..contracts.eip3009 import authorization_state_calldata, decode_bool
 from ..errors import ConfigurationError, SettlementError
-from ..networks import BASE_SEPOLIA, Network, resolve_network
+from ..networks import (
+    BASE_SEPOLIA,
+    SOLANA_DEVNET,
+    Network,
+    SolanaNetwork,
+    resolve_any_network,
+    resolve_network,
+)
 from ..wire import (
     AnyPaymentPayload,
+    PaymentPayload,
     PaymentPayloadV1,
     PaymentRequirements,
+    ReceivedPayment,
     SettleResponse,
+    SupportedKind,
     SupportedResponse,
     VerifyResponse,
     WireModel,
 )
+from .base import OnChain
+from .checks import NONCE_ALREADY_USED, reported_network
+from .lookup import lookup_authorization
+from .relayer import ChainReader
 
 __all__ = [
     "DEFAULT_FACILITATOR_URL",
@@ -60,7 +75,6 @@ DEFAULT_FACILITATOR_URL = "https://x402.org/facilitator"
 Endpoint = Literal["verify", "settle", "supported"]
 
 MAX_RESPONSE_BYTES = 256 * 1024
-_AUTHORIZATION_USED_TOPIC = "0x" + keccak(text="AuthorizationUsed(address,bytes32)").hex()
 _RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
 ResponseT = TypeVar("ResponseT", VerifyResponse, SettleResponse)
@@ -114,17 +128,21 @@ class FacilitatorSettlement:
         timeout: seconds allowed for each request.
         verify_attempts: how many times a verify is tried on transport errors
             and `429`/`5xx` answers (settle is always tried once).
-        rpc_url: a JSON-RPC endpoint of the same chain, used only to reconcile a
-            settle whose answer was lost (see the module docstring).
+        rpc_url: a JSON-RPC endpoint of the same chain, used only to read it:
+            `lookup`, and reconciling a settle whose answer was lost (see the
+            module docstring).
         reconcile_seconds: how long to watch the chain for such a settle.
         client: an `httpx2.AsyncClient` to use (default: one of our own).
     """
+
+    #: How far back (in blocks) `lookup` searches for the transaction that used an authorization.
+    lookup_blocks = 100_000
 
     def __init__(
         self,
         url: str = DEFAULT_FACILITATOR_URL,
         *,
-        network: str | Network | None = None,
+        network: str | Network | SolanaNetwork | None = None,
         auth: FacilitatorAuth | None = None,
         timeout: float = 15.0,
         verify_attempts: int = 3,
@@ -137,16 +155,19 @@ class FacilitatorSettlement:
         if verify_attempts < 1:
             raise ConfigurationError("verify_attempts must be at least 1")
         self.url = url.rstrip("/")
-        self.network: Network | None = resolve_network(network) if network is not None else None
+        self.network = resolve_any_network(network) if network is not None else None
         self._auth = auth
         self._timeout = timeout
         self._verify_attempts = verify_attempts
         self._rpc_url = rpc_url
         self._reconcile_seconds = reconcile_seconds
+        # Chain readers of `rpc_url`, by network; one worker thread at a time uses them.
+        self._readers: dict[str, ChainReader] = {}
+        self._lookup_limiter = anyio.CapacityLimiter(1)
         self._client = client
         self._owns_client = client is None
         self._supported: SupportedResponse | None = None
-        self._checked = False
+        self._checked: set[str] = set()
         self._supported_lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -177,7 +198,7 @@ class FacilitatorSettlement:
                 self._supported = _parse(SupportedResponse, response, self.url, "supported")
             return self._supported
 
-    async def verify(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> VerifyResponse:
+    async def verify(self, payload: ReceivedPayment, requirements: PaymentRequirements) -> VerifyResponse:
         """Ask the facilitator whether `payload` pays `requirements` (retried on transport errors).
 
         Raises:
@@ -201,7 +222,7 @@ class FacilitatorSettlement:
             delay *= 2
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
+    async def settle(self, payload: ReceivedPayment, requirements: PaymentRequirements) -> SettleResponse:
         """Ask the facilitator to settle; sent once, reconciled on the chain if the answer is lost.
 
         Raises:
@@ -278,92 +299,137 @@ class FacilitatorSettlement:
             f"the facilitator at {self.url} answered /{endpoint} with HTTP {status}: {_excerpt(response)}"
         )
 
-    async def _check_supported(self, requirements: PaymentRequirements) -> None:
-        if self._checked:
-            return
-        supported = await self.supported()
-        network = self.network or resolve_network(requirements.network)
-        names = {network.caip2, network.v1_name}
-        if not any(kind.scheme == "exact" and kind.network in names for kind in supported.kinds):
-            offered = ", ".join(sorted({f"{k.scheme}@{k.network}" for k in supported.kinds})) or "nothing"
+    async def fee_payer(self, network: str | SolanaNetwork) -> str:
+        """The account this facilitator pays Solana fees from on `network` (`extra.feePayer`).
+
+        Raises:
+            SettlementError: the facilitator is unreachable, does not settle on
+                `network`, or names no fee payer for it.
+        """
+        kind = await self._supported_kind(network)
+        fee_payer = (kind.extra or {}).get("feePayer")
+        if not isinstance(fee_payer, str) or not fee_payer:
             raise SettlementError(
-                f"the facilitator at {self.url} does not settle 'exact' payments on {network.caip2}; "
-                f"it supports {offered}"
+                f"the facilitator at {self.url} names no feePayer for {kind.network} in /supported"
             )
-        self._checked = True
+        return fee_payer
+
+    async def _check_supported(self, requirements: PaymentRequirements) -> None:
+        if requirements.network not in self._checked:
+            await self._supported_kind(requirements.network)
+            self._checked.add(requirements.network)
+
+    async def _supported_kind(self, name: str | Network | SolanaNetwork) -> SupportedKind:
+        supported = await self.supported()
+        try:
+            network = resolve_any_network(name)
+            caip2, names = network.caip2, {network.caip2, network.v1_name}
+        except ConfigurationError:
+            caip2 = str(name)
+            names = {caip2}
+        for kind in supported.kinds:
+            if kind.scheme == "exact" and kind.network in names:
+                return kind
+        offered = ", ".join(sorted({f"{k.scheme}@{k.network}" for k in supported.kinds})) or "nothing"
+        raise SettlementError(
+            f"the facilitator at {self.url} does not settle 'exact' payments on {caip2}; "
+            f"it supports {offered}"
+        )
 
     # ------------------------------------------------------------------ reconciliation
 
+    async def lookup(self, payload: ReceivedPayment, requirements: PaymentRequirements) -> OnChain:
+        """Whether `payload`'s authorization reached the chain, read from `rpc_url`.
+
+        The same lookup as local settlement's (see `lookup_authorization`),
+        searching the last `lookup_blocks` blocks. Answers `OnChain("unknown")`
+        when this backend cannot read the chain: no `rpc_url`, a Solana network,
+        or a payment that is not exact-EVM.
+
+        Raises:
+            SettlementError: the node failed or is on another chain, or
+                `requirements` are for another network than the configured one.
+        """
+        if self._rpc_url is None or not isinstance(payload, PaymentPayload | PaymentPayloadV1):
+            return OnChain("unknown")
+        network = self.network
+        if network is None:
+            try:
+                network = resolve_network(requirements.network)
+            except ConfigurationError:
+                return OnChain("unknown")
+        if isinstance(network, SolanaNetwork):
+            return OnChain("unknown")
+        if requirements.network != network.caip2:
+            raise SettlementError(
+                f"this facilitator backend reads {network.caip2}, not {requirements.network}; "
+                "configure a backend for that network"
+            )
+        reader = self._readers.get(network.caip2)
+        if reader is None:
+            provider = Web3.HTTPProvider(self._rpc_url, request_kwargs={"timeout": self._timeout})
+            reader = self._readers[network.caip2] = ChainReader(Web3(provider), network)
+        find = functools.partial(
+            lookup_authorization, reader, payload, requirements, lookback_blocks=self.lookup_blocks
+        )
+        try:
+            return await anyio.to_thread.run_sync(find, limiter=self._lookup_limiter)
+        except SettlementError:
+            raise
+        except Exception as exc:
+            # Generic on purpose: RPC errors often embed the node URL, and hosted URLs carry API keys.
+            raise SettlementError(
+                f"the {network.label} node failed during a lookup ({type(exc).__name__})"
+            ) from exc
+
     async def _reconcile(
-        self, payload: AnyPaymentPayload, requirements: PaymentRequirements
+        self, payload: ReceivedPayment, requirements: PaymentRequirements
     ) -> SettleResponse | None:
-        """The settlement, if the chain shows the authorization was used within the watch window."""
-        if self._rpc_url is None:
-            return None
-        auth = payload.payload.authorization
-        probe = _ChainProbe(self._rpc_url, self._http(), self._timeout)
+        """The settlement, if `lookup` shows the authorization used within the watch window."""
+        if self._rpc_url is None or not isinstance(payload, PaymentPayload | PaymentPayloadV1):
+            return None  # lookup() can only answer "unknown"
         deadline = anyio.current_time() + self._reconcile_seconds
         delay = 0.05
         while True:
             try:
-                used = await probe.authorization_used(requirements.asset, auth.from_, auth.nonce)
-                if used:
-                    tx_hash = await probe.authorization_tx(requirements.asset, auth.from_, auth.nonce)
-                    logger.warning("settle answer lost; the chain shows it settled in %s", tx_hash)
-                    network = (
-                        payload.network if isinstance(payload, PaymentPayloadV1) else requirements.network
-                    )
-                    return SettleResponse(
-                        success=True,
-                        transaction=tx_hash or "",
-                        network=network,
-                        payer=auth.from_,
-                        amount=auth.value,
-                    )
-            except (httpx2.HTTPError, ValueError, KeyError, TypeError) as exc:
-                logger.warning(
-                    "could not read the authorization's state from the chain: %s", type(exc).__name__
-                )
+                found = await self.lookup(payload, requirements)
+            except SettlementError as exc:
+                logger.warning("could not look the authorization up on the chain: %s", exc)
+            else:
+                if found.status == "unknown":
+                    return None  # it cannot change while we watch
+                if found.status != "unused":
+                    return _settle_response(found, payload, requirements)
             if anyio.current_time() + delay > deadline:
                 return None
             await anyio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
 
-class _ChainProbe:
-    """Two read-only JSON-RPC questions to the token, asked over plain HTTP (no web3, no thread)."""
-
-    def __init__(self, rpc_url: str, client: httpx2.AsyncClient, timeout: float) -> None:
-        self._url = rpc_url
-        self._client = client
-        self._timeout = timeout
-
-    async def _rpc(self, method: str, params: list[Any]) -> Any:
-        response = await self._client.post(
-            self._url,
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
-            timeout=self._timeout,
+def _settle_response(
+    found: OnChain, payload: AnyPaymentPayload, requirements: PaymentRequirements
+) -> SettleResponse | None:
+    """What the lost settle answer must have said, as the chain shows it; None if it cannot tell."""
+    network = reported_network(payload, requirements)
+    payer = payload.payload.authorization.from_
+    if found.status == "settled" and found.tx_hash is not None and found.amount is not None:
+        logger.warning("settle answer lost; the chain shows it settled in %s", found.tx_hash)
+        return SettleResponse(
+            success=True, transaction=found.tx_hash, network=network, payer=payer, amount=str(found.amount)
         )
-        response.raise_for_status()
-        answer = response.json()
-        if "error" in answer:
-            raise ValueError(f"{method} failed: {answer['error']}")
-        return answer["result"]
-
-    async def authorization_used(self, token: str, authorizer: str, nonce: str) -> bool:
-        data = "0x" + authorization_state_calldata(authorizer, nonce).hex()
-        result = await self._rpc("eth_call", [{"to": token, "data": data}, "latest"])
-        return decode_bool(bytes.fromhex(str(result)[2:]))
-
-    async def authorization_tx(self, token: str, authorizer: str, nonce: str) -> str | None:
-        topics = [_AUTHORIZATION_USED_TOPIC, "0x" + authorizer.lower()[2:].rjust(64, "0"), nonce.lower()]
-        logs = await self._rpc(
-            "eth_getLogs", [{"address": token, "topics": topics, "fromBlock": "0x0", "toBlock": "latest"}]
+    if found.status == "canceled":
+        return SettleResponse(
+            success=False,
+            network=network,
+            payer=payer,
+            error_reason=NONCE_ALREADY_USED,
+            error_message="The payer canceled this authorization; sign a new one.",
         )
-        return str(logs[-1]["transactionHash"]) if logs else None
+    logger.warning("settle answer lost; the authorization was used, but no transaction paying it was found")
+    return None
 
 
-def _request_body(payload: AnyPaymentPayload, requirements: PaymentRequirements) -> dict[str, Any]:
+def _request_body(payload: ReceivedPayment, requirements: PaymentRequirements) -> dict[str, Any]:
     """`{x402Version, paymentPayload, paymentRequirements}`, in the payload's own version."""
     if isinstance(payload, PaymentPayloadV1):
         v1_requirements = {
@@ -417,14 +483,15 @@ def _excerpt(response: httpx2.Response, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def default_settlement(network: Network) -> FacilitatorSettlement:
-    """The backend used when none is chosen: the public facilitator, for Base Sepolia only.
+def default_settlement(network: Network | SolanaNetwork) -> FacilitatorSettlement:
+    """The backend used when none is chosen: the public facilitator, for Base Sepolia
+    and Solana Devnet only.
 
     Raises:
         ConfigurationError: for any other network, naming the choices; on a mainnet
             real money moves, so the choice is never made for you.
     """
-    if network.caip2 == BASE_SEPOLIA.caip2:
+    if network.caip2 in (BASE_SEPOLIA.caip2, SOLANA_DEVNET.caip2):
         return FacilitatorSettlement(DEFAULT_FACILITATOR_URL, network=network)
     choices = (
         "settlement=cdp_facilitator() (Coinbase's facilitator; needs CDP_API_KEY_ID and CDP_API_KEY_SECRET), "

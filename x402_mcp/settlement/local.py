@@ -23,14 +23,10 @@ import anyio
 import anyio.to_thread
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from hexbytes import HexBytes
 from web3 import Web3
 
 from ..contracts.eip3009 import (
-    AUTHORIZATION_CANCELED_TOPIC,
-    AUTHORIZATION_USED_TOPIC,
     authorization_state_calldata,
-    authorization_topics,
     balance_of_calldata,
     decode_bool,
     decode_uint,
@@ -64,6 +60,7 @@ from .checks import (
     check_exact_payment,
     reported_network,
 )
+from .lookup import lookup_authorization
 from .relayer import Relayer
 from .reverts import reason_for_revert
 
@@ -305,46 +302,16 @@ class LocalSettlement:
     async def lookup(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> OnChain:
         """Whether `payload`'s authorization reached the chain, and in which transaction.
 
-        Reads `authorizationState(from, nonce)`; when it is used, finds the
-        `AuthorizationUsed` log (within `lookup_blocks` of the head) and accepts
-        the transaction only if it logged `Transfer(from, payTo, value)` of at
-        least the required amount from the required token.
+        See `lookup_authorization`; it searches the last `lookup_blocks` blocks.
 
         Raises:
             SettlementError: the node failed, or `requirements` are for another chain.
         """
         self._require_our_network(requirements)
-        return await self._call(self._lookup_on_chain, payload, requirements)
-
-    def _lookup_on_chain(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> OnChain:
-        relayer = self._relayer
-        relayer.ensure_chain()
-        auth = payload.payload.authorization
-        asset = requirements.asset
-        if not decode_bool(relayer.call(asset, authorization_state_calldata(auth.from_, auth.nonce))):
-            return OnChain("unused")
-        lookback = self.lookup_blocks
-        used = authorization_topics(AUTHORIZATION_USED_TOPIC, auth.from_, auth.nonce)
-        for log in relayer.logs(asset, used, lookback_blocks=lookback):
-            receipt = relayer.receipt(HexBytes(log["transactionHash"]))
-            value = int(auth.value)
-            if (
-                receipt is not None
-                and receipt["status"] == 1
-                and value >= int(requirements.amount)
-                and auth.to.lower() == requirements.pay_to.lower()
-                and transfer_logged(
-                    receipt["logs"], token=asset, sender=auth.from_, recipient=auth.to, value=value
-                )
-            ):
-                return OnChain("settled", tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(), amount=value)
-        if relayer.logs(
-            asset,
-            authorization_topics(AUTHORIZATION_CANCELED_TOPIC, auth.from_, auth.nonce),
-            lookback_blocks=lookback,
-        ):
-            return OnChain("canceled")
-        return OnChain("used_elsewhere")
+        find = functools.partial(
+            lookup_authorization, self._relayer, payload, requirements, lookback_blocks=self.lookup_blocks
+        )
+        return await self._call(find)
 
     def _gas_for(self, checked: CheckedPayment) -> int:
         if self._gas_limit is not None:

@@ -1,9 +1,11 @@
-"""The relayer: our gas account's view of the node, sending transactions on payers' behalf.
+"""The node, read and written: a `ChainReader` reads it, a `Relayer` also sends from our gas account.
 
-It keeps what a sender must track between transactions: the chain id (checked once),
-the gas account's next nonce and the current fees, re-reading them from the node when
-a send says they are stale. Every method blocks and none is thread-safe: the caller
-runs them one at a time in a worker thread (see `LocalSettlement`).
+The reader needs no account: it checks the chain id (once) and reads code, calls,
+logs and receipts, which is all a lookup of an authorization needs (see `lookup`).
+The relayer adds what a sender must track between transactions: the gas account's
+next nonce and the current fees, re-reading them from the node when a send says
+they are stale. Every method blocks and none is thread-safe: the caller runs them
+one at a time in a worker thread (see `LocalSettlement`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..errors import SettlementError
 from ..networks import Network
 from .reverts import revert_message
 
-__all__ = ["Relayer", "Sent"]
+__all__ = ["ChainReader", "Relayer", "Sent"]
 
 # Base fees move at most 12.5% a block, so twice the base fee survives several full blocks;
 # re-reading the fee every few seconds keeps a long-lived server current.
@@ -39,30 +41,19 @@ class Sent:
     revert: str | None
 
 
-class Relayer:
-    """Sends EIP-1559 transactions from `account` to `network`'s node and reads from it."""
+class ChainReader:
+    """Reads from `network`'s node through `w3`: no account, nothing sent."""
 
-    def __init__(self, w3: Web3, account: LocalAccount, network: Network) -> None:
+    def __init__(self, w3: Web3, network: Network) -> None:
         self._w3 = w3
-        self._account = account
         self._network = network
         self._chain_checked = False
-        self._stale = False
-        self._nonce: int | None = None
-        self._fees: tuple[int, int] | None = None
-        self._fees_read_at = 0.0
+        # `eth_call`s name no sender unless a subclass has one (the relayer's gas account).
+        self._call_from: str | None = None
 
     @property
-    def address(self) -> str:
-        return str(self._account.address)
-
-    def resync(self) -> None:
-        """Have the next send read the nonce and fees from the node again.
-
-        Safe to call from any thread: it only raises a flag, because the worker may
-        be signing with the cached nonce at this very moment.
-        """
-        self._stale = True
+    def network(self) -> Network:
+        return self._network
 
     def ensure_chain(self) -> None:
         """Check once that the node is on the configured chain.
@@ -86,11 +77,59 @@ class Relayer:
     def call(
         self, to: str, data: bytes, *, gas: int | None = None, block: BlockIdentifier = "latest"
     ) -> bytes:
-        """`eth_call` from the gas account; a revert raises whatever the node raises."""
-        params: TxParams = {"from": self._account.address, "to": Web3.to_checksum_address(to), "data": data}
+        """`eth_call` (from the gas account, for a relayer); a revert raises whatever the node raises."""
+        params: TxParams = {"to": Web3.to_checksum_address(to), "data": data}
+        if self._call_from is not None:
+            params["from"] = self._call_from
         if gas is not None:
             params["gas"] = gas
         return bytes(self._w3.eth.call(params, block))
+
+    def logs(self, address: str, topics: list[str], *, lookback_blocks: int) -> list[LogReceipt]:
+        """Logs of contract `address` matching `topics` in the last `lookback_blocks` blocks."""
+        latest = self._w3.eth.block_number
+        return list(
+            self._w3.eth.get_logs(
+                {
+                    "address": Web3.to_checksum_address(address),
+                    "topics": topics,
+                    "fromBlock": max(0, latest - lookback_blocks),
+                    "toBlock": latest,
+                }
+            )
+        )
+
+    def receipt(self, tx_hash: HexBytes) -> TxReceipt | None:
+        """The receipt, or None while the transaction is not mined."""
+        try:
+            return self._w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+
+
+class Relayer(ChainReader):
+    """Sends EIP-1559 transactions from `account` to `network`'s node and reads from it."""
+
+    def __init__(self, w3: Web3, account: LocalAccount, network: Network) -> None:
+        super().__init__(w3, network)
+        self._account = account
+        self._call_from = str(account.address)
+        self._stale = False
+        self._nonce: int | None = None
+        self._fees: tuple[int, int] | None = None
+        self._fees_read_at = 0.0
+
+    @property
+    def address(self) -> str:
+        return str(self._account.address)
+
+    def resync(self) -> None:
+        """Have the next send read the nonce and fees from the node again.
+
+        Safe to call from any thread: it only raises a flag, because the worker may
+        be signing with the cached nonce at this very moment.
+        """
+        self._stale = True
 
     def simulate(self, to: str, data: bytes, *, gas: int, block: BlockIdentifier) -> str | None:
         """None if the call would succeed, else its revert message ("" when it gave none)."""
@@ -140,27 +179,6 @@ class Relayer:
             self._nonce = nonce + 1
             return Sent(signed.hash, self.receipt(signed.hash), None)
         raise AssertionError("unreachable: the second attempt returns or raises")
-
-    def logs(self, address: str, topics: list[str], *, lookback_blocks: int) -> list[LogReceipt]:
-        """Logs of contract `address` matching `topics` in the last `lookback_blocks` blocks."""
-        latest = self._w3.eth.block_number
-        return list(
-            self._w3.eth.get_logs(
-                {
-                    "address": Web3.to_checksum_address(address),
-                    "topics": topics,
-                    "fromBlock": max(0, latest - lookback_blocks),
-                    "toBlock": latest,
-                }
-            )
-        )
-
-    def receipt(self, tx_hash: HexBytes) -> TxReceipt | None:
-        """The receipt, or None while the transaction is not mined."""
-        try:
-            return self._w3.eth.get_transaction_receipt(tx_hash)
-        except TransactionNotFound:
-            return None
 
     def _transaction(self, to: str, data: bytes, gas: int, nonce: int) -> TxParams:
         max_fee, tip = self._current_fees()
