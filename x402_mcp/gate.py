@@ -32,7 +32,6 @@ from .challenge import (
     describe_paid_tool,
     failure_result,
     payment_required,
-    receipt_meta,
     refusal_result,
 )
 from .collect import Collector
@@ -57,6 +56,7 @@ from .money import format_usd
 from .networks import Asset, Network, resolve_network
 from .pricing import PaidTool, SettleOrder, paid_spec
 from .reconcile import Reconciler
+from .redemption import Redemption
 from .serving import DEFAULT_PAGE_PORT, PageLink
 from .settlement.base import Settlement
 from .settlement.facilitator import default_settlement
@@ -162,7 +162,6 @@ class Payments(Extension):
         )
         self.public_url = public_url
         self.max_timeout_seconds = max_timeout_seconds
-        self.redemption_lease_seconds = redemption_lease_seconds
         self.clock = clock
         self.server: Any = None
         self._opened = False
@@ -186,6 +185,7 @@ class Payments(Extension):
         self.collector = Collector(
             self.ledger, settlement, self.network, self.asset, lambda: self.clock(), solana=self.also_accept
         )
+        self.redemption = Redemption(self.collector, lease_seconds=redemption_lease_seconds)
         # Set to the embedded DevChain to offer its demo wallet on the payment page.
         self.demo_chain: Any = None
         self.link = PageLink(self, page_port)
@@ -467,13 +467,7 @@ class Payments(Extension):
             return refusal_result(
                 message, payment_required(request, self.asset, error=message, accepts=accepts)
             )
-        claimed = await self._transition(
-            paid,
-            Event.CLAIM,
-            lease_until=self.clock() + self.redemption_lease_seconds,
-            claim_id=secrets.token_hex(16),
-        )
-        return await self._finish(claimed, result)
+        return await self.redemption.finish(await self.redemption.claim(paid), result)
 
     # -- redeeming a paid request -------------------------------------------------------------
 
@@ -497,37 +491,7 @@ class Payments(Extension):
 
     async def _run_paid(self, call: _Call, request: PaymentRequest) -> CallToolResult:
         call.request_id = request.id
-        now = self.clock()
-        claimed = await self._transition(
-            request,
-            Event.CLAIM,
-            lease_until=now + self.redemption_lease_seconds,
-            claim_id=secrets.token_hex(16),
-        )
-        try:
-            result = await call.call_next(call.ctx)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._transition(claimed, Event.RELEASE, claim_id=claimed.claim_id)
-            raise
-        if not isinstance(result, CallToolResult) or result.is_error:
-            # A failed run keeps the payment: the same request can be redeemed again.
-            await self._transition(claimed, Event.RELEASE, claim_id=claimed.claim_id)
-            return result  # type: ignore[return-value]
-        return await self._finish(claimed, result)
-
-    async def _finish(self, claimed: PaymentRequest, result: CallToolResult) -> CallToolResult:
-        consumed = await self._transition(
-            claimed,
-            Event.CONSUME,
-            result=result.model_dump_json(by_alias=True, exclude_none=True),
-            # The fencing token: if our lease lapsed and another run took over, we may not consume.
-            claim_id=claimed.claim_id,
-        )
-        settled = await self.ledger.settlements(consumed.id)
-        network = settled[-1].network if settled else None
-        result.meta = {**(result.meta or {}), **receipt_meta(consumed, network=network)}
-        return result
+        return await self.redemption.run(request, lambda: call.call_next(call.ctx))
 
     async def _transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
         return await self.collector.transition(request, event, **changes)

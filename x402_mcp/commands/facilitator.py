@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Any
 
 KEY_VARIABLE = "X402_FACILITATOR_KEY"
+RECEIPT_POLL_LIMIT = 60.0  # the receipt timeout: a longer first wait would never poll
+
+
+def receipt_poll_seconds(text: str) -> float:
+    """`--receipt-poll`: a positive number of seconds, at most the receipt timeout."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(seconds) and 0 < seconds <= RECEIPT_POLL_LIMIT):
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {RECEIPT_POLL_LIMIT:g} seconds, got {text!r}"
+        )
+    return seconds
 
 
 def register(commands: Any) -> None:
@@ -19,6 +34,14 @@ def register(commands: Any) -> None:
     parser.add_argument("--port", type=int, default=8403)
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (put TLS in front before exposing it)"
+    )
+    parser.add_argument(
+        "--receipt-poll",
+        type=receipt_poll_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="wait before the first poll for a settlement's receipt (default 0.02); later waits "
+        "double, up to 1 s or SECONDS if longer",
     )
     parser.set_defaults(run=run)
 
@@ -35,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"x402-mcp facilitator: set {KEY_VARIABLE} to the gas account's private key", file=sys.stderr)
         return 2
     try:
-        settlement = LocalSettlement.from_rpc(args.rpc_url, key, network=args.network)
+        options = {} if args.receipt_poll is None else {"poll_latency": args.receipt_poll}
+        settlement = LocalSettlement.from_rpc(args.rpc_url, key, network=args.network, **options)
     except (ConfigurationError, ValueError) as exc:
         # ValueError comes from a malformed key; its text never contains the key.
         print(

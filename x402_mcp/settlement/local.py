@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar, TypeVarTuple, Unpack
 
 import anyio
@@ -34,7 +35,7 @@ from ..contracts.eip3009 import (
     transfer_logged,
     transfer_with_authorization_calldata,
 )
-from ..errors import SettlementError
+from ..errors import ConfigurationError, SettlementError
 from ..networks import Network, resolve_network
 from ..wire import (
     AnyPaymentPayload,
@@ -64,7 +65,7 @@ from .lookup import lookup_authorization
 from .relayer import Relayer
 from .reverts import reason_for_revert
 
-__all__ = ["LocalSettlement"]
+__all__ = ["RECEIPT_POLL_SECONDS", "LocalSettlement", "receipt_poll_delays"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,21 @@ Ts = TypeVarTuple("Ts")
 # The limit is only a cap: unused gas is not paid for.
 ECDSA_GAS_LIMIT = 150_000
 CONTRACT_WALLET_GAS_LIMIT = 500_000
+
+# The first receipt poll over JSON-RPC comes soon (a dev chain mines within milliseconds of
+# the send); later waits double up to `LONGEST_RECEIPT_POLL`, so a 2 s block (Base) costs
+# about seven polls and a slow one about one a second.
+RECEIPT_POLL_SECONDS = 0.02
+LONGEST_RECEIPT_POLL = 1.0
+
+
+def receipt_poll_delays(first: float, longest: float = LONGEST_RECEIPT_POLL) -> Iterator[float]:
+    """The waits before each receipt poll: `first`, doubling, capped at `longest` (or `first` if longer)."""
+    cap = max(first, longest)
+    delay = first
+    while True:
+        yield delay
+        delay = min(2 * delay, cap)
 
 
 class LocalSettlement:
@@ -91,7 +107,8 @@ class LocalSettlement:
         lock: a lock shared with other users of `w3` that are not thread-safe
             (DevChain's embedded py-evm); every web3 call here holds it.
         receipt_timeout: seconds to wait for a sent transaction to be mined.
-        poll_latency: seconds between receipt polls.
+        poll_latency: seconds before the first receipt poll; each later wait doubles,
+            up to 1 s or `poll_latency` if longer (see `receipt_poll_delays`).
         gas_limit: gas cap per transaction; by default 150k for ECDSA signatures
             and 500k for contract-wallet signatures.
     """
@@ -108,6 +125,10 @@ class LocalSettlement:
         poll_latency: float = 0.01,
         gas_limit: int | None = None,
     ) -> None:
+        if not (math.isfinite(poll_latency) and poll_latency > 0):
+            raise ConfigurationError(
+                f"poll_latency must be a positive number of seconds, not {poll_latency!r}"
+            )
         self._relayer = Relayer(w3, account, network)
         self._network = network
         self._clock = clock
@@ -136,7 +157,7 @@ class LocalSettlement:
         clock: Callable[[], float] = time.time,
         request_timeout: float = 10.0,
         receipt_timeout: float = 60.0,
-        poll_latency: float = 0.25,
+        poll_latency: float = RECEIPT_POLL_SECONDS,
         gas_limit: int | None = None,
     ) -> LocalSettlement:
         """Settle over JSON-RPC at `rpc_url` with the gas key `private_key`.
@@ -146,7 +167,8 @@ class LocalSettlement:
         each RPC request; the other options are the constructor's.
 
         Raises:
-            ConfigurationError: for a network name that is not known.
+            ConfigurationError: for a network name that is not known, or a `poll_latency`
+                that is not a positive number of seconds.
             ValueError: for a malformed private key.
         """
         w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
@@ -256,15 +278,17 @@ class LocalSettlement:
         tx_hash = sent.tx_hash.to_0x_hex()
         receipt = sent.receipt
         deadline = anyio.current_time() + self._receipt_timeout
+        delays = receipt_poll_delays(self._poll_latency)
         while receipt is None:
-            if anyio.current_time() >= deadline:
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
                 # If the nonce was wrong the transaction waits forever: read it afresh next time.
                 self.resync()
                 raise SettlementError(
                     f"transaction {tx_hash} was sent but not mined within {self._receipt_timeout:g} s; "
                     "it may still be mined, so check the authorization's state before retrying"
                 )
-            await anyio.sleep(self._poll_latency)
+            await anyio.sleep(min(next(delays), remaining))
             receipt = await self._call(self._relayer.receipt, sent.tx_hash)
 
         if receipt["status"] != 1:

@@ -1,0 +1,74 @@
+"""Running a tool once for a paid request: claim, run, then consume or release.
+
+A claim moves the request `paid → redeeming` with a lease and a fencing token
+(`claim_id`). The run that holds the claim either consumes the request with the
+tool's result, or, when the tool failed or was cancelled, releases it back to
+`paid` so the same payment can be redeemed again. A run whose lease lapsed and
+was taken over can no longer consume: the fencing token no longer matches.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from mcp.types import CallToolResult
+
+from .challenge import receipt_meta
+from .collect import Collector
+from .ledger.base import PaymentRequest
+from .lifecycle import Event
+
+__all__ = ["Redemption"]
+
+
+class Redemption:
+    """Claims paid requests for one tool run each, through the collector's ledger."""
+
+    def __init__(self, collector: Collector, *, lease_seconds: float) -> None:
+        self.collector = collector
+        self.lease_seconds = lease_seconds
+
+    async def claim(self, request: PaymentRequest) -> PaymentRequest:
+        """Take `request` for one run (raises `Refused` when another call holds or used it)."""
+        return await self.collector.transition(
+            request,
+            Event.CLAIM,
+            lease_until=self.collector.clock() + self.lease_seconds,
+            claim_id=secrets.token_hex(16),
+        )
+
+    async def run(self, request: PaymentRequest, tool: Callable[[], Awaitable[Any]]) -> CallToolResult:
+        """Claim `request`, run `tool`, and consume the request only if the tool succeeded."""
+        claimed = await self.claim(request)
+        try:
+            result = await tool()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.release(claimed)
+            raise
+        if not isinstance(result, CallToolResult) or result.is_error:
+            # A failed run keeps the payment: the same request can be redeemed again.
+            await self.release(claimed)
+            return result  # type: ignore[no-any-return]
+        return await self.finish(claimed, result)
+
+    async def release(self, claimed: PaymentRequest) -> None:
+        await self.collector.transition(claimed, Event.RELEASE, claim_id=claimed.claim_id)
+
+    async def finish(self, claimed: PaymentRequest, result: CallToolResult) -> CallToolResult:
+        """Consume the claimed request with `result`, and attach the x402 settlement receipt."""
+        ledger = self.collector.ledger
+        consumed = await self.collector.transition(
+            claimed,
+            Event.CONSUME,
+            result=result.model_dump_json(by_alias=True, exclude_none=True),
+            # The fencing token: if our lease lapsed and another run took over, we may not consume.
+            claim_id=claimed.claim_id,
+        )
+        settled = await ledger.settlements(consumed.id)
+        network = settled[-1].network if settled else None
+        result.meta = {**(result.meta or {}), **receipt_meta(consumed, network=network)}
+        return result
