@@ -37,7 +37,7 @@ from .matching import match_payment, match_solana_payment
 from .money import format_usd
 from .networks import Asset, Network
 from .settlement.base import Settlement
-from .solana import Solana
+from .solana import Solana, solana_payee_on
 from .wire import (
     PaymentRequirements,
     ReceivedPayment,
@@ -88,9 +88,9 @@ class Collector:
         whose facilitator can currently name its fee payer."""
         accepts = [requirements_for(request, self.asset)]
         for option in self.solana:
-            fee_payer = await option.fee_payer()
-            if fee_payer is not None:
-                accepts.append(option.requirements(request, fee_payer))
+            quoted = await option.quote(request)
+            if quoted is not None:
+                accepts.append(quoted)
         return accepts
 
     async def requirements(self, request: PaymentRequest, payload: ReceivedPayment) -> PaymentRequirements:
@@ -103,10 +103,10 @@ class Collector:
         if not isinstance(payload, SvmPaymentPayload):
             return requirements_for(request, self.asset)
         option = self._solana_option(payload, request)
-        fee_payer = await option.fee_payer()
-        if fee_payer is None:
+        quoted = await option.quote(request)
+        if quoted is None:
             raise SettlementError(f"the facilitator for {option.network.caip2} cannot name its fee payer")
-        return option.requirements(request, fee_payer)
+        return quoted
 
     async def collect(
         self,
@@ -200,9 +200,9 @@ class Collector:
 
     def _solana_option(self, payload: SvmPaymentPayload, request: PaymentRequest) -> Solana:
         network = payload.accepted.network
-        for option in self.solana:
-            if option.network.caip2 == network:
-                return option
+        option = solana_payee_on(network, self.solana)
+        if option is not None:
+            return option
         accepted = ", ".join([self.network.caip2, *(option.network.caip2 for option in self.solana)])
         raise Refused(
             PaymentMismatch(

@@ -194,12 +194,9 @@ class Payments(Extension):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Payments:
         """Configure from `X402_*` environment variables (what the sample servers use).
 
-        - `X402_SETTLEMENT`: `devchain` (default: an embedded chain in this process,
-          offline, with the page's demo wallet) or `local` (settle on the chain at
-          `X402_RPC_URL`, paying gas with `X402_SETTLEMENT_KEY`).
-        - `X402_PAY_TO`: the payee (default on the devchain: a fresh address).
-        - `X402_NETWORK`: e.g. `base-sepolia` (ignored on the devchain).
-        - `X402_LEDGER_URL`, `X402_PUBLIC_URL`, `X402_PAGE_PORT`.
+        The variables are listed in `x402_mcp.config.settings_from_env` and in README:
+        `X402_SETTLEMENT` (`devchain` by default, or `local`), `X402_PAY_TO`,
+        `X402_NETWORK`, the ledger, page and Solana settings.
 
         Raises:
             ConfigurationError: a missing or invalid setting, named.

@@ -41,7 +41,7 @@ from .lifecycle import Event, State
 from .networks import Asset
 from .settlement.base import ChainLookup, OnChain, Settlement
 from .settlement.checks import NONCE_ALREADY_USED
-from .solana import Solana
+from .solana import Solana, solana_payee_on
 from .wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload, parse_payment_payload
 
 logger = logging.getLogger("x402_mcp")
@@ -158,12 +158,11 @@ class Reconciler:
 
     async def _reconcile_solana(self, request: PaymentRequest, payload: SvmPaymentPayload) -> bool | None:
         network = payload.accepted.network
-        option = next((each for each in self.solana if each.network.caip2 == network), None)
-        fee_payer = await option.fee_payer() if option is not None else None
-        if option is None or fee_payer is None:
+        option = solana_payee_on(network, self.solana)
+        requirements = await option.quote(request) if option is not None else None
+        if option is None or requirements is None:
             await self._note(request, f"no facilitator for {network} is available to settle it")
             return None
-        requirements = option.requirements(request, fee_payer)
         receipt = await option.settlement.settle(payload, requirements)
         if receipt.success:
             amount = int(receipt.amount) if receipt.amount else request.price
@@ -195,7 +194,8 @@ class Reconciler:
         amount: int,
         payer: str,
     ) -> bool | None:
-        if amount < request.price or int(requirements.amount) < request.price:
+        ours = requirements.network == request.network
+        if amount < request.price or (ours and requirements.pay_to.lower() != request.pay_to.lower()):
             # Second line of defence: never mark paid what did not pay this request in full.
             await self._note(request, f"transaction {tx_hash} does not pay this request in full")
             return None

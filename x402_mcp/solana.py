@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from .errors import ConfigurationError, SettlementError
 from .ledger.base import PaymentRequest
@@ -90,6 +91,12 @@ class Solana:
                 )
         return self._fee_payer
 
+    async def quote(self, request: PaymentRequest) -> PaymentRequirements | None:
+        """The requirements for `request` on Solana, or None while the facilitator cannot name
+        its fee payer (see `fee_payer`)."""
+        fee_payer = await self.fee_payer()
+        return None if fee_payer is None else self.requirements(request, fee_payer)
+
     def requirements(self, request: PaymentRequest, fee_payer: str) -> PaymentRequirements:
         """The `accepts` entry for `request` on Solana.
 
@@ -106,3 +113,8 @@ class Solana:
             max_timeout_seconds=request.max_timeout_seconds,
             extra={"feePayer": fee_payer, "memo": request.id, "paymentRequestId": request.id},
         )
+
+
+def solana_payee_on(network: str, payees: Sequence[Solana]) -> Solana | None:
+    """The payee of `payees` on the Solana `network` (a CAIP-2 id), if any."""
+    return next((payee for payee in payees if payee.network.caip2 == network), None)

@@ -215,6 +215,7 @@ async def test_an_x402_http_client_pays_the_hosted_link_on_solana(shop: SolanaSh
         assert answered.status_code == 200, answered.text
         settled = json.loads(base64.b64decode(answered.headers["payment-response"]))
         assert settled["network"] == SOLANA_DEVNET and settled["success"] is True
+        assert answered.json()["txUrl"] is None  # no EVM explorer link for a Solana transaction
         redeemed = await client.call_tool("answer", {"question": "q"})
 
     assert not redeemed.is_error, text_of(redeemed)

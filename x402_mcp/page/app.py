@@ -232,7 +232,7 @@ class PaymentPage:
             )
         except Refused as refused:
             return _json(402, {"error": str(refused.error), "reason": refused.error.reason})
-        return _json(200, self._receipt(paid, offer))
+        return _json(200, self._receipt(paid, offer, offer.network.caip2))
 
     # -- the x402 HTTP resource ---------------------------------------------------------------
 
@@ -279,20 +279,20 @@ class PaymentPage:
             payer=paid.payer,
             amount=str(paid.price),
         )
-        receipt = self._receipt(paid, offer)
-        if requirements.network != offer.network.caip2:
-            receipt["txUrl"] = None  # our explorer link is for the EVM network
+        receipt = self._receipt(paid, offer, requirements.network)
         return _json(200, receipt, {"PAYMENT-RESPONSE": encode_header(response)})
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _receipt(self, paid: PaymentRequest, offer: Offer) -> dict[str, Any]:
+    def _receipt(self, paid: PaymentRequest, offer: Offer, network: str) -> dict[str, Any]:
+        """The page's JSON receipt; `network` is where it settled (our explorer knows only the EVM one)."""
+        explorer_knows = paid.tx_hash is not None and network == offer.network.caip2
         return {
             "state": "paid",
             "paymentRequestId": paid.id,
             "tool": paid.tool,
             "txHash": paid.tx_hash,
-            "txUrl": offer.network.tx_url(paid.tx_hash) if paid.tx_hash else None,
+            "txUrl": offer.network.tx_url(paid.tx_hash) if explorer_knows and paid.tx_hash else None,
             "payer": paid.payer,
             "next": f"call the tool {paid.tool} again; it runs once",
         }
