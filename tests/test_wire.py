@@ -13,6 +13,7 @@ from x402_mcp.wire import (
     decode_header,
     encode_header,
     parse_payment_payload,
+    parse_uint,
 )
 
 AUTHORIZATION = {
@@ -84,3 +85,16 @@ def test_required_and_headers() -> None:
         "transaction": "0xabc",
         "network": "eip155:84532",
     }
+
+
+@pytest.mark.parametrize(
+    "text", ["²", "５００００", "050000", "-1", "+1", "1_000", " 1", "1.0", "", str(2**256)]
+)
+def test_wire_integers_have_one_canonical_ascii_grammar(text: str) -> None:
+    with pytest.raises(ValueError, match="amount"):
+        parse_uint(text, "amount")
+
+
+def test_wire_integers_up_to_uint256_are_read() -> None:
+    assert parse_uint("0") == 0
+    assert parse_uint(str(2**256 - 1)) == 2**256 - 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -48,6 +47,7 @@ from .errors import (
     TooManyOpenRequests,
     UnknownPaymentRequest,
 )
+from .ids import new_request_id
 from .ledger import open_ledger
 from .ledger.base import Ledger, PaymentRequest
 from .lifecycle import Event, State
@@ -362,7 +362,7 @@ class Payments(Extension):
         now = self.clock()
         await self.sweeper.admit(call.caller, now=now)
         request = PaymentRequest(
-            id="pr_" + secrets.token_urlsafe(18),
+            id=new_request_id(),
             tool=call.tool,
             price=price,
             asset=self.asset.address,

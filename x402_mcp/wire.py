@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,10 +34,48 @@ class WireModel(BaseModel):
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
+UINT256_LIMIT = 2**256
+"""Every integer on the wire (amounts, times) is a uint256 on chain; this bound is exclusive."""
+
+_CANONICAL_UINT = re.compile(r"0|[1-9][0-9]*")
+_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
+_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})+")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def parse_uint(value: object, what: str = "the value") -> int:
+    """Read a wire integer: ASCII decimal digits, no sign, no leading zero, below 2**256.
+
+    `str.isdigit()` is not this grammar: it accepts "²" (which `int()` refuses)
+    and full-width digits (which `int()` reads), so every entry point uses this.
+
+    Raises:
+        ValueError: naming `what` and the grammar.
+    """
+    if not isinstance(value, str) or len(value) > 78 or _CANONICAL_UINT.fullmatch(value) is None:
+        raise ValueError(f"{what} must be a string of ASCII decimal digits without leading zeros")
+    number = int(value)
+    if number >= UINT256_LIMIT:
+        raise ValueError(f"{what} must be below 2**256")
+    return number
+
+
+def is_address(value: object) -> bool:
+    """Whether `value` is an EVM address in hex (any case; checksums are not required)."""
+    return isinstance(value, str) and _ADDRESS.fullmatch(value) is not None
+
+
 def _decimal_string(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str) or not value.isdigit():
+    if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError("must be a string of decimal digits (atomic units)")
+    parse_uint(value, "it")
     return value
+
+
+def _address(value: Any) -> str:
+    if not is_address(value):
+        raise ValueError("must be an address: 0x followed by 40 hex digits")
+    return str(value)
 
 
 class ResourceInfo(WireModel):
@@ -76,13 +115,13 @@ class ExactAuthorization(WireModel):
     nonce: str
 
     _check_numbers = field_validator("value", "valid_after", "valid_before", mode="before")(_decimal_string)
+    _check_addresses = field_validator("from_", "to", mode="before")(_address)
 
-    @field_validator("nonce")
+    @field_validator("nonce", mode="before")
     @classmethod
-    def _check_nonce(cls, nonce: str) -> str:
-        if len(nonce) != 66 or not nonce.startswith("0x"):
+    def _check_nonce(cls, nonce: Any) -> str:
+        if not isinstance(nonce, str) or _HEX32.fullmatch(nonce) is None:
             raise ValueError("must be 0x followed by 64 hex digits")
-        int(nonce, 16)
         return nonce
 
 
@@ -90,12 +129,11 @@ class ExactPayload(WireModel):
     signature: str
     authorization: ExactAuthorization
 
-    @field_validator("signature")
+    @field_validator("signature", mode="before")
     @classmethod
-    def _check_signature(cls, signature: str) -> str:
-        if not signature.startswith("0x") or len(signature) < 4 or len(signature) % 2:
-            raise ValueError("must be 0x-prefixed hex")
-        bytes.fromhex(signature[2:])
+    def _check_signature(cls, signature: Any) -> str:
+        if not isinstance(signature, str) or _HEX.fullmatch(signature) is None:
+            raise ValueError("must be 0x followed by an even number of hex digits")
         return signature
 
 

@@ -32,6 +32,7 @@ from ..wire import (
     SupportedResponse,
     VerifyResponse,
     parse_evm_payment,
+    parse_uint,
 )
 
 __all__ = ["MAX_BODY_BYTES", "facilitator_app"]
@@ -124,7 +125,7 @@ def _backend_failed(endpoint: str, exc: SettlementError) -> JSONResponse:
 
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and _declared_length(declared) > limit:
         raise _BadRequest(f"the body is {declared} bytes; at most {limit} are accepted", 413)
     chunks: list[bytes] = []
     size = 0
@@ -134,6 +135,13 @@ async def _body(request: Request, limit: int) -> bytes:
             raise _BadRequest(f"the body is larger than {limit} bytes", 413)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _declared_length(declared: str) -> int:
+    try:
+        return parse_uint(declared, "Content-Length")
+    except ValueError:
+        raise _BadRequest("the Content-Length header is not a number of bytes") from None
 
 
 async def _read(request: Request, limit: int) -> tuple[AnyPaymentPayload, PaymentRequirements]:
@@ -170,8 +178,10 @@ def _from_v1(requirements: PaymentRequirementsV1) -> PaymentRequirements:
         network = resolve_network(requirements.network).caip2
     except ConfigurationError:
         network = requirements.network  # refused below as a network we do not serve
-    if not requirements.max_amount_required.isdigit():
-        raise _BadRequest("paymentRequirements.maxAmountRequired must be a string of decimal digits")
+    try:
+        parse_uint(requirements.max_amount_required, "paymentRequirements.maxAmountRequired")
+    except ValueError as exc:
+        raise _BadRequest(str(exc)) from None
     return PaymentRequirements(
         scheme=requirements.scheme,
         network=network,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +29,7 @@ from ..challenge import Offer, payment_required, requirements_for, resource_url
 from ..collect import Collector, Refused
 from ..errors import LedgerError, MalformedPayment, SettlementError
 from ..evm import new_nonce, requirement_typed_data
+from ..ids import is_request_id
 from ..ledger.base import PaymentRequest
 from ..lifecycle import State
 from ..matching import referenced_request_id
@@ -42,6 +42,7 @@ from ..wire import (
     SettleResponse,
     encode_header,
     parse_payment_payload,
+    parse_uint,
 )
 from .demo import DemoWallet
 from .render import STATIC_FILES, asset_text, page_state, render_page
@@ -49,7 +50,6 @@ from .render import STATIC_FILES, asset_text, page_state, render_page
 logger = logging.getLogger("x402_mcp.page")
 
 MAX_BODY_BYTES = MAX_PAYLOAD_BYTES
-_REQUEST_ID = re.compile(r"^pr_[A-Za-z0-9_-]{16,64}$")
 PAYMENT_HEADERS = ("payment-signature", "x-payment")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -305,7 +305,7 @@ class PaymentPage:
             )
 
     async def _lookup(self, request_id: str) -> PaymentRequest | None:
-        if not _REQUEST_ID.match(request_id):
+        if not is_request_id(request_id):
             return None
         return await self.ledger.get(request_id)  # type: ignore[no-any-return]
 
@@ -326,7 +326,7 @@ def _json_value(value: Any) -> Any:
 
 async def _json_body(request: Request) -> dict[str, Any]:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+    if declared is not None and (not _is_length(declared) or int(declared) > MAX_BODY_BYTES):
         raise PageError(413, f"the request body is too large; at most {MAX_BODY_BYTES} bytes are accepted")
     chunks: list[bytes] = []
     size = 0
@@ -347,6 +347,14 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PageError(400, "the request body must be a JSON object")
     return value
+
+
+def _is_length(declared: str) -> bool:
+    try:
+        parse_uint(declared, "Content-Length")
+    except ValueError:
+        return False
+    return True
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
