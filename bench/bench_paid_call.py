@@ -65,7 +65,7 @@ async def run(calls: int, ledger_path: Path) -> None:
         for _ in range(calls):
             await _timed(free, lambda: client.call_tool("ping", {}))
             unpaid = await _timed(challenge, lambda: client.call_tool("research_query", question))
-            required = read_challenge(unpaid.structured_content)
+            required = read_challenge(unpaid)
             payment = sign_payment(payer, required)
             option = required.accepts[0]
 

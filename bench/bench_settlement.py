@@ -96,7 +96,7 @@ async def measure(backend: Backend, calls: int, warmup: int, workdir: Path) -> d
                 for index in range(warmup + calls):
                     start = time.perf_counter()
                     challenge = await client.call_tool("answer", {"question": "bench"})
-                    payment = sign_payment(payer, read_challenge(challenge.structured_content))
+                    payment = sign_payment(payer, read_challenge(challenge))
                     paid_start = time.perf_counter()
                     result = await client.call_tool(
                         "answer", {"question": "bench"}, meta=payment_meta(payment)

@@ -154,16 +154,16 @@ async def paid_call(
     Returns: the paid call's and the signing's milliseconds, and the requests timed during each.
     """
     challenge = await client.call_tool("answer", {"question": question})
-    if challenge.structured_content is None:
+    if not challenge.is_error:
         raise SystemExit(f"no payment challenge: {_text(challenge)}")
     mark = len(events)
     if variant == EVM:
         start = time.perf_counter()
-        meta: Any = payment_meta(sign_payment(payer, read_challenge(challenge.structured_content)))
+        meta: Any = payment_meta(sign_payment(payer, read_challenge(challenge)))
         signed_ms = (time.perf_counter() - start) * 1000
         network = shop.chain.network
     else:
-        payload, signed_ms = await run_sync(payer.sign, challenge.structured_content)
+        payload, signed_ms = await run_sync(payer.sign, read_challenge(challenge).dump())
         meta = {META_PAYMENT: payload}
         network = SOLANA_DEVNET
     while_signing = events[mark:]

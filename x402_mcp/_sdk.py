@@ -42,6 +42,12 @@ def tool_function(server: MCPServer[Any], name: str) -> Callable[..., Any] | Non
     return None if tool is None else tool.fn
 
 
+def tool_output_schema(server: MCPServer[Any], name: str) -> dict[str, Any] | None:
+    """The `outputSchema` tool `name` declares in `tools/list`, or None."""
+    tool = server._tool_manager.get_tool(name)
+    return None if tool is None else tool.output_schema
+
+
 def wrap_lifespan(server: MCPServer[Any], outer: Callable[[], AbstractAsyncContextManager[None]]) -> None:
     """Run `outer()` around the server's lifespan (entered by stdio, in-memory and HTTP runs).
 

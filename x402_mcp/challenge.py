@@ -1,9 +1,12 @@
 """Building the `requirePayment` challenge a paid tool answers with (pure code).
 
-The tool error follows the x402 MCP transport: `isError: true`,
-`structuredContent` = the v2 `PaymentRequired`, `content[0].text` = the same
-JSON. A second text block tells a person the price, what it buys, where to pay
-and how to retry; `_meta` carries the id and link for toolkit-aware clients.
+The tool error follows the x402 MCP transport: `isError: true`, `content[0].text`
+= the v2 `PaymentRequired` as JSON, and `structuredContent` = the same object,
+except for a tool that declares an `outputSchema` (see `fit_output_schema`).
+A second text block tells a person the price, what it buys, where to pay and how
+to retry; `PaymentRequired.error` says the same in one paragraph, for clients that
+show only `content[0]` (fastmcp raises it as the exception message). `_meta`
+carries the requirements, the id and the link for toolkit-aware clients.
 """
 
 from __future__ import annotations
@@ -81,6 +84,32 @@ def payment_required(
     )
 
 
+def retry_sentence(request: PaymentRequest) -> str:
+    """How to get the paid run after paying, for whoever holds `request` (also shown on the page).
+
+    A request bound to a caller (stdio process, `Mcp-Session-Id`, principal) is
+    redeemed by a plain retry from that caller; one issued to a caller without an
+    identity (stateless HTTP, the 2026-07-28 protocol) only by naming its id.
+    """
+    argument = f'{REQUEST_ID_ARGUMENT}="{request.id}"'
+    if request.caller is None:
+        return (
+            f"After paying, call {request.tool} again with {argument}: this connection has no "
+            "session, so a retry without it gets a new quote."
+        )
+    return f"After paying, call {request.tool} again (from another client, pass {argument})."
+
+
+def payment_sentence(request: PaymentRequest, offer: Offer, *, error: str | None = None) -> str:
+    """The challenge in one paragraph: price, what it buys, link, how to retry (`PaymentRequired.error`)."""
+    price = format_usd(request.price, offer.asset.decimals)
+    refused = f"The payment was not accepted: {error.rstrip('. ')}. " if error else ""
+    return (
+        f"{refused}Payment required: {price} for {request.description or request.tool}. "
+        f"Pay at {offer.hosted_url(request.id)}. {retry_sentence(request)}"
+    )
+
+
 def human_text(
     request: PaymentRequest,
     offer: Offer,
@@ -100,10 +129,9 @@ def human_text(
         f"Payment required: {price} ({tokens} {offer.asset.symbol} on {offer.network.label}) "
         f"for {request.description or request.tool}.",
         f"Pay here: {offer.hosted_url(request.id)}",
-        f"Then call {request.tool} again; from another client, pass "
-        f'{REQUEST_ID_ARGUMENT}="{request.id}". The link expires in about {minutes} minutes.',
+        f"{retry_sentence(request)} The link expires in about {minutes} minutes.",
         'Agents with an x402 wallet can instead retry with the payment in _meta["x402/payment"] '
-        "(requirements in structuredContent).",
+        "(the requirements are the JSON above).",
     ]
     if other_networks:
         lines.append(f"They may also pay on {', '.join(_label(name) for name in other_networks)}.")
@@ -126,7 +154,8 @@ def challenge_result(
     accepts: Sequence[PaymentRequirements] = (),
 ) -> CallToolResult:
     """The tool error an unpaid (or wrongly paid) call gets."""
-    required = payment_required(request, offer.asset, error=error, accepts=accepts)
+    sentence = payment_sentence(request, offer, error=error)
+    required = payment_required(request, offer.asset, error=sentence, accepts=accepts)
     wire = required.dump()
     others = [entry.network for entry in required.accepts if entry.network != offer.network.caip2]
     text = human_text(request, offer, now=now, error=error, other_networks=others)
@@ -167,6 +196,24 @@ def refusal_result(message: str, required: PaymentRequired | None = None) -> Cal
     )
 
 
+def fit_output_schema(result: Any) -> Any:
+    """A `tools/call` result (serialized, or a `CallToolResult`) of a tool that declares an
+    `outputSchema`, as clients that validate it accept it.
+
+    The TypeScript SDK's `callTool` (under Claude Desktop, Cursor, VS Code and the
+    Inspector) checks `structuredContent` against the tool's `outputSchema` whenever it
+    is present, error or not, and throws instead of showing the challenge. So an error
+    loses `structuredContent` and keeps the `PaymentRequired` in `content[0]` and
+    `_meta["x402/error"]`, where x402 clients also look; a success is left as it is.
+    """
+    if isinstance(result, CallToolResult):
+        if result.is_error and result.structured_content is not None:
+            return result.model_copy(update={"structured_content": None})
+    elif isinstance(result, dict) and result.get("isError") and "structuredContent" in result:
+        return {key: value for key, value in result.items() if key != "structuredContent"}
+    return result
+
+
 def receipt_meta(request: PaymentRequest, *, network: str | None = None) -> dict[str, object]:
     """`_meta` for a paid result: the x402 settlement response and our id.
 
@@ -185,12 +232,16 @@ def receipt_meta(request: PaymentRequest, *, network: str | None = None) -> dict
 def describe_paid_tool(tool: dict[str, Any], spec: PaidTool, offer: Offer) -> None:
     """Advertise a paid tool in its `tools/list` entry: price note, `_meta` price, optional id argument."""
     asset = offer.asset
-    if spec.is_dynamic:
-        note, price = "Paid tool: the price depends on the arguments (USDC via x402).", None
-    else:
+    if not spec.is_dynamic:
         atomic = spec.atomic_price({}, asset.decimals)
-        price = str(atomic)
+        price: str | None = str(atomic)
         note = f"Paid tool: {format_usd(atomic, asset.decimals)} per call (USDC via x402)."
+    elif spec.rule is not None:
+        price = None
+        note = f"Paid tool: {spec.rule} (USDC via x402; the exact price is quoted when it is called)."
+    else:
+        price = None
+        note = "Paid tool: the price depends on the arguments (USDC via x402)."
     tool["description"] = f"{tool.get('description') or ''}\n\n{note}".strip()
     tool["_meta"] = {
         **(tool.get("_meta") or {}),
@@ -200,6 +251,7 @@ def describe_paid_tool(tool: dict[str, Any], spec: PaidTool, offer: Offer) -> No
             "network": offer.network.caip2,
             "payTo": offer.pay_to,
             "dynamic": spec.is_dynamic,
+            **({"rule": spec.rule} if spec.rule is not None else {}),
             **(
                 {
                     "alsoAccepts": [

@@ -64,7 +64,7 @@ async def _story(chain: DevChain, ledger_path: Path) -> int:
         unpaid = await client.call_tool("research_query", question)
         say("2. An unpaid call of research_query gets a payment challenge (isError: true):")
         say(textwrap.indent(_text(unpaid).split("\n", 1)[1], "     "))
-        required = read_challenge(unpaid.structured_content)
+        required = read_challenge(unpaid)
         option = required.accepts[0]
         say(f"   For machines: x402 v2 PaymentRequired, amount {option.amount} on {option.network}\n")
 

@@ -30,6 +30,7 @@ from .challenge import (
     challenge_result,
     describe_paid_tool,
     failure_result,
+    fit_output_schema,
     payment_required,
     refusal_result,
 )
@@ -67,7 +68,10 @@ from .wire import PaymentRequirements, ReceivedPayment, parse_payment_payload
 logger = logging.getLogger("x402_mcp")
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8402"
-ELICITATION_TIMEOUT_SECONDS = 300
+# How long an unpaid call waits for a client to answer the URL elicitation of the link.
+# The answer changes nothing (the challenge follows either way), and clients give up on a
+# call after about 60 s (the TypeScript SDK's default), so the wait stays short.
+ELICITATION_WAIT_SECONDS = 5.0
 CRASH_MESSAGE = (
     "The payment could not be processed because the {part} failed. The tool did not run. "
     "If money moved, the payment is recorded and will be honoured (payment request {request_id})."
@@ -221,6 +225,7 @@ class Payments(Extension):
             return
         self.server = server
         server.middleware.append(self._advertise_prices)
+        server.middleware.append(self._fit_output_schemas)
         self.link.install(server)
 
     def settings(self) -> dict[str, Any]:
@@ -274,6 +279,20 @@ class Payments(Extension):
                 if spec is not None:
                     describe_paid_tool(tool, spec, self.offer)
         return result
+
+    async def _fit_output_schemas(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        """Every error of a paid tool that declares an `outputSchema` (challenge, refusal,
+        withheld output) leaves out `structuredContent`, which strict clients would
+        validate against that schema and reject (see `fit_output_schema`)."""
+        result = await call_next(ctx)
+        name = (ctx.params or {}).get("name") if ctx.method == "tools/call" else None
+        if not isinstance(name, str) or self.paid_tool(name) is None:
+            return result
+        if _sdk.tool_output_schema(self.server, name) is None:
+            return result
+        return fit_output_schema(result)  # type: ignore[no-any-return]
 
     # -- the gate -----------------------------------------------------------------------------
 
@@ -339,7 +358,8 @@ class Payments(Extension):
     async def _offer_link(self, ctx: ServerRequestContext[Any, Any], request: PaymentRequest) -> None:
         """Offer the hosted URL by URL-mode elicitation where the client supports it.
 
-        Progressive enhancement only: the tool error that follows stays the baseline.
+        Progressive enhancement only: the tool error that follows stays the baseline,
+        and arrives after at most `ELICITATION_WAIT_SECONDS` however late the client answers.
         """
         capabilities = ctx.session.client_capabilities
         elicitation = capabilities.elicitation if capabilities is not None else None
@@ -347,7 +367,7 @@ class Payments(Extension):
         if elicitation is None or elicitation.url is None or ctx.protocol_version > "2025-11-25":
             return
         price = format_usd(request.price, self.asset.decimals)
-        with anyio.move_on_after(ELICITATION_TIMEOUT_SECONDS):
+        with anyio.move_on_after(ELICITATION_WAIT_SECONDS):
             try:
                 await ctx.session.elicit_url(
                     f"Pay {price} for {request.description or request.tool}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
-from mcp.types import RequestParamsMeta
+from mcp.types import CallToolResult, RequestParamsMeta, TextContent
 
 from .challenge import META_PAYMENT
 from .errors import MalformedPayment
@@ -14,7 +14,12 @@ from .wire import PaymentPayload, PaymentRequired, PaymentRequirements
 
 
 def read_challenge(data: Any) -> PaymentRequired:
-    """A v2 `PaymentRequired` from a challenge's `structuredContent` (or its JSON text)."""
+    """A v2 `PaymentRequired` from a challenge: the tool error itself (its `structuredContent`,
+    else the JSON of `content[0]`, which is all a tool with an `outputSchema` sends), or that
+    object or JSON text."""
+    if isinstance(data, CallToolResult):
+        first = data.content[0] if data.content else None
+        data = data.structured_content or (first.text if isinstance(first, TextContent) else None)
     try:
         return (
             PaymentRequired.model_validate_json(data)

@@ -39,6 +39,8 @@ class PaidTool:
     price: Price | PriceFunction
     description: str | None = None
     settle: SettleOrder = SettleOrder.BEFORE
+    rule: str | None = None
+    """A price function's rule in words ("$0.001 per word, at least $0.01"), shown in `tools/list`."""
 
     @property
     def is_dynamic(self) -> bool:
@@ -67,6 +69,7 @@ def paid(
     *,
     description: str | None = None,
     settle: SettleOrder | str = SettleOrder.BEFORE,
+    rule: str | None = None,
 ) -> Callable[[F], F]:
     """Mark an MCP tool as paid.
 
@@ -82,23 +85,44 @@ def paid(
         settle: `"before"` (default) settles an agent's payment before the
             tool runs; `"after"` follows the x402 spec's order (verify, run,
             settle on success, withhold output if settlement fails).
+        rule: for a price function, its rule in words (`"$0.001 per word, at
+            least $0.01"`): `tools/list` shows it in the description and as
+            `_meta["x402-mcp/price"]["rule"]`, since no single amount can be shown
+            before the arguments are known. A fixed price shows itself and takes none.
 
     Raises:
         TypeError: when used bare (`@paid` instead of `@paid(price=...)`).
-        ConfigurationError: for a float, negative or malformed fixed price.
+        ConfigurationError: for a float, negative or malformed fixed price, or a
+            rule that is empty, too long, has control characters or goes with a fixed price.
     """
     if inspect.iscoroutinefunction(price):
         # Price functions are plain functions; an async one is the tool itself.
         raise TypeError('@paid needs a price: write @paid(price="0.05"), not bare @paid')
     if not callable(price):
         parse_usd(price)
-    spec = PaidTool(price=price, description=description, settle=SettleOrder(settle))
+    if rule is not None:
+        _check_rule(rule, dynamic=callable(price))
+    spec = PaidTool(price=price, description=description, settle=SettleOrder(settle), rule=rule)
 
     def mark(fn: F) -> F:
         setattr(fn, PAID_ATTRIBUTE, spec)
         return fn
 
     return mark
+
+
+MAX_RULE_LENGTH = 200
+
+
+def _check_rule(rule: object, *, dynamic: bool) -> None:
+    if not dynamic:
+        raise ConfigurationError("rule= describes a price function; a fixed price is shown as it is")
+    if not isinstance(rule, str) or not rule.strip():
+        raise ConfigurationError(f"rule must be a non-empty string of words, not {rule!r}")
+    if len(rule) > MAX_RULE_LENGTH:
+        raise ConfigurationError(f"rule is {len(rule)} characters long; keep it to {MAX_RULE_LENGTH}")
+    if not rule.isprintable():
+        raise ConfigurationError("rule must be one line of printable text (no control characters)")
 
 
 def paid_spec(fn: Callable[..., Any]) -> PaidTool | None:

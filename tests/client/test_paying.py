@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.conftest import PRICE, Shop, build_shop
-from x402_mcp.challenge import META_PAYMENT_RESPONSE, META_REQUEST_ID
+from x402_mcp.challenge import META_ERROR, META_PAYMENT_RESPONSE, META_REQUEST_ID
 from x402_mcp.client import (
     NoPayableOption,
     PaidResult,
@@ -72,7 +72,9 @@ async def test_reads_the_challenge_wherever_the_server_puts_it(
         answer = await client.call_tool("answer", {"question": "shape"})
 
     assert unpaid.is_error
-    assert (unpaid.structured_content is None) == (shape != "ours")
+    # `answer` declares an outputSchema, so no shape carries structuredContent to the client.
+    assert unpaid.structured_content is None
+    assert (META_ERROR in (unpaid.meta or {})) == (shape != "text")
     assert not answer.is_error, answer.text
     assert answer.receipt is not None and answer.receipt.success
     assert shop.balances()[1] == PRICE

@@ -64,7 +64,7 @@ async def _pay_and_call(client: Client, payer: LocalAccount) -> tuple[Any, str]:
     challenge = await client.call_tool("answer", {"question": "q"})
     assert challenge.is_error
     request_id = (challenge.meta or {})[META_REQUEST_ID]
-    payment = sign_payment(payer, read_challenge(challenge.structured_content))
+    payment = sign_payment(payer, read_challenge(challenge))
     return await client.call_tool("answer", {"question": "q"}, meta=payment_meta(payment)), request_id
 
 
@@ -174,7 +174,7 @@ async def test_official_client_payloads_settle_through_the_official_facilitator_
     official.set_spend_controls(False)
     async with Client(server) as client:
         challenge = await client.call_tool("answer", {"question": "q"})
-        payload = official.create_payment_payload(parse_payment_required(challenge.structured_content))
+        payload = official.create_payment_payload(parse_payment_required(read_challenge(challenge).dump()))
         result = await client.call_tool(
             "answer",
             {"question": "q"},

@@ -47,7 +47,7 @@ class Shop:
         return self.chain.balance_of(self.payer.address), self.chain.balance_of(self.payee)
 
     def pay(self, challenge: CallToolResult) -> PaymentPayload:
-        return sign_payment(self.payer, read_challenge(challenge.structured_content))
+        return sign_payment(self.payer, read_challenge(challenge))
 
 
 @pytest.fixture(scope="session")
@@ -106,4 +106,4 @@ def text_of(result: CallToolResult) -> str:
 
 def challenge_of(result: CallToolResult) -> PaymentRequired:
     assert result.is_error, text_of(result)
-    return read_challenge(result.structured_content)
+    return read_challenge(result)

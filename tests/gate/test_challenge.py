@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
-from x402_mcp.challenge import META_HOSTED_URL, META_PRICE, META_REQUEST_ID
+from x402_mcp.challenge import META_ERROR, META_HOSTED_URL, META_PRICE, META_REQUEST_ID
 from x402_mcp.lifecycle import State
 
 pytestmark = pytest.mark.anyio
@@ -32,8 +32,9 @@ async def test_unpaid_call_gets_the_x402_challenge(client: Client, shop: Shop) -
     request_id = option.extra["paymentRequestId"]
     assert request_id.startswith("pr_") and len(request_id) >= 3 + 22  # at least 128 random bits
 
-    # content[0] is the same PaymentRequired as JSON; content[1] is for people.
-    assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
+    # content[0] is the PaymentRequired as JSON (no structuredContent: `answer` declares an
+    # outputSchema, see tests/test_challenge.py); content[1] is for people.
+    assert json.loads(result.content[0].text) == (result.meta or {})[META_ERROR]  # type: ignore[union-attr]
     human = text_of(result).split("\n", 1)[1]
     assert "$0.05" in human and "one answer" in human
     assert f"http://pay.test/pay/{request_id}" in human

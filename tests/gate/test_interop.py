@@ -19,7 +19,8 @@ async def test_official_client_pays_our_challenge(client: Client, shop: Shop) ->
     from x402.mechanisms.evm.exact import ExactEvmClientScheme
 
     unpaid = await client.call_tool("answer", {"question": "interop"})
-    required = parse_payment_required(unpaid.structured_content)
+    # What the official MCP client reads when there is no structuredContent: content[0].
+    required = parse_payment_required(unpaid.content[0].text.encode())  # type: ignore[union-attr]
     assert required.accepts[0].amount == str(PRICE)
 
     official = x402ClientSync()

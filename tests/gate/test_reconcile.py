@@ -213,7 +213,7 @@ async def test_a_facilitator_settlement_whose_answer_was_lost_is_finished_from_t
         async with Client(server) as paying:
             quoted = await paying.call_tool("answer", {"question": "q"})
             request_id = challenge_of(quoted).accepts[0].extra["paymentRequestId"]
-            payment = sign_payment(payer, read_challenge(quoted.structured_content))
+            payment = sign_payment(payer, read_challenge(quoted))
             lost = await paying.call_tool("answer", {"question": "q"}, meta=payment_meta(payment))
             assert lost.is_error and runs == []
             stuck = await payments.ledger.get(request_id)

@@ -31,7 +31,7 @@ async def challenge(replica: Replica, question: str = "q") -> tuple[str, CallToo
 
 
 def signed(payer: LocalAccount, challenge_result: CallToolResult) -> PaymentPayload:
-    return sign_payment(payer, read_challenge(challenge_result.structured_content))
+    return sign_payment(payer, read_challenge(challenge_result))
 
 
 async def pay_with_meta(replica: Replica, question: str, payment: PaymentPayload) -> CallToolResult:

@@ -19,6 +19,7 @@ from solders.keypair import Keypair
 from x402_mcp import Payments, Solana, paid
 from x402_mcp.devchain import DevChain
 from x402_mcp.ledger.sqlite import SQLiteLedger
+from x402_mcp.payer import read_challenge
 from x402_mcp.settlement.facilitator import FacilitatorSettlement
 
 from ..facilitator.serving import serving
@@ -63,10 +64,9 @@ class SolanaShop:
     fail_next: list[bool] = field(default_factory=list)
 
     async def pay(self, challenge: CallToolResult, payer: Keypair | None = None) -> dict[str, Any]:
-        assert challenge.structured_content is not None, text_of(challenge)
-        return await run_sync(
-            official_svm_payment, challenge.structured_content, payer or self.payer, self.node.rpc_url
-        )
+        assert challenge.is_error, text_of(challenge)
+        required = read_challenge(challenge).dump()
+        return await run_sync(official_svm_payment, required, payer or self.payer, self.node.rpc_url)
 
     def balances(self) -> tuple[int, int]:
         svm = self.node.svm

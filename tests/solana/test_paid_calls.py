@@ -26,6 +26,7 @@ from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE, META_REQUEST
 from x402_mcp.devchain import DevChain
 from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.lifecycle import State
+from x402_mcp.payer import read_challenge
 from x402_mcp.serving import page_app
 
 from ..facilitator.serving import serving
@@ -39,16 +40,16 @@ PRICE = 50_000  # $0.05
 
 
 def solana_accept(challenge: CallToolResult) -> dict[str, Any]:
-    assert challenge.is_error and challenge.structured_content is not None, text_of(challenge)
-    (entry,) = [e for e in challenge.structured_content["accepts"] if e["network"].startswith("solana:")]
+    assert challenge.is_error, text_of(challenge)
+    accepts = read_challenge(challenge).dump()["accepts"]
+    (entry,) = [e for e in accepts if e["network"].startswith("solana:")]
     return dict(entry)
 
 
 async def test_the_challenge_offers_solana_beside_the_evm_network(shop: SolanaShop) -> None:
     async with Client(shop.server) as client:
         challenge = await client.call_tool("answer", {"question": "q"})
-    assert challenge.structured_content is not None
-    evm, solana = challenge.structured_content["accepts"]
+    evm, solana = read_challenge(challenge).dump()["accepts"]
     request_id = challenge.meta[META_REQUEST_ID] if challenge.meta else None
     assert evm["network"] == shop.chain.network
     assert solana == {
@@ -168,8 +169,7 @@ async def test_solana_is_left_out_while_its_facilitator_is_down(
     with caplog.at_level(logging.WARNING, logger="x402_mcp"):
         async with Client(shop.server) as client:
             challenge = await client.call_tool("answer", {"question": "q"})
-    assert challenge.structured_content is not None
-    networks = [entry["network"] for entry in challenge.structured_content["accepts"]]
+    networks = [entry["network"] for entry in read_challenge(challenge).dump()["accepts"]]
     assert networks == [evm_snapshot.network]
     assert "Solana is left out of payment challenges" in caplog.text
 
