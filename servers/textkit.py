@@ -35,7 +35,7 @@ def build(payments: Payments) -> MCPServer[Any]:
         }
 
     @server.tool()
-    @paid(price=summary_price, description="an extractive summary ($0.001 per word)")
+    @paid(price=summary_price, rule="$0.001 per word, at least $0.01", description="an extractive summary")
     def summarize(text: str, sentences: int = 3) -> str:
         """Summarize a text: its most representative sentences, in their original order."""
         parts = [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]

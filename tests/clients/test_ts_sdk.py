@@ -1,0 +1,61 @@
+"""The TypeScript SDK's client (under Claude Desktop, Cursor, VS Code) sees the price and pays.
+
+Its `callTool` validates `structuredContent` against the tool's `outputSchema` even on
+errors; every sample tool declares one, so this is where a challenge carrying
+`structuredContent` used to become `MCP error -32602`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from servers import mathlab
+from tests.clients.conftest import node_or_skip, node_script, served
+from x402_mcp.challenge import META_HOSTED_URL, META_PAYMENT_RESPONSE, META_PRICE
+from x402_mcp.devchain import TokenChain
+
+pytestmark = pytest.mark.anyio
+
+PRICE = 20_000  # mathlab's factorize: $0.02
+
+
+async def test_ts_sdk_reads_the_price_and_link_then_pays_with_the_official_ts_client(
+    chain: TokenChain, tmp_path: Path
+) -> None:
+    node = node_or_skip()
+    script = node_script("ts_sdk_pays.mjs", tmp_path)
+    async with served(mathlab.build, chain, tmp_path) as sample:
+        before = sample.balances()
+        with anyio.fail_after(60):
+            done = await anyio.run_process(
+                [node, str(script), sample.url, "factorize", json.dumps({"n": 360})],
+                env={**os.environ, "PAYER_KEY": sample.payer.key.to_0x_hex()},
+                check=False,
+            )
+        report = json.loads(done.stdout or b"{}")
+        assert done.returncode == 0, (done.stderr.decode(), report)
+
+        listed = report["listed"]
+        assert listed["outputSchema"]["required"] == ["result"]  # the schema it validates against
+        assert listed["_meta"][META_PRICE]["amount"] == str(PRICE)
+
+        unpaid = report["unpaid"]
+        assert unpaid["isError"] is True and "structuredContent" not in unpaid
+        required = json.loads(unpaid["content"][0]["text"])
+        assert required["accepts"][0]["amount"] == str(PRICE)
+        hosted = unpaid["_meta"][META_HOSTED_URL]
+        assert hosted.startswith(sample.url.removesuffix("/mcp") + "/pay/pr_")
+        assert "$0.02" in unpaid["content"][1]["text"] and hosted in unpaid["content"][1]["text"]
+        assert "$0.02" in required["error"] and hosted in required["error"]
+
+        paid = report["paid"]
+        assert paid.get("isError") is not True, paid
+        assert paid["structuredContent"] == {"result": [2, 2, 2, 3, 3, 5]}  # the tool's own output
+        receipt = paid["_meta"][META_PAYMENT_RESPONSE]
+        assert receipt["success"] is True and receipt["payer"].lower() == sample.payer.address.lower()
+        assert sample.balances() == (before[0] - PRICE, before[1] + PRICE)
