@@ -17,6 +17,7 @@ from mcp.types import CallToolResult, TextContent
 from x402_mcp import ConfigurationError, Payments, paid
 from x402_mcp.challenge import (
     META_ERROR,
+    META_PAYMENT,
     META_PRICE,
     Offer,
     challenge_result,
@@ -158,6 +159,16 @@ async def test_only_tools_with_an_output_schema_lose_structured_content(
     # Without a schema to break, the x402 MCP transport's shape stays whole.
     assert untyped.is_error and untyped.structured_content == (untyped.meta or {})[META_ERROR]
     assert read_challenge(typed).accepts[0].amount == read_challenge(untyped).accepts[0].amount == "50000"
+
+
+@pytest.mark.anyio
+async def test_a_refused_payment_of_a_typed_tool_has_no_structured_content(shop: MCPServer[Any]) -> None:
+    async with Client(shop, mode="legacy") as client:
+        await client.list_tools()
+        refused = await client.call_tool("typed", {"question": "q"}, meta={META_PAYMENT: "not a payment"})
+    assert refused.is_error and refused.structured_content is None
+    required = read_challenge(refused)
+    assert required.error is not None and required.error.startswith("The payment was not accepted: ")
 
 
 # -- price rules ------------------------------------------------------------------------------

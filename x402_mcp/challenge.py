@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from mcp.types import CallToolResult, TextContent
 
@@ -32,6 +32,8 @@ META_REQUEST_ID = "x402-mcp/paymentRequestId"
 META_HOSTED_URL = "x402-mcp/hostedUrl"
 META_PRICE = "x402-mcp/price"
 REQUEST_ID_ARGUMENT = "payment_request_id"
+
+ResultT = TypeVar("ResultT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +198,7 @@ def refusal_result(message: str, required: PaymentRequired | None = None) -> Cal
     )
 
 
-def fit_output_schema(result: Any) -> Any:
+def fit_output_schema(result: ResultT) -> ResultT:
     """A `tools/call` result (serialized, or a `CallToolResult`) of a tool that declares an
     `outputSchema`, as clients that validate it accept it.
 
@@ -208,9 +210,9 @@ def fit_output_schema(result: Any) -> Any:
     """
     if isinstance(result, CallToolResult):
         if result.is_error and result.structured_content is not None:
-            return result.model_copy(update={"structured_content": None})
+            return cast(ResultT, result.model_copy(update={"structured_content": None}))
     elif isinstance(result, dict) and result.get("isError") and "structuredContent" in result:
-        return {key: value for key, value in result.items() if key != "structuredContent"}
+        return cast(ResultT, {key: value for key, value in result.items() if key != "structuredContent"})
     return result
 
 

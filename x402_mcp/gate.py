@@ -292,7 +292,7 @@ class Payments(Extension):
             return result
         if _sdk.tool_output_schema(self.server, name) is None:
             return result
-        return fit_output_schema(result)  # type: ignore[no-any-return]
+        return fit_output_schema(result)
 
     # -- the gate -----------------------------------------------------------------------------
 
