@@ -138,7 +138,8 @@ async def test_unknown_or_malformed_ids_reveal_nothing(store: Store) -> None:
         unknown = await web.get(f"{base}/pay/pr_{'A' * 24}", headers=HTML)
         odd = await web.get(f"{base}/pay/../../etc", headers=HTML)
         machine = await web.get(f"{base}/pay/pr_{'B' * 24}")
-    assert unknown.status_code == 404 and "no such payment request" in unknown.text
+    assert unknown.status_code == 404 and "<h1>No such payment request</h1>" in unknown.text
+    assert '<html lang="en">' in unknown.text and "/pay/_static/pay.css" in unknown.text
     assert odd.status_code == 404
     assert machine.status_code == 404 and machine.json() == {"error": "there is no such payment request"}
 

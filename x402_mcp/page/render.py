@@ -58,6 +58,12 @@ def page_state(request: PaymentRequest, now: float) -> PageState:
     return PageState("paid", "Paid", f"Go back to your chat and call {request.tool} again: it will run once.")
 
 
+def render_not_found(title: str, detail: str, *, prefix: str) -> str:
+    """The page's 404, styled like the page, saying what the visitor can do next."""
+    values = {"static": f"{prefix}/pay/_static", "title": title, "detail": detail}
+    return Template(asset_text("notfound.html")).substitute({k: html.escape(v) for k, v in values.items()})
+
+
 def _json_for_script(value: Any) -> str:
     # Inside <script type="application/json"> only "</" could end the element early;
     # escaping <, > and & keeps any string the ledger holds inert.
