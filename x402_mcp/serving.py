@@ -192,7 +192,7 @@ class PageLink:
         self._warned = True
         logger.warning(
             "X402_PUBLIC_URL is not set, so payment links name this server's own address %s "
-            "(requests ask for Host %r). Set X402_PUBLIC_URL (Payments(public_url=...)) to the URL "
+            '(requests ask for Host "%s"). Set X402_PUBLIC_URL (Payments(public_url=...)) to the URL '
             "payers open, which is required behind a proxy or load balancer.",
             base,
             shown(host or ""),
