@@ -279,3 +279,29 @@ async def test_the_not_found_page_is_styled_and_says_what_to_do(store: Store) ->
         assert radius == "16px"
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "payment-page-not-found.png"), full_page=True)
+
+
+async def test_the_page_works_under_a_path_prefix(store: Store) -> None:
+    """As behind a proxy that serves it at https://host/shop/ (X402_PUBLIC_URL with a path)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from tests.page.conftest import serving
+    from x402_mcp.serving import page_app
+
+    before = store.payee_balance()
+    async with serving(Starlette(routes=[Mount("/shop", app=page_app(store.payments))])) as base:
+        store.payments.public_url = f"{base}/shop"
+        async with connected(store) as client, browser_page(store) as page:
+            _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+            assert url.startswith(f"{base}/shop/pay/pr_")
+            await page.goto(url)
+            radius = await page.evaluate(
+                "getComputedStyle(document.querySelector('main')).borderTopLeftRadius"
+            )
+            assert radius == "16px"  # the stylesheet, found under the prefix
+            await page.click("#demo-pay")
+            await page.wait_for_selector("main[data-state='paid']", timeout=15_000)
+            result = await client.call_tool("answer", {"question": "q"})
+    assert not result.is_error, text_of(result)
+    assert store.payee_balance() == before + PRICE

@@ -239,7 +239,7 @@ async def test_every_answer_carries_the_security_headers(
         assert_secured(response)
     missing = answers["unknown path"].text
     assert '<html lang="en">' in missing and "<h1>Nothing here</h1>" in missing
-    assert 'href="/pay/_static/pay.css"' in missing and "call it again" in missing
+    assert 'href="../../../../pay/_static/pay.css"' in missing and "call it again" in missing
     assert answers["unknown path, machine"].json() == {"error": "there is nothing at this address"}
     assert answers["405"].json()["error"].startswith("PUT is not allowed here")
     assert "POST" in answers["405 on demo"].headers["allow"]

@@ -150,7 +150,6 @@ class PaymentPage:
             scope (the HTTP 402's `resource.url`); by default the offer's.
         server_name: the MCP server's name, shown to the payer.
         demo_wallet: only on the embedded DevChain: offers "Pay with the demo wallet".
-        prefix: the path the routes are mounted under (`""` beside `/mcp`).
     """
 
     def __init__(
@@ -161,14 +160,12 @@ class PaymentPage:
         link_base: Callable[[Mapping[str, Any]], str] | None = None,
         server_name: str = "MCP server",
         demo_wallet: DemoWallet | None = None,
-        prefix: str = "",
     ) -> None:
         self.collector = collector
         self.offer = offer
         self.link_base = link_base or (lambda scope: self.offer().public_url)
         self.server_name = server_name
         self.demo_wallet = demo_wallet
-        self.prefix = prefix.rstrip("/")
 
     @property
     def ledger(self) -> Any:
@@ -238,6 +235,7 @@ class PaymentPage:
         found = await self._lookup(request_id)
         if found is None:
             return self._not_found_page(
+                request,
                 "No such payment request",
                 "This link names no payment request this server knows: it may be mistyped or cut "
                 "short, or its request was deleted after it expired.",
@@ -246,7 +244,7 @@ class PaymentPage:
             found,
             self.offer(),
             server_name=self.server_name,
-            prefix=self.prefix,
+            prefix=_relative_root(request),
             demo=self.demo_wallet is not None,
             now=self.collector.clock(),
         )
@@ -388,6 +386,7 @@ class PaymentPage:
         if error.status_code == 404:
             if _accepts_html(request):
                 return self._not_found_page(
+                    request,
                     "Nothing here",
                     "There is no page at this address. Payment links look like /pay/pr_ followed "
                     "by 24 letters and digits.",
@@ -407,8 +406,8 @@ class PaymentPage:
         # answer, so the server logs the traceback; the caller gets a short message.
         return _json(500, {"error": CRASH_MESSAGE})
 
-    def _not_found_page(self, title: str, detail: str) -> Response:
-        return _html(404, render_not_found(title, detail, prefix=self.prefix))
+    def _not_found_page(self, request: Request, title: str, detail: str) -> Response:
+        return _html(404, render_not_found(title, detail, prefix=_relative_root(request)))
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -474,6 +473,20 @@ class PaymentPage:
         if found is None:
             raise PageError(404, NO_SUCH_REQUEST)
         return found
+
+
+def _relative_root(request: Request) -> str:
+    """The app's root relative to the requested path (`..` for `/pay/{id}`).
+
+    The page links its assets and endpoints relative to where it was opened, so
+    it also works behind a proxy that serves it under a path prefix.
+    """
+    path: str = request.scope["path"]
+    root_path: str = request.scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    depth = max(0, path.count("/") - 1)
+    return "/".join([".."] * depth) or "."
 
 
 def _payment_header(request: Request) -> str | None:

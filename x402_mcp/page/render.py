@@ -59,7 +59,10 @@ def page_state(request: PaymentRequest, now: float) -> PageState:
 
 
 def render_not_found(title: str, detail: str, *, prefix: str) -> str:
-    """The page's 404, styled like the page, saying what the visitor can do next."""
+    """The page's 404, styled like the page, saying what the visitor can do next.
+
+    `prefix`: the app's root, relative to the requested path (see `render_page`).
+    """
     values = {"static": f"{prefix}/pay/_static", "title": title, "detail": detail}
     return Template(asset_text("notfound.html")).substitute({k: html.escape(v) for k, v in values.items()})
 
@@ -80,7 +83,11 @@ def render_page(
     demo: bool,
     now: float | None = None,
 ) -> str:
-    """The page for `request`; every value is escaped for where it lands."""
+    """The page for `request`; every value is escaped for where it lands.
+
+    `prefix`: the app's root relative to the page's own path (`..`), so assets and
+    endpoints resolve under whatever path prefix a proxy serves the page at.
+    """
     now = time.time() if now is None else now
     state = page_state(request, now)
     decimals = offer.asset.decimals
