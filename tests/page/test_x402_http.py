@@ -186,3 +186,29 @@ async def test_official_x402_fetch_pays_the_hosted_url(store: Store) -> None:
     assert not result.is_error, text_of(result)
     paid = await store.ledger.get(request_id)
     assert paid is not None and paid.state is State.CONSUMED and paid.tx_hash == settled["transaction"]
+
+
+@pytest.mark.parametrize("field", ["network", "payTo", "scheme"])
+async def test_a_refusal_quoting_the_payment_is_bounded_and_inert(store: Store, field: str) -> None:
+    from x402_mcp.challenge import requirements_for
+    from x402_mcp.payer import sign_payment
+    from x402_mcp.wire import PaymentRequired
+
+    async with connected(store) as client, http() as web:
+        request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        request = await store.ledger.get(request_id)
+        assert request is not None
+        payload = sign_payment(
+            store.payer, PaymentRequired(accepts=[requirements_for(request, store.payments.asset)])
+        )
+        dumped = payload.dump()
+        dumped["accepted"][field] = "\u202e" + "9" * 3_000
+        header = base64.b64encode(json.dumps(dumped).encode()).decode()
+        response = await web.get(url, headers={"PAYMENT-SIGNATURE": header})
+    assert response.status_code in (400, 402), response.text
+    error = response.json()["error"]
+    assert "\u202e" not in error and len(error) < 500
+    if "payment-required" in response.headers:
+        assert decode(response.headers["payment-required"])["error"] == error
+    after = await store.ledger.get(request_id)
+    assert after is not None and after.state is State.ISSUED

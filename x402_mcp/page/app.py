@@ -103,6 +103,9 @@ PREFLIGHT_HEADERS = {
 OWN_PAGE_SITES = frozenset({"same-origin", "none"})
 CRASH_MESSAGE = "The payment could not be processed right now; nothing was charged unless a receipt is shown."
 NO_SUCH_REQUEST = "there is no such payment request"
+# Every error text is bounded and made inert once more on its way out: messages
+# from below (wire, collector) may quote a payment, which the caller wrote.
+MAX_ERROR_CHARS = 400
 
 
 class PageError(Exception):
@@ -215,7 +218,7 @@ class PaymentPage:
             await self.collector.ledger.open()
             return await handler(request)
         except PageError as error:
-            return _json(error.status, {"error": str(error)})
+            return _json(error.status, {"error": shown(str(error), MAX_ERROR_CHARS)})
         except (SettlementError, LedgerError) as crash:
             logger.error("the payment page failed on %s", request.url.path, exc_info=crash)
             return _json(500, {"error": CRASH_MESSAGE})
@@ -318,7 +321,7 @@ class PaymentPage:
                 payment_request, full, requirements, decimals=offer.asset.decimals
             )
         except Refused as refused:
-            return _json(402, {"error": str(refused.error), "reason": refused.error.reason})
+            return _refusal(refused)
         return _json(200, self._receipt(paid, offer, offer.network.caip2))
 
     # -- the x402 HTTP resource ---------------------------------------------------------------
@@ -367,8 +370,10 @@ class PaymentPage:
             current = refused.request or await self.ledger.get(payment_request.id)
             now = self.collector.clock()
             if current is not None and current.state is State.ISSUED and not current.is_expired(now):
-                return await self._payment_required(current, str(refused.error), resource)
-            return _json(402, {"error": str(refused.error), "reason": refused.error.reason})
+                return await self._payment_required(
+                    current, shown(str(refused.error), MAX_ERROR_CHARS), resource
+                )
+            return _refusal(refused)
         response = SettleResponse(
             success=True,
             transaction=paid.tx_hash or "",
@@ -473,6 +478,10 @@ class PaymentPage:
         if found is None:
             raise PageError(404, NO_SUCH_REQUEST)
         return found
+
+
+def _refusal(refused: Refused) -> Response:
+    return _json(402, {"error": shown(str(refused.error), MAX_ERROR_CHARS), "reason": refused.error.reason})
 
 
 def _relative_root(request: Request) -> str:
