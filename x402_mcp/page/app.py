@@ -387,14 +387,15 @@ class PaymentPage:
     # -- answers Starlette would otherwise make by itself ---------------------------------------
 
     async def _http_error(self, request: Request, error: Exception) -> Response:
-        assert isinstance(error, HTTPException)
+        if not isinstance(error, HTTPException):
+            return await self._crash(request, error)
         if error.status_code == 404:
             if _accepts_html(request):
                 return self._not_found_page(
                     request,
                     "Nothing here",
-                    "There is no page at this address. Payment links look like /pay/pr_ followed "
-                    "by 24 letters and digits.",
+                    "There is no page at this address. A payment link ends in /pay/pr_ and "
+                    "24 more characters; check that yours was not cut short.",
                 )
             return _json(404, {"error": "there is nothing at this address"})
         if error.status_code == 405:
