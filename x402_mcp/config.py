@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .networks import Network
-from .serving import DEFAULT_PAGE_PORT
+from .serving import DEFAULT_PAGE_PORT, public_base
 from .settlement.base import Settlement
 
 
@@ -32,12 +32,13 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
 
     kind = env.get("X402_SETTLEMENT", "devchain").strip().lower()
     pay_to = env.get("X402_PAY_TO", "").strip()
+    public_url = env.get("X402_PUBLIC_URL", "").strip()
     page_port_text = env.get("X402_PAGE_PORT", str(DEFAULT_PAGE_PORT)).strip()
     if not page_port_text.isdigit() or int(page_port_text) > 65535:
         raise ConfigurationError(f"X402_PAGE_PORT={page_port_text!r} is not a port number")
     common: dict[str, Any] = {
         "ledger": env.get("X402_LEDGER_URL") or None,
-        "public_url": env.get("X402_PUBLIC_URL") or None,
+        "public_url": public_base(public_url, "X402_PUBLIC_URL") if public_url else None,
         "page_port": int(page_port_text),
         "also_accept": _solana_from_env(env),
     }

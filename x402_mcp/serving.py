@@ -1,32 +1,45 @@
 """Where the payment page of a `Payments` is served, and the link challenges carry.
 
-- Streamable HTTP: the page's routes are custom routes of the MCP server, so
-  `server.run("streamable-http")` or `server.streamable_http_app()` serve them
-  beside `/mcp`; without an explicit `public_url` the link is the address the
-  client reached the server at.
+- Streamable HTTP: the page is mounted beside `/mcp` as custom routes of the
+  MCP server, so `server.run("streamable-http")` or `server.streamable_http_app()`
+  serve it.
 - stdio (Claude Desktop): the first challenge starts the page on a side port
   of this process (`page_port`, or a free port when that one is taken), on
   loopback, inside the server's lifespan; the link names the port bound.
-- Its own process: `page_app(payments)` is a plain Starlette app sharing the
-  ledger (`x402-mcp page`).
+- Its own process: `page_app(payments)` is an ASGI app sharing the ledger
+  (`x402-mcp page`).
+
+Where links point is decided by configuration, never by a request. A link is
+where payers sign, so a `Host` header that chose it (even once, even from
+loopback: any port on 127.0.0.1 passes the MCP server's DNS-rebinding check,
+and behind a proxy any host does) could send every later payer to a page of
+an attacker's choosing. So the link base is `public_url` (`X402_PUBLIC_URL`)
+when set; without it, the address of this server's own socket that the call
+arrived on (the ASGI scope's `server`), which nothing a client sends can
+change; and when even that is unknown (a Unix socket), the loopback side port.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import ipaddress
 import logging
 import socket
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from . import _sdk
 from .devchain import DevChain
+from .errors import ConfigurationError
 from .page import DemoWallet, PaymentPage
+from .text import shown
 
 if TYPE_CHECKING:
     from .gate import Payments
@@ -36,6 +49,52 @@ logger = logging.getLogger("x402_mcp")
 DEFAULT_PAGE_PORT = 8402
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_SECONDS = 10.0
+# Every method reaches the page's own router, so even a 405 carries its security headers.
+ROUTED_METHODS = ["DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT"]
+
+# The base links name while one HTTP call is handled (each call runs in its own task).
+_call_base: contextvars.ContextVar[str | None] = contextvars.ContextVar("x402_mcp_link_base", default=None)
+
+
+def public_base(url: str, what: str = "public_url") -> str:
+    """`url` checked as the base of payment links: `http(s)://host[:port][/path]`, no trailing `/`.
+
+    Raises:
+        ConfigurationError: naming `what` and what is wrong with it.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigurationError(f"{what}={shown(url)!r} is not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"{what}={shown(url)!r} must start with https:// (or http://) and name a host"
+        )
+    if parts.username is not None or parts.query or parts.fragment:
+        raise ConfigurationError(f"{what}={shown(url)!r} must not carry a user, a query or a fragment")
+    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+
+def own_base(scope: Mapping[str, Any]) -> str | None:
+    """`scheme://host:port` of the local socket a request arrived on, or None when unknown.
+
+    The ASGI `server` entry is the connection's own address (concrete even when
+    bound to 0.0.0.0), which no header can change; `Host` is never read.
+    """
+    server = scope.get("server")
+    if not isinstance(server, (tuple, list)) or len(server) != 2:
+        return None
+    host, port = server
+    if not isinstance(host, str) or not isinstance(port, int):
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    scheme = "https" if scope.get("scheme") == "https" else "http"
+    shown_host = f"[{address.compressed}]" if address.version == 6 else address.compressed
+    return f"{scheme}://{shown_host}:{port}"
 
 
 def build_page(payments: Payments, *, server_name: str | None = None) -> PaymentPage:
@@ -45,12 +104,13 @@ def build_page(payments: Payments, *, server_name: str | None = None) -> Payment
     return PaymentPage(
         payments.collector,
         lambda: payments.offer,
+        link_base=lambda scope: payments.link.base_for(scope) or payments.offer.public_url,
         server_name=str(name),
         demo_wallet=DemoWallet(chain) if isinstance(chain, DevChain) else None,
     )
 
 
-def page_app(payments: Payments, *, server_name: str | None = None) -> Starlette:
+def page_app(payments: Payments, *, server_name: str | None = None) -> ASGIApp:
     """The page as an ASGI app of its own, e.g. for a separate process sharing the ledger."""
     return build_page(payments, server_name=server_name).app()
 
@@ -61,16 +121,32 @@ class PageLink:
     def __init__(self, payments: Payments, page_port: int = DEFAULT_PAGE_PORT) -> None:
         self.payments = payments
         self.page_port = page_port
-        self.url: str | None = None
+        self._side_url: str | None = None
+        self._first_served: str | None = None
+        self._warned = False
         self._background: anyio.abc.TaskGroup | None = None
         self._starting = anyio.Lock()
         self._side: _SideServer | None = None
 
+    @property
+    def url(self) -> str | None:
+        """The base links name now: this HTTP call's own address, else the side port, else
+        the first own address seen (None before any; `public_url` wins over all of them)."""
+        return _call_base.get() or self._side_url or self._first_served
+
     def install(self, server: Any) -> None:
-        """Add the page's routes to `server` and let its lifespan host a side port."""
-        page = build_page(self.payments, server_name=getattr(server, "name", None))
-        for route in page.routes():
-            server.custom_route(route.path, methods=sorted(route.methods or ()))(route.endpoint)
+        """Mount the page beside the server's other routes and let its lifespan host a side port.
+
+        Raises:
+            ConfigurationError: `public_url` is not an http(s) URL.
+        """
+        if self.payments.public_url is not None:
+            self.payments.public_url = public_base(self.payments.public_url)
+        app = build_page(self.payments, server_name=getattr(server, "name", None)).app()
+        # The whole /pay tree goes to the page's own app, whose 404, 405 and 500
+        # answers carry the page's headers too; /mcp and other routes are untouched.
+        for path in ("/pay", "/pay/{path:path}"):
+            server.custom_route(path, methods=ROUTED_METHODS)(app)
         _sdk.wrap_lifespan(server, self._lifespan)
 
     @contextlib.asynccontextmanager
@@ -86,24 +162,47 @@ class PageLink:
                     self._side = None
                 group.cancel_scope.cancel()
 
+    def base_for(self, scope: Mapping[str, Any] | None) -> str | None:
+        """The link base for a request with this ASGI scope: configured, else its own address."""
+        if self.payments.public_url is not None:
+            return self.payments.public_url
+        return None if scope is None else own_base(scope)
+
     async def ensure(self, http_request: Any) -> None:
         """Make sure the link points somewhere that serves the page.
 
         `http_request` is the Starlette request of an HTTP call (None over stdio).
         """
-        if self.payments.public_url is not None or self.url is not None:
+        if self.payments.public_url is not None:
             return
         if http_request is not None:
-            # Served beside /mcp: the address the client used reaches the page too.
-            self.url = str(http_request.base_url).rstrip("/")
+            base = own_base(http_request.scope)
+            if base is not None:
+                _call_base.set(base)
+                if self._first_served is None:
+                    self._first_served = base
+                self._advise(base, http_request.headers.get("host"))
+                return
+        if self._side_url is None:
+            await self.start_side_port()
+
+    def _advise(self, base: str, host: str | None) -> None:
+        if self._warned:
             return
-        await self.start_side_port()
+        self._warned = True
+        logger.warning(
+            "X402_PUBLIC_URL is not set, so payment links name this server's own address %s "
+            '(requests ask for Host "%s"). Set X402_PUBLIC_URL (Payments(public_url=...)) to the URL '
+            "payers open, which is required behind a proxy or load balancer.",
+            base,
+            shown(host or ""),
+        )
 
     async def start_side_port(self) -> str | None:
         """Serve the page on loopback (`page_port`, else a free port); return its URL."""
         async with self._starting:
-            if self.url is not None:
-                return self.url
+            if self._side_url is not None:
+                return self._side_url
             if self._background is None:
                 logger.warning("no server lifespan is running, so the payment page has no side port")
                 return None
@@ -119,9 +218,9 @@ class PageLink:
             self._background.start_soon(self._side.serve, [listener])
             with anyio.fail_after(START_TIMEOUT_SECONDS):
                 await self._side.ready.wait()
-            self.url = f"http://{LOOPBACK}:{port}"
-            logger.info("payment page listening on %s", self.url)
-            return self.url
+            self._side_url = f"http://{LOOPBACK}:{port}"
+            logger.info("payment page listening on %s", self._side_url)
+            return self._side_url
 
 
 class _SideServer(uvicorn.Server):

@@ -20,6 +20,7 @@ import pytest
 from eth_account import Account
 
 from tests.page.conftest import PRICE, Store, connected, link_of, text_of
+from x402_mcp.lifecycle import State
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -163,3 +164,144 @@ async def test_without_a_wallet_the_page_says_so(store: Store) -> None:
             assert await page.locator("#status-title").text_content() == "No browser wallet found"
         finally:
             await browser.close()
+
+
+ELSEWHERE = (
+    "<!doctype html><html lang='en'><title>Another site</title><p>Another origin on loopback.</p></html>"
+)
+
+CROSS_ORIGIN_PAY = """
+async (url) => {
+  const first = await fetch(url);
+  const required = first.headers.get("PAYMENT-REQUIRED");
+  const signature = await window.__payerSign(required);
+  const second = await fetch(url, { headers: { "PAYMENT-SIGNATURE": signature } });
+  return {
+    firstStatus: first.status,
+    required,
+    secondStatus: second.status,
+    paymentResponse: second.headers.get("PAYMENT-RESPONSE"),
+    body: await second.json(),
+  };
+}
+"""
+
+CROSS_ORIGIN_DEMO = """
+async (url) => {
+  try {
+    const answer = await fetch(url + "/demo", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+    });
+    return "answered " + answer.status;
+  } catch (error) {
+    return "blocked: " + error.name;
+  }
+}
+"""
+
+
+async def test_a_site_on_another_origin_pays_with_x402_but_cannot_press_the_demo_wallet(store: Store) -> None:
+    from playwright.async_api import async_playwright
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    from tests.page.conftest import serving
+    from x402_mcp.payer import read_challenge, sign_payment
+    from x402_mcp.wire import decode_header, encode_header
+
+    async def elsewhere(request: Any) -> HTMLResponse:
+        return HTMLResponse(ELSEWHERE)
+
+    def payer_sign(required_header: str) -> str:
+        return encode_header(sign_payment(store.payer, read_challenge(decode_header(required_header))))
+
+    executable = chromium_or_skip()
+    before = store.payee_balance()
+    other_site = Starlette(routes=[Route("/", elsewhere)])
+    async with (
+        connected(store) as client,
+        serving(other_site) as other_origin,
+        async_playwright() as driver,
+    ):
+        request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        assert not url.startswith(other_origin)  # another port: another origin, the same site
+        browser = await driver.chromium.launch(executable_path=str(executable), args=LAUNCH_ARGS)
+        try:
+            context = await browser.new_context()
+            await context.expose_function("__payerSign", payer_sign)
+            page = await context.new_page()
+            await page.goto(other_origin)
+
+            # The demo wallet: a JSON fetch needs a preflight the route never grants...
+            assert await page.evaluate(CROSS_ORIGIN_DEMO, url) == "blocked: TypeError"
+            # ...and a plain cross-site form (the classic CSRF) is refused by the server.
+            await page.evaluate(
+                """(url) => {
+                  const form = document.createElement("form");
+                  form.method = "POST"; form.action = url + "/demo";
+                  document.body.appendChild(form); form.submit();
+                }""",
+                url,
+            )
+            await page.wait_for_url(f"{url}/demo")
+            assert "Content-Type: application/json" in (await page.text_content("body") or "")
+            unpaid = await store.ledger.get(request_id)
+            assert unpaid is not None and unpaid.state is State.ISSUED
+            assert store.payee_balance() == before
+
+            # The x402 resource: PAYMENT-REQUIRED readable, PAYMENT-SIGNATURE sent, PAYMENT-RESPONSE read.
+            await page.goto(other_origin)
+            outcome = await page.evaluate(CROSS_ORIGIN_PAY, url)
+        finally:
+            await browser.close()
+
+    assert outcome["firstStatus"] == 402 and outcome["required"]
+    assert decode_header(outcome["required"])["resource"]["url"] == url
+    assert outcome["secondStatus"] == 200, outcome["body"]
+    settled = decode_header(outcome["paymentResponse"])
+    assert settled["success"] is True and settled["payer"] == store.payer.address
+    assert store.payee_balance() == before + PRICE
+    paid = await store.ledger.get(request_id)
+    assert paid is not None and paid.state is State.PAID and paid.tx_hash == settled["transaction"]
+
+
+async def test_the_not_found_page_is_styled_and_says_what_to_do(store: Store) -> None:
+    async with connected(store) as client, browser_page(store) as page:
+        _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        missing = url.split("/pay/")[0] + "/pay/pr_" + "Z" * 24
+        response = await page.goto(missing)
+        assert response is not None and response.status == 404
+        assert await page.locator("h1").text_content() == "No such payment request"
+        assert await page.get_attribute("html", "lang") == "en"
+        # The stylesheet applied (the card's rounded border), despite the strict CSP.
+        radius = await page.evaluate("getComputedStyle(document.querySelector('main')).borderTopLeftRadius")
+        assert radius == "16px"
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "payment-page-not-found.png"), full_page=True)
+
+
+async def test_the_page_works_under_a_path_prefix(store: Store) -> None:
+    """As behind a proxy that serves it at https://host/shop/ (X402_PUBLIC_URL with a path)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from tests.page.conftest import serving
+    from x402_mcp.serving import page_app
+
+    before = store.payee_balance()
+    async with serving(Starlette(routes=[Mount("/shop", app=page_app(store.payments))])) as base:
+        store.payments.public_url = f"{base}/shop"
+        async with connected(store) as client, browser_page(store) as page:
+            _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+            assert url.startswith(f"{base}/shop/pay/pr_")
+            await page.goto(url)
+            radius = await page.evaluate(
+                "getComputedStyle(document.querySelector('main')).borderTopLeftRadius"
+            )
+            assert radius == "16px"  # the stylesheet, found under the prefix
+            await page.click("#demo-pay")
+            await page.wait_for_selector("main[data-state='paid']", timeout=15_000)
+            result = await client.call_tool("answer", {"question": "q"})
+    assert not result.is_error, text_of(result)
+    assert store.payee_balance() == before + PRICE

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx2
 import pytest
 from eth_account import Account
+from mcp import Client
 
-from tests.page.conftest import PRICE, TRICKY, Store, build_store, connected, http, link_of, text_of
+from tests.page.conftest import (
+    PRICE,
+    TRICKY,
+    Store,
+    build_store,
+    connected,
+    http,
+    link_of,
+    serving,
+    text_of,
+)
 from x402_mcp.devchain import DevChain
 from x402_mcp.lifecycle import State
+from x402_mcp.page.app import SECURITY_HEADERS
 
 pytestmark = pytest.mark.anyio
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -138,7 +153,8 @@ async def test_unknown_or_malformed_ids_reveal_nothing(store: Store) -> None:
         unknown = await web.get(f"{base}/pay/pr_{'A' * 24}", headers=HTML)
         odd = await web.get(f"{base}/pay/../../etc", headers=HTML)
         machine = await web.get(f"{base}/pay/pr_{'B' * 24}")
-    assert unknown.status_code == 404 and "no such payment request" in unknown.text
+    assert unknown.status_code == 404 and "<h1>No such payment request</h1>" in unknown.text
+    assert '<html lang="en">' in unknown.text and "/pay/_static/pay.css" in unknown.text
     assert odd.status_code == 404
     assert machine.status_code == 404 and machine.json() == {"error": "there is no such payment request"}
 
@@ -163,3 +179,129 @@ async def test_expired_and_already_used_states(store: Store) -> None:
         assert not (await client.call_tool("answer", {"question": "q"})).is_error
         used = await web.get(url, headers=HTML)
     assert "Already used" in used.text and "hidden" not in used.text.split('id="receipt"')[1][:40]
+
+
+@contextlib.asynccontextmanager
+async def page_at(store: Store, where: str) -> AsyncIterator[tuple[str, str]]:
+    """(base URL of the page, a fresh request's hosted URL) with the page on a side port
+    (its own app, as `x402-mcp page` serves it) or mounted beside /mcp."""
+    if where == "side":
+        async with connected(store) as client:
+            _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+            yield url.split("/pay/")[0], url
+        return
+    store.payments.public_url = None
+    async with serving(store.server.streamable_http_app()) as base:
+        async with Client(f"{base}/mcp", mode="legacy") as client:
+            _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        yield base, url
+
+
+def assert_secured(response: httpx2.Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (response.status_code, name)
+
+
+@pytest.mark.parametrize("where", ["side", "mounted"])
+async def test_every_answer_carries_the_security_headers(
+    store: Store, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with page_at(store, where) as (base, url), http() as web:
+        answers = {
+            "page": await web.get(url, headers=HTML),
+            "402": await web.get(url),
+            "static": await web.get(f"{base}/pay/_static/pay.css"),
+            "unknown path": await web.get(f"{base}/pay/a/b/c/d", headers=HTML),
+            "unknown path, machine": await web.get(f"{base}/pay/a/b/c/d"),
+            "bare /pay": await web.get(f"{base}/pay"),
+            "405": await web.put(url),
+            "405 on demo": await web.get(f"{url}/demo"),
+        }
+
+        async def broken(request_id: str) -> None:
+            raise RuntimeError("a bug, not a ledger outage")
+
+        monkeypatch.setattr(store.ledger, "get", broken)
+        answers["500"] = await web.get(url)
+    statuses = {name: response.status_code for name, response in answers.items()}
+    assert statuses == {
+        "page": 200,
+        "402": 402,
+        "static": 200,
+        "unknown path": 404,
+        "unknown path, machine": 404,
+        "bare /pay": 404,
+        "405": 405,
+        "405 on demo": 405,
+        "500": 500,
+    }
+    for response in answers.values():
+        assert_secured(response)
+    missing = answers["unknown path"].text
+    assert '<html lang="en">' in missing and "<h1>Nothing here</h1>" in missing
+    assert 'href="../../../../pay/_static/pay.css"' in missing and "call it again" in missing
+    assert answers["unknown path, machine"].json() == {"error": "there is nothing at this address"}
+    assert answers["405"].json()["error"].startswith("PUT is not allowed here")
+    assert "POST" in answers["405 on demo"].headers["allow"]
+    assert answers["500"].json()["error"].startswith("The payment could not be processed")
+    assert "a bug" not in answers["500"].text
+
+
+async def test_the_mounted_page_leaves_mcp_as_it_was(store: Store) -> None:
+    async with page_at(store, "mounted") as (base, url), http() as web:
+        async with Client(f"{base}/mcp", mode="legacy") as client:
+            tools = await client.list_tools()
+        probe = await web.get(f"{base}/mcp", headers={"Accept": "text/html"})
+    assert [tool.name for tool in tools.tools] == ["answer"]
+    assert url.startswith(f"{base}/pay/pr_")
+    assert "content-security-policy" not in probe.headers  # /mcp answers as the SDK made it
+
+
+CROSS_SITE = [
+    ({"Content-Type": "application/x-www-form-urlencoded"}, 415, "Content-Type: application/json"),
+    ({"Content-Type": "text/plain", "Sec-Fetch-Site": "cross-site"}, 415, "as JSON"),
+    ({"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, 403, "from another site"),
+    # Another port on loopback is the same site but another origin.
+    ({"Content-Type": "application/json", "Sec-Fetch-Site": "same-site"}, 403, "from another site"),
+    ({"Content-Type": "application/json", "Origin": "http://127.0.0.1:1"}, 403, "from another site"),
+    ({"Content-Type": "application/json", "Origin": "null"}, 403, "from another site"),
+]
+
+
+@pytest.mark.parametrize(("headers", "status", "message"), CROSS_SITE)
+@pytest.mark.parametrize("action", ["demo", "authorization", "pay"])
+async def test_the_page_actions_refuse_other_sites(
+    store: Store, action: str, headers: dict[str, str], status: int, message: str
+) -> None:
+    before = store.payee_balance()
+    async with connected(store) as client, http() as web:
+        request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        target = url if action == "pay" else f"{url}/{action}"
+        body = {"from": store.payer.address} if action == "authorization" else {}
+        response = await web.post(target, content=json.dumps(body), headers=headers)
+    assert response.status_code == status and message in response.json()["error"]
+    assert store.payee_balance() == before
+    request = await store.ledger.get(request_id)
+    assert request is not None and request.state is State.ISSUED
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "same-origin", "Origin": "http://elsewhere.example"},
+        {"Origin": "ORIGIN"},
+        {"Content-Type": "application/json; charset=utf-8"},
+    ],
+)
+async def test_the_demo_wallet_pays_from_the_page_itself(store: Store, headers: dict[str, str]) -> None:
+    before = store.payee_balance()
+    async with connected(store) as client, http() as web:
+        _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        origin = url.split("/pay/")[0]
+        sent = {
+            "Content-Type": "application/json",
+            **{k: v.replace("ORIGIN", origin) for k, v in headers.items()},
+        }
+        paid = await web.post(f"{url}/demo", content=b"{}", headers=sent)
+    assert paid.status_code == 200, paid.text
+    assert store.payee_balance() == before + PRICE

@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server import MCPServer
 from mcp.types import ElicitRequestParams, ElicitResult
 
-from tests.page.conftest import Store, connected, http, link_of
+from tests.page.conftest import Store, build_store, connected, http, link_of, serving
 from x402_mcp import ConfigurationError, Payments
 from x402_mcp.devchain import DevChain
+from x402_mcp.serving import own_base, public_base
 
 pytestmark = pytest.mark.anyio
+# What passes the MCP server's DNS-rebinding check on loopback, and what reaches it behind a proxy.
+LOOPBACK_FORGED = ["127.0.0.1:6666", "localhost:1"]
+PROXY_FORGED = [*LOOPBACK_FORGED, "evil.example", "attacker.example:443"]
+
+
+@contextlib.asynccontextmanager
+async def over_http(store: Store, *, behind_proxy: bool = False) -> AsyncIterator[str]:
+    """The store's server over streamable HTTP on loopback; yields the /mcp URL.
+
+    `behind_proxy`: the app as served for a proxy (no DNS-rebinding check), where
+    any Host reaches the server.
+    """
+    app = store.server.streamable_http_app(host="0.0.0.0" if behind_proxy else "127.0.0.1")
+    async with serving(app) as base:
+        yield f"{base}/mcp"
+
+
+async def first_link(url: str, host: str | bytes | None = None) -> str:
+    """The hosted URL of one unpaid call made by a client that sends `Host: host`."""
+    headers = {"Host": host} if host else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=10) as web,
+        Client(streamable_http_client(url, http_client=web), mode="legacy") as client,
+    ):
+        return link_of(await client.call_tool("answer", {"question": "q"}))[1]
 
 
 async def test_a_stdio_style_server_links_the_side_port_it_bound(store: Store) -> None:
@@ -99,3 +134,96 @@ def test_from_env_local_settlement_reads_network_and_payee(tmp_path: Any) -> Non
 def test_from_env_names_what_is_wrong(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         Payments.from_env(env)
+
+
+@pytest.mark.parametrize("behind_proxy", [False, True])
+async def test_a_forged_host_on_the_first_call_changes_no_later_link(
+    store: Store, behind_proxy: bool
+) -> None:
+    store.payments.public_url = None
+    async with over_http(store, behind_proxy=behind_proxy) as url:
+        base = url.removesuffix("/mcp")
+        forged = [await first_link(url, host) for host in (PROXY_FORGED if behind_proxy else LOOPBACK_FORGED)]
+        honest = await first_link(url)
+        async with http() as web:
+            answer = await web.get(honest, headers={"Host": "127.0.0.1:6666"})
+    # Each forged call itself, and every later payer, gets the server's own address.
+    for link in [*forged, honest]:
+        assert link.startswith(f"{base}/pay/pr_"), link
+    assert store.payments.link.url == base
+    # The page's HTTP 402 names the hosted URL on the same base, whatever Host asked for.
+    required = json.loads(base64.b64decode(answer.headers["payment-required"]))
+    assert answer.status_code == 402 and required["resource"]["url"] == honest
+
+
+async def test_a_configured_public_url_wins_over_any_host(store: Store) -> None:
+    store.payments.public_url = "https://pay.example.com/shop"
+    async with over_http(store, behind_proxy=True) as url:
+        links = [await first_link(url, "evil.example"), await first_link(url)]
+        local = links[1].replace("https://pay.example.com/shop", url.removesuffix("/mcp"))
+        async with http() as web:
+            answer = await web.get(local, headers={"Host": "evil.example"})
+    assert all(link.startswith("https://pay.example.com/shop/pay/pr_") for link in links)
+    required = json.loads(base64.b64decode(answer.headers["payment-required"]))
+    assert required["resource"]["url"] == links[1]
+
+
+async def test_without_a_public_url_the_operator_is_told_once(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.payments.public_url = None
+    with caplog.at_level(logging.WARNING, logger="x402_mcp"):
+        async with over_http(store, behind_proxy=True) as url:
+            await first_link(url, b"evil.example\x85")
+            await first_link(url)
+    advice = [record.getMessage() for record in caplog.records if "X402_PUBLIC_URL" in record.getMessage()]
+    assert len(advice) == 1 and "behind a proxy" in advice[0]
+    assert "\x85" not in advice[0] and "evil.example\\u0085" in advice[0]
+
+
+@pytest.mark.parametrize(
+    ("scope", "base"),
+    [
+        ({"scheme": "http", "server": ("127.0.0.1", 8000)}, "http://127.0.0.1:8000"),
+        ({"scheme": "https", "server": ("10.0.0.7", 443)}, "https://10.0.0.7:443"),
+        ({"scheme": "http", "server": ("::1", 8000)}, "http://[::1]:8000"),
+        ({"scheme": "ws", "server": ("127.0.0.1", 80)}, "http://127.0.0.1:80"),
+        ({"scheme": "http", "server": ("/run/mcp.sock", None)}, None),
+        ({"scheme": "http", "server": None}, None),
+        ({"scheme": "http", "server": ("evil.example", 80)}, None),
+    ],
+)
+def test_own_base_reads_only_the_socket_address(scope: dict[str, Any], base: str | None) -> None:
+    assert own_base({**scope, "headers": [(b"host", b"evil.example")]}) == base
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("pay.example.com", "must start with https://"),
+        ("javascript:alert(1)", "must start with https://"),
+        ("https://", "must start with https://"),
+        ("https://user@pay.example.com", "must not carry a user"),
+        ("https://pay.example.com/?next=evil", "must not carry a user, a query"),
+        ("https://pay.example.com:http", "is not a URL"),
+    ],
+)
+def test_a_public_url_that_is_not_a_base_is_refused(url: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=problem):
+        public_base(url)
+    with pytest.raises(ConfigurationError, match="X402_PUBLIC_URL"):
+        Payments.from_env({"X402_PUBLIC_URL": url})
+
+
+def test_a_bad_public_url_is_refused_when_the_server_is_built(page_chain: DevChain, tmp_path: Path) -> None:
+    store = build_store(page_chain, tmp_path / "l.sqlite")
+    payments = Payments(
+        pay_to=store.payee,
+        network=page_chain.network,
+        settlement=page_chain.settlement(),
+        ledger=store.ledger,
+        public_url="pay.example.com",
+    )
+    with pytest.raises(ConfigurationError, match=r"public_url='pay\.example\.com' must start with https://"):
+        MCPServer("shop", extensions=[payments])
+    assert public_base(" https://pay.example.com/shop/ ") == "https://pay.example.com/shop"

@@ -58,6 +58,15 @@ def page_state(request: PaymentRequest, now: float) -> PageState:
     return PageState("paid", "Paid", f"Go back to your chat and call {request.tool} again: it will run once.")
 
 
+def render_not_found(title: str, detail: str, *, prefix: str) -> str:
+    """The page's 404, styled like the page, saying what the visitor can do next.
+
+    `prefix`: the app's root, relative to the requested path (see `render_page`).
+    """
+    values = {"static": f"{prefix}/pay/_static", "title": title, "detail": detail}
+    return Template(asset_text("notfound.html")).substitute({k: html.escape(v) for k, v in values.items()})
+
+
 def _json_for_script(value: Any) -> str:
     # Inside <script type="application/json"> only "</" could end the element early;
     # escaping <, > and & keeps any string the ledger holds inert.
@@ -74,7 +83,11 @@ def render_page(
     demo: bool,
     now: float | None = None,
 ) -> str:
-    """The page for `request`; every value is escaped for where it lands."""
+    """The page for `request`; every value is escaped for where it lands.
+
+    `prefix`: the app's root relative to the page's own path (`..`), so assets and
+    endpoints resolve under whatever path prefix a proxy serves the page at.
+    """
     now = time.time() if now is None else now
     state = page_state(request, now)
     decimals = offer.asset.decimals
