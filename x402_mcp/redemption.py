@@ -5,10 +5,16 @@ A claim moves the request `paid → redeeming` with a lease and a fencing token
 tool's result, or, when the tool failed or was cancelled, releases it back to
 `paid` so the same payment can be redeemed again. A run whose lease lapsed and
 was taken over can no longer consume: the fencing token no longer matches.
+
+While the tool runs, a heartbeat renews the lease about every third of its
+length, so a run longer than the lease is not taken for a dead one and run a
+second time by a retry. Only a run whose process died (or hangs so badly that
+its heartbeat cannot reach the ledger) lets its lease lapse.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,10 +24,13 @@ from mcp.types import CallToolResult
 
 from .challenge import receipt_meta
 from .collect import Collector
+from .errors import LedgerError
 from .ledger.base import PaymentRequest
 from .lifecycle import Event
 
 __all__ = ["Redemption"]
+
+logger = logging.getLogger("x402_mcp")
 
 
 class Redemption:
@@ -44,7 +53,7 @@ class Redemption:
         """Claim `request`, run `tool`, and consume the request only if the tool succeeded."""
         claimed = await self.claim(request)
         try:
-            result = await tool()
+            result = await self.holding(claimed, tool)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.release(claimed)
@@ -54,6 +63,44 @@ class Redemption:
             await self.release(claimed)
             return result  # type: ignore[no-any-return]
         return await self.finish(claimed, result)
+
+    async def holding(self, claimed: PaymentRequest, tool: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `tool` while a heartbeat keeps the claim on `claimed` alive; its result or error."""
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._keep_alive, claimed)
+            try:
+                result = await tool()
+            except Exception as exc:
+                # Raised after the group closes, as itself (not wrapped in an ExceptionGroup).
+                failure = exc
+            finally:
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return result
+
+    async def _keep_alive(self, claimed: PaymentRequest) -> None:
+        """Renew the lease every third of its length until cancelled, or until the claim is lost."""
+        interval = self.lease_seconds / 3
+        ledger = self.collector.ledger
+        claim_id = claimed.claim_id
+        if claim_id is None:  # not a claim this run holds: nothing to renew
+            return
+        while True:
+            await anyio.sleep(interval)
+            now = self.collector.clock()
+            try:
+                held = await ledger.renew_lease(
+                    claimed.id, claim_id, lease_until=now + self.lease_seconds, now=now
+                )
+            except LedgerError:
+                # A ledger hiccup: the lease still runs; the next beat tries again.
+                logger.warning("could not renew the lease of %s; retrying", claimed.id, exc_info=True)
+                continue
+            if not held:
+                logger.warning("the claim on %s was lost while its tool ran", claimed.id)
+                return
 
     async def release(self, claimed: PaymentRequest) -> None:
         await self.collector.transition(claimed, Event.RELEASE, claim_id=claimed.claim_id)
