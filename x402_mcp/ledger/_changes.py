@@ -247,9 +247,11 @@ def request_values(request: PaymentRequest, *, amount: Callable[[int], object]) 
     """The request's column values in `COLUMNS` order, its price passed through `amount`.
 
     Raises:
-        LedgerError: the request is not freshly `issued`, or its price is not a
-            valid amount.
+        LedgerError: the id is one no lookup would find (see `possible_id`), the
+            request is not freshly `issued`, or its price is not a valid amount.
     """
+    if not possible_id(request.id):
+        raise LedgerError(f"payment request id {shown(request.id)} cannot be stored: it could never be found")
     if request.state is not State.ISSUED:
         raise LedgerError(f"issue stores new requests only; {request.id} is {request.state.value}")
     return [
