@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
+from mcp.server import MCPServer
 from mcp.types import CallToolResult
 
 from tests.gate.conftest import Shop, challenge_of, text_of
+from tests.ledger.conftest import fresh_schema, postgres_url  # noqa: F401 (a fixture)
 from tests.page.conftest import serving
+from x402_mcp import Payments, paid
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.lifecycle import State
 from x402_mcp.sweeper import Sweeper
@@ -152,3 +156,40 @@ def test_an_anonymous_cap_below_one_and_a_negative_result_retention_are_refused(
         Sweeper(shop.ledger, max_open_anonymous=0)
     with pytest.raises(ConfigurationError, match="result_retention_seconds"):
         Sweeper(shop.ledger, result_retention_seconds=-1)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("bad_id", ["pr_\x00abc", "pr_" + "z" * 100_000])
+async def test_an_id_no_request_can_have_is_unknown_on_postgresql_not_a_ledger_failure(
+    shop: Shop,
+    postgres_url: str,  # noqa: F811 (the fixture imported above)
+    bad_id: str,
+) -> None:
+    async with fresh_schema(postgres_url) as store:
+        ledger = store.ledger()
+        payments = Payments(
+            pay_to=shop.payee,
+            network=shop.chain.network,
+            settlement=shop.chain.settlement(),
+            ledger=ledger,
+            public_url="http://pay.test",
+        )
+        server: MCPServer[Any] = MCPServer("pg-shop", extensions=[payments])
+        runs: list[str] = []
+
+        @server.tool()
+        @paid(price="0.05")
+        def answer(question: str) -> str:
+            runs.append(question)
+            return "answered"
+
+        try:
+            async with Client(server) as client:
+                result = await client.call_tool("answer", {"question": "q", "payment_request_id": bad_id})
+            trail = await ledger.audit_trail()
+        finally:
+            await ledger.close()
+    assert result.is_error and runs == []
+    assert "payment ledger" not in text_of(result), text_of(result)
+    refusals = [line for line in trail if line[2] == "refused"]
+    assert refusals and all(len(detail) <= 600 for _, _, _, detail in refusals)

@@ -246,6 +246,7 @@ IMPOSSIBLE_IDS: list[Any] = [
     "pr_\x00abc",
     "pr_\x1b[31m",
     "pr_line\nbreak",
+    "pr_\ud800lone",  # a lone surrogate (json.loads makes them from "\\ud800")
     "",
     "pr_" + "a" * 98,  # 101 characters
     "pr_" + "a" * 100_000,

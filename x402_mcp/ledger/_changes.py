@@ -37,14 +37,19 @@ MAX_DETAIL_LENGTH = 500
 MAX_RESULT_BYTES = 64 * 1024
 
 
+# Control characters and lone surrogates: never part of an id we could have stored.
+_UNSTORABLE = frozenset({"Cc", "Cs"})
+
+
 def possible_id(value: object) -> bool:
     """Whether `value` could name a stored request: a non-empty string of at most
     `MAX_ID_LENGTH` characters without control characters (NUL among them, which
-    PostgreSQL cannot even hold in TEXT). Anything else is missing without a query."""
+    PostgreSQL cannot hold in TEXT) or lone surrogates (which no UTF-8 database
+    can). Anything else is missing without a query."""
     return (
         isinstance(value, str)
         and 0 < len(value) <= MAX_ID_LENGTH
-        and not any(unicodedata.category(char) == "Cc" for char in value)
+        and not any(unicodedata.category(char) in _UNSTORABLE for char in value)
     )
 
 
