@@ -27,14 +27,13 @@ OURS = PaymentRequirements(
     max_timeout_seconds=600,
     extra={"name": "USDC", "version": "2", "paymentRequestId": "pr_a"},
 )
-SOLANA = PaymentRequirements(
-    scheme="exact",
-    network="solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
-    amount="50000",
-    asset="4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
-    pay_to="9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
-    max_timeout_seconds=600,
-    extra={"feePayer": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"},
+SOLANA = OURS.model_copy(
+    update={
+        "network": "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+        "asset": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+        "pay_to": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
+        "extra": {"feePayer": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"},
+    }
 )
 
 
