@@ -456,7 +456,8 @@ class Payments(Extension):
         """The x402 spec's order: verify, run, settle on success, withhold output otherwise."""
         await self.collector.verify(request, payload, requirements)
         try:
-            result = await call.call_next(call.ctx)
+            # Its settling lease is renewed while it runs, so reconciliation leaves it alone.
+            result = await self.redemption.holding(request, lambda: call.call_next(call.ctx))
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._transition(request, Event.SETTLEMENT_FAILED)

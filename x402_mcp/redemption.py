@@ -9,7 +9,10 @@ was taken over can no longer consume: the fencing token no longer matches.
 While the tool runs, a heartbeat renews the lease about every third of its
 length, so a run longer than the lease is not taken for a dead one and run a
 second time by a retry. Only a run whose process died (or hangs so badly that
-its heartbeat cannot reach the ledger) lets its lease lapse.
+its heartbeat cannot reach the ledger) lets its lease lapse. A tool run in the
+spec's order (verify, run, settle) holds its request in `settling` instead; the
+same heartbeat renews that lease, so reconciliation does not settle the payment
+from under the run (which would then be paid for, and run, twice).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from mcp.types import CallToolResult
@@ -31,6 +34,8 @@ from .lifecycle import Event
 __all__ = ["Redemption"]
 
 logger = logging.getLogger("x402_mcp")
+
+T = TypeVar("T")
 
 
 class Redemption:
@@ -64,11 +69,17 @@ class Redemption:
             return result  # type: ignore[no-any-return]
         return await self.finish(claimed, result)
 
-    async def holding(self, claimed: PaymentRequest, tool: Callable[[], Awaitable[Any]]) -> Any:
-        """Run `tool` while a heartbeat keeps the claim on `claimed` alive; its result or error."""
+    async def holding(self, held: PaymentRequest, tool: Callable[[], Awaitable[T]]) -> T:
+        """Run `tool` while a heartbeat keeps `held` from being taken for abandoned; return its
+        result or raise its error.
+
+        `held` is a request this call claimed (its lease is renewed, fenced by its
+        claim id) or, in the spec's order, one it is settling (its settling lease is
+        renewed, so reconciliation does not settle it from under a long run).
+        """
         failure: Exception | None = None
         async with anyio.create_task_group() as group:
-            group.start_soon(self._keep_alive, claimed)
+            group.start_soon(self._keep_alive, held)
             try:
                 result = await tool()
             except Exception as exc:
@@ -80,26 +91,26 @@ class Redemption:
             raise failure
         return result
 
-    async def _keep_alive(self, claimed: PaymentRequest) -> None:
-        """Renew the lease every third of its length until cancelled, or until the claim is lost."""
+    async def _keep_alive(self, held: PaymentRequest) -> None:
+        """Renew the lease every third of its length until cancelled, or until it is lost."""
         interval = self.lease_seconds / 3
-        ledger = self.collector.ledger
-        claim_id = claimed.claim_id
-        if claim_id is None:  # not a claim this run holds: nothing to renew
-            return
+        # A settlement began without a lease (reconciliation then counts from its start):
+        # take one at once. A claim was taken with one.
+        delay = interval if held.claim_id is not None else 0.0
         while True:
-            await anyio.sleep(interval)
+            await anyio.sleep(delay)
+            delay = interval
             now = self.collector.clock()
             try:
-                held = await ledger.renew_lease(
-                    claimed.id, claim_id, lease_until=now + self.lease_seconds, now=now
+                renewed = await self.collector.ledger.renew_lease(
+                    held.id, held.claim_id, lease_until=now + self.lease_seconds, now=now
                 )
             except LedgerError:
                 # A ledger hiccup: the lease still runs; the next beat tries again.
-                logger.warning("could not renew the lease of %s; retrying", claimed.id, exc_info=True)
+                logger.warning("could not renew the lease of %s; retrying", held.id, exc_info=True)
                 continue
-            if not held:
-                logger.warning("the claim on %s was lost while its tool ran", claimed.id)
+            if not renewed:
+                logger.warning("%s was no longer held (%s) while its tool ran", held.id, held.state.value)
                 return
 
     async def release(self, claimed: PaymentRequest) -> None:

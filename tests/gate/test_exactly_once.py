@@ -201,3 +201,32 @@ async def test_a_run_longer_than_its_lease_is_not_run_again_by_a_retry(
     assert results["retry"].is_error and "in use by another call" in text_of(results["retry"])
     consumed = await shop.ledger.get(request_id)
     assert consumed is not None and consumed.state is State.CONSUMED
+
+
+async def test_reconciliation_leaves_a_long_spec_order_run_alone(
+    shop: Shop, client: Client, tools: Tools
+) -> None:
+    shop.payments.redemption.lease_seconds = 0.6
+    shop.payments.reconciler.grace_seconds = 0.3
+    tools.seconds = 1.5
+    payment = shop.pay(await client.call_tool("spec_order", {"topic": "t"}))
+    payer_before, payee_before = shop.balances()
+    results: list[CallToolResult] = []
+
+    async def call() -> None:
+        results.append(
+            await client.call_tool("spec_order", {"topic": "t"}, meta={META_PAYMENT: payment.dump()})
+        )
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            await anyio.sleep(1.0)  # past the grace, mid-run
+            reconciled = await shop.payments.reconciler.run()
+
+    # The run's settler was alive: nothing was settled from under it, and its own settlement stood.
+    assert reconciled.settled == [] and reconciled.released == []
+    [result] = results
+    assert not result.is_error, text_of(result)
+    assert tools.runs == {"spec_order": 1}
+    assert shop.balances() == (payer_before - PRICE, payee_before + PRICE)

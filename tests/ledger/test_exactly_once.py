@@ -283,3 +283,17 @@ async def test_an_id_of_the_longest_possible_length_is_stored_and_found(ledger: 
     assert await ledger.get(request.id) == request
     with pytest.raises(LedgerError, match="cannot be stored"):
         await ledger.issue(replace(request, id=request.id + "b"))
+
+
+async def test_a_settlers_lease_is_renewed_only_while_the_request_is_settling(ledger: Ledger) -> None:
+    request = await issued_in(ledger, State.SETTLING)
+    assert request.lease_until is None
+    assert await ledger.renew_lease(request.id, None, lease_until=NOW + LEASE, now=NOW)
+    renewed = await ledger.get(request.id)
+    assert renewed is not None and (renewed.state, renewed.lease_until) == (State.SETTLING, NOW + LEASE)
+    paid = await ledger.transition(request.id, Event.SETTLED, now=NOW, settlement=settlement_for(request.id))
+    assert not await ledger.renew_lease(request.id, None, lease_until=NOW + 2 * LEASE, now=NOW)
+    assert await ledger.get(request.id) == paid
+    # A claimed run is renewed by its claim id only, never as a settlement.
+    await ledger.transition(request.id, Event.CLAIM, now=NOW, lease_until=NOW + LEASE, claim_id="run-a")
+    assert not await ledger.renew_lease(request.id, None, lease_until=NOW + 2 * LEASE, now=NOW)

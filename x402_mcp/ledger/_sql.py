@@ -52,6 +52,7 @@ class Queries:
     claim_payment: str
     claim_owner: str
     renew_lease: str
+    renew_settling: str
     purge_unattached_audit: str
     clear_results: str
 
@@ -96,6 +97,11 @@ class Queries:
             renew_lease=(
                 f"UPDATE {tables.requests} SET lease_until = {param}"
                 f" WHERE id = {param} AND state = '{State.REDEEMING.value}' AND claim_id = {param}"
+            ),
+            # Parameters: lease_until, id. A settler's lease, renewed while a spec-order tool runs.
+            renew_settling=(
+                f"UPDATE {tables.requests} SET lease_until = {param}"
+                f" WHERE id = {param} AND state = '{State.SETTLING.value}'"
             ),
             purge_unattached_audit=f"DELETE FROM {tables.audit} WHERE request_id IS NULL AND at < {param}",
             clear_results=(
@@ -145,6 +151,15 @@ def requests_sql(
         params += [state.value for state in chosen]
     params.append(max(limit, 0))
     return f"{sql} ORDER BY created_at DESC, id DESC LIMIT {param}", params
+
+
+def renew_sql(
+    queries: Queries, request_id: str, claim_id: str | None, lease_until: float
+) -> tuple[str, list[object]]:
+    """The lease renewal for a claim (fenced by `claim_id`) or, with None, for a settlement."""
+    if claim_id is None:
+        return queries.renew_settling, [lease_until, request_id]
+    return queries.renew_lease, [lease_until, request_id, claim_id]
 
 
 def count_open_sql(tables: Tables, param: str, caller: str | None) -> tuple[str, list[object]]:

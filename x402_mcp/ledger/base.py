@@ -108,9 +108,13 @@ class Ledger(Protocol):
         while their request is kept."""
         ...
 
-    async def renew_lease(self, request_id: str, claim_id: str, *, lease_until: float, now: float) -> bool:
-        """Extend a running claim's lease to `lease_until`; False when the claim `claim_id`
-        no longer holds the request (it was consumed, released or taken over)."""
+    async def renew_lease(
+        self, request_id: str, claim_id: str | None, *, lease_until: float, now: float
+    ) -> bool:
+        """Extend a lease to `lease_until`: a running claim's (fenced by `claim_id`), or with
+        `claim_id` None a settlement's in progress (the request is `settling`; the lease tells
+        reconciliation its settler is alive). False when the request is no longer held so
+        (consumed, released, taken over, settled)."""
         ...
 
     async def get(self, request_id: str) -> PaymentRequest | None: ...

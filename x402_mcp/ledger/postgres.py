@@ -49,6 +49,7 @@ from ._sql import (
     Queries,
     Tables,
     count_open_sql,
+    renew_sql,
     requests_sql,
     update_sql,
 )
@@ -292,13 +293,17 @@ class PostgresLedger:
             raise LedgerError(f"{self._where}: the claim of a payment for {request_id} vanished")
         return str(row[0])
 
-    async def renew_lease(self, request_id: str, claim_id: str, *, lease_until: float, now: float) -> bool:
-        """Extend the lease of the claim `claim_id`; False when it no longer holds the request."""
+    async def renew_lease(
+        self, request_id: str, claim_id: str | None, *, lease_until: float, now: float
+    ) -> bool:
+        """Extend the lease of the claim `claim_id` (None: of a settlement in progress);
+        False when the request is no longer held so."""
         check_lease(lease_until, now)
         if not possible_id(request_id):
             return False
+        sql, params = renew_sql(self._queries, request_id, claim_id, lease_until)
         async with self._connection() as conn:
-            cursor = await conn.execute(self._queries.renew_lease, [lease_until, request_id, claim_id])
+            cursor = await conn.execute(sql, params)
             return cursor.rowcount == 1
 
     async def get(self, request_id: str) -> PaymentRequest | None:

@@ -56,6 +56,7 @@ from ._sql import (
     Tables,
     count_open_sql,
     purge_expired_sql,
+    renew_sql,
     requests_sql,
     update_sql,
 )
@@ -269,15 +270,19 @@ class SQLiteLedger:
 
         return await self._write(claim)
 
-    async def renew_lease(self, request_id: str, claim_id: str, *, lease_until: float, now: float) -> bool:
-        """Extend the lease of the claim `claim_id`; False when it no longer holds the request."""
+    async def renew_lease(
+        self, request_id: str, claim_id: str | None, *, lease_until: float, now: float
+    ) -> bool:
+        """Extend the lease of the claim `claim_id` (None: of a settlement in progress);
+        False when the request is no longer held so."""
         check_lease(lease_until, now)
         if not possible_id(request_id):
             return False
+        sql, params = renew_sql(_Q, request_id, claim_id, lease_until)
 
         def renew(conn: sqlite3.Connection) -> bool:
             with immediate(conn):
-                return conn.execute(_Q.renew_lease, (lease_until, request_id, claim_id)).rowcount == 1
+                return conn.execute(sql, params).rowcount == 1
 
         return await self._write(renew)
 
