@@ -102,9 +102,11 @@ class Redemption:
             delay = interval
             now = self.collector.clock()
             try:
-                renewed = await self.collector.ledger.renew_lease(
-                    held.id, held.claim_id, lease_until=now + self.lease_seconds, now=now
-                )
+                # Shielded: the run ending cancels the heartbeat between beats, never inside a write.
+                with anyio.CancelScope(shield=True):
+                    renewed = await self.collector.ledger.renew_lease(
+                        held.id, held.claim_id, lease_until=now + self.lease_seconds, now=now
+                    )
             except LedgerError:
                 # A ledger hiccup: the lease still runs; the next beat tries again.
                 logger.warning("could not renew the lease of %s; retrying", held.id, exc_info=True)
