@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from .challenge import requirements_for
+from .claims import payment_key
 from .errors import (
     PaymentError,
     PaymentExpired,
@@ -135,7 +136,18 @@ class Collector:
         price: int,
         decimals: int,
     ) -> PaymentRequest:
-        """Check the payment against the request and claim the request for settling."""
+        """Check the payment against the request, claim the payment for it, and claim the
+        request for settling.
+
+        The payment is claimed after the pure checks (by then its signature has
+        been recovered to its payer, so nobody can take someone else's nonce with a
+        forged one) and before anything settles or runs, in either settlement order.
+
+        Raises:
+            Refused: the payment does not fit, or was already presented for another
+                request (`PaymentReplayed`; which one is not said: a paid id is a
+                bearer capability).
+        """
         now = self.clock()
         try:
             check_payable(request, price, now, decimals)
@@ -145,6 +157,15 @@ class Collector:
                 match_payment(payload, requirements, self.network, now=now)
         except PaymentError as error:
             raise Refused(error, request) from None
+        owner = await self.ledger.claim_payment(payment_key(payload, requirements), request.id, now=now)
+        if owner != request.id:
+            raise Refused(
+                PaymentReplayed(
+                    "this payment was already presented for another payment request and pays for"
+                    " that one only; sign a new payment for this one"
+                ),
+                request,
+            )
         return await self.transition(request, Event.BEGIN_SETTLEMENT, payload=payload.to_json())
 
     async def verify(

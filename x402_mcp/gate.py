@@ -62,7 +62,7 @@ from .serving import DEFAULT_PAGE_PORT, PageLink
 from .settlement.base import Settlement
 from .settlement.facilitator import default_settlement
 from .solana import Solana
-from .sweeper import Sweeper
+from .sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
 from .wire import PaymentRequirements, ReceivedPayment, parse_payment_payload
 
 logger = logging.getLogger("x402_mcp")
@@ -99,8 +99,13 @@ class Payments(Extension):
             request before another call may take it over (a crashed run).
         max_open_requests_per_caller: unpaid, unexpired requests one caller
             may hold; past it a call is refused (`TooManyOpenRequests`). None: no cap.
+        max_open_anonymous_requests: unpaid, unexpired requests all callers
+            without an identity (stateless HTTP) may hold together. None: no cap.
         expired_retention_seconds: how long expired, never-paid requests stay
-            in the ledger before the periodic sweep deletes them.
+            in the ledger before the periodic sweep deletes them (audit lines of
+            no request go after the same time).
+        result_retention_seconds: how long a consumed request keeps its stored
+            tool result (the request, settlement and audit trail stay).
         settlement_grace_seconds: how long a settlement may run before
             reconciliation presumes its process died and finishes it from the chain.
         upkeep_interval_seconds: how often (at most) a call also runs the sweep
@@ -128,7 +133,9 @@ class Payments(Extension):
         max_timeout_seconds: int = 600,
         redemption_lease_seconds: int = 300,
         max_open_requests_per_caller: int | None = 20,
+        max_open_anonymous_requests: int | None = 1000,
         expired_retention_seconds: float = 86_400,
+        result_retention_seconds: float = DEFAULT_RESULT_RETENTION_SECONDS,
         settlement_grace_seconds: float = 300,
         upkeep_interval_seconds: float = 60,
         page_port: int = DEFAULT_PAGE_PORT,
@@ -173,7 +180,9 @@ class Payments(Extension):
         self.sweeper = Sweeper(
             self.ledger,
             max_open_per_caller=max_open_requests_per_caller,
+            max_open_anonymous=max_open_anonymous_requests,
             retention_seconds=expired_retention_seconds,
+            result_retention_seconds=result_retention_seconds,
         )
         self.reconciler = Reconciler(
             self.ledger,
@@ -380,7 +389,6 @@ class Payments(Extension):
 
     async def _issue(self, call: _Call, price: int) -> PaymentRequest:
         now = self.clock()
-        await self.sweeper.admit(call.caller, now=now)
         request = PaymentRequest(
             id=new_request_id(),
             tool=call.tool,
@@ -394,7 +402,8 @@ class Payments(Extension):
             max_timeout_seconds=self.max_timeout_seconds,
             description=call.spec.description or call.tool,
         )
-        await self.ledger.issue(request)
+        # Counted against the caller's cap and stored in one ledger transaction.
+        await self.sweeper.issue(request)
         call.request_id = request.id
         return request
 
@@ -467,7 +476,8 @@ class Payments(Extension):
         """The x402 spec's order: verify, run, settle on success, withhold output otherwise."""
         await self.collector.verify(request, payload, requirements)
         try:
-            result = await call.call_next(call.ctx)
+            # Its settling lease is renewed while it runs, so reconciliation leaves it alone.
+            result = await self.redemption.holding(request, lambda: call.call_next(call.ctx))
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._transition(request, Event.SETTLEMENT_FAILED)

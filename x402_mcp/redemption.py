@@ -5,23 +5,37 @@ A claim moves the request `paid → redeeming` with a lease and a fencing token
 tool's result, or, when the tool failed or was cancelled, releases it back to
 `paid` so the same payment can be redeemed again. A run whose lease lapsed and
 was taken over can no longer consume: the fencing token no longer matches.
+
+While the tool runs, a heartbeat renews the lease about every third of its
+length, so a run longer than the lease is not taken for a dead one and run a
+second time by a retry. Only a run whose process died (or hangs so badly that
+its heartbeat cannot reach the ledger) lets its lease lapse. A tool run in the
+spec's order (verify, run, settle) holds its request in `settling` instead; the
+same heartbeat renews that lease, so reconciliation does not settle the payment
+from under the run (which would then be paid for, and run, twice).
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from mcp.types import CallToolResult
 
 from .challenge import receipt_meta
 from .collect import Collector
+from .errors import LedgerError
 from .ledger.base import PaymentRequest
 from .lifecycle import Event
 
 __all__ = ["Redemption"]
+
+logger = logging.getLogger("x402_mcp")
+
+T = TypeVar("T")
 
 
 class Redemption:
@@ -44,7 +58,7 @@ class Redemption:
         """Claim `request`, run `tool`, and consume the request only if the tool succeeded."""
         claimed = await self.claim(request)
         try:
-            result = await tool()
+            result = await self.holding(claimed, tool)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.release(claimed)
@@ -54,6 +68,52 @@ class Redemption:
             await self.release(claimed)
             return result  # type: ignore[no-any-return]
         return await self.finish(claimed, result)
+
+    async def holding(self, held: PaymentRequest, tool: Callable[[], Awaitable[T]]) -> T:
+        """Run `tool` while a heartbeat keeps `held` from being taken for abandoned; return its
+        result or raise its error.
+
+        `held` is a request this call claimed (its lease is renewed, fenced by its
+        claim id) or, in the spec's order, one it is settling (its settling lease is
+        renewed, so reconciliation does not settle it from under a long run).
+        """
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._keep_alive, held)
+            try:
+                result = await tool()
+            except Exception as exc:
+                # Raised after the group closes, as itself (not wrapped in an ExceptionGroup).
+                failure = exc
+            finally:
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return result
+
+    async def _keep_alive(self, held: PaymentRequest) -> None:
+        """Renew the lease every third of its length until cancelled, or until it is lost."""
+        interval = self.lease_seconds / 3
+        # A settlement began without a lease (reconciliation then counts from its start):
+        # take one at once. A claim was taken with one.
+        delay = interval if held.claim_id is not None else 0.0
+        while True:
+            await anyio.sleep(delay)
+            delay = interval
+            now = self.collector.clock()
+            try:
+                # Shielded: the run ending cancels the heartbeat between beats, never inside a write.
+                with anyio.CancelScope(shield=True):
+                    renewed = await self.collector.ledger.renew_lease(
+                        held.id, held.claim_id, lease_until=now + self.lease_seconds, now=now
+                    )
+            except LedgerError:
+                # A ledger hiccup: the lease still runs; the next beat tries again.
+                logger.warning("could not renew the lease of %s; retrying", held.id, exc_info=True)
+                continue
+            if not renewed:
+                logger.warning("%s was no longer held (%s) while its tool ran", held.id, held.state.value)
+                return
 
     async def release(self, claimed: PaymentRequest) -> None:
         await self.collector.transition(claimed, Event.RELEASE, claim_id=claimed.claim_id)

@@ -1,17 +1,21 @@
-"""Bounded state: unpaid requests expire and go, and no caller can hold too many open.
+"""Bounded state: unpaid requests expire and go, no caller holds too many open, and
+nothing an outsider can make us store is kept for good.
 
 Every call of a paid tool without a payment mints a payment request, so a
-flood of unpaid calls would grow the ledger without bound. Two limits stop it:
+flood of unpaid calls would grow the ledger without bound. These limits stop it:
 
-- a cap on the requests one caller holds *open* (issued, unpaid, unexpired):
-  past it, the call is refused with `TooManyOpenRequests` and nothing is
-  written (not even an audit line, which a flood would grow just the same);
+- a cap on the requests one caller holds *open* (issued, unpaid, unexpired),
+  and one shared cap on the open requests of all callers without an identity
+  (stateless HTTP, no auth) together. Past it, the call is refused with
+  `TooManyOpenRequests` and nothing is written (not even an audit line, which
+  a flood would grow just the same). The ledger counts and inserts in one
+  transaction, so concurrent calls cannot overshoot the cap;
 - a sweep that expires overdue requests and, once they have been expired for
-  `retention_seconds`, deletes them with their audit lines. Paid requests,
+  `retention_seconds`, deletes them with their audit lines and payment claims;
+  deletes audit lines that belong to no request (refusals of payments that
+  named none) after the same window; and forgets stored tool results
+  `result_retention_seconds` after their request was consumed. Paid requests,
   settlements and their audit trail are never deleted.
-
-Callers without an identity (stateless HTTP, no auth) cannot be capped one by
-one; the sweep still bounds what their unpaid requests leave behind.
 """
 
 from __future__ import annotations
@@ -19,71 +23,96 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .errors import ConfigurationError, TooManyOpenRequests
-from .ledger.base import Ledger
+from .errors import ConfigurationError
+from .ledger.base import Ledger, PaymentRequest
 
 logger = logging.getLogger("x402_mcp")
 
 __all__ = ["Sweep", "Sweeper"]
 
+DEFAULT_RESULT_RETENTION_SECONDS = 7 * 86_400
+
 
 @dataclass(frozen=True, slots=True)
 class Sweep:
-    """What one sweep did: requests expired, and expired requests deleted."""
+    """What one sweep did: requests expired and deleted, unattached audit lines
+    deleted, stored results cleared."""
 
     expired: int
     purged: int
+    audit_purged: int = 0
+    results_cleared: int = 0
 
 
 class Sweeper:
-    """Enforces `max_open_per_caller` and cleans expired requests out of `ledger`.
+    """Enforces the caps on open requests and cleans old records out of `ledger`.
 
     Args:
         max_open_per_caller: open requests one caller may hold (None: no cap).
-        retention_seconds: how long an expired request stays visible (for
-            `x402-mcp ledger` and support questions) before it is deleted.
+        max_open_anonymous: open requests all callers without an identity may
+            hold together (None: no cap).
+        retention_seconds: how long an expired request, or an audit line of
+            no request, stays visible (for `x402-mcp ledger` and support
+            questions) before it is deleted.
+        result_retention_seconds: how long the result of a consumed request
+            stays stored.
 
     Raises:
         ConfigurationError: for a cap below 1 or a negative retention.
     """
 
     def __init__(
-        self, ledger: Ledger, *, max_open_per_caller: int | None = 20, retention_seconds: float = 86_400
+        self,
+        ledger: Ledger,
+        *,
+        max_open_per_caller: int | None = 20,
+        max_open_anonymous: int | None = 1000,
+        retention_seconds: float = 86_400,
+        result_retention_seconds: float = DEFAULT_RESULT_RETENTION_SECONDS,
     ) -> None:
-        if max_open_per_caller is not None and max_open_per_caller < 1:
-            raise ConfigurationError("max_open_requests_per_caller must be at least 1 (or None for no cap)")
+        for name, cap in (
+            ("max_open_requests_per_caller", max_open_per_caller),
+            ("max_open_anonymous_requests", max_open_anonymous),
+        ):
+            if cap is not None and cap < 1:
+                raise ConfigurationError(f"{name} must be at least 1 (or None for no cap)")
         if retention_seconds < 0:
             raise ConfigurationError("expired_retention_seconds must not be negative")
+        if result_retention_seconds < 0:
+            raise ConfigurationError("result_retention_seconds must not be negative")
         self.ledger = ledger
         self.max_open_per_caller = max_open_per_caller
+        self.max_open_anonymous = max_open_anonymous
         self.retention_seconds = retention_seconds
+        self.result_retention_seconds = result_retention_seconds
 
-    async def admit(self, caller: str | None, *, now: float) -> None:
-        """Check that `caller` may be issued one more request.
+    def cap_for(self, caller: str | None) -> int | None:
+        """The cap on open requests that applies to `caller` (None: callers without an identity)."""
+        return self.max_open_anonymous if caller is None else self.max_open_per_caller
 
-        The count and the insert that follows are not one transaction, so
-        callers racing each other may overshoot the cap by their concurrency;
-        the cap bounds a flood, it is not an exact quota.
+    async def issue(self, request: PaymentRequest) -> None:
+        """Store `request` if its caller is under its cap, counted in the same transaction.
 
         Raises:
-            TooManyOpenRequests: the caller holds `max_open_per_caller` open requests.
+            TooManyOpenRequests: the cap is reached; nothing was written.
         """
-        cap = self.max_open_per_caller
-        if cap is None or caller is None:
-            return
-        held = await self.ledger.count_open(caller=caller, now=now)
-        if held >= cap:
-            raise TooManyOpenRequests(
-                f"you already hold {held} unpaid payment requests (the limit is {cap}); "
-                "pay one of them (pass its payment_request_id) or wait for them to expire"
-            )
+        await self.ledger.issue(request, max_open=self.cap_for(request.caller))
 
     async def sweep(self, *, now: float) -> Sweep:
-        """Expire overdue requests, then delete those expired before the retention window."""
+        """Expire overdue requests; delete those expired, and audit lines of no request,
+        before the retention window; clear results older than their retention."""
         expired = await self.ledger.expire_overdue(now=now)
-        purged = await self.ledger.purge_expired(before=now - self.retention_seconds)
-        if expired or purged:
+        before = now - self.retention_seconds
+        purged = await self.ledger.purge_expired(before=before)
+        audit_purged = await self.ledger.purge_unattached_audit(before=before)
+        cleared = await self.ledger.clear_results(before=now - self.result_retention_seconds)
+        if expired or purged or audit_purged or cleared:
             logger.info(
-                "ledger sweep: %d requests expired, %d expired requests deleted", len(expired), purged
+                "ledger sweep: %d requests expired, %d expired requests deleted,"
+                " %d unattached audit lines deleted, %d stored results cleared",
+                len(expired),
+                purged,
+                audit_purged,
+                cleared,
             )
-        return Sweep(len(expired), purged)
+        return Sweep(len(expired), purged, audit_purged, cleared)

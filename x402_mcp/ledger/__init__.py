@@ -7,8 +7,16 @@ without the `postgres` extra.
 """
 
 from ._open import open_ledger
-from .base import Ledger, PaymentRequest, SettlementRecord
+from .base import Ledger, PaymentKey, PaymentRequest, SettlementRecord
 from .postgres import PostgresLedger
 from .sqlite import SQLiteLedger
 
-__all__ = ["Ledger", "PaymentRequest", "PostgresLedger", "SQLiteLedger", "SettlementRecord", "open_ledger"]
+__all__ = [
+    "Ledger",
+    "PaymentKey",
+    "PaymentRequest",
+    "PostgresLedger",
+    "SQLiteLedger",
+    "SettlementRecord",
+    "open_ledger",
+]

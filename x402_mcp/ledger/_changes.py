@@ -8,12 +8,16 @@ This module does no I/O.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from ..errors import LedgerError
+from ..errors import LedgerError, StateConflict, TooManyOpenRequests
 from ..lifecycle import TRANSITIONS, Event, State
+from ..text import shown
 from .base import PaymentRequest, SettlementRecord
 
 #: Columns of `payment_requests`, in the order of the dataclass fields.
@@ -21,6 +25,83 @@ COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(PaymentRequest))
 
 #: Amounts are uint256 on chain; this bound (exclusive) also fits NUMERIC(78,0).
 AMOUNT_LIMIT = 2**256
+
+
+#: No id we mint or store is longer; a longer one names no request, so it is never queried.
+MAX_ID_LENGTH = 100
+
+#: Audit details are cut to this many characters: an attacker-sized text is never kept whole.
+MAX_DETAIL_LENGTH = 500
+
+#: A tool result larger than this (UTF-8 bytes) is stored as a note of its size and digest.
+MAX_RESULT_BYTES = 64 * 1024
+
+
+# Control characters and lone surrogates: never part of an id we could have stored.
+_UNSTORABLE = frozenset({"Cc", "Cs"})
+
+
+def possible_id(value: object) -> bool:
+    """Whether `value` could name a stored request: a non-empty string of at most
+    `MAX_ID_LENGTH` characters without control characters (NUL among them, which
+    PostgreSQL cannot hold in TEXT) or lone surrogates (which no UTF-8 database
+    can). Anything else is missing without a query."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and not any(unicodedata.category(char) in _UNSTORABLE for char in value)
+    )
+
+
+def missing(request_id: object, event: Event) -> StateConflict:
+    """The conflict for an id that cannot exist, its echo bounded."""
+    return StateConflict(shown(request_id), event.value, None)
+
+
+def bounded_detail(detail: str) -> str:
+    """An audit detail as it is stored: at most `MAX_DETAIL_LENGTH` characters of it (then a
+    note of how many more there were), control and direction-changing characters escaped."""
+    return shown(detail, MAX_DETAIL_LENGTH)
+
+
+def audit_line(request_id: str | None, event: str, detail: str) -> tuple[str | None, str, str]:
+    """`(request_id, event, detail)` as an explicit audit line stores them.
+
+    An id that cannot name a request is not stored as a request id (it could be
+    attacker-sized); it goes, bounded, into the detail instead.
+    """
+    if request_id is not None and not possible_id(request_id):
+        detail = f"for id {shown(request_id)}: {detail}"
+        request_id = None
+    return request_id, shown(event), bounded_detail(detail)
+
+
+def stored_result(result: str) -> str:
+    """The tool result as it is stored: itself when at most `MAX_RESULT_BYTES`, otherwise a
+    note of its size and SHA-256 (the caller got the whole result; the ledger keeps proof)."""
+    encoded = result.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_RESULT_BYTES:
+        return result
+    return json.dumps(
+        {
+            "x402Omitted": "result larger than the ledger stores",
+            "bytes": len(encoded),
+            "sha256": hashlib.sha256(encoded).hexdigest(),
+        }
+    )
+
+
+def cap_reached(caller: str | None, held: int, cap: int) -> TooManyOpenRequests:
+    """The refusal for one more request past the cap on open requests."""
+    if caller is None:
+        return TooManyOpenRequests(
+            f"{held} unpaid payment requests are open for callers without an identity (the limit"
+            f" is {cap}); pay one of them (pass its payment_request_id) or try again later"
+        )
+    return TooManyOpenRequests(
+        f"you already hold {held} unpaid payment requests (the limit is {cap}); "
+        "pay one of them (pass its payment_request_id) or wait for them to expire"
+    )
 
 
 def check_amount(value: object, what: str) -> int:
@@ -119,13 +200,12 @@ def plan_transition(
             f" {settlement.amount} units of {settlement.asset} from {settlement.payer}"
         )
     elif event is Event.CLAIM:
-        # A lease that has already lapsed would make the claim void the moment it is taken.
-        if lease_until is None or lease_until <= now:
-            raise LedgerError(f"claim needs a lease_until later than now ({now}), not {lease_until!r}")
+        lease_until = check_lease(lease_until, now)
         sets = (("lease_until", lease_until), ("claim_id", claim_id))
         detail += f" until {lease_until}"
     elif event is Event.CONSUME:
-        sets = (("consumed_at", now), ("result", result), ("lease_until", None), ("claim_id", None))
+        stored = None if result is None else stored_result(result)
+        sets = (("consumed_at", now), ("result", stored), ("lease_until", None), ("claim_id", None))
     elif event is Event.RELEASE:
         sets = (("lease_until", None), ("claim_id", None))
     return Change(
@@ -140,6 +220,17 @@ def plan_transition(
         detail=detail,
         fence=claim_id if event in (Event.CONSUME, Event.RELEASE) else None,
     )
+
+
+def check_lease(lease_until: float | None, now: float) -> float:
+    """`lease_until`, checked to lie after `now`.
+
+    Raises:
+        LedgerError: a lease that has already lapsed would void the claim the moment it is held.
+    """
+    if lease_until is None or lease_until <= now:
+        raise LedgerError(f"a lease needs a lease_until later than now ({now}), not {lease_until!r}")
+    return lease_until
 
 
 def expires_instead(change: Change, state: str, expires_at: float) -> bool:
@@ -161,9 +252,11 @@ def request_values(request: PaymentRequest, *, amount: Callable[[int], object]) 
     """The request's column values in `COLUMNS` order, its price passed through `amount`.
 
     Raises:
-        LedgerError: the request is not freshly `issued`, or its price is not a
-            valid amount.
+        LedgerError: the id is one no lookup would find (see `possible_id`), the
+            request is not freshly `issued`, or its price is not a valid amount.
     """
+    if not possible_id(request.id):
+        raise LedgerError(f"payment request id {shown(request.id)} cannot be stored: it could never be found")
     if request.state is not State.ISSUED:
         raise LedgerError(f"issue stores new requests only; {request.id} is {request.state.value}")
     return [

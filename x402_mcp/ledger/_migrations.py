@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..errors import LedgerError
+from ._sql import Tables
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,25 @@ def bounded_state_statements(requests: str) -> tuple[str, ...]:
         f"ALTER TABLE {requests} ADD COLUMN claim_id TEXT",
         f"CREATE INDEX payment_requests_open ON {requests} (caller, expires_at) WHERE state = 'issued'",
         f"CREATE INDEX payment_requests_settling ON {requests} (lease_until) WHERE state = 'settling'",
+    )
+
+
+def claimed_payments_statements(t: Tables, *, time_type: str) -> tuple[str, ...]:
+    """Version 3: the payments claimed by requests (one authorization or transaction pays
+    for one request only), and indexes for purging unattached audit lines and old results.
+    `time_type` is the dialect's floating-point column type."""
+    return (
+        f"""CREATE TABLE {t.claims} (
+            network TEXT NOT NULL,
+            payer TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            claimed_at {time_type} NOT NULL,
+            PRIMARY KEY (network, payer, nonce)
+        )""",
+        f"CREATE INDEX claimed_payments_request ON {t.claims} (request_id)",
+        f"CREATE INDEX audit_unattached ON {t.audit} (at) WHERE request_id IS NULL",
+        f"CREATE INDEX payment_requests_results ON {t.requests} (consumed_at) WHERE result IS NOT NULL",
     )
 
 

@@ -18,12 +18,13 @@ SETTLEMENT_COLUMNS = "tx_hash, payer, amount, asset, network, settled_at"
 
 @dataclass(frozen=True, slots=True)
 class Tables:
-    """The four table names, qualified by a schema prefix when there is one."""
+    """The table names, qualified by a schema prefix when there is one."""
 
     requests: str
     settlements: str
     audit: str
     migrations: str
+    claims: str
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> Tables:
@@ -32,6 +33,7 @@ class Tables:
             f"{prefix}settlements",
             f"{prefix}audit",
             f"{prefix}schema_migrations",
+            f"{prefix}claimed_payments",
         )
 
 
@@ -47,6 +49,12 @@ class Queries:
     audit_trail_of: str
     insert_request: str
     insert_audit: str
+    claim_payment: str
+    claim_owner: str
+    renew_lease: str
+    renew_settling: str
+    purge_unattached_audit: str
+    clear_results: str
 
     @classmethod
     def render(cls, tables: Tables, param: str) -> Queries:
@@ -73,6 +81,32 @@ class Queries:
             insert_audit=(
                 f"INSERT INTO {tables.audit} (request_id, at, event, detail)"
                 f" VALUES ({param}, {param}, {param}, {param})"
+            ),
+            # Parameters: network, payer, nonce, request_id, claimed_at. The primary key makes
+            # the first claim win; a later one changes nothing and reads the owner back.
+            claim_payment=(
+                f"INSERT INTO {tables.claims} (network, payer, nonce, request_id, claimed_at)"
+                f" VALUES ({param}, {param}, {param}, {param}, {param})"
+                " ON CONFLICT (network, payer, nonce) DO NOTHING"
+            ),
+            claim_owner=(
+                f"SELECT request_id FROM {tables.claims}"
+                f" WHERE network = {param} AND payer = {param} AND nonce = {param}"
+            ),
+            # Parameters: lease_until, id, claim_id. Fenced: only the claim that holds the run renews it.
+            renew_lease=(
+                f"UPDATE {tables.requests} SET lease_until = {param}"
+                f" WHERE id = {param} AND state = '{State.REDEEMING.value}' AND claim_id = {param}"
+            ),
+            # Parameters: lease_until, id. A settler's lease, renewed while a spec-order tool runs.
+            renew_settling=(
+                f"UPDATE {tables.requests} SET lease_until = {param}"
+                f" WHERE id = {param} AND state = '{State.SETTLING.value}'"
+            ),
+            purge_unattached_audit=f"DELETE FROM {tables.audit} WHERE request_id IS NULL AND at < {param}",
+            clear_results=(
+                f"UPDATE {tables.requests} SET result = NULL"
+                f" WHERE result IS NOT NULL AND state = '{State.CONSUMED.value}' AND consumed_at < {param}"
             ),
         )
 
@@ -119,9 +153,33 @@ def requests_sql(
     return f"{sql} ORDER BY created_at DESC, id DESC LIMIT {param}", params
 
 
-def count_open_sql(tables: Tables, param: str) -> str:
-    """Unpaid, unexpired requests of one caller (parameters: caller, now)."""
+def renew_sql(
+    queries: Queries, request_id: str, claim_id: str | None, lease_until: float
+) -> tuple[str, list[object]]:
+    """The lease renewal for a claim (fenced by `claim_id`) or, with None, for a settlement."""
+    if claim_id is None:
+        return queries.renew_settling, [lease_until, request_id]
+    return queries.renew_lease, [lease_until, request_id, claim_id]
+
+
+def count_open_sql(tables: Tables, param: str, caller: str | None) -> tuple[str, list[object]]:
+    """Unpaid, unexpired requests of one caller, or of all callers without an identity
+    (caller None), and the parameters but `now`, which comes last."""
+    params: list[object] = [] if caller is None else [caller]
+    who = "caller IS NULL" if caller is None else f"caller = {param}"
     return (
         f"SELECT count(*) FROM {tables.requests}"
-        f" WHERE caller = {param} AND state = '{State.ISSUED.value}' AND expires_at > {param}"
+        f" WHERE {who} AND state = '{State.ISSUED.value}' AND expires_at > {param}",
+        params,
+    )
+
+
+def purge_expired_sql(tables: Tables, param: str) -> tuple[str, str]:
+    """The statements that delete, before expired requests go, their audit lines and
+    payment claims (parameters of each: the expired state, before). SQLite runs them in
+    its write transaction; PostgreSQL folds the same deletes into one statement."""
+    gone = f"SELECT id FROM {tables.requests} WHERE state = {param} AND expires_at < {param}"
+    return (
+        f"DELETE FROM {tables.audit} WHERE request_id IN ({gone})",
+        f"DELETE FROM {tables.claims} WHERE request_id IN ({gone})",
     )

@@ -22,6 +22,20 @@ class SettlementRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentKey:
+    """What makes a payment one payment, whichever request it is presented for.
+
+    EVM: the network, the payer and the EIP-3009 nonce of the signed
+    authorization (both lower-cased). Solana: the network, an empty payer and
+    the SHA-256 of the message the payer signed (`sha256:<hex>`).
+    """
+
+    network: str
+    payer: str
+    nonce: str
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentRequest:
     """A price quoted to one caller for one tool call, and what became of it.
 
@@ -63,6 +77,11 @@ class Ledger(Protocol):
     table as one atomic compare-and-set and raises `StateConflict` when the
     request is not in a source state of the event (so two concurrent callers
     can never both claim one payment).
+
+    An id that cannot exist (not a string, empty, over 100 characters, or
+    holding control characters) is never sent to the database: `get` answers
+    None, `transition` raises `StateConflict` (missing), `settlements` and
+    `audit_trail` answer nothing.
     """
 
     async def open(self) -> None:
@@ -70,8 +89,33 @@ class Ledger(Protocol):
 
     async def close(self) -> None: ...
 
-    async def issue(self, request: PaymentRequest) -> None:
-        """Store a newly minted request (state `issued`)."""
+    async def issue(self, request: PaymentRequest, *, max_open: int | None = None) -> None:
+        """Store a newly minted request (state `issued`).
+
+        With `max_open`, only if its caller (for a caller of None: all callers
+        without an identity, together) holds fewer open requests than that; the
+        count and the insert are one transaction, so racing issues cannot
+        overshoot the cap.
+
+        Raises:
+            TooManyOpenRequests: the cap is reached (nothing is written).
+        """
+
+    async def claim_payment(self, key: PaymentKey, request_id: str, *, now: float) -> str:
+        """Bind the payment `key` to `request_id`, unless it is bound already; return the
+        request it is bound to (`request_id` itself when this claim, or an earlier one
+        for the same request, holds it). One atomic statement; claims are never released
+        while their request is kept."""
+        ...
+
+    async def renew_lease(
+        self, request_id: str, claim_id: str | None, *, lease_until: float, now: float
+    ) -> bool:
+        """Extend a lease to `lease_until`: a running claim's (fenced by `claim_id`), or with
+        `claim_id` None a settlement's in progress (the request is `settling`; the lease tells
+        reconciliation its settler is alive). False when the request is no longer held so
+        (consumed, released, taken over, settled)."""
+        ...
 
     async def get(self, request_id: str) -> PaymentRequest | None: ...
 
@@ -113,8 +157,9 @@ class Ledger(Protocol):
         """Requests in any of `states` (all when None), newest first, at most `limit`."""
         ...
 
-    async def count_open(self, *, caller: str, now: float) -> int:
-        """How many requests issued to `caller` are still unpaid and unexpired at `now`."""
+    async def count_open(self, *, caller: str | None, now: float) -> int:
+        """How many requests issued to `caller` (None: to callers without an identity)
+        are still unpaid and unexpired at `now`."""
         ...
 
     async def expire_overdue(self, *, now: float) -> list[str]:
@@ -123,11 +168,22 @@ class Ledger(Protocol):
 
     async def purge_expired(self, *, before: float) -> int:
         """Delete expired requests whose `expires_at` is before `before`, with their audit
-        lines; return how many went. Paid requests are never deleted."""
+        lines and payment claims; return how many went. Paid requests are never deleted."""
+        ...
+
+    async def purge_unattached_audit(self, *, before: float) -> int:
+        """Delete audit lines that belong to no request (refusals of unparseable payments,
+        unknown ids) written before `before`; return how many went."""
+        ...
+
+    async def clear_results(self, *, before: float) -> int:
+        """Forget the stored tool results of requests consumed before `before` (the request,
+        its settlement and its audit trail stay); return how many were cleared."""
         ...
 
     async def audit(self, request_id: str | None, event: str, detail: str, *, now: float) -> None:
-        """Append a line to the audit trail (refused payments leave only this)."""
+        """Append a line to the audit trail (refused payments leave only this); `detail`
+        is kept bounded (see `_changes.bounded_detail`)."""
 
     async def audit_trail(
         self, request_id: str | None = None

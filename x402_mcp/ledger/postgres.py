@@ -29,18 +29,31 @@ from ..lifecycle import Event, State
 from ._changes import (
     COLUMNS,
     Change,
+    audit_line,
+    cap_reached,
+    check_lease,
     duplicate_settlement,
     expires_instead,
     expiry,
     issue_detail,
+    missing,
     plan_transition,
+    possible_id,
     request_from_row,
     request_values,
     settlement_from_row,
 )
-from ._migrations import Migration, bounded_state_statements, pending
-from ._sql import SETTLEMENT_COLUMNS, Queries, Tables, count_open_sql, requests_sql, update_sql
-from .base import PaymentRequest, SettlementRecord
+from ._migrations import Migration, bounded_state_statements, claimed_payments_statements, pending
+from ._sql import (
+    SETTLEMENT_COLUMNS,
+    Queries,
+    Tables,
+    count_open_sql,
+    renew_sql,
+    requests_sql,
+    update_sql,
+)
+from .base import PaymentKey, PaymentRequest, SettlementRecord
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -50,6 +63,10 @@ INSTALL_HINT = "PostgresLedger needs psycopg 3 and psycopg-pool: pip install 'x4
 
 # "x402mcp" in ASCII: the advisory lock every x402-mcp migrator takes, whatever its schema.
 _MIGRATION_LOCK = 0x78343032_6D6370
+
+# The first key of the two-key advisory locks that serialise issues per caller ("x4"; the
+# one-key and two-key lock spaces never collide). The second is a hash of the caller.
+_ISSUE_LOCK = 0x7834
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -106,6 +123,11 @@ def _migrations(t: Tables) -> tuple[Migration, ...]:
             ),
         ),
         Migration(2, "claim fencing token; open and settling indexes", bounded_state_statements(t.requests)),
+        Migration(
+            3,
+            "claimed payments; unattached audit and stored result indexes",
+            claimed_payments_statements(t, time_type="DOUBLE PRECISION"),
+        ),
     )
 
 
@@ -209,24 +231,85 @@ class PostgresLedger:
 
     # -- the Ledger protocol -------------------------------------------------------------------------
 
-    async def issue(self, request: PaymentRequest) -> None:
-        """Store a newly minted request and note it in the audit trail.
+    async def issue(self, request: PaymentRequest, *, max_open: int | None = None) -> None:
+        """Store a newly minted request and note it in the audit trail; with `max_open`,
+        only while its caller holds fewer open requests.
+
+        The cap is counted in a transaction that first takes an advisory lock on
+        the caller, so issues for one caller, from any replica, count one after
+        another (under READ COMMITTED each statement sees what the previous
+        holder committed).
 
         Raises:
+            TooManyOpenRequests: the caller is at `max_open` (nothing is written).
             LedgerError: the id is taken, the request is not `issued`, or its
                 price is not a whole number of atomic units below 2**256.
         """
         from psycopg.errors import UniqueViolation
 
         values = request_values(request, amount=int)
+        params = [*values, request.created_at, "issue", issue_detail(request)]
         async with self._connection() as conn:
             try:
-                await conn.execute(self._issue, [*values, request.created_at, "issue", issue_detail(request)])
+                if max_open is None:
+                    await conn.execute(self._issue, params)
+                    return
+                async with conn.transaction():
+                    # The empty string stands for "no identity": no caller id is ever empty.
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_ISSUE_LOCK, request.caller or ""]
+                    )
+                    sql, counted = count_open_sql(self._tables, "%s", request.caller)
+                    cursor = await conn.execute(sql, [*counted, request.created_at])
+                    row = await cursor.fetchone()
+                    held = 0 if row is None else int(row[0])
+                    if held >= max_open:
+                        raise cap_reached(request.caller, held, max_open)
+                    await conn.execute(self._issue, params)
             except UniqueViolation as exc:
                 raise LedgerError(f"payment request {request.id} already exists") from exc
 
+    async def claim_payment(self, key: PaymentKey, request_id: str, *, now: float) -> str:
+        """Bind `key` to `request_id` unless it is bound already; return the request it is bound to.
+
+        One statement inserts the claim or, when the key is taken, reads its owner.
+        A claim committed by another transaction while this one waited on it is not
+        in this statement's snapshot; the read that follows, a statement of its
+        own, sees it.
+        """
+        q = self._queries
+        where = [key.network, key.payer, key.nonce]
+        sql = (
+            f"WITH claimed AS ({q.claim_payment} RETURNING request_id)"
+            f" SELECT request_id FROM claimed UNION ALL ({q.claim_owner}) LIMIT 1"
+        )
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, [*where, request_id, now, *where])
+            row = await cursor.fetchone()
+            if row is None:
+                cursor = await conn.execute(q.claim_owner, where)
+                row = await cursor.fetchone()
+        if row is None:
+            raise LedgerError(f"{self._where}: the claim of a payment for {request_id} vanished")
+        return str(row[0])
+
+    async def renew_lease(
+        self, request_id: str, claim_id: str | None, *, lease_until: float, now: float
+    ) -> bool:
+        """Extend the lease of the claim `claim_id` (None: of a settlement in progress);
+        False when the request is no longer held so."""
+        check_lease(lease_until, now)
+        if not possible_id(request_id):
+            return False
+        sql, params = renew_sql(self._queries, request_id, claim_id, lease_until)
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount == 1
+
     async def get(self, request_id: str) -> PaymentRequest | None:
         """The request as it now stands, or None when there is no such id."""
+        if not possible_id(request_id):
+            return None
         row = await self._fetch_one(self._queries.get, [request_id])
         return None if row is None else request_from_row(row)
 
@@ -261,6 +344,8 @@ class PostgresLedger:
             result=result,
             claim_id=claim_id,
         )
+        if not possible_id(request_id):
+            raise missing(request_id, event)
         current: str | None = None
         async with self._connection() as conn:
             row = await self._compare_and_set(conn, request_id, change)
@@ -279,19 +364,24 @@ class PostgresLedger:
         """Recorded settlements, oldest first: all of them, or those of one request."""
         if request_id is None:
             rows = await self._fetch_all(self._queries.settlements, [])
+        elif not possible_id(request_id):
+            return []
         else:
             rows = await self._fetch_all(self._queries.settlements_of, [request_id])
         return [settlement_from_row(row) for row in rows]
 
     async def audit(self, request_id: str | None, event: str, detail: str, *, now: float) -> None:
-        """Append one line to the audit trail."""
+        """Append one line to the audit trail (its detail bounded)."""
+        stored_id, stored_event, stored_detail = audit_line(request_id, event, detail)
         async with self._connection() as conn:
-            await conn.execute(self._queries.insert_audit, [request_id, now, event, detail])
+            await conn.execute(self._queries.insert_audit, [stored_id, now, stored_event, stored_detail])
 
     async def audit_trail(self, request_id: str | None = None) -> list[tuple[float, str | None, str, str]]:
         """Audit lines `(at, request_id, event, detail)` in the order written: all, or one request's."""
         if request_id is None:
             rows = await self._fetch_all(self._queries.audit_trail, [])
+        elif not possible_id(request_id):
+            return []
         else:
             rows = await self._fetch_all(self._queries.audit_trail_of, [request_id])
         return [(at, rid, event, detail) for at, rid, event, detail in rows]
@@ -303,21 +393,33 @@ class PostgresLedger:
         sql, params = requests_sql(self._tables, "%s", states, limit)
         return [request_from_row(row) for row in await self._fetch_all(sql, params)]
 
-    async def count_open(self, *, caller: str, now: float) -> int:
-        """How many requests issued to `caller` are still unpaid and unexpired at `now`."""
-        row = await self._fetch_one(count_open_sql(self._tables, "%s"), [caller, now])
+    async def count_open(self, *, caller: str | None, now: float) -> int:
+        """How many requests issued to `caller` (None: to callers without an identity)
+        are still unpaid and unexpired at `now`."""
+        sql, params = count_open_sql(self._tables, "%s", caller)
+        row = await self._fetch_one(sql, [*params, now])
         return 0 if row is None else int(row[0])
 
     async def purge_expired(self, *, before: float) -> int:
-        """Delete expired requests whose `expires_at` is before `before`, and their audit lines."""
+        """Delete expired requests whose `expires_at` is before `before`, their audit lines
+        and their payment claims, in one statement."""
         t = self._tables
         sql = (
             f"WITH gone AS (DELETE FROM {t.requests} WHERE state = %s AND expires_at < %s RETURNING id),"
-            f" unlogged AS (DELETE FROM {t.audit} WHERE request_id IN (SELECT id FROM gone))"
+            f" unlogged AS (DELETE FROM {t.audit} WHERE request_id IN (SELECT id FROM gone)),"
+            f" unclaimed AS (DELETE FROM {t.claims} WHERE request_id IN (SELECT id FROM gone))"
             " SELECT count(*) FROM gone"
         )
         row = await self._fetch_one(sql, [State.EXPIRED.value, before])
         return 0 if row is None else int(row[0])
+
+    async def purge_unattached_audit(self, *, before: float) -> int:
+        """Delete audit lines of no request written before `before`."""
+        return await self._run_counted(self._queries.purge_unattached_audit, before)
+
+    async def clear_results(self, *, before: float) -> int:
+        """Forget the stored results of requests consumed before `before`."""
+        return await self._run_counted(self._queries.clear_results, before)
 
     async def expire_overdue(self, *, now: float) -> list[str]:
         """Expire every issued request whose `expires_at` is at or before `now`; return their ids."""
@@ -414,6 +516,11 @@ class PostgresLedger:
             return None, str(state)
 
     # -- plumbing ------------------------------------------------------------------------------------
+
+    async def _run_counted(self, sql: str, before: float) -> int:
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, [before])
+            return cursor.rowcount
 
     async def _fetch_one(self, sql: str, params: list[object]) -> tuple[Any, ...] | None:
         async with self._connection() as conn:

@@ -35,18 +35,32 @@ from ..errors import LedgerError, StateConflict
 from ..lifecycle import Event, State
 from ._changes import (
     Change,
+    audit_line,
+    cap_reached,
+    check_lease,
     duplicate_settlement,
     expires_instead,
     expiry,
     issue_detail,
+    missing,
     plan_transition,
+    possible_id,
     request_from_row,
     request_values,
     settlement_from_row,
 )
-from ._migrations import Migration, bounded_state_statements, pending
-from ._sql import SETTLEMENT_COLUMNS, Queries, Tables, count_open_sql, requests_sql, update_sql
-from .base import PaymentRequest, SettlementRecord
+from ._migrations import Migration, bounded_state_statements, claimed_payments_statements, pending
+from ._sql import (
+    SETTLEMENT_COLUMNS,
+    Queries,
+    Tables,
+    count_open_sql,
+    purge_expired_sql,
+    renew_sql,
+    requests_sql,
+    update_sql,
+)
+from .base import PaymentKey, PaymentRequest, SettlementRecord
 
 T = TypeVar("T")
 
@@ -119,6 +133,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2, "claim fencing token; open and settling indexes", bounded_state_statements("payment_requests")
     ),
+    Migration(
+        3,
+        "claimed payments; unattached audit and stored result indexes",
+        claimed_payments_statements(_TABLES, time_type="REAL"),
+    ),
 )
 
 
@@ -133,6 +152,12 @@ def immediate(conn: sqlite3.Connection) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _count_open(conn: sqlite3.Connection, caller: str | None, now: float) -> int:
+    sql, params = count_open_sql(_TABLES, "?", caller)
+    (count,) = conn.execute(sql, (*params, now)).fetchone()
+    return int(count)
 
 
 @dataclass(slots=True)
@@ -222,18 +247,49 @@ class SQLiteLedger:
 
     # -- the Ledger protocol -------------------------------------------------------------------------
 
-    async def issue(self, request: PaymentRequest) -> None:
-        """Store a newly minted request and note it in the audit trail.
+    async def issue(self, request: PaymentRequest, *, max_open: int | None = None) -> None:
+        """Store a newly minted request and note it in the audit trail; with `max_open`,
+        only while its caller holds fewer open requests (counted in the same transaction).
 
         Raises:
+            TooManyOpenRequests: the caller is at `max_open` (nothing is written).
             LedgerError: the id is taken, the request is not `issued`, or its
                 price is not a whole number of atomic units below 2**256.
         """
         values = request_values(request, amount=str)
-        await self._write(partial(self._insert_request, request, values))
+        await self._write(partial(self._insert_request, request, values, max_open))
+
+    async def claim_payment(self, key: PaymentKey, request_id: str, *, now: float) -> str:
+        """Bind `key` to `request_id` unless it is bound already; return the request it is bound to."""
+
+        def claim(conn: sqlite3.Connection) -> str:
+            with immediate(conn):
+                conn.execute(_Q.claim_payment, (key.network, key.payer, key.nonce, request_id, now))
+                (owner,) = conn.execute(_Q.claim_owner, (key.network, key.payer, key.nonce)).fetchone()
+                return str(owner)
+
+        return await self._write(claim)
+
+    async def renew_lease(
+        self, request_id: str, claim_id: str | None, *, lease_until: float, now: float
+    ) -> bool:
+        """Extend the lease of the claim `claim_id` (None: of a settlement in progress);
+        False when the request is no longer held so."""
+        check_lease(lease_until, now)
+        if not possible_id(request_id):
+            return False
+        sql, params = renew_sql(_Q, request_id, claim_id, lease_until)
+
+        def renew(conn: sqlite3.Connection) -> bool:
+            with immediate(conn):
+                return conn.execute(sql, params).rowcount == 1
+
+        return await self._write(renew)
 
     async def get(self, request_id: str) -> PaymentRequest | None:
         """The request as it now stands, or None when there is no such id."""
+        if not possible_id(request_id):
+            return None
         row = await self._read(lambda conn: conn.execute(_Q.get, (request_id,)).fetchone())
         return None if row is None else request_from_row(row)
 
@@ -268,6 +324,8 @@ class SQLiteLedger:
             result=result,
             claim_id=claim_id,
         )
+        if not possible_id(request_id):
+            raise missing(request_id, event)
         row, current = await self._write(partial(self._apply, request_id, change))
         if row is None:
             raise StateConflict(request_id, event.value, current)
@@ -282,16 +340,19 @@ class SQLiteLedger:
         """Recorded settlements, oldest first: all of them, or those of one request."""
         if request_id is None:
             rows = await self._read(lambda conn: conn.execute(_Q.settlements).fetchall())
+        elif not possible_id(request_id):
+            return []
         else:
             rows = await self._read(lambda conn: conn.execute(_Q.settlements_of, (request_id,)).fetchall())
         return [settlement_from_row(row) for row in rows]
 
     async def audit(self, request_id: str | None, event: str, detail: str, *, now: float) -> None:
-        """Append one line to the audit trail."""
+        """Append one line to the audit trail (its detail bounded)."""
+        stored_id, stored_event, stored_detail = audit_line(request_id, event, detail)
 
         def append(conn: sqlite3.Connection) -> None:
             with immediate(conn):
-                conn.execute(_Q.insert_audit, (request_id, now, event, detail))
+                conn.execute(_Q.insert_audit, (stored_id, now, stored_event, stored_detail))
 
         await self._write(append)
 
@@ -299,6 +360,8 @@ class SQLiteLedger:
         """Audit lines `(at, request_id, event, detail)` in the order written: all, or one request's."""
         if request_id is None:
             rows = await self._read(lambda conn: conn.execute(_Q.audit_trail).fetchall())
+        elif not possible_id(request_id):
+            return []
         else:
             rows = await self._read(lambda conn: conn.execute(_Q.audit_trail_of, (request_id,)).fetchall())
         return [(at, rid, event, detail) for at, rid, event, detail in rows]
@@ -311,20 +374,20 @@ class SQLiteLedger:
         rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         return [request_from_row(row) for row in rows]
 
-    async def count_open(self, *, caller: str, now: float) -> int:
-        """How many requests issued to `caller` are still unpaid and unexpired at `now`."""
-        sql = count_open_sql(_TABLES, "?")
-        (count,) = await self._read(lambda conn: conn.execute(sql, (caller, now)).fetchone())
-        return int(count)
+    async def count_open(self, *, caller: str | None, now: float) -> int:
+        """How many requests issued to `caller` (None: to callers without an identity)
+        are still unpaid and unexpired at `now`."""
+        return await self._read(lambda conn: _count_open(conn, caller, now))
 
     async def purge_expired(self, *, before: float) -> int:
-        """Delete expired requests whose `expires_at` is before `before`, and their audit lines."""
-        select = f"SELECT id FROM {_TABLES.requests} WHERE state = ? AND expires_at < ?"
+        """Delete expired requests whose `expires_at` is before `before`, their audit lines
+        and their payment claims."""
 
         def purge(conn: sqlite3.Connection) -> int:
             with immediate(conn):
                 params = (State.EXPIRED.value, before)
-                conn.execute(f"DELETE FROM {_TABLES.audit} WHERE request_id IN ({select})", params)
+                for statement in purge_expired_sql(_TABLES, "?"):
+                    conn.execute(statement, params)
                 return int(
                     conn.execute(
                         f"DELETE FROM {_TABLES.requests} WHERE state = ? AND expires_at < ?", params
@@ -332,6 +395,14 @@ class SQLiteLedger:
                 )
 
         return await self._write(purge)
+
+    async def purge_unattached_audit(self, *, before: float) -> int:
+        """Delete audit lines of no request written before `before`."""
+        return await self._write(partial(self._run_counted, _Q.purge_unattached_audit, before))
+
+    async def clear_results(self, *, before: float) -> int:
+        """Forget the stored results of requests consumed before `before`."""
+        return await self._write(partial(self._run_counted, _Q.clear_results, before))
 
     async def expire_overdue(self, *, now: float) -> list[str]:
         """Expire every issued request whose `expires_at` is at or before `now`; return their ids."""
@@ -392,10 +463,19 @@ class SQLiteLedger:
                     (migration.version, migration.name, time.time()),
                 )
 
+    def _run_counted(self, sql: str, before: float, conn: sqlite3.Connection) -> int:
+        with immediate(conn):
+            return int(conn.execute(sql, (before,)).rowcount)
+
     def _insert_request(
-        self, request: PaymentRequest, values: list[object], conn: sqlite3.Connection
+        self, request: PaymentRequest, values: list[object], max_open: int | None, conn: sqlite3.Connection
     ) -> None:
         with immediate(conn):
+            # Counted under the write lock the insert then uses: no other issue can come between.
+            if max_open is not None:
+                held = _count_open(conn, request.caller, request.created_at)
+                if held >= max_open:
+                    raise cap_reached(request.caller, held, max_open)
             try:
                 conn.execute(_Q.insert_request, values)
             except sqlite3.IntegrityError as exc:
