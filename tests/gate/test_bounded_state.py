@@ -15,11 +15,17 @@ from tests.gate.conftest import Shop, challenge_of, text_of
 from tests.ledger.conftest import fresh_schema, postgres_url  # noqa: F401 (a fixture)
 from tests.page.conftest import serving
 from x402_mcp import Payments, paid
+from x402_mcp.challenge import META_REQUEST_ID
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.lifecycle import State
 from x402_mcp.sweeper import Sweeper
 
 pytestmark = pytest.mark.anyio
+
+
+def quoted(result: CallToolResult) -> bool:
+    """Whether a call was answered with a challenge (a request was minted for it)."""
+    return META_REQUEST_ID in (result.meta or {})
 
 
 async def test_past_the_cap_of_open_requests_a_caller_is_refused_and_nothing_is_written(
@@ -34,7 +40,7 @@ async def test_past_the_cap_of_open_requests_a_caller_is_refused_and_nothing_is_
     refused = await client.call_tool("answer", {"question": "q"})
 
     assert refused.is_error
-    assert refused.structured_content is None  # no challenge: nothing was quoted
+    assert not quoted(refused)  # no challenge: nothing was quoted
     assert "3 unpaid payment requests (the limit is 3)" in text_of(refused)
     assert len(await shop.ledger.requests()) == rows_before
     assert len(await shop.ledger.audit_trail()) == audit_before
@@ -100,8 +106,8 @@ async def test_concurrent_unpaid_calls_of_one_caller_stop_exactly_at_the_cap(
                 group.start_soon(call)
 
     assert len(await shop.ledger.requests(states=[State.ISSUED])) == 5
-    assert sum(result.structured_content is not None for result in results) == 5  # five challenges
-    capped = [result for result in results if result.structured_content is None]
+    assert sum(quoted(result) for result in results) == 5  # five challenges
+    capped = [result for result in results if not quoted(result)]
     assert len(capped) == 25
     assert all("(the limit is 5)" in text_of(result) for result in capped)
 
@@ -117,7 +123,7 @@ async def test_callers_without_an_identity_share_one_cap_on_open_requests(shop: 
                 results.append(await anonymous.call_tool("answer", {"question": "q"}))
     first, second, third = results
     challenge_of(first), challenge_of(second)
-    assert third.is_error and third.structured_content is None
+    assert third.is_error and not quoted(third)
     assert "callers without an identity (the limit is 2)" in text_of(third)
     issued = await shop.ledger.requests(states=[State.ISSUED])
     assert [request.caller for request in issued] == [None, None]
