@@ -80,18 +80,26 @@ class DevnetAccount:
     private_key: str
 
 
-def _die_with_parent() -> None:
-    # Runs in the child before exec: on Linux, anvil gets SIGTERM when the thread that
-    # started it ends, even by SIGKILL of the whole process, so no chain outlives its command.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _prepare_anvil(*, die_with_parent: bool) -> Callable[[], None]:
+    """What runs in anvil's process before exec."""
+
+    def prepare() -> None:
+        # A child inherits its parent's blocked signals across exec: `x402-mcp devnet`
+        # blocks SIGINT and SIGTERM to wait for them, and anvil must still obey them.
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        if die_with_parent:
+            # On Linux, anvil gets SIGTERM when the thread that started it ends, even
+            # by SIGKILL of the whole process, so no chain outlives its command.
+            with contextlib.suppress(OSError, AttributeError):
+                ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return prepare
 
 
-def _child_setup() -> Callable[[], None] | None:
+def _is_main_thread() -> bool:
     # The kernel ties the death signal to the starting *thread*: only the main thread
     # lives as long as the process (a pool's worker thread may end any time).
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    return _die_with_parent if on_main_thread and sys.platform.startswith("linux") else None
+    return threading.current_thread() is threading.main_thread()
 
 
 class Devnet:
@@ -118,7 +126,7 @@ class Devnet:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_child_setup(),
+            preexec_fn=_prepare_anvil(die_with_parent=sys.platform == "linux" and _is_main_thread()),
         )
         self.usdc_per_account = usdc
         try:
@@ -153,6 +161,11 @@ class Devnet:
         self.chain.fund_eth(account.address, _ETH_PER_ACCOUNT)  # so a browser wallet can also send
         self.chain.mint(account.address, usdc)
         return DevnetAccount(account.address, account.key.to_0x_hex())
+
+    @property
+    def pid(self) -> int:
+        """anvil's process id."""
+        return self._process.pid
 
     @property
     def asset(self) -> Asset:

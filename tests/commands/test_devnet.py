@@ -135,3 +135,20 @@ def test_devnet_labels_its_keys_as_test_keys_for_people() -> None:
     assert "X402_ASSET_NAME=USD Coin" not in output  # values with spaces are quoted for the shell
     assert "X402_ASSET_NAME='USD Coin'" in output
     assert "devnet stopped" in output
+
+
+@pytest.mark.anvil
+def test_anvil_dies_with_the_devnet_command_even_when_it_is_killed() -> None:
+    anvil_or_skip()
+    with running(["devnet", "--json", "--port", "0", "--accounts", "0"]) as command:
+        rpc_url = command.json()["rpc_url"]
+        command.process.kill()  # SIGKILL: no clean-up runs in the command itself
+        command.process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            httpx2.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1)
+        except httpx2.ConnectError:
+            break
+        assert time.monotonic() < deadline, "anvil outlived the killed command"
+        time.sleep(0.05)
