@@ -197,3 +197,30 @@ def test_serve_names_a_bad_x402_variable_without_quoting_the_key() -> None:
         output = command.output()
     assert "X402_SETTLEMENT_KEY must be a private key" in output
     assert secret not in output and "Traceback" not in output
+
+
+@pytest.mark.anvil
+def test_serve_devnet_for_people_labels_the_test_keys_and_ctrl_c_stops_the_chain() -> None:
+    anvil_or_skip()
+    arguments = ["serve", "passphrase", "--devnet", "--port", "0", "--chain-port", "0", "--accounts", "1"]
+    with running(arguments) as command:
+        mcp_url = command.wait_for(r"serving MCP on (\S+) ", stream="stdout").group(1)
+        rpc_url = command.wait_for(r"RPC URL +(\S+)", stream="stdout").group(1)
+        command.wait_for("Press Ctrl\\+C to stop the server and the chain", stream="stdout")
+        assert command.stop(signal.SIGINT) == 0
+        output = command.output()
+    assert "TEST-ONLY accounts, each funded with 10 ETH and 1000 USDC" in output
+    assert "holds its own key, which is never shown" in output
+    assert f"x402-mcp call {mcp_url} <tool>" in output
+    (printed_key,) = re.findall(r"private key (0x[0-9a-f]{64})", output)
+    # Nothing was paid, so no transaction hash either: the one key anywhere in stdout and
+    # stderr is the labelled test account's (the server's gas key is never shown).
+    assert set(_KEY.findall(output)) == {printed_key}
+    assert "stopped the server and the devnet" in output
+    assert chain_is_down(rpc_url)
+
+
+def test_serve_refuses_devnet_options_without_devnet() -> None:
+    with running(["serve", "textkit", "--json"]) as command:
+        assert command.process.wait(timeout=60) == 2
+        assert "--json, --pay-to and --ledger go with --devnet" in command.output()

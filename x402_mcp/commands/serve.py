@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     # stdout carries MCP messages over stdio (and the announcement on a devnet):
     # every log line goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s: %(message)s")
+    if not args.devnet and (args.json or args.pay_to or args.ledger):
+        # Without a devnet these come from the X402_* variables; ignoring them would mislead.
+        print("x402-mcp serve: --json, --pay-to and --ledger go with --devnet", file=sys.stderr)
+        return 2
     try:
         if args.devnet:
             return _run_on_devnet(args)
