@@ -12,7 +12,6 @@ from them, so that a server's gas key is never handed out as a payer's.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import re
@@ -51,6 +50,7 @@ _REPO_ANVIL = (
 _LISTENING = re.compile(rb"Listening on 127\.0\.0\.1:(\d+)")
 _ETH_PER_ACCOUNT = 10 * 10**18
 _PR_SET_PDEATHSIG = 1
+_START_TIMEOUT_SECONDS = 30.0  # generous: a loaded CI machine, not anvil, is slow
 
 
 def find_anvil() -> Path:
@@ -80,26 +80,37 @@ class DevnetAccount:
     private_key: str
 
 
-def _prepare_anvil(*, die_with_parent: bool) -> Callable[[], None]:
-    """What runs in anvil's process before exec."""
+def _prepare_anvil() -> Callable[[], None]:
+    """What runs in anvil's process between fork and exec.
+
+    Only system calls run there: anything that takes a lock (such as loading a
+    library) could deadlock in a child forked from a threaded process, so `prctl`
+    is looked up here, in the parent.
+    """
+    prctl = _linux_prctl()
 
     def prepare() -> None:
-        # A child inherits its parent's blocked signals across exec: `x402-mcp devnet`
-        # blocks SIGINT and SIGTERM to wait for them, and anvil must still obey them.
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        if die_with_parent:
-            # On Linux, anvil gets SIGTERM when the thread that started it ends, even
-            # by SIGKILL of the whole process, so no chain outlives its command.
-            with contextlib.suppress(OSError, AttributeError):
-                ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        # A child inherits its parent's blocked signals across exec (a caller may block
+        # SIGINT and SIGTERM to sigwait for them), and anvil must still obey them.
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        if prctl is not None:
+            # anvil gets SIGTERM when the thread that started it ends, even by SIGKILL
+            # of the whole process, so no chain outlives its command.
+            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
     return prepare
 
 
-def _is_main_thread() -> bool:
+def _linux_prctl() -> Callable[[int, int], int] | None:
     # The kernel ties the death signal to the starting *thread*: only the main thread
     # lives as long as the process (a pool's worker thread may end any time).
-    return threading.current_thread() is threading.main_thread()
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        function: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return function
 
 
 class Devnet:
@@ -126,11 +137,11 @@ class Devnet:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_prepare_anvil(die_with_parent=sys.platform == "linux" and _is_main_thread()),
+            preexec_fn=_prepare_anvil(),
         )
         self.usdc_per_account = usdc
         try:
-            self.rpc_url = f"http://127.0.0.1:{self._wait_for_port(15.0)}"
+            self.rpc_url = f"http://127.0.0.1:{self._wait_for_port(_START_TIMEOUT_SECONDS)}"
             gas = Account.create()
             self.chain = TokenChain(
                 Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 10})),

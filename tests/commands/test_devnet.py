@@ -152,3 +152,19 @@ def test_anvil_dies_with_the_devnet_command_even_when_it_is_killed() -> None:
             break
         assert time.monotonic() < deadline, "anvil outlived the killed command"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--usdc", "0.0000001"], "argument --usdc: expected dollars such as 1000 or 2.5 (up to 6 decimals)"),
+        (["--usdc", "-5"], "argument --usdc: expected dollars"),
+        (["--chain-id", "0"], "argument --chain-id: expected a whole number from 1 to"),
+        (["--accounts", "101"], "argument --accounts: expected a whole number from 0 to 100"),
+        (["--port", "65536"], "argument --port: expected a whole number from 0 to 65535"),
+    ],
+)
+def test_devnet_refuses_bad_options_before_starting_anvil(option: list[str], message: str) -> None:
+    done = subprocess.run([*CLI, "devnet", *option], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr

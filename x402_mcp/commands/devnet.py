@@ -24,13 +24,43 @@ def add_chain_options(parser: Any, *, port_option: str) -> None:
     parser.add_argument(
         port_option,
         dest="chain_port",
-        type=int,
+        type=whole_number(0, 65535),
         default=8545,
+        metavar="PORT",
         help="anvil's port on 127.0.0.1 (0: any free port)",
     )
-    parser.add_argument("--chain-id", type=int, default=31337)
-    parser.add_argument("--accounts", type=int, default=3, help="how many funded test accounts to create")
-    parser.add_argument("--usdc", default="1000", help="USDC per test account (a decimal string)")
+    parser.add_argument("--chain-id", type=whole_number(1, MAX_CHAIN_ID), default=31337)
+    parser.add_argument(
+        "--accounts", type=whole_number(0, MAX_ACCOUNTS), default=3, help="how many funded test accounts"
+    )
+    parser.add_argument("--usdc", type=_dollars, default="1000", help="USDC per test account (e.g. 1000)")
+
+
+MAX_ACCOUNTS = 100  # each costs two transactions at start-up
+MAX_CHAIN_ID = 2**53 - 1  # the largest chain id wallets (JavaScript numbers) handle exactly
+
+
+def whole_number(least: int, most: int) -> Any:
+    """An argparse type: a whole number from `least` to `most`."""
+
+    def parse(text: str) -> int:
+        if not text.isascii() or not text.isdigit() or not least <= int(text) <= most:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {least} to {most}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
+def _dollars(text: str) -> str:
+    from ..errors import ConfigurationError
+    from ..money import USDC_DECIMALS, to_atomic
+
+    try:
+        if to_atomic(text, USDC_DECIMALS) > 0:
+            return text
+    except ConfigurationError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected dollars such as 1000 or 2.5 (up to 6 decimals), got {text!r}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,12 +101,16 @@ def chain_lines(info: dict[str, Any]) -> list[str]:
         f"Chain id  {info['chain_id']}  (network {info['network']})",
         f"Token     {token['address']}  ({token['symbol']}, EIP-712 name {token['name']!r}, "
         f"version {token['version']!r}, {token['decimals']} decimals)",
+    ]
+    accounts = info["accounts"]
+    if not accounts:
+        return [*lines, "", "No test accounts (--accounts 0)."]
+    lines += [
         "",
-        "TEST-ONLY accounts, each funded with 10 ETH and "
-        f"{info['accounts'][0]['usdc'] if info['accounts'] else 0} USDC",
+        f"TEST-ONLY accounts, each funded with 10 ETH and {accounts[0]['usdc']} USDC",
         f"({info['test_keys_only']}):",
     ]
-    lines += [f"  {a['address']}  private key {a['private_key']}" for a in info["accounts"]]
+    lines += [f"  {a['address']}  private key {a['private_key']}" for a in accounts]
     return lines
 
 

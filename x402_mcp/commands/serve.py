@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator
 from types import FrameType
 from typing import Any
 
-from .devnet import add_chain_options, chain_lines
+from .devnet import add_chain_options, chain_lines, whole_number
 from .samples import sample_names
 
 LOOPBACK = "127.0.0.1"
@@ -36,7 +36,10 @@ def register(commands: Any) -> None:
         "--transport", choices=("stdio", "streamable-http"), default=None, help="stdio unless --devnet"
     )
     serve.add_argument(
-        "--port", type=int, default=8000, help="HTTP port on 127.0.0.1 (streamable-http; 0: any free port)"
+        "--port",
+        type=whole_number(0, 65535),
+        default=8000,
+        help="HTTP port on 127.0.0.1 (streamable-http; 0: any free port)",
     )
     devnet = serve.add_argument_group(
         "--devnet", "settle on a fresh local chain that outside wallets and agents can pay"
