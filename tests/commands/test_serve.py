@@ -23,6 +23,7 @@ from eth_account import Account
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
+from x402_mcp.challenge import META_PAYMENT
 from x402_mcp.client import Budget, PayingClient
 from x402_mcp.money import to_atomic
 from x402_mcp.networks import Asset
@@ -78,6 +79,7 @@ async def official_client_pays(url: str, private_key: str, tool: str, arguments:
         payer.set_spend_controls(False)  # a devnet token is in no table of known assets
         payload = payer.create_payment_payload(required)
         meta = attach_payment_to_meta({}, payload)["_meta"]
+        assert set(meta) == {META_PAYMENT}
         paid = await client.call_tool(tool, arguments, meta=meta)
         receipt = extract_payment_response_from_meta(official(paid))
     return required, paid, receipt
