@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
-from .networks import Network
+from .money import USDC_DECIMALS
+from .networks import Asset, Network, resolve_network
 from .serving import DEFAULT_PAGE_PORT, public_base
 from .settlement.base import Settlement
+from .text import shown
+from .wire import is_address, parse_uint
+
+_ASSET_DETAILS = ("X402_ASSET_NAME", "X402_ASSET_VERSION", "X402_ASSET_DECIMALS")
+_MAX_DOMAIN_TEXT = 64  # EIP-712 names and versions are short words ("USD Coin", "2")
+_MAX_DECIMALS = 36
+_PRIVATE_KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 
 
 def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
@@ -20,29 +30,40 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
       offline, with the page's demo wallet) or `local` (settle on the chain at
       `X402_RPC_URL`, paying gas with `X402_SETTLEMENT_KEY`).
     - `X402_PAY_TO`: the payee (default on the devchain: a fresh address).
-    - `X402_NETWORK`: e.g. `base-sepolia` (ignored on the devchain).
+    - `X402_NETWORK`: e.g. `base-sepolia` or `eip155:31337` (ignored on the devchain).
+    - `X402_ASSET`: the token's address, when it is not the network's known USDC
+      (required on a chain without one, such as `x402-mcp devnet`), with its EIP-712
+      domain `X402_ASSET_NAME` (required with it) and `X402_ASSET_VERSION` (default
+      `2`), and `X402_ASSET_DECIMALS` (default 6).
     - `X402_LEDGER_URL`, `X402_PUBLIC_URL`, `X402_PAGE_PORT`.
     - `X402_SOLANA_PAY_TO`: also accept USDC on Solana, paid to this wallet, on
       `X402_SOLANA_NETWORK` (default `solana-devnet`) through the facilitator at
       `X402_SOLANA_FACILITATOR_URL` (default: the public one, devnet only).
 
     Raises:
-        ConfigurationError: a missing or invalid setting, named.
+        ConfigurationError: a missing or invalid setting, named; a secret's value
+            (`X402_SETTLEMENT_KEY`, and `X402_RPC_URL`, which may carry an API key)
+            is never quoted.
     """
 
     kind = env.get("X402_SETTLEMENT", "devchain").strip().lower()
-    pay_to = env.get("X402_PAY_TO", "").strip()
     public_url = env.get("X402_PUBLIC_URL", "").strip()
     page_port_text = env.get("X402_PAGE_PORT", str(DEFAULT_PAGE_PORT)).strip()
-    if not page_port_text.isdigit() or int(page_port_text) > 65535:
-        raise ConfigurationError(f"X402_PAGE_PORT={page_port_text!r} is not a port number")
+    if not page_port_text.isascii() or not page_port_text.isdigit() or int(page_port_text) > 65535:
+        raise ConfigurationError(f"X402_PAGE_PORT={shown(page_port_text)!r} is not a port number")
     common: dict[str, Any] = {
         "ledger": env.get("X402_LEDGER_URL") or None,
         "public_url": public_base(public_url, "X402_PUBLIC_URL") if public_url else None,
         "page_port": int(page_port_text),
         "also_accept": _solana_from_env(env),
     }
+    asset = _asset_from_env(env)
+    pay_to = _address_from_env(env, "X402_PAY_TO")
     if kind == "devchain":
+        if asset is not None:
+            raise ConfigurationError(
+                "X402_ASSET needs X402_SETTLEMENT=local: the devchain deploys its own USDC"
+            )
         from eth_account import Account
 
         from .devchain import DevChain
@@ -51,18 +72,95 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
         settings = {"pay_to": pay_to or Account.create().address, "network": chain.network}
         return {**settings, "settlement": chain.settlement(), **common}, chain
     if kind == "local":
-        from .settlement.local import LocalSettlement
-
         required = ("X402_RPC_URL", "X402_SETTLEMENT_KEY", "X402_PAY_TO")
-        missing = [name for name in required if not env.get(name)]
+        missing = [name for name in required if not env.get(name, "").strip()]
         if missing:
             raise ConfigurationError(f"X402_SETTLEMENT=local needs {', '.join(missing)}")
-        network = env.get("X402_NETWORK", "base-sepolia")
-        settlement = LocalSettlement.from_rpc(
-            env["X402_RPC_URL"], env["X402_SETTLEMENT_KEY"], network=network
+        network = _network_from_env(env)
+        if asset is None and network.usdc is None:
+            raise ConfigurationError(
+                f"X402_NETWORK={network.caip2} has no known USDC: set X402_ASSET to the token's "
+                "address and X402_ASSET_NAME to its EIP-712 name (X402_ASSET_VERSION defaults to 2)"
+            )
+        settlement = _local_settlement(env, network)
+        settings = {"pay_to": pay_to, "network": network, "settlement": settlement}
+        if asset is not None:
+            settings["asset"] = asset
+        return {**settings, **common}, None
+    raise ConfigurationError(f"X402_SETTLEMENT={shown(kind)!r} is not one of: devchain, local")
+
+
+def _address_from_env(env: Mapping[str, str], variable: str) -> str | None:
+    value = env.get(variable, "").strip()
+    if not value:
+        return None
+    if not is_address(value):
+        raise ConfigurationError(
+            f"{variable}={shown(value)!r} is not an EVM address (0x followed by 40 hex digits)"
         )
-        return {"pay_to": pay_to, "network": network, "settlement": settlement, **common}, None
-    raise ConfigurationError(f"X402_SETTLEMENT={kind!r} is not one of: devchain, local")
+    return value
+
+
+def _network_from_env(env: Mapping[str, str]) -> Network:
+    name = env.get("X402_NETWORK", "").strip() or "base-sepolia"
+    try:
+        return resolve_network(name)
+    except ConfigurationError:
+        raise ConfigurationError(
+            f"X402_NETWORK={shown(name)!r} is not a network: use base, base-sepolia or eip155:<chain id>"
+        ) from None
+
+
+def _asset_from_env(env: Mapping[str, str]) -> Asset | None:
+    """The token of `X402_ASSET` and its EIP-712 domain, or None when it is not set."""
+    address = _address_from_env(env, "X402_ASSET")
+    details = {name: env.get(name, "").strip() for name in _ASSET_DETAILS}
+    if address is None:
+        stray = [name for name, value in details.items() if value]
+        if stray:
+            raise ConfigurationError(
+                f"{', '.join(stray)} describe a token, but X402_ASSET (its address) is not set"
+            )
+        return None
+    name = details["X402_ASSET_NAME"]
+    if not name:
+        raise ConfigurationError(
+            "X402_ASSET needs X402_ASSET_NAME, the token's EIP-712 domain name (our USDC's is 'USD Coin')"
+        )
+    version = details["X402_ASSET_VERSION"] or "2"
+    for variable, value in (("X402_ASSET_NAME", name), ("X402_ASSET_VERSION", version)):
+        if len(value) > _MAX_DOMAIN_TEXT or not value.isprintable():
+            raise ConfigurationError(
+                f"{variable}={shown(value)!r} must be printable text of at most {_MAX_DOMAIN_TEXT} characters"
+            )
+    decimals_text = details["X402_ASSET_DECIMALS"] or str(USDC_DECIMALS)
+    try:
+        decimals = parse_uint(decimals_text, "X402_ASSET_DECIMALS")
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if decimals > _MAX_DECIMALS:
+        raise ConfigurationError(f"X402_ASSET_DECIMALS={decimals} is more than {_MAX_DECIMALS}")
+    return Asset(address, name=name, version=version, decimals=decimals)
+
+
+def _local_settlement(env: Mapping[str, str], network: Network) -> Settlement:
+    from .settlement.local import LocalSettlement
+
+    rpc_url = env["X402_RPC_URL"].strip()
+    parts = urlsplit(rpc_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # Not quoted: node URLs often carry an API key.
+        raise ConfigurationError("X402_RPC_URL must be the http:// or https:// URL of a JSON-RPC node")
+    key = env["X402_SETTLEMENT_KEY"].strip()
+    if _PRIVATE_KEY.fullmatch(key) is None:
+        raise ConfigurationError("X402_SETTLEMENT_KEY must be a private key: 0x followed by 64 hex digits")
+    try:
+        return LocalSettlement.from_rpc(rpc_url, key, network=network)
+    except ConfigurationError:
+        raise
+    except ValueError:
+        # eth-account's message may quote the key: say only which setting is wrong.
+        raise ConfigurationError("X402_SETTLEMENT_KEY is not a valid secp256k1 private key") from None
 
 
 def _solana_from_env(env: Mapping[str, str]) -> list[Any]:

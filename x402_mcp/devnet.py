@@ -1,18 +1,28 @@
 """A local JSON-RPC chain for people: anvil with our USDC deployed and funded accounts.
 
 `x402-mcp devnet` runs it; a browser wallet, an MCP server and a facilitator can
-all point at the printed `rpc_url`. anvil comes from npm (`@foundry-rs/anvil`,
+all point at the printed `rpc_url`; `x402-mcp serve <sample> --devnet` runs one
+and serves a sample settling on it. anvil comes from npm (`@foundry-rs/anvil`,
 pinned in `tools/`), or from `$X402_ANVIL` / `PATH`.
+
+Every key made here is a test key of a throwaway chain: printing the payers'
+keys (labelled so) is the point of a devnet. The gas account is kept apart
+from them, so that a server's gas key is never handed out as a payer's.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +32,11 @@ from web3 import Web3
 
 from .devchain import TokenChain
 from .errors import ConfigurationError, X402MCPError
+from .networks import Asset
 
-__all__ = ["Devnet", "find_anvil"]
+__all__ = ["TEST_KEYS_NOTICE", "Devnet", "DevnetAccount", "find_anvil"]
+
+TEST_KEYS_NOTICE = "test keys of a throwaway local chain: never send real funds to them or use them elsewhere"
 
 _REPO_ANVIL = (
     Path(__file__).resolve().parents[1]
@@ -36,6 +49,8 @@ _REPO_ANVIL = (
 )
 _LISTENING = re.compile(rb"Listening on 127\.0\.0\.1:(\d+)")
 _ETH_PER_ACCOUNT = 10 * 10**18
+_PR_SET_PDEATHSIG = 1
+_START_TIMEOUT_SECONDS = 30.0  # generous: a loaded CI machine, not anvil, is slow
 
 
 def find_anvil() -> Path:
@@ -59,8 +74,43 @@ def find_anvil() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class DevnetAccount:
+    """A funded test account of the devnet (its key is worthless anywhere else)."""
+
     address: str
     private_key: str
+
+
+def _prepare_anvil() -> Callable[[], None]:
+    """What runs in anvil's process between fork and exec.
+
+    Only system calls run there: anything that takes a lock (such as loading a
+    library) could deadlock in a child forked from a threaded process, so `prctl`
+    is looked up here, in the parent.
+    """
+    prctl = _linux_prctl()
+
+    def prepare() -> None:
+        # A child inherits its parent's blocked signals across exec (a caller may block
+        # SIGINT and SIGTERM to sigwait for them), and anvil must still obey them.
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        if prctl is not None:
+            # anvil gets SIGTERM when the thread that started it ends, even by SIGKILL
+            # of the whole process, so no chain outlives its command.
+            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return prepare
+
+
+def _linux_prctl() -> Callable[[int, int], int] | None:
+    # The kernel ties the death signal to the starting *thread*: only the main thread
+    # lives as long as the process (a pool's worker thread may end any time).
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        function: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return function
 
 
 class Devnet:
@@ -69,8 +119,11 @@ class Devnet:
     Args:
         port: where anvil listens on 127.0.0.1 (0: any free port).
         chain_id: the chain id it reports (31337 is anvil's usual one).
-        accounts: how many fresh accounts to fund.
+        accounts: how many fresh payer accounts to fund (ETH and USDC).
         usdc: dollars of USDC per account (a decimal string).
+
+    `gas_account` is one more account, funded with ETH only, for the server or
+    facilitator that settles on this chain.
     """
 
     def __init__(
@@ -80,13 +133,23 @@ class Devnet:
         self._log = tempfile.NamedTemporaryFile(prefix="x402-devnet-", suffix=".log", delete=False)  # noqa: SIM115
         command = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)]
         self._process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_prepare_anvil(),
         )
+        self.usdc_per_account = usdc
         try:
-            self.rpc_url = f"http://127.0.0.1:{self._wait_for_port(15.0)}"
+            self.rpc_url = f"http://127.0.0.1:{self._wait_for_port(_START_TIMEOUT_SECONDS)}"
+            gas = Account.create()
             self.chain = TokenChain(
-                Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 10})), label="devnet"
+                Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 10})),
+                label="devnet",
+                gas_account=gas,
             )
+            self.chain.fund_eth(gas.address, _ETH_PER_ACCOUNT)
+            self.gas_account = DevnetAccount(gas.address, gas.key.to_0x_hex())
             self.accounts = [self._funded(usdc) for _ in range(accounts)]
         except BaseException:
             self.stop()
@@ -110,14 +173,54 @@ class Devnet:
         self.chain.mint(account.address, usdc)
         return DevnetAccount(account.address, account.key.to_0x_hex())
 
+    @property
+    def pid(self) -> int:
+        """anvil's process id."""
+        return self._process.pid
+
+    @property
+    def asset(self) -> Asset:
+        """Our USDC on this chain, with its EIP-712 domain."""
+        return self.chain.asset
+
+    def server_env(self) -> dict[str, str]:
+        """The `X402_*` variables of a server settling here, all but `X402_SETTLEMENT_KEY` and
+        `X402_PAY_TO` (the gas account's key, and a payee of your choice)."""
+        asset = self.asset
+        return {
+            "X402_SETTLEMENT": "local",
+            "X402_RPC_URL": self.rpc_url,
+            "X402_NETWORK": self.chain.network,
+            "X402_ASSET": asset.address,
+            "X402_ASSET_NAME": asset.name,
+            "X402_ASSET_VERSION": asset.version,
+            "X402_ASSET_DECIMALS": str(asset.decimals),
+        }
+
     def describe(self) -> dict[str, Any]:
-        """What a wallet, a server and a facilitator need: the JSON `x402-mcp devnet --json` prints."""
+        """The chain, the token and the funded payer accounts: what a wallet or an agent needs.
+
+        It leaves out the gas account; `x402-mcp devnet --json` adds it, `serve --devnet`
+        (whose server holds that key) names only its address.
+        """
+        asset = self.asset
         return {
             "rpc_url": self.rpc_url,
             "chain_id": self.chain.network_info.chain_id,
             "network": self.chain.network,
-            "usdc": self.chain.usdc,
-            "accounts": [{"address": a.address, "private_key": a.private_key} for a in self.accounts],
+            "usdc": asset.address,
+            "token": {
+                "address": asset.address,
+                "name": asset.name,
+                "version": asset.version,
+                "decimals": asset.decimals,
+                "symbol": asset.symbol,
+            },
+            "accounts": [
+                {"address": a.address, "private_key": a.private_key, "usdc": self.usdc_per_account}
+                for a in self.accounts
+            ],
+            "test_keys_only": TEST_KEYS_NOTICE,
         }
 
     def stop(self) -> None:

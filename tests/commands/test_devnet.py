@@ -17,6 +17,7 @@ from x402_mcp.contracts.token import UsdcToken
 
 from ..chains import AnvilChain, anvil_or_skip
 from ..facilitator.serving import loopback_socket
+from .processes import running
 
 CLI = [sys.executable, "-m", "x402_mcp.cli"]
 
@@ -33,9 +34,15 @@ def test_devnet_prints_what_a_wallet_needs_and_stops_anvil_on_sigterm() -> None:
     try:
         assert process.stdout is not None
         info = json.loads(process.stdout.readline())
-        assert set(info) == {"rpc_url", "chain_id", "network", "usdc", "accounts"}
+        assert set(info) == {
+            "rpc_url", "chain_id", "network", "usdc", "token", "accounts", "test_keys_only",
+            "gas_account", "server_env",
+        }  # fmt: skip
         assert info["chain_id"] == 31337
         assert info["network"] == "eip155:31337"
+        assert info["token"] == {
+            "address": info["usdc"], "name": "USD Coin", "version": "2", "decimals": 6, "symbol": "USDC",
+        }  # fmt: skip
         w3 = Web3(Web3.HTTPProvider(info["rpc_url"]))
         assert w3.eth.chain_id == 31337
         token = UsdcToken(
@@ -46,6 +53,20 @@ def test_devnet_prints_what_a_wallet_needs_and_stops_anvil_on_sigterm() -> None:
             assert token.balance_of(account["address"]) == 25_000_000
             assert w3.eth.get_balance(account["address"]) > 0
             assert w3.eth.account.from_key(account["private_key"]).address == account["address"]
+        # The gas account is apart from the payers: ETH to settle with, no USDC.
+        gas = info["gas_account"]
+        assert gas["address"] not in {a["address"] for a in info["accounts"]}
+        assert w3.eth.account.from_key(gas["private_key"]).address == gas["address"]
+        assert w3.eth.get_balance(gas["address"]) > 0 and token.balance_of(gas["address"]) == 0
+        assert info["server_env"] == {
+            "X402_SETTLEMENT": "local",
+            "X402_RPC_URL": info["rpc_url"],
+            "X402_NETWORK": "eip155:31337",
+            "X402_ASSET": info["usdc"],
+            "X402_ASSET_NAME": "USD Coin",
+            "X402_ASSET_VERSION": "2",
+            "X402_ASSET_DECIMALS": "6",
+        }
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
@@ -100,3 +121,50 @@ def test_facilitator_command_needs_its_key_from_the_environment() -> None:
     )
     assert done.returncode == 2
     assert "X402_FACILITATOR_KEY" in done.stderr
+
+
+@pytest.mark.anvil
+def test_devnet_labels_its_keys_as_test_keys_for_people() -> None:
+    anvil_or_skip()
+    with running(["devnet", "--port", "0", "--accounts", "1"]) as command:
+        command.wait_for("Press Ctrl\\+C to stop", stream="stdout")
+        assert command.stop(signal.SIGINT) == 0
+        output = command.output()
+    assert "TEST-ONLY accounts, each funded with 10 ETH and 1000 USDC" in output
+    assert "TEST-ONLY gas account for a server or facilitator" in output
+    assert "X402_ASSET_NAME=USD Coin" not in output  # values with spaces are quoted for the shell
+    assert "X402_ASSET_NAME='USD Coin'" in output
+    assert "devnet stopped" in output
+
+
+@pytest.mark.anvil
+def test_anvil_dies_with_the_devnet_command_even_when_it_is_killed() -> None:
+    anvil_or_skip()
+    with running(["devnet", "--json", "--port", "0", "--accounts", "0"]) as command:
+        rpc_url = command.json()["rpc_url"]
+        command.process.kill()  # SIGKILL: no clean-up runs in the command itself
+        command.process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            httpx2.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1)
+        except httpx2.ConnectError:
+            break
+        assert time.monotonic() < deadline, "anvil outlived the killed command"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--usdc", "0.0000001"], "argument --usdc: expected dollars such as 1000 or 2.5 (up to 6 decimals)"),
+        (["--usdc", "-5"], "argument --usdc: expected dollars"),
+        (["--chain-id", "0"], "argument --chain-id: expected a whole number from 1 to"),
+        (["--accounts", "101"], "argument --accounts: expected a whole number from 0 to 100"),
+        (["--port", "65536"], "argument --port: expected a whole number from 0 to 65535"),
+    ],
+)
+def test_devnet_refuses_bad_options_before_starting_anvil(option: list[str], message: str) -> None:
+    done = subprocess.run([*CLI, "devnet", *option], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr

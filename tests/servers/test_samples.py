@@ -110,3 +110,29 @@ def test_claude_config_names_the_samples_when_one_is_unknown() -> None:
     )  # fmt: skip
     assert done.returncode != 0
     assert "textkit" in done.stderr and "mathlab" in done.stderr and "passphrase" in done.stderr
+
+
+def test_claude_config_points_a_sample_at_a_devnet_token() -> None:
+    token = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    entry = config_entry(
+        "textkit", network="eip155:31337", asset=token, asset_name="USD Coin", asset_version="2"
+    )
+    env = entry["mcpServers"]["textkit"]["env"]
+    assert env == {
+        "X402_PAGE_PORT": "8402",
+        "X402_SETTLEMENT": "local",
+        "X402_NETWORK": "eip155:31337",
+        "X402_ASSET": token,
+        "X402_ASSET_NAME": "USD Coin",
+        "X402_ASSET_VERSION": "2",
+    }
+
+
+def test_claude_config_refuses_a_token_without_a_network() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "x402_mcp.cli", "claude-config", "textkit", "--asset", "0x" + "ab" * 20],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--asset and its name and version need --network" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -19,6 +19,11 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--network", default=None, help="e.g. base-sepolia; omit to use the embedded DevChain (offline)"
     )
+    parser.add_argument(
+        "--asset", help="the token's address (X402_ASSET), on a network without a known USDC (a devnet)"
+    )
+    parser.add_argument("--asset-name", help="the token's EIP-712 name (X402_ASSET_NAME), e.g. 'USD Coin'")
+    parser.add_argument("--asset-version", help="the token's EIP-712 version (X402_ASSET_VERSION; default 2)")
     parser.add_argument("--ledger", help="ledger URL (X402_LEDGER_URL); default: the user's data directory")
     parser.add_argument(
         "--page-port", type=int, default=8402, help="port of the payment page (X402_PAGE_PORT)"
@@ -34,10 +39,21 @@ def config_entry(
     ledger: str | None = None,
     page_port: int = 8402,
     python: str | None = None,
+    asset: str | None = None,
+    asset_name: str | None = None,
+    asset_version: str | None = None,
 ) -> dict[str, Any]:
-    """`{"mcpServers": {name: {command, args, env}}}` with absolute paths."""
+    """`{"mcpServers": {name: {command, args, env}}}` with absolute paths.
+
+    Raises:
+        ConfigurationError: for a token given without a network (the devchain has its own).
+    """
+    from ..errors import ConfigurationError
     from .samples import sample_path
 
+    token = {"X402_ASSET": asset, "X402_ASSET_NAME": asset_name, "X402_ASSET_VERSION": asset_version}
+    if network is None and any(token.values()):
+        raise ConfigurationError("--asset and its name and version need --network (e.g. eip155:31337)")
     path = sample_path(server)
     env: dict[str, str] = {"X402_PAGE_PORT": str(page_port)}
     if network is None:
@@ -46,6 +62,7 @@ def config_entry(
         # Local settlement also needs X402_RPC_URL and X402_SETTLEMENT_KEY: add them by hand,
         # so that a secret never passes through this command's output or shell history.
         env.update({"X402_SETTLEMENT": "local", "X402_NETWORK": network})
+    env.update({name: value for name, value in token.items() if value})
     if pay_to:
         env["X402_PAY_TO"] = pay_to
     if ledger:
@@ -54,8 +71,21 @@ def config_entry(
 
 
 def run(args: argparse.Namespace) -> int:
-    entry = config_entry(
-        args.server, pay_to=args.pay_to, network=args.network, ledger=args.ledger, page_port=args.page_port
-    )
+    from ..errors import ConfigurationError
+
+    try:
+        entry = config_entry(
+            args.server,
+            pay_to=args.pay_to,
+            network=args.network,
+            ledger=args.ledger,
+            page_port=args.page_port,
+            asset=args.asset,
+            asset_name=args.asset_name,
+            asset_version=args.asset_version,
+        )
+    except ConfigurationError as exc:
+        print(f"x402-mcp claude-config: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(entry, indent=2))
     return 0
