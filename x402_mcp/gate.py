@@ -496,11 +496,12 @@ class Payments(Extension):
         request_id = named_request_id(payload)
         if explicit_id is not None and explicit_id != request_id:
             raise PaymentMismatch(
-                f"the payment pays payment request {request_id}, but the call names {explicit_id}"
+                f"the payment pays payment request {shown(request_id)}, "
+                f"but the call names {shown(explicit_id)}"
             )
         request = await self.ledger.get(request_id)
         if request is None:
-            raise UnknownPaymentRequest(f"there is no payment request {request_id}")
+            raise UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
         call.request_id = request.id
         self._check_covers(call, price, request)
         if request.state in (State.PAID, State.REDEEMING) and _same_payment(request.payload, payload):
@@ -595,12 +596,12 @@ class Payments(Extension):
     async def _redeem_by_id(self, call: _Call, price: int, request_id: str) -> CallToolResult:
         request = await self.ledger.get(request_id)
         if request is None:
-            raise UnknownPaymentRequest(f"there is no payment request {request_id}")
+            raise UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
         call.request_id = request.id
         self._check_covers(call, price, request)
         if request.state is State.ISSUED:
             if request.is_expired(self.clock()):
-                raise PaymentExpired(f"payment request {request_id} expired unpaid")
+                raise PaymentExpired(f"payment request {shown(request_id)} expired unpaid")
             return await self._challenge(request, "this payment request is not paid yet")
         return await self._run_paid(call, price, request)
 

@@ -406,3 +406,48 @@ async def test_a_plain_retry_of_a_dearer_call_gets_its_own_quote(client: Client,
     assert dearer.accepts[0].amount == "5000000"
     assert dearer.accepts[0].extra["paymentRequestId"] != required.accepts[0].extra["paymentRequestId"]
     assert shop.runs == {"pages": 1}
+
+
+async def test_a_ledger_failure_after_the_run_says_the_tool_ran_and_how_to_retry(
+    client: Client, shop: Shop
+) -> None:
+    @shop.server.tool()
+    @paid(price="0.05")
+    async def fragile(topic: str) -> str:
+        shop.runs["fragile"] = shop.runs.get("fragile", 0) + 1
+        if shop.runs["fragile"] == 1:
+            await shop.ledger.close()  # the ledger goes away while the tool runs
+        return f"about {topic}"
+
+    required = challenge_of(await client.call_tool("fragile", {"topic": "x"}))
+    request_id = required.accepts[0].extra["paymentRequestId"]
+    before = shop.balances()
+
+    result = await client.call_tool(
+        "fragile", {"topic": "x"}, meta={META_PAYMENT: sign_payment(shop.payer, required).dump()}
+    )
+
+    text = text_of(result)
+    assert result.is_error and "about x" not in text and "did not run" not in text
+    assert "The tool ran, but its output is withheld" in text
+    assert f'payment_request_id="{request_id}"' in text
+    await shop.ledger.open()
+    request = await shop.ledger.get(request_id)
+    assert request is not None and request.state is State.REDEEMING  # paid, its run unrecorded
+    # Once the run's lease has lapsed, the retry the message described gets the output.
+    shop.payments.clock = lambda: time.time() + shop.payments.redemption.lease_seconds + 1
+    retry = await client.call_tool("fragile", {"topic": "x", "payment_request_id": request_id})
+    assert not retry.is_error and text_of(retry) == "about x", text_of(retry)
+    assert shop.runs["fragile"] == 2
+    assert shop.balances() == (before[0] - PRICE, before[1] + PRICE)
+
+
+async def test_a_payment_and_an_id_naming_two_requests_are_refused(client: Client, shop: Shop) -> None:
+    required = await _challenge(client)
+    other = new_request_id()
+    call = {"question": "why", "payment_request_id": other}
+    result = await client.call_tool(
+        "answer", call, meta={META_PAYMENT: sign_payment(shop.payer, required).dump()}
+    )
+    assert result.is_error and f"but the call names {other}" in text_of(result)
+    assert shop.runs == {}
