@@ -540,7 +540,7 @@ class Payments(Extension):
             request, payload, requirements, price=price, decimals=self.asset.decimals
         )
         if call.spec.settle is SettleOrder.AFTER:
-            return await self._verify_run_settle(call, price, request, payload, requirements)
+            return await self._verify_run_settle(call, request, payload, requirements)
         await self.collector.verify(request, payload, requirements)
         paid = await self.collector.settle(request, payload, requirements)
         return await self._run_paid(call, price, paid)
@@ -548,7 +548,6 @@ class Payments(Extension):
     async def _verify_run_settle(
         self,
         call: _Call,
-        price: int,
         request: PaymentRequest,
         payload: ReceivedPayment,
         requirements: PaymentRequirements,
@@ -588,7 +587,7 @@ class Payments(Extension):
             return failure_result(
                 RAN_BUT_UNCONFIRMED.format(part=part, request_id=request.id, tool=call.tool)
             )
-        self._check_covers(call, price, paid)
+        # Tool and price were checked before `begin` (`_pay`); what ran is what was paid for.
         return await self.redemption.finish(await self.redemption.claim(paid), result)
 
     # -- redeeming a paid request -------------------------------------------------------------
