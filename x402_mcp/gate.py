@@ -295,8 +295,13 @@ class Payments(Extension):
         if ctx.method == "tools/list" and isinstance(result, dict):
             for tool in result.get("tools", []):
                 spec = self.paid_tool(tool.get("name", ""))
-                if spec is not None:
+                if spec is None:
+                    continue
+                try:
                     describe_paid_tool(tool, spec, self.offer)
+                except InvalidPrice:
+                    # Listed without its price: a call of it answers why it cannot be priced.
+                    logger.exception("could not advertise the price of paid tool %r", tool.get("name"))
         return result
 
     # -- the gate -----------------------------------------------------------------------------
