@@ -1,7 +1,9 @@
+from decimal import Decimal
+
 import pytest
 
 from x402_mcp import paid
-from x402_mcp.errors import ConfigurationError
+from x402_mcp.errors import ConfigurationError, InvalidPrice
 from x402_mcp.pricing import SettleOrder, paid_spec
 
 
@@ -37,3 +39,66 @@ def test_misuse_is_refused_early() -> None:
 
     with pytest.raises(ValueError, match="sometime"):
         paid(price="1", settle="sometime")
+
+
+def _priced(function: object, arguments: dict[str, object] | None = None) -> int:
+    spec = paid_spec(paid(price=function)(lambda: None))  # type: ignore[arg-type]
+    assert spec is not None
+    return spec.atomic_price(arguments or {}, 6)
+
+
+def test_a_price_function_gets_only_the_arguments_it_names_unless_it_takes_all() -> None:
+    assert _priced(lambda pages: str(pages), {"pages": 2, "quality": "draft"}) == 2_000_000
+    assert _priced(lambda **all: str(len(all)), {"pages": 2, "quality": "draft"}) == 2_000_000
+
+
+def test_a_raising_price_function_is_an_invalid_price_naming_the_exception_only() -> None:
+    def secretive(pages: int) -> str:
+        raise KeyError("token sk_live_123")
+
+    with pytest.raises(InvalidPrice, match="the price function raised KeyError") as raised:
+        _priced(secretive, {"pages": 1})
+    assert "sk_live" not in str(raised.value)
+    assert isinstance(raised.value.__cause__, KeyError)  # the cause stays for the log
+
+
+def test_a_price_function_missing_an_argument_is_named() -> None:
+    with pytest.raises(InvalidPrice, match="missing a required argument: 'colour'"):
+        _priced(lambda pages, colour: "1", {"pages": 1})
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        ("abc", "not a decimal number"),
+        ("-0.01", "at least zero"),
+        ("0.0000001", "more than 6 decimal places"),
+        ("NaN", "finite"),
+        (None, "not NoneType"),
+        ([1], "not list"),
+        (0.1, "is a float"),
+        (False, "a boolean"),
+        ("7" * 65, "65 characters of text"),
+        (2**256 // 10**6 + 1, "beyond 2\\*\\*256"),
+        ("1e72", "beyond 2\\*\\*256"),
+        ("1e999999999", "beyond 2\\*\\*256"),
+        (Decimal("1." + "0" * 200 + "1"), "beyond 2\\*\\*256|decimal places"),
+    ],
+)
+def test_what_is_not_a_price_is_named(returned: object, message: str) -> None:
+    with pytest.raises(InvalidPrice, match=message) as raised:
+        _priced(lambda: returned)
+    assert len(str(raised.value)) < 200
+
+
+def test_the_largest_quotable_price_is_exact() -> None:
+    largest = 2**256 - 1
+
+    def dollars(atomic: int) -> Decimal:  # 78 digits: more than a default decimal context keeps
+        return Decimal(f"{atomic // 10**6}.{atomic % 10**6:06d}")
+
+    assert _priced(lambda: dollars(largest)) == largest
+    with pytest.raises(InvalidPrice, match="beyond"):
+        _priced(lambda: dollars(largest + 1))
+    assert _priced(lambda: "0.000001") == 1
+    assert _priced(lambda: "$1.5") == 1_500_000

@@ -2,10 +2,13 @@
 
 from typing import Any
 
+import pytest
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from pydantic import ValidationError
 
 from x402_mcp import Payments, paid
-from x402_mcp._sdk import server_applying_extensions, tool_function
+from x402_mcp._sdk import server_applying_extensions, tool_function, validated_tool_arguments
 from x402_mcp.devchain import DevChain
 
 
@@ -33,3 +36,22 @@ def test_payments_meets_its_server_and_reads_tool_markers(tmp_path: Any) -> None
 
 def test_no_server_outside_construction() -> None:
     assert server_applying_extensions() is None
+
+
+def test_the_tools_own_argument_model_validates_a_call() -> None:
+    server: MCPServer[Any] = MCPServer("seam")
+
+    @server.tool()
+    def report(pages: int, ctx: Context, title: str = "untitled") -> str:
+        return ""
+
+    # Coerced as the SDK will coerce it for the tool, defaults filled, the context left to the SDK.
+    assert validated_tool_arguments(server, "report", {"pages": "3", "extra": 1}) == {
+        "pages": 3,
+        "title": "untitled",
+    }
+    with pytest.raises(ValidationError) as invalid:
+        validated_tool_arguments(server, "report", {"pages": "many"})
+    assert [error["loc"] for error in invalid.value.errors()] == [("pages",)]
+    with pytest.raises(LookupError):
+        validated_tool_arguments(server, "missing", {})

@@ -48,6 +48,22 @@ def tool_output_schema(server: MCPServer[Any], name: str) -> dict[str, Any] | No
     return None if tool is None else tool.output_schema
 
 
+def validated_tool_arguments(server: MCPServer[Any], name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """`arguments` of a call of tool `name` as its function will receive them, checked by the
+    SDK's own argument model for the tool (the one `tools/list` publishes as its input schema).
+
+    Context and resolver parameters are not among them: the SDK fills those itself.
+
+    Raises:
+        pydantic.ValidationError: the arguments do not fit the tool's input schema.
+        LookupError: there is no tool `name`.
+    """
+    tool = server._tool_manager.get_tool(name)
+    if tool is None:
+        raise LookupError(f"there is no tool {name!r}")
+    return tool.fn_metadata.validate_arguments(arguments)
+
+
 def wrap_lifespan(server: MCPServer[Any], outer: Callable[[], AbstractAsyncContextManager[None]]) -> None:
     """Run `outer()` around the server's lifespan (entered by stdio, in-memory and HTTP runs).
 

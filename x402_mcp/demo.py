@@ -82,7 +82,8 @@ async def _story(chain: DevChain, ledger_path: Path) -> int:
 
         replay = await client.call_tool("research_query", question, meta=payment_meta(payment))
         say("5. Replaying the same payment is refused:")
-        say(textwrap.indent(_text(replay).split("\n")[1], "     "))
+        reason = next(line for line in _text(replay).splitlines() if "not accepted" in line)
+        say(textwrap.indent(reason, "     "))
         final = chain.balance_of(payer.address), chain.balance_of(payee)
 
     price = int(option.amount)

@@ -3,6 +3,7 @@
 ```
 X402MCPError
 ├── ConfigurationError          bad settings; raised at start-up, never during a call
+│   └── InvalidPrice            a price (function) that yields no price: found during a call
 ├── PaymentError                the caller can fix it: shown to them as a tool error
 │   ├── MalformedPayment        not a parseable x402 payment payload
 │   ├── PaymentMismatch         wrong payee, asset, network, scheme or amount
@@ -34,6 +35,12 @@ class X402MCPError(Exception):
 
 class ConfigurationError(X402MCPError, ValueError):
     """A setting is missing or invalid (raised when `Payments` is built)."""
+
+
+class InvalidPrice(ConfigurationError):
+    """A tool's price could not be computed: its price function failed, or what it gave
+    is not a price. The operator's bug, found during a call: logged with its cause, and
+    the caller is told the tool did not run and nothing was charged."""
 
 
 class PaymentError(X402MCPError):

@@ -8,6 +8,7 @@ was issued to). Otherwise it answers with a `requirePayment` challenge.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -19,6 +20,7 @@ from eth_utils.address import is_address, to_checksum_address
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Extension
 from mcp.types import CallToolRequestParams, CallToolResult
+from pydantic import ValidationError
 
 from . import _sdk
 from .callers import caller_of
@@ -33,6 +35,7 @@ from .challenge import (
     fit_output_schema,
     payment_required,
     refusal_result,
+    requirements_for,
 )
 from .collect import Collector
 from .collect import Refused as _Refused
@@ -40,6 +43,7 @@ from .collect import underpaid as _underpaid
 from .config import default_ledger_url, network_known_to, settings_from_env
 from .errors import (
     ConfigurationError,
+    InvalidPrice,
     LedgerError,
     PaymentError,
     PaymentExpired,
@@ -49,10 +53,11 @@ from .errors import (
     UnknownPaymentRequest,
 )
 from .ids import new_request_id
+from .inbound import argument_problems, explicit_request_id, named_request_id, payment_from
 from .ledger import open_ledger
 from .ledger.base import Ledger, PaymentRequest
 from .lifecycle import Event, State
-from .matching import referenced_request_id
+from .matching import match_payment
 from .money import format_usd
 from .networks import Asset, Network, resolve_network
 from .pricing import PaidTool, SettleOrder, paid_spec
@@ -63,7 +68,8 @@ from .settlement.base import Settlement
 from .settlement.facilitator import default_settlement
 from .solana import Solana
 from .sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
-from .wire import PaymentRequirements, ReceivedPayment, parse_payment_payload
+from .text import shown
+from .wire import PaymentPayloadV1, PaymentRequirements, ReceivedPayment, parse_payment_payload
 
 logger = logging.getLogger("x402_mcp")
 
@@ -76,6 +82,24 @@ CRASH_MESSAGE = (
     "The payment could not be processed because the {part} failed. The tool did not run. "
     "If money moved, the payment is recorded and will be honoured (payment request {request_id})."
 )
+RAN_BUT_UNCONFIRMED = (
+    "The tool ran, but its output is withheld until the payment is confirmed: the {part} failed "
+    "while settling it. Your signed payment is recorded with payment request {request_id} and is "
+    "reconciled from the chain within minutes. If money moved, the request becomes paid: then call "
+    '{tool} again with payment_request_id="{request_id}" (or the same payment) and it runs for you '
+    "without a second charge. If no money moved, nothing was charged and the request can be paid again."
+)
+RAN_BUT_UNRECORDED = (
+    "The tool ran, but its output is withheld: the {part} failed while recording the run. "
+    "The payment stays with payment request {request_id} and is not charged again: call {tool} "
+    'again with payment_request_id="{request_id}" in a few minutes and it runs for you.'
+)
+GET_A_PRICE = (
+    "To get a price, call {tool} again without a payment "
+    '(no _meta["x402/payment"] and no payment_request_id).'
+)
+REFUSAL_TEXT_LIMIT = 400
+"""Characters of a refusal's reason echoed to the caller and kept in the audit line."""
 
 
 class Payments(Extension):
@@ -285,8 +309,13 @@ class Payments(Extension):
         if ctx.method == "tools/list" and isinstance(result, dict):
             for tool in result.get("tools", []):
                 spec = self.paid_tool(tool.get("name", ""))
-                if spec is not None:
+                if spec is None:
+                    continue
+                try:
                     describe_paid_tool(tool, spec, self.offer)
+                except InvalidPrice:
+                    # Listed without its price: a call of it answers why it cannot be priced.
+                    logger.exception("could not advertise the price of paid tool %r", tool.get("name"))
         return result
 
     async def _fit_output_schemas(
@@ -311,36 +340,34 @@ class Payments(Extension):
         spec = self.paid_tool(params.name)
         if spec is None:
             return await call_next(ctx)
-        arguments = params.arguments if params.arguments is not None else {}
-        # The tool's own function never sees our argument (it is not in its signature).
-        explicit_id = arguments.pop(REQUEST_ID_ARGUMENT, None)
-        meta: Mapping[str, Any] = params.meta or {}
-        explicit_id = explicit_id or meta.get(META_REQUEST_ID)
         call = _Call(params.name, spec, caller_of(ctx), ctx, call_next)
+        arguments = params.arguments if params.arguments is not None else {}
+        # Ours, not the tool's: its function never sees it (it is not in its signature).
+        id_argument = arguments.pop(REQUEST_ID_ARGUMENT, None)
+        meta: Mapping[str, Any] = params.meta or {}
+        price = self._price(call, arguments)
+        if isinstance(price, CallToolResult):
+            return price
         try:
             await self.open()
-            price = spec.atomic_price(arguments, self.asset.decimals)
-        except ConfigurationError:
-            logger.exception("could not price a call of paid tool %r", params.name)
-            return failure_result(
-                "This tool's price could not be computed, so it did not run; nothing was charged."
-            )
         except LedgerError:
             logger.exception("the payment ledger could not be opened")
             return failure_result(
                 "The payment ledger is unavailable, so this paid tool cannot run right now."
             )
         try:
+            explicit_id = explicit_request_id(id_argument, meta.get(META_REQUEST_ID))
             if META_PAYMENT in meta:
-                return await self._pay(call, price, meta[META_PAYMENT])
+                return await self._pay(call, price, meta[META_PAYMENT], explicit_id)
             if explicit_id is not None:
-                return await self._redeem_by_id(call, price, str(explicit_id))
+                return await self._redeem_by_id(call, price, explicit_id)
             if call.caller is not None:
                 found = await self.ledger.find_redeemable(
                     tool=call.tool, caller=call.caller, now=self.clock()
                 )
+                # A paid request that does not cover this (dearer) call leaves it to be quoted.
                 if found is not None and found.price >= price:
-                    return await self._run_paid(call, found)
+                    return await self._run_paid(call, price, found)
             await self._link_page(ctx)
             request = await self._issue(call, price)
             await self._offer_link(ctx, request)
@@ -355,7 +382,40 @@ class Payments(Extension):
         except (SettlementError, LedgerError) as crash:
             part = "settlement backend" if isinstance(crash, SettlementError) else "payment ledger"
             logger.error("paid call of %r failed in the %s", call.tool, part, exc_info=crash)
-            return failure_result(CRASH_MESSAGE.format(part=part, request_id=call.request_id or "none"))
+            message = RAN_BUT_UNRECORDED if call.ran else CRASH_MESSAGE
+            return failure_result(
+                message.format(part=part, request_id=call.request_id or "none", tool=call.tool)
+            )
+
+    def _price(self, call: _Call, arguments: dict[str, Any]) -> int | CallToolResult:
+        """This call's price in atomic units, or the tool error that says why it has none.
+
+        The arguments are checked against the tool's input schema first, so nothing
+        is quoted for a call that could not run: a caller who sent bad arguments is
+        told which (they can fix it); a price function that fails on valid arguments
+        is the operator's bug, logged with its cause.
+        """
+        try:
+            validated = _sdk.validated_tool_arguments(self.server, call.tool, arguments)
+        except ValidationError as invalid:
+            logger.info("refused to price %r: its arguments do not fit its input schema", call.tool)
+            return failure_result(
+                f"The arguments of {call.tool} are invalid, so it was not priced and did not run "
+                f"(nothing was charged): {argument_problems(invalid)}."
+            )
+        except Exception:  # a custom validator or default factory that crashes is the tool's bug
+            logger.exception("the argument model of paid tool %r failed", call.tool)
+            return failure_result(
+                f"The arguments of {call.tool} could not be checked, so it did not run; nothing was charged."
+            )
+        try:
+            return call.spec.atomic_price(validated, self.asset.decimals)
+        except InvalidPrice as broken:
+            logger.error("could not price a call of paid tool %r: %s", call.tool, broken, exc_info=broken)
+            return failure_result(
+                f"This tool's price could not be computed ({broken}), so it did not run and nothing "
+                "was charged. The server's operator can find the cause in its log."
+            )
 
     async def _link_page(self, ctx: ServerRequestContext[Any, Any]) -> None:
         try:
@@ -388,8 +448,12 @@ class Payments(Extension):
                 logger.info("the client did not take the payment link by elicitation", exc_info=True)
 
     async def _issue(self, call: _Call, price: int) -> PaymentRequest:
+        return await self._store(call, self._quote(call, price))
+
+    def _quote(self, call: _Call, price: int) -> PaymentRequest:
+        """A new payment request for this call (not stored yet)."""
         now = self.clock()
-        request = PaymentRequest(
+        return PaymentRequest(
             id=new_request_id(),
             tool=call.tool,
             price=price,
@@ -402,6 +466,8 @@ class Payments(Extension):
             max_timeout_seconds=self.max_timeout_seconds,
             description=call.spec.description or call.tool,
         )
+
+    async def _store(self, call: _Call, request: PaymentRequest) -> PaymentRequest:
         # Counted against the caller's cap and stored in one ledger transaction.
         await self.sweeper.issue(request)
         call.request_id = request.id
@@ -414,30 +480,95 @@ class Payments(Extension):
     async def _refuse(
         self, call: _Call, price: int, error: PaymentError, request: PaymentRequest | None
     ) -> CallToolResult:
+        """Answer a refused payment or request id, changing nothing but one bounded audit line.
+
+        When the refusal concerns a request this call can still pay, its challenge is
+        answered again; otherwise a tool error says what was wrong and how to get a
+        price. Either way nothing is quoted: a stream of bad payments must neither grow
+        the ledger nor fill the caller's quota of open requests.
+        """
         now = self.clock()
-        await self.ledger.audit(
-            request.id if request else None, "refused", f"{call.tool}: {error.reason}: {error}", now=now
-        )
-        logger.info("refused a payment for %r: %s (%s)", call.tool, error, error.reason)
-        if request is not None and request.state is State.ISSUED and not request.is_expired(now):
-            # The same request can still be paid: point at it again, changing nothing.
-            return await self._challenge(request, str(error))
-        # Nothing payable to point at: quote afresh, as for an unpaid call.
+        message = shown(str(error), REFUSAL_TEXT_LIMIT)
+        reason = shown(error.reason, 60)
         try:
-            fresh = await self._issue(call, price)
-        except TooManyOpenRequests as capped:
-            return refusal_result(f"{error} {capped}")
-        return await self._challenge(fresh, str(error))
+            await self.ledger.audit(
+                request.id if request else None, "refused", f"{call.tool}: {reason}: {message}", now=now
+            )
+        except LedgerError:
+            logger.exception("could not write the audit line of a refused payment for %r", call.tool)
+        logger.info("refused a payment for %r: %s (%s)", call.tool, message, reason)
+        if request is not None and self._payable_by(call, price, request, now):
+            # The same request can still be paid: point at it again, changing nothing.
+            try:
+                return await self._challenge(request, message)
+            except (SettlementError, LedgerError):
+                logger.exception("could not restate the challenge of %s", request.id)
+        return refusal_result(
+            f"The payment was not accepted: {message}\n{GET_A_PRICE.format(tool=call.tool)}"
+        )
+
+    @staticmethod
+    def _payable_by(call: _Call, price: int, request: PaymentRequest, now: float) -> bool:
+        return (
+            request.state is State.ISSUED
+            and not request.is_expired(now)
+            and request.tool == call.tool
+            and request.price >= price
+        )
 
     # -- paying with _meta["x402/payment"] ----------------------------------------------------
 
-    async def _pay(self, call: _Call, price: int, raw: Any) -> CallToolResult:
-        payload = parse_payment_payload(raw)
-        request = await self._request_paid_by(call, price, payload)
+    async def _pay(self, call: _Call, price: int, raw: object, explicit_id: str | None) -> CallToolResult:
+        payload = payment_from(raw)
+        if isinstance(payload, PaymentPayloadV1):
+            if explicit_id is not None:
+                raise PaymentMismatch(
+                    "an x402 v1 payment pays for a fresh quote of the call it comes with; "
+                    f"leave out {REQUEST_ID_ARGUMENT}"
+                )
+            return await self._pay_fresh_quote(call, price, payload)
+        request_id = named_request_id(payload)
+        if explicit_id is not None and explicit_id != request_id:
+            raise PaymentMismatch(
+                f"the payment pays payment request {shown(request_id)}, "
+                f"but the call names {shown(explicit_id)}"
+            )
+        request = await self.ledger.get(request_id)
+        if request is None:
+            raise UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
         call.request_id = request.id
+        self._check_covers(call, price, request)
         if request.state in (State.PAID, State.REDEEMING) and _same_payment(request.payload, payload):
             # The tool failed after this very payment settled: it may run again.
-            return await self._run_paid(call, request)
+            return await self._run_paid(call, price, request)
+        return await self._settle_and_run(call, price, request, payload)
+
+    async def _pay_fresh_quote(self, call: _Call, price: int, payload: PaymentPayloadV1) -> CallToolResult:
+        """An x402 v1 payment names no request: it pays a fresh quote of this call, at its price.
+
+        The quote is stored only once the payment fits it (payee, amount, validity
+        window, signature), and withdrawn when the payment is refused after all, so
+        a refused payment leaves no open quote behind.
+        """
+        quote = self._quote(call, price)
+        match_payment(payload, requirements_for(quote, self.asset), self.network, now=self.clock())
+        await self._store(call, quote)
+        try:
+            return await self._settle_and_run(call, price, quote, payload)
+        except (_Refused, PaymentError) as refused:
+            error = refused.error if isinstance(refused, _Refused) else refused
+            with anyio.CancelScope(shield=True):
+                await self._withdraw(quote)
+            raise _Refused(error, None) from None
+
+    async def _withdraw(self, quote: PaymentRequest) -> None:
+        # A quote no longer issued has moved on (settling, paid): it is not a bare quote any more.
+        with contextlib.suppress(_Refused):
+            await self._transition(quote, Event.EXPIRE)
+
+    async def _settle_and_run(
+        self, call: _Call, price: int, request: PaymentRequest, payload: ReceivedPayment
+    ) -> CallToolResult:
         requirements = await self.collector.requirements(request, payload)
         request = await self.collector.begin(
             request, payload, requirements, price=price, decimals=self.asset.decimals
@@ -446,25 +577,7 @@ class Payments(Extension):
             return await self._verify_run_settle(call, request, payload, requirements)
         await self.collector.verify(request, payload, requirements)
         paid = await self.collector.settle(request, payload, requirements)
-        return await self._run_paid(call, paid)
-
-    async def _request_paid_by(self, call: _Call, price: int, payload: ReceivedPayment) -> PaymentRequest:
-        request_id = referenced_request_id(payload)
-        if request_id is None:
-            # A payer that built its payment without our id (x402 v1, or requirements
-            # it learned elsewhere): quote now and let the payment answer that quote.
-            return await self._issue(call, price)
-        request = await self.ledger.get(request_id)
-        if request is None:
-            raise UnknownPaymentRequest(f"there is no payment request {request_id}")
-        if request.tool != call.tool:
-            raise _Refused(
-                PaymentMismatch(
-                    f"payment request {request_id} is for tool {request.tool!r}, not {call.tool!r}"
-                ),
-                None,
-            )
-        return request
+        return await self._run_paid(call, price, paid)
 
     async def _verify_run_settle(
         self,
@@ -477,23 +590,39 @@ class Payments(Extension):
         await self.collector.verify(request, payload, requirements)
         try:
             # Its settling lease is renewed while it runs, so reconciliation leaves it alone.
-            result = await self.redemption.holding(request, lambda: call.call_next(call.ctx))
+            result = await self.redemption.holding(request, lambda: self._invoke(call))
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._transition(request, Event.SETTLEMENT_FAILED)
             raise
         if not isinstance(result, CallToolResult) or result.is_error:
             await self._transition(request, Event.SETTLEMENT_FAILED)
-            return result  # type: ignore[return-value]
+            return result  # type: ignore[no-any-return]
         try:
             paid = await self.collector.settle(request, payload, requirements)
         except _Refused as refused:
             logger.warning("settlement failed after %r ran; its output is withheld", call.tool)
-            message = f"Settlement failed, so the result is withheld: {refused.error}"
+            reason = shown(str(refused.error), REFUSAL_TEXT_LIMIT)
+            message = f"Settlement failed, so the result is withheld: {reason}"
             accepts = await self.collector.accepts(request)
             return refusal_result(
                 message, payment_required(request, self.asset, error=message, accepts=accepts)
             )
+        except (SettlementError, LedgerError) as crash:
+            # The request stays `settling` with the signed payload: only the chain can say
+            # whether money moved, and reconciliation asks it.
+            part = "settlement backend" if isinstance(crash, SettlementError) else "payment ledger"
+            logger.error(
+                "settling %s failed in the %s after %r ran; its output is withheld",
+                request.id,
+                part,
+                call.tool,
+                exc_info=crash,
+            )
+            return failure_result(
+                RAN_BUT_UNCONFIRMED.format(part=part, request_id=request.id, tool=call.tool)
+            )
+        # Tool and price were checked before `begin` (`_pay`); what ran is what was paid for.
         return await self.redemption.finish(await self.redemption.claim(paid), result)
 
     # -- redeeming a paid request -------------------------------------------------------------
@@ -501,24 +630,44 @@ class Payments(Extension):
     async def _redeem_by_id(self, call: _Call, price: int, request_id: str) -> CallToolResult:
         request = await self.ledger.get(request_id)
         if request is None:
-            raise UnknownPaymentRequest(f"there is no payment request {request_id}")
+            raise UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
         call.request_id = request.id
+        self._check_covers(call, price, request)
+        if request.state is State.ISSUED:
+            if request.is_expired(self.clock()):
+                raise PaymentExpired(f"payment request {shown(request_id)} expired unpaid")
+            return await self._challenge(request, "this payment request is not paid yet")
+        return await self._run_paid(call, price, request)
+
+    def _check_covers(self, call: _Call, price: int, request: PaymentRequest) -> None:
+        """Refuse `request` for this call unless it was quoted for this tool, at this call's
+        price or more.
+
+        Every path that pays or redeems a request comes through here (a payment that
+        names it, an explicit id, the same payment again after a failed run, a caller's
+        plain retry), so none lets a request bought for one tool, or for a cheap call,
+        pay for another.
+
+        Raises:
+            PaymentMismatch: naming the request, its tool or its price, and this call's.
+        """
         if request.tool != call.tool:
             raise PaymentMismatch(
-                f"payment request {request_id} is for tool {request.tool!r}, not {call.tool!r}"
+                f"payment request {request.id} is for tool {request.tool!r}, not {call.tool!r}"
             )
-        now = self.clock()
-        if request.state is State.ISSUED:
-            if request.is_expired(now):
-                raise PaymentExpired(f"payment request {request_id} expired unpaid")
-            return await self._challenge(request, "this payment request is not paid yet")
         if request.price < price:
-            raise _Refused(_underpaid(request, price, self.asset.decimals), None)
-        return await self._run_paid(call, request)
+            raise _underpaid(request, price, self.asset.decimals)
 
-    async def _run_paid(self, call: _Call, request: PaymentRequest) -> CallToolResult:
+    async def _run_paid(self, call: _Call, price: int, request: PaymentRequest) -> CallToolResult:
+        """Run the tool once for paid `request`: the one door to `Redemption.run`."""
+        self._check_covers(call, price, request)
         call.request_id = request.id
-        return await self.redemption.run(request, lambda: call.call_next(call.ctx))
+        return await self.redemption.run(request, lambda: self._invoke(call))
+
+    @staticmethod
+    async def _invoke(call: _Call) -> Any:
+        call.ran = True
+        return await call.call_next(call.ctx)
 
     async def _transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
         return await self.collector.transition(request, event, **changes)
@@ -527,7 +676,7 @@ class Payments(Extension):
 class _Call:
     """One intercepted `tools/call` of a paid tool."""
 
-    __slots__ = ("call_next", "caller", "ctx", "request_id", "spec", "tool")
+    __slots__ = ("call_next", "caller", "ctx", "ran", "request_id", "spec", "tool")
 
     def __init__(
         self,
@@ -543,6 +692,8 @@ class _Call:
         self.ctx = ctx
         self.call_next = call_next
         self.request_id: str | None = None
+        self.ran = False
+        """Whether the tool body was started: a crash after that must not say it did not run."""
 
 
 def _same_payment(stored_payload: str | None, payload: ReceivedPayment) -> bool:

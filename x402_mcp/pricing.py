@@ -6,17 +6,25 @@ import enum
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any, TypeVar
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidPrice
 from .money import parse_usd, to_atomic
+from .text import shown
+from .wire import UINT256_LIMIT
 
 PAID_ATTRIBUTE = "__x402_paid__"
 
 Price = str | Decimal | int
 PriceFunction = Callable[..., Price]
 F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_PRICE_TEXT = 64
+"""A price is a short decimal string; longer text from a price function is refused unread."""
+
+_MAX_PRICE_DIGITS = 120
+"""More significant digits than any price below 2**256 atomic units can need (78 + decimals)."""
 
 
 class SettleOrder(enum.StrEnum):
@@ -49,19 +57,19 @@ class PaidTool:
     def atomic_price(self, arguments: Mapping[str, Any], decimals: int) -> int:
         """The price of one call with `arguments`, in atomic units.
 
+        `arguments` are the call's arguments as the tool receives them (already
+        checked against its input schema); a price function gets, by keyword,
+        those among them it names (all of them when it takes `**kwargs`).
+
         Raises:
-            ConfigurationError: when a price function fails or returns something
-                that is not an exact, non-negative decimal price.
+            InvalidPrice: when the price function cannot take the arguments, raises,
+                or gives something that is not an exact, non-negative decimal price
+                below 2**256 atomic units.
         """
-        price = self.price
+        price: object = self.price
         if callable(price):
-            try:
-                price = price(**arguments)
-            except TypeError as exc:
-                raise ConfigurationError(
-                    f"the price function could not be called with {sorted(arguments)}: {exc}"
-                ) from exc
-        return to_atomic(price, decimals)
+            price = _call_price_function(price, arguments)
+        return _atomic(price, decimals)
 
 
 def paid(
@@ -129,3 +137,59 @@ def paid_spec(fn: Callable[..., Any]) -> PaidTool | None:
     """The `PaidTool` attached by `@paid`, if any."""
     spec = getattr(fn, PAID_ATTRIBUTE, None)
     return spec if isinstance(spec, PaidTool) else None
+
+
+def _call_price_function(function: PriceFunction, arguments: Mapping[str, Any]) -> object:
+    """Call a price function with the arguments it names; its failures become `InvalidPrice`."""
+    try:
+        signature: inspect.Signature | None = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin or C callable without a readable signature
+        signature = None
+    if signature is None or any(
+        parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in signature.parameters.values()
+    ):
+        chosen = dict(arguments)
+    else:
+        chosen = {name: value for name, value in arguments.items() if name in signature.parameters}
+        try:
+            signature.bind(**chosen)
+        except TypeError as exc:
+            raise InvalidPrice(
+                f"the price function could not be called with the tool's arguments {sorted(arguments)}: {exc}"
+            ) from exc
+    try:
+        return function(**chosen)
+    except Exception as exc:  # whatever the operator's function raises, the call must get an answer
+        raise InvalidPrice(f"the price function raised {type(exc).__name__}") from exc
+
+
+def _atomic(price: object, decimals: int) -> int:
+    """`price` in atomic units, or `InvalidPrice` naming why it is not a price we can quote."""
+    if isinstance(price, bool):
+        raise InvalidPrice(f"the price is {price}, a boolean; a price is a decimal string such as '0.05'")
+    if isinstance(price, str) and len(price) > MAX_PRICE_TEXT:
+        raise InvalidPrice(
+            f"the price is {len(price)} characters of text; a price is a short decimal string such as '0.05'"
+        )
+    try:
+        value = parse_usd(price)  # type: ignore[arg-type]  # parse_usd names any other type
+    except ConfigurationError as exc:
+        raise InvalidPrice(shown(str(exc), 160)) from None
+    # Magnitude and digits first: a price like "1e999999999" is short, but its integer is not.
+    if value and (value.adjusted() + decimals > 77 or len(value.as_tuple().digits) > _MAX_PRICE_DIGITS):
+        raise _beyond_uint256(price)
+    with localcontext() as context:
+        context.prec = _MAX_PRICE_DIGITS + decimals  # exact: nothing below is rounded
+        try:
+            atomic = to_atomic(price, decimals)  # type: ignore[arg-type]  # parse_usd took it
+        except ConfigurationError as exc:
+            raise InvalidPrice(shown(str(exc), 160)) from None
+    if atomic >= UINT256_LIMIT:
+        raise _beyond_uint256(price)
+    return atomic
+
+
+def _beyond_uint256(price: object) -> InvalidPrice:
+    return InvalidPrice(
+        f"the price {shown(price, 40)} is at or beyond 2**256 atomic units, which no token can move"
+    )

@@ -8,6 +8,7 @@ import pytest
 from mcp import Client
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
+from x402_mcp import paid
 from x402_mcp.challenge import META_ERROR, META_HOSTED_URL, META_PRICE, META_REQUEST_ID
 from x402_mcp.lifecycle import State
 
@@ -100,3 +101,19 @@ async def test_dynamic_price_follows_the_arguments(client: Client) -> None:
     long = challenge_of(await client.call_tool("summarize", {"words": " ".join(["w"] * 250)}))
     assert short.accepts[0].amount == "10000"  # the $0.01 floor
     assert long.accepts[0].amount == "250000"  # 250 words at $0.001
+
+
+async def test_a_fixed_price_finer_than_the_token_is_listed_and_answered_not_crashed(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    @shop.server.tool()
+    @paid(price="0.0000001")
+    def finer() -> str:
+        return "ran"
+
+    async with Client(shop.server) as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        result = await client.call_tool("finer", {})
+    assert "finer" in tools and "could not advertise the price" in caplog.text
+    assert result.is_error and "price could not be computed" in text_of(result)
+    assert "more than 6 decimal places" in text_of(result)

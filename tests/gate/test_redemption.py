@@ -17,6 +17,7 @@ from mcp.types import CallToolResult
 from tests.gate.conftest import PRICE, Shop, text_of
 from tests.page.conftest import link_of, serving
 from x402_mcp.challenge import META_REQUEST_ID, requirements_for
+from x402_mcp.ids import new_request_id
 from x402_mcp.ledger.base import PaymentRequest
 from x402_mcp.lifecycle import State
 from x402_mcp.payer import sign_payment
@@ -103,22 +104,41 @@ async def test_an_unpaid_id_gets_its_link_again(shop: Shop, client: Client) -> N
     assert link_of(result) == (request_id, hosted) and shop.runs == {}
 
 
-async def test_an_expired_id_gets_a_clear_error_and_a_fresh_link(shop: Shop, client: Client) -> None:
+async def test_an_expired_id_gets_a_clear_error_and_no_new_quote(shop: Shop, client: Client) -> None:
     clock = [10_000.0]
     shop.payments.clock = lambda: clock[0]
     request_id, _ = link_of(await client.call_tool("answer", {"question": "q"}))
     clock[0] += shop.payments.max_timeout_seconds + 1
     result = await client.call_tool("answer", {"question": "q", "payment_request_id": request_id})
+    refused(result, f"payment request {request_id} ")
     refused(result, "expired")
-    fresh_id, fresh_url = link_of(result)
+    refused(result, "To get a price, call answer again without a payment")
+    assert result.structured_content is None and len(await shop.ledger.requests()) == 1
+    # Doing as told gets a fresh link.
+    fresh_id, fresh_url = link_of(await client.call_tool("answer", {"question": "q"}))
     assert fresh_id != request_id and fresh_url.endswith(f"/pay/{fresh_id}")
     assert shop.runs == {}
 
 
-async def test_an_unknown_id_is_refused_with_a_fresh_link(shop: Shop, client: Client) -> None:
-    result = await client.call_tool("answer", {"question": "q", "payment_request_id": "pr_nope"})
-    refused(result, "no payment request pr_nope")
-    assert link_of(result)[0] != "pr_nope" and shop.runs == {}
+async def test_an_unknown_id_is_refused_and_nothing_is_quoted(shop: Shop, client: Client) -> None:
+    unknown = new_request_id()
+    result = await client.call_tool("answer", {"question": "q", "payment_request_id": unknown})
+    refused(result, f"there is no payment request {unknown}")
+    assert result.structured_content is None and await shop.ledger.requests() == []
+    [(_, request_id, event, detail)] = await shop.ledger.audit_trail()
+    assert (request_id, event) == (None, "refused") and unknown in detail
+    assert shop.runs == {}
+
+
+async def test_a_paid_id_does_not_buy_a_dearer_call(shop: Shop, client: Client) -> None:
+    request_id, _ = link_of(await client.call_tool("summarize", {"words": "a b c"}))  # $0.01
+    await pay(shop, request_id)
+    dearer = {"words": " ".join(["w"] * 500), "payment_request_id": request_id}  # $0.50
+    result = await client.call_tool("summarize", dearer)
+    refused(result, f"payment request {request_id} covers $0.01, but this call costs $0.50")
+    assert shop.runs == {} and await state_of(shop, request_id) is State.PAID
+    cheap = await client.call_tool("summarize", {"words": "a b c", "payment_request_id": request_id})
+    assert not cheap.is_error, text_of(cheap)
 
 
 async def test_an_id_for_another_tool_is_refused(shop: Shop, client: Client) -> None:

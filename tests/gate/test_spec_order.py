@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,11 +11,16 @@ from mcp import Client
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
+from tests.facilitator.serving import Interposer, serving
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
 from x402_mcp import Payments, paid
 from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
+from x402_mcp.facilitator import facilitator_app
+from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.lifecycle import State
-from x402_mcp.payer import sign_payment
+from x402_mcp.payer import payment_meta, sign_payment
+from x402_mcp.reconcile import Reconciler
+from x402_mcp.settlement import FacilitatorSettlement
 from x402_mcp.wire import PaymentPayload, PaymentRequirements
 
 pytestmark = pytest.mark.anyio
@@ -102,3 +108,71 @@ async def test_failed_settlement_withholds_the_output(
     )
     request = await shop.ledger.get(required.accepts[0].extra["paymentRequestId"])
     assert request is not None and request.state is State.ISSUED
+
+
+async def test_a_settlement_crash_after_the_run_says_the_tool_ran_and_how_to_get_its_output(
+    shop: Shop, tmp_path: Path
+) -> None:
+    # A real facilitator settles on the chain, but its answer is lost (HTTP 502): money moved,
+    # and the gate cannot know it. A remote backend cannot read the chain itself.
+    lost_answer = Interposer(
+        facilitator_app(shop.chain.settlement()),
+        status_of=lambda path, status, _: 502 if path == "/settle" else status,
+    )
+    runs: list[str] = []
+    async with serving(lost_answer) as url:
+        backend = FacilitatorSettlement(url, network=shop.chain.network_info)
+        payments = Payments(
+            pay_to=shop.payee,
+            network=shop.chain.network_info,
+            settlement=backend,
+            ledger=SQLiteLedger(tmp_path / "ledger.sqlite"),
+        )
+        server: MCPServer[Any] = MCPServer("spec", extensions=[payments])
+
+        @server.tool()
+        @paid(price="0.05", settle="after")
+        async def premium(topic: str) -> str:
+            runs.append(topic)
+            return f"secret insight on {topic}"
+
+        async with Client(server) as client:
+            required = challenge_of(await client.call_tool("premium", {"topic": "x"}))
+            request_id = required.accepts[0].extra["paymentRequestId"]
+            before = shop.balances()
+
+            result = await client.call_tool(
+                "premium", {"topic": "x"}, meta=payment_meta(sign_payment(shop.payer, required))
+            )
+
+            assert runs == ["x"] and result.is_error
+            text = text_of(result)
+            assert "secret insight" not in text
+            assert "The tool did not run" not in text
+            assert "The tool ran, but its output is withheld until the payment is confirmed" in text
+            assert "reconciled from the chain" in text and "without a second charge" in text
+            assert f'payment_request_id="{request_id}"' in text
+            # The signed payment is kept where reconciliation finds it; the money did move.
+            stuck = await payments.ledger.get(request_id)
+            assert stuck is not None and stuck.state is State.SETTLING and stuck.payload
+            assert shop.balances() == (before[0] - PRICE, before[1] + PRICE)
+
+            # Reconciliation (with a backend that reads the chain) records the settlement ...
+            reconciler = Reconciler(
+                payments.ledger,
+                shop.chain.settlement(),
+                payments.asset,
+                grace_seconds=-1,
+                clock=payments.clock,
+            )
+            assert (await reconciler.run()).settled == [request_id]
+            # ... and the retry the message described gets the output, without a second charge.
+            retry = await client.call_tool("premium", {"topic": "x", "payment_request_id": request_id})
+
+            assert not retry.is_error, text_of(retry)
+            assert text_of(retry) == "secret insight on x"
+            assert runs == ["x", "x"]
+            assert shop.balances() == (before[0] - PRICE, before[1] + PRICE)
+            consumed = await payments.ledger.get(request_id)
+            assert consumed is not None and consumed.state is State.CONSUMED
+        await backend.aclose()

@@ -435,7 +435,7 @@ class SQLiteLedger:
         )
         try:
             if not self._memory and not readonly:
-                (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+                mode = self._enter_wal(conn)
                 if mode != "wal":
                     raise LedgerError(f"SQLite ledger {self.path}: the file system refused WAL mode ({mode})")
             # With WAL, NORMAL survives a crashed process; only a power cut may lose the last commits.
@@ -447,6 +447,23 @@ class SQLiteLedger:
             conn.close()
             raise
         return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> str:
+        """Switch a fresh file to WAL mode, waiting out other processes doing the same.
+
+        Changing the journal mode can fail with "database is locked" at once, without
+        SQLite's busy handler, while another connection is creating the same file, so
+        the wait is ours (bounded by the busy timeout).
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+                return str(mode)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         with immediate(conn):
