@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +10,9 @@ from typing import Any
 
 import anyio
 import uvicorn
+
+TOKEN = "test-" + secrets.token_hex(16)
+"""The bearer token of the facilitator servers the tests start (`x402-mcp facilitator` needs one)."""
 
 
 def loopback_socket() -> socket.socket:

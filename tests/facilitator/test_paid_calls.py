@@ -25,7 +25,7 @@ from x402_mcp.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.settlement import DEFAULT_FACILITATOR_URL, FacilitatorSettlement
 
 from ..chains import AnvilChain
-from .serving import Interposer, loopback_socket, serving
+from .serving import TOKEN, Interposer, loopback_socket, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -71,7 +71,7 @@ async def _pay_and_call(client: Client, payer: LocalAccount) -> tuple[Any, str]:
 async def test_a_paid_call_settles_through_our_facilitator(
     chain: TokenChain, our_facilitator: str, tmp_path: Path
 ) -> None:
-    remote = FacilitatorSettlement(our_facilitator, network=chain.network)
+    remote = FacilitatorSettlement(our_facilitator, network=chain.network, token=TOKEN)
     server, payments, counter = paid_server(chain, remote, tmp_path / "l.sqlite")
     payer = chain.new_account("10")
     async with Client(server) as client:
@@ -146,7 +146,7 @@ def json_error(result: Any) -> str:
 async def test_an_invalid_payment_is_refused_before_the_facilitator_moves_anything(
     chain: TokenChain, our_facilitator: str, tmp_path: Path
 ) -> None:
-    remote = FacilitatorSettlement(our_facilitator, network=chain.network)
+    remote = FacilitatorSettlement(our_facilitator, network=chain.network, token=TOKEN)
     server, payments, counter = paid_server(chain, remote, tmp_path / "l.sqlite")
     broke = chain.new_account("0.01")  # less than the $0.05 price
     async with Client(server) as client:

@@ -14,10 +14,13 @@ from x402_mcp.settlement.checks import VALUE_MISMATCH
 from x402_mcp.wire import PaymentRequired
 
 from ..chains import pay, requirements_for
+from .official import official_bearer_auth
+from .serving import TOKEN
 
 pytestmark = pytest.mark.anyio
 
 PRICE = 10_000
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 async def test_the_official_client_verifies_and_settles_an_official_payment_through_our_server(
@@ -37,7 +40,9 @@ async def test_the_official_client_verifies_and_settles_an_official_payment_thro
     payload = signer.create_payment_payload(required)
     official_requirements = required.accepts[0]
 
-    client = HTTPFacilitatorClient(FacilitatorConfig(url=our_facilitator))
+    client = HTTPFacilitatorClient(
+        FacilitatorConfig(url=our_facilitator, auth_provider=official_bearer_auth(TOKEN))
+    )
     try:
         supported = await anyio.to_thread.run_sync(client.get_supported)
         assert any(k.network == chain.network and k.scheme == "exact" for k in supported.kinds)
@@ -61,7 +66,7 @@ async def test_an_invalid_payment_is_a_200_with_its_reason_and_moves_nothing(
     requirements = requirements_for(chain, payee, amount=str(PRICE))
     underpaid = pay(payer, requirements, value=PRICE - 1)
     body = {"x402Version": 2, "paymentPayload": underpaid.dump(), "paymentRequirements": requirements.dump()}
-    async with httpx2.AsyncClient(base_url=our_facilitator) as http:
+    async with httpx2.AsyncClient(base_url=our_facilitator, headers=BEARER) as http:
         verify = await http.post("/verify", json=body)
         settle = await http.post("/settle", json=body)
     assert verify.status_code == settle.status_code == 200
@@ -94,7 +99,7 @@ async def test_a_v1_body_verifies_and_settles(chain: TokenChain, our_facilitator
             "extra": requirements.extra,
         },
     }
-    async with httpx2.AsyncClient(base_url=our_facilitator) as http:
+    async with httpx2.AsyncClient(base_url=our_facilitator, headers=BEARER) as http:
         assert (await http.post("/verify", json=body)).json()["isValid"] is True
         settled = (await http.post("/settle", json=body)).json()
     assert settled["success"] is True, settled
@@ -114,7 +119,7 @@ async def test_a_v1_body_verifies_and_settles(chain: TokenChain, our_facilitator
 async def test_malformed_bodies_get_a_clear_4xx(
     chain: TokenChain, our_facilitator: str, body: bytes, status: int, needle: str
 ) -> None:
-    async with httpx2.AsyncClient(base_url=our_facilitator) as http:
+    async with httpx2.AsyncClient(base_url=our_facilitator, headers=BEARER) as http:
         for endpoint in ("/verify", "/settle"):
             response = await http.post(endpoint, content=body, headers={"content-type": "application/json"})
             assert response.status_code == status
@@ -130,7 +135,7 @@ async def test_requirements_for_another_network_are_refused_as_unsupported(
     )
     payment = pay(payer, requirements)
     body = {"x402Version": 2, "paymentPayload": payment.dump(), "paymentRequirements": requirements.dump()}
-    async with httpx2.AsyncClient(base_url=our_facilitator) as http:
+    async with httpx2.AsyncClient(base_url=our_facilitator, headers=BEARER) as http:
         verify = (await http.post("/verify", json=body)).json()
         settle = (await http.post("/settle", json=body)).json()
     assert (verify["isValid"], verify["invalidReason"]) == (False, "invalid_network")

@@ -19,7 +19,7 @@ from x402_mcp.wire import PaymentRequirements
 
 from ..chains import AnvilChain, pay, requirements_for
 from ..facilitator.conftest import official_facilitator, our_facilitator  # noqa: F401 (fixtures)
-from ..facilitator.serving import Interposer, loopback_socket, serving
+from ..facilitator.serving import TOKEN, Interposer, loopback_socket, serving
 from .conftest import PRICE
 
 pytestmark = pytest.mark.anyio
@@ -32,7 +32,7 @@ async def test_verify_and_settle_through_our_facilitator(
     payee: str,
     requirements: PaymentRequirements,
 ) -> None:
-    remote = FacilitatorSettlement(our_facilitator, network=chain.network)
+    remote = FacilitatorSettlement(our_facilitator, network=chain.network, token=TOKEN)
     assert isinstance(remote, Settlement)
     payment = pay(payer, requirements)
     try:
@@ -56,7 +56,7 @@ async def test_a_refusal_passes_its_reason_through_and_moves_nothing(
     payee: str,
     requirements: PaymentRequirements,
 ) -> None:
-    remote = FacilitatorSettlement(our_facilitator, network=chain.network)
+    remote = FacilitatorSettlement(our_facilitator, network=chain.network, token=TOKEN)
     underpaid = pay(payer, requirements, value=PRICE - 1)
     verdict = await remote.verify(underpaid, requirements)
     receipt = await remote.settle(underpaid, requirements)
@@ -148,7 +148,7 @@ async def test_a_facilitator_without_our_network_is_refused_once_supported_is_re
     payer: LocalAccount,
     requirements: PaymentRequirements,
 ) -> None:
-    remote = FacilitatorSettlement(our_facilitator, network="base-sepolia")
+    remote = FacilitatorSettlement(our_facilitator, network="base-sepolia", token=TOKEN)
     elsewhere = requirements.model_copy(update={"network": "eip155:84532"})
     with pytest.raises(SettlementError, match=r"does not settle 'exact' payments on eip155:84532"):
         await remote.verify(pay(payer, requirements), elsewhere)
@@ -237,11 +237,13 @@ async def test_lookup_without_rpc_url_or_on_solana_is_unknown(
     requirements: PaymentRequirements,
 ) -> None:
     payment = pay(payer, requirements)
-    without_rpc = FacilitatorSettlement(our_facilitator, network=chain.network)
+    without_rpc = FacilitatorSettlement(our_facilitator, network=chain.network, token=TOKEN)
     assert (await without_rpc.settle(payment, requirements)).success
     assert await without_rpc.lookup(payment, requirements) == OnChain("unknown")
     await without_rpc.aclose()
-    on_solana = FacilitatorSettlement(our_facilitator, network="solana-devnet", rpc_url="http://127.0.0.1:1")
+    on_solana = FacilitatorSettlement(
+        our_facilitator, network="solana-devnet", rpc_url="http://127.0.0.1:1", token=TOKEN
+    )
     assert await on_solana.lookup(payment, requirements) == OnChain("unknown")
 
 
