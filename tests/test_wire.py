@@ -4,6 +4,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from tests.hostile import changed
 from x402_mcp.errors import MalformedPayment
 from x402_mcp.wire import (
     MAX_TIMEOUT_SECONDS,
@@ -124,12 +125,7 @@ HOSTILE_INTEGERS = [
 
 
 def _with(path: tuple[str, ...], value: object) -> dict[str, object]:
-    data = json.loads(json.dumps(V2))
-    target = data
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    return data
+    return changed(V2, path, value)
 
 
 @pytest.mark.parametrize("value", HOSTILE_INTEGERS, ids=repr)

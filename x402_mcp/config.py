@@ -17,8 +17,11 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
     """`Payments` keyword arguments from the environment, and the DevChain if one was made.
 
     - `X402_SETTLEMENT`: `devchain` (default: an embedded chain in this process,
-      offline, with the page's demo wallet) or `local` (settle on the chain at
-      `X402_RPC_URL`, paying gas with `X402_SETTLEMENT_KEY`).
+      offline, with the page's demo wallet), `local` (settle on the chain at
+      `X402_RPC_URL`, paying gas with `X402_SETTLEMENT_KEY`) or `facilitator`
+      (through the facilitator at `X402_FACILITATOR_URL`, with the bearer token
+      in `X402_FACILITATOR_TOKEN` if set; `X402_RPC_URL`, if set, checks every
+      settlement it reports against the chain).
     - `X402_PAY_TO`: the payee (default on the devchain: a fresh address).
     - `X402_NETWORK`: e.g. `base-sepolia` (ignored on the devchain).
     - `X402_LEDGER_URL`, `X402_PUBLIC_URL`, `X402_PAGE_PORT`.
@@ -61,7 +64,21 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
             env["X402_RPC_URL"], env["X402_SETTLEMENT_KEY"], network=network
         )
         return {"pay_to": pay_to, "network": network, "settlement": settlement, **common}, None
-    raise ConfigurationError(f"X402_SETTLEMENT={kind!r} is not one of: devchain, local")
+    if kind == "facilitator":
+        from .settlement.facilitator import BearerToken, FacilitatorSettlement
+
+        missing = [name for name in ("X402_FACILITATOR_URL", "X402_PAY_TO") if not env.get(name)]
+        if missing:
+            raise ConfigurationError(f"X402_SETTLEMENT=facilitator needs {', '.join(missing)}")
+        network = env.get("X402_NETWORK", "base-sepolia")
+        remote = FacilitatorSettlement(
+            env["X402_FACILITATOR_URL"].strip(),
+            network=network,
+            auth=BearerToken.from_env(env),
+            rpc_url=env.get("X402_RPC_URL") or None,
+        )
+        return {"pay_to": pay_to, "network": network, "settlement": remote, **common}, None
+    raise ConfigurationError(f"X402_SETTLEMENT={kind!r} is not one of: devchain, local, facilitator")
 
 
 def _solana_from_env(env: Mapping[str, str]) -> list[Any]:

@@ -159,7 +159,7 @@ def sign_authorization(
     authorization = ExactAuthorization(
         from_=account.address,
         to=requirements.pay_to,
-        value=str(int(requirements.amount) if value is None else value),
+        value=str(parse_uint(requirements.amount, "the amount") if value is None else value),
         valid_after=str(now - 600 if valid_after is None else valid_after),
         valid_before=str(now + requirements.max_timeout_seconds if valid_before is None else valid_before),
         nonce=nonce or new_nonce(),

@@ -25,7 +25,7 @@ from x402_mcp.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.settlement import DEFAULT_FACILITATOR_URL, FacilitatorSettlement
 
 from ..chains import AnvilChain
-from .serving import TOKEN, Interposer, loopback_socket, serving
+from .serving import TOKEN, Interposer, LyingFacilitator, loopback_socket, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -156,6 +156,30 @@ async def test_an_invalid_payment_is_refused_before_the_facilitator_moves_anythi
     assert "holds 10000 atomic units of the token" in json_error(result)
     assert counter.runs == 0
     assert chain.balance_of(payments.pay_to) == 0
+
+
+@pytest.mark.anvil
+async def test_a_facilitator_that_claims_a_made_up_settlement_runs_nothing(
+    anvil: AnvilChain, tmp_path: Path
+) -> None:
+    liar = LyingFacilitator(facilitator_app(anvil.settlement(), token=TOKEN), lambda: "0x" + "ab" * 32)
+    async with serving(liar) as url:
+        remote = FacilitatorSettlement(
+            url, network=anvil.network, token=TOKEN, rpc_url=anvil.rpc_url, reconcile_seconds=0.3
+        )
+        server, payments, counter = paid_server(anvil, remote, tmp_path / "l.sqlite")
+        payer = anvil.new_account("10")
+        async with Client(server) as client:
+            result, request_id = await _pay_and_call(client, payer)
+        await remote.aclose()
+    assert liar.settles == 1
+    assert result.is_error
+    assert "did not run" in json_error(result)
+    assert counter.runs == 0
+    assert anvil.balance_of(payments.pay_to) == 0
+    request = await payments.ledger.get(request_id)
+    # Kept settling: reconciliation reads the chain, never the facilitator's word, to finish it.
+    assert request is not None and request.state is State.SETTLING, "a lie is never recorded as paid"
 
 
 @pytest.mark.anvil

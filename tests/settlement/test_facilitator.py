@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from x402_mcp.config import settings_from_env
 from x402_mcp.devchain import TokenChain
-from x402_mcp.errors import SettlementError
+from x402_mcp.errors import ConfigurationError, SettlementError
 from x402_mcp.facilitator import facilitator_app
 from x402_mcp.settlement import FacilitatorSettlement, Settlement, StaticHeaders
 from x402_mcp.settlement.base import ChainLookup, OnChain
 from x402_mcp.settlement.checks import VALUE_MISMATCH
+from x402_mcp.settlement.facilitator import TOKEN_VARIABLE, BearerToken
 from x402_mcp.wire import PaymentRequirements
 
 from ..chains import AnvilChain, pay, requirements_for
 from ..facilitator.conftest import official_facilitator, our_facilitator  # noqa: F401 (fixtures)
-from ..facilitator.serving import TOKEN, Interposer, loopback_socket, serving
+from ..facilitator.serving import TOKEN, Interposer, LyingFacilitator, loopback_socket, serving
 from .conftest import PRICE
 
 pytestmark = pytest.mark.anyio
@@ -265,3 +268,105 @@ async def test_lookup_refuses_another_network_and_maps_node_failures(
     finally:
         closed.close()
     assert rpc_url not in str(raised.value), "RPC URLs can carry API keys"
+
+
+# --------------------------------------------------------------------------- a facilitator that lies
+
+
+@pytest.mark.anvil
+async def test_a_truthful_settle_answer_is_confirmed_on_chain_and_states_the_amount(
+    anvil: AnvilChain,
+) -> None:
+    payer, payee = anvil.new_account("10"), Account.create().address
+    requirements = requirements_for(anvil, payee, amount=str(PRICE))
+    async with serving(facilitator_app(anvil.settlement(), token=TOKEN)) as url:
+        remote = FacilitatorSettlement(url, network=anvil.network, token=TOKEN, rpc_url=anvil.rpc_url)
+        receipt = await remote.settle(pay(payer, requirements), requirements)
+        await remote.aclose()
+    assert receipt.success, receipt.error_message
+    assert (receipt.amount, receipt.payer) == (str(PRICE), payer.address)
+    assert anvil.balance_of(payee) == PRICE
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize("lie", ["made-up transaction", "unrelated transaction", "not a hash"])
+async def test_a_facilitator_claiming_a_settlement_the_chain_disproves_is_a_settlement_error(
+    anvil: AnvilChain, lie: str
+) -> None:
+    payer, payee = anvil.new_account("10"), Account.create().address
+    requirements = requirements_for(anvil, payee, amount=str(PRICE))
+    # A real settlement of another payment, to the same payee, for the same amount.
+    unrelated = await anvil.settlement().settle(pay(anvil.new_account("1"), requirements), requirements)
+    assert unrelated.success
+    claims = {
+        "made-up transaction": lambda: "0x" + secrets.token_hex(32),
+        "unrelated transaction": lambda: unrelated.transaction,
+        "not a hash": lambda: "0xabc\u202e",
+    }
+    liar = LyingFacilitator(facilitator_app(anvil.settlement(), token=TOKEN), claims[lie])
+    payment = pay(payer, requirements)
+    async with serving(liar) as url:
+        remote = FacilitatorSettlement(
+            url, network=anvil.network, token=TOKEN, rpc_url=anvil.rpc_url, reconcile_seconds=0.5
+        )
+        assert (await remote.verify(payment, requirements)).is_valid
+        with pytest.raises(
+            SettlementError, match="reported the payment settled, but the chain disagrees"
+        ) as raised:
+            await remote.settle(payment, requirements)
+        still_unused = await remote.lookup(payment, requirements)
+        await remote.aclose()
+    assert liar.settles == 1
+    assert "\u202e" not in str(raised.value)
+    assert still_unused == OnChain("unused"), "nothing moved: the payment can still be settled honestly"
+    assert anvil.balance_of(payee) == PRICE, "only the unrelated payment reached the payee"
+
+
+async def test_a_bearer_token_goes_on_every_request_and_is_never_shown(
+    chain: TokenChain, payer: LocalAccount, requirements: PaymentRequirements, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = Interposer(facilitator_app(chain.settlement(), token=TOKEN))
+    monkeypatch.setenv(TOKEN_VARIABLE, TOKEN)
+    auth = BearerToken.from_env()
+    assert auth is not None and TOKEN not in repr(auth)
+    async with serving(seen) as url:
+        remote = FacilitatorSettlement(url, network=chain.network, auth=auth)
+        assert TOKEN not in repr(remote)
+        assert (await remote.verify(pay(payer, requirements), requirements)).is_valid
+        await remote.aclose()
+        anonymous = FacilitatorSettlement(url, network=chain.network)
+        with pytest.raises(SettlementError, match="refused our credentials"):
+            await anonymous.verify(pay(payer, requirements), requirements)
+        await anonymous.aclose()
+    sent = [headers.get("authorization") for _, headers in seen.seen[:2]]
+    assert sent == [f"Bearer {TOKEN}"] * 2  # /supported, then /verify
+    monkeypatch.delenv(TOKEN_VARIABLE)
+    assert BearerToken.from_env() is None
+    with pytest.raises(ConfigurationError, match="either auth= or token="):
+        FacilitatorSettlement(url, auth=auth, token=TOKEN)
+    with pytest.raises(ConfigurationError, match="printable ASCII"):
+        BearerToken("two words")
+
+
+async def test_from_env_points_at_a_token_protected_facilitator(
+    chain: TokenChain,
+    our_facilitator: str,  # noqa: F811
+    payer: LocalAccount,
+    payee: str,
+    requirements: PaymentRequirements,
+) -> None:
+    env = {
+        "X402_SETTLEMENT": "facilitator",
+        "X402_FACILITATOR_URL": our_facilitator,
+        TOKEN_VARIABLE: TOKEN,
+        "X402_PAY_TO": payee,
+        "X402_NETWORK": chain.network,
+    }
+    settings, demo_chain = settings_from_env(env)
+    remote = settings["settlement"]
+    assert isinstance(remote, FacilitatorSettlement) and demo_chain is None
+    assert (settings["pay_to"], settings["network"]) == (payee, chain.network)
+    assert (await remote.verify(pay(payer, requirements), requirements)).is_valid
+    await remote.aclose()
+    with pytest.raises(ConfigurationError, match="needs X402_FACILITATOR_URL"):
+        settings_from_env({"X402_SETTLEMENT": "facilitator", "X402_PAY_TO": payee})

@@ -233,6 +233,11 @@ class FacilitatorSettlement:
         async with self._supported_lock:
             if self._supported is None:
                 response = await self._send("supported", "GET", None)
+                if response.status_code in (401, 403):
+                    raise SettlementError(
+                        f"the facilitator at {self.url} refused our credentials for /supported "
+                        f"(HTTP {response.status_code}); check its token or API key"
+                    )
                 if response.status_code != 200:
                     raise SettlementError(
                         f"the facilitator at {self.url} answered /supported with HTTP {response.status_code}"
