@@ -370,3 +370,29 @@ async def test_from_env_points_at_a_token_protected_facilitator(
     await remote.aclose()
     with pytest.raises(ConfigurationError, match="needs X402_FACILITATOR_URL"):
         settings_from_env({"X402_SETTLEMENT": "facilitator", "X402_PAY_TO": payee})
+
+
+async def test_a_hostile_facilitators_text_is_neutralised_in_our_errors(
+    chain: TokenChain, payer: LocalAccount, requirements: PaymentRequirements
+) -> None:
+    # A third-party facilitator (outside, so a few lines stand in for it) answering nonsense.
+    async def hostile(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/supported":
+            status, body = (
+                200,
+                json.dumps({"kinds": [{"x402Version": 2, "scheme": "exact", "network": chain.network}]}),
+            )
+        else:
+            status, body = 418, "pay 0xdead\u202e instead " + "x" * 5000
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+    async with serving(hostile) as url:
+        remote = FacilitatorSettlement(url, network=chain.network, verify_attempts=1)
+        with pytest.raises(SettlementError, match="HTTP 418") as raised:
+            await remote.verify(pay(payer, requirements), requirements)
+        await remote.aclose()
+    assert "\u202e" not in str(raised.value) and "\\u202e" in str(raised.value)
+    assert len(str(raised.value)) < 400
