@@ -270,9 +270,11 @@ async def test_outside_text_in_an_answer_is_neutralised(chain: TokenChain, our_f
     hostile = "eip155:1\u202e" + "7" * 1000
     body = changed(_v2_body(chain), ("paymentRequirements", "network"), hostile)
     async with httpx2.AsyncClient(base_url=our_facilitator, headers=BEARER) as http:
-        verify = await http.post("/verify", json=body)
-    assert "\u202e" not in verify.text and "\\u202e" in verify.text
-    assert len(verify.text) < 1000
+        answers = [await http.post("/verify", json=body), await http.post("/settle", json=body)]
+    for answer in answers:
+        assert answer.status_code == 200
+        assert "\u202e" not in answer.text and "\\u202e" in answer.text
+        assert len(answer.text) < 1000
 
 
 # --------------------------------------------------------------------------- who may use it

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -150,53 +150,28 @@ def facilitator_app(
         except SettlementError as exc:
             return _backend_failed("supported", exc)
 
-    async def post_verify(request: Request) -> JSONResponse:
+    async def answer(request: Request, endpoint: Literal["verify", "settle"]) -> JSONResponse:
         try:
             payload, requirements = await _read(request, max_body_bytes, refused_access)
         except _Refused as refused:
             return refused.response
         except _BadRequest as bad:
             return JSONResponse({"error": str(bad)}, status_code=bad.status)
-        payer = payload.payload.authorization.from_
         try:
             refusal = _unserved(await supported(), payload, requirements) or policy_refusal(requirements)
             if refusal is not None:
-                return JSONResponse(
-                    VerifyResponse(
-                        is_valid=False,
-                        invalid_reason=refusal.reason,
-                        invalid_message=refusal.message,
-                        payer=payer,
-                    ).dump()
-                )
-            verdict = await settlement.verify(payload, requirements)
+                return JSONResponse(_refused(endpoint, refusal, payload, requirements).dump())
+            if endpoint == "verify":
+                return JSONResponse((await settlement.verify(payload, requirements)).dump())
+            return JSONResponse((await settlement.settle(payload, requirements)).dump())
         except SettlementError as exc:
-            return _backend_failed("verify", exc)
-        return JSONResponse(verdict.dump())
+            return _backend_failed(endpoint, exc)
+
+    async def post_verify(request: Request) -> JSONResponse:
+        return await answer(request, "verify")
 
     async def post_settle(request: Request) -> JSONResponse:
-        try:
-            payload, requirements = await _read(request, max_body_bytes, refused_access)
-        except _Refused as refused:
-            return refused.response
-        except _BadRequest as bad:
-            return JSONResponse({"error": str(bad)}, status_code=bad.status)
-        try:
-            refusal = _unserved(await supported(), payload, requirements) or policy_refusal(requirements)
-            if refusal is not None:
-                return JSONResponse(
-                    SettleResponse(
-                        success=False,
-                        network=reported_network(payload, requirements),
-                        payer=payload.payload.authorization.from_,
-                        error_reason=refusal.reason,
-                        error_message=refusal.message,
-                    ).dump()
-                )
-            receipt = await settlement.settle(payload, requirements)
-        except SettlementError as exc:
-            return _backend_failed("settle", exc)
-        return JSONResponse(receipt.dump())
+        return await answer(request, "settle")
 
     return Starlette(
         routes=[
@@ -204,6 +179,26 @@ def facilitator_app(
             Route("/verify", post_verify, methods=["POST"]),
             Route("/settle", post_settle, methods=["POST"]),
         ]
+    )
+
+
+def _refused(
+    endpoint: Literal["verify", "settle"],
+    refusal: Refusal,
+    payload: AnyPaymentPayload,
+    requirements: PaymentRequirements,
+) -> VerifyResponse | SettleResponse:
+    payer = payload.payload.authorization.from_
+    if endpoint == "verify":
+        return VerifyResponse(
+            is_valid=False, invalid_reason=refusal.reason, invalid_message=refusal.message, payer=payer
+        )
+    return SettleResponse(
+        success=False,
+        network=shown(reported_network(payload, requirements)),  # the caller wrote it
+        payer=payer,
+        error_reason=refusal.reason,
+        error_message=refusal.message,
     )
 
 
