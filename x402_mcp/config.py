@@ -11,6 +11,8 @@ from .errors import ConfigurationError
 from .networks import Network
 from .serving import DEFAULT_PAGE_PORT
 from .settlement.base import Settlement
+from .text import shown
+from .wire import parse_uint
 
 
 def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
@@ -36,12 +38,16 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
     kind = env.get("X402_SETTLEMENT", "devchain").strip().lower()
     pay_to = env.get("X402_PAY_TO", "").strip()
     page_port_text = env.get("X402_PAGE_PORT", str(DEFAULT_PAGE_PORT)).strip()
-    if not page_port_text.isdigit() or int(page_port_text) > 65535:
-        raise ConfigurationError(f"X402_PAGE_PORT={page_port_text!r} is not a port number")
+    try:
+        page_port = parse_uint(page_port_text, "X402_PAGE_PORT")  # not isdigit(): it takes "²"
+    except ValueError:
+        page_port = -1
+    if not 0 <= page_port <= 65535:
+        raise ConfigurationError(f"X402_PAGE_PORT={shown(repr(page_port_text))} is not a port number")
     common: dict[str, Any] = {
         "ledger": env.get("X402_LEDGER_URL") or None,
         "public_url": env.get("X402_PUBLIC_URL") or None,
-        "page_port": int(page_port_text),
+        "page_port": page_port,
         "also_accept": _solana_from_env(env),
     }
     if kind == "devchain":
