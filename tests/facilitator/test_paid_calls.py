@@ -39,7 +39,7 @@ class Counter:
 
 
 def paid_server(
-    chain: TokenChain, settlement: FacilitatorSettlement, ledger: Path
+    chain: TokenChain, settlement: FacilitatorSettlement, ledger: Path, *, settle: str = "before"
 ) -> tuple[MCPServer[Any], Payments, Counter]:
     payments = Payments(
         pay_to=Account.create().address,
@@ -52,7 +52,7 @@ def paid_server(
     counter = Counter()
 
     @server.tool()
-    @paid(price="0.05")
+    @paid(price="0.05", settle=settle)
     def answer(question: str) -> str:
         counter.runs += 1
         return f"answer to {question}"
@@ -159,23 +159,24 @@ async def test_an_invalid_payment_is_refused_before_the_facilitator_moves_anythi
 
 
 @pytest.mark.anvil
-async def test_a_facilitator_that_claims_a_made_up_settlement_runs_nothing(
-    anvil: AnvilChain, tmp_path: Path
+@pytest.mark.parametrize("settle", ["before", "after"])
+async def test_a_facilitator_that_claims_a_made_up_settlement_is_never_paid_for(
+    anvil: AnvilChain, tmp_path: Path, settle: str
 ) -> None:
     liar = LyingFacilitator(facilitator_app(anvil.settlement(), token=TOKEN), lambda: "0x" + "ab" * 32)
     async with serving(liar) as url:
         remote = FacilitatorSettlement(
             url, network=anvil.network, token=TOKEN, rpc_url=anvil.rpc_url, reconcile_seconds=0.3
         )
-        server, payments, counter = paid_server(anvil, remote, tmp_path / "l.sqlite")
+        server, payments, counter = paid_server(anvil, remote, tmp_path / "l.sqlite", settle=settle)
         payer = anvil.new_account("10")
         async with Client(server) as client:
             result, request_id = await _pay_and_call(client, payer)
         await remote.aclose()
     assert liar.settles == 1
     assert result.is_error
-    assert "did not run" in json_error(result)
-    assert counter.runs == 0
+    assert "answer to" not in json_error(result), "no output for a payment the chain does not show"
+    assert counter.runs == (0 if settle == "before" else 1)
     assert anvil.balance_of(payments.pay_to) == 0
     request = await payments.ledger.get(request_id)
     # Kept settling: reconciliation reads the chain, never the facilitator's word, to finish it.
