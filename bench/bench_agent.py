@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -47,7 +48,9 @@ def serve_ours(port_file: str) -> None:
     from x402_mcp.settlement import FacilitatorSettlement
 
     network = os.environ["NETWORK"]
-    settlement = FacilitatorSettlement(os.environ["FACILITATOR_URL"], network=network)
+    settlement = FacilitatorSettlement(
+        os.environ["FACILITATOR_URL"], network=network, token=os.environ["FACILITATOR_TOKEN"]
+    )
     payments = Payments(
         pay_to=os.environ["PAY_TO"],
         network=network,
@@ -70,8 +73,9 @@ def serve_ours(port_file: str) -> None:
     serve_announcing_port(server.streamable_http_app(), port_file)
 
 
-async def _our_facilitator(chain: Any, gas_key: str, folder: Path) -> Any:
-    """Start `x402-mcp facilitator` on anvil in a subprocess; returns (process, url)."""
+async def _our_facilitator(chain: Any, gas_key: str, token: str, payees: list[str], folder: Path) -> Any:
+    """Start `x402-mcp facilitator` on anvil in a subprocess, behind `token`, settling for `payees`;
+    returns (process, url)."""
     import subprocess
 
     import anyio
@@ -87,7 +91,8 @@ async def _our_facilitator(chain: Any, gas_key: str, folder: Path) -> Any:
         [sys.executable, "-m", "x402_mcp.cli", "facilitator", "--rpc-url", chain.rpc_url,
          "--network", chain.network, "--port", str(port)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "X402_FACILITATOR_KEY": gas_key},
+        env={**os.environ, "X402_FACILITATOR_KEY": gas_key, "X402_FACILITATOR_TOKEN": token,
+             "X402_FACILITATOR_PAY_TO": ",".join(payees)},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     async with httpx2.AsyncClient(timeout=2) as http:
@@ -96,7 +101,9 @@ async def _our_facilitator(chain: Any, gas_key: str, folder: Path) -> Any:
                 if process.returncode is not None:
                     raise RuntimeError(f"our facilitator exited; see {folder / 'facilitator.log'}")
                 try:
-                    (await http.get(f"{url}/supported")).raise_for_status()
+                    (
+                        await http.get(f"{url}/supported", headers={"Authorization": f"Bearer {token}"})
+                    ).raise_for_status()
                     return process, url
                 except httpx2.TransportError:
                     await anyio.sleep(0.02)
@@ -168,11 +175,15 @@ async def run(calls: int, warmup: int, folder: Path) -> None:
     with running_anvil(ANVIL_BINARY, folder / "anvil.log") as chain:
         gas = Account.create()
         chain.fund_eth(gas.address, 10**18)
-        facilitator, facilitator_url = await _our_facilitator(chain, gas.key.to_0x_hex(), folder)
-        common = {"FACILITATOR_URL": facilitator_url, "TOKEN": chain.usdc, "TOKEN_NAME": chain.asset.name,
-                  "NETWORK": chain.network}  # fmt: skip
-        ours_env = {**common, "PAY_TO": Account.create().address, "LEDGER": str(folder / "ledger.sqlite")}
-        theirs_env = {**common, "AMOUNT": str(PRICE), "PAY_TO": Account.create().address}
+        token = secrets.token_hex(32)
+        our_payee, their_payee = Account.create().address, Account.create().address
+        facilitator, facilitator_url = await _our_facilitator(
+            chain, gas.key.to_0x_hex(), token, [our_payee, their_payee], folder
+        )
+        common = {"FACILITATOR_URL": facilitator_url, "FACILITATOR_TOKEN": token, "TOKEN": chain.usdc,
+                  "TOKEN_NAME": chain.asset.name, "NETWORK": chain.network}  # fmt: skip
+        ours_env = {**common, "PAY_TO": our_payee, "LEDGER": str(folder / "ledger.sqlite")}
+        theirs_env = {**common, "AMOUNT": str(PRICE), "PAY_TO": their_payee}
         rows: list[tuple[str, list[float]]] = []
         try:
             process, ours = await _our_server(ours_env, folder)

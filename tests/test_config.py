@@ -96,3 +96,9 @@ def test_the_default_configuration_needs_no_secret(tmp_path: Path) -> None:
     payments = Payments.from_env({"X402_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}"})
     assert payments.demo_chain is not None
     assert payments.network.caip2 == payments.demo_chain.network
+
+
+@pytest.mark.parametrize("port", ["²", "８０８０", "-1", "65536", "80.0", "http"])
+def test_a_page_port_that_is_not_a_port_number_is_named(port: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"X402_PAGE_PORT=.* is not a port number"):
+        settings_from_env({"X402_SETTLEMENT": "cloud", "X402_PAGE_PORT": port})

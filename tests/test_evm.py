@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
 from eth_account import Account
 
-from x402_mcp.evm import chain_id_of, recover_payer, sign_authorization, split_signature
+from x402_mcp.evm import chain_id_of, recover_payer, sign_authorization, signature_problem, split_signature
 from x402_mcp.wire import ExactAuthorization, ExactPayload, PaymentRequirements
 
 # The example payment of the x402 v2 specification (coinbase/x402 `specs/x402-specification-v2.md`
@@ -125,3 +126,77 @@ def test_the_official_x402_client_signs_what_we_recover() -> None:
     exact = ExactPayload.model_validate(official["payload"])
     assert isinstance(exact.authorization, ExactAuthorization)
     assert recover_payer(exact, SPEC_REQUIREMENTS) == account.address
+
+
+def _malformed_signatures() -> list[object]:
+    spec = bytes.fromhex(SPEC_PAYLOAD.signature[2:])
+    rng = random.Random(402)
+    signatures: list[object] = [
+        "",
+        "0x",
+        "0x1",
+        "0x" + "1" * 129,
+        "zz" * 65,
+        "0x" + "zz" * 65,
+        "0x" + "11" * 64 + " 1",
+        "0X" + spec.hex(),
+        spec.hex(),
+        None,
+        65,
+        b"\x11" * 65,
+        "0x" + (spec[:64] + bytes([0x1F])).hex(),  # v beyond 27/28
+        "0x" + bytes(65).hex(),  # r = s = 0
+        "0x" + (b"\xff" * 64 + spec[64:]).hex(),  # r and s beyond the curve order
+        "0x" + spec.hex() + "00",  # 66 bytes
+    ]
+    signatures += ["0x" + spec[:64].hex() + f"{v:02x}" for v in range(256)]
+    signatures += ["0x" + rng.randbytes(rng.randrange(0, 200)).hex() for _ in range(200)]
+    return signatures
+
+
+def test_recover_payer_never_raises_on_a_malformed_signature() -> None:
+    recovered = set()
+    for signature in _malformed_signatures():
+        payload = SPEC_PAYLOAD.model_construct(signature=signature, authorization=SPEC_PAYLOAD.authorization)
+        recovered.add(recover_payer(payload, SPEC_REQUIREMENTS))
+    # Only the genuine v (and its 0/1 form) recover to the payer; nothing raised.
+    assert SPEC_PAYER in recovered and None in recovered
+
+
+def test_recover_payer_never_raises_on_a_malformed_authorization() -> None:
+    authorizations = [
+        SPEC_PAYLOAD.authorization.model_copy(update=changes)
+        for changes in (
+            {"value": "５００００"},
+            {"valid_before": str(2**256)},
+            {"nonce": "0x" + "ab" * 31 + "a_"},
+            {"from_": "0xnot-an-address"},
+        )
+    ]
+    for authorization in authorizations:
+        payload = SPEC_PAYLOAD.model_copy(update={"authorization": authorization})
+        assert recover_payer(payload, SPEC_REQUIREMENTS) is None
+
+
+@pytest.mark.parametrize(
+    ("signature", "problem"),
+    [
+        ("0x" + "11" * 32 + "22" * 32 + "1d", "v=29"),
+        ("0x" + "11" * 32 + "ff" * 32 + "1b", "high-s"),
+        ("0x", "hex digits"),
+        ("0x123", "hex digits"),
+    ],
+)
+def test_signature_problems_are_named(signature: str, problem: str) -> None:
+    assert problem in (signature_problem(signature) or "")
+
+
+def test_a_well_formed_or_contract_wallet_signature_has_no_problem() -> None:
+    assert signature_problem(SPEC_PAYLOAD.signature) is None
+    assert signature_problem("0x" + "11" * 100) is None  # EIP-1271: only the chain can judge it
+
+
+@pytest.mark.parametrize("network", ["eip155:８４５３", "eip155:²", "eip155:08453", "eip155:", "eip155:-1"])
+def test_chain_ids_use_the_wire_integer_grammar(network: str) -> None:
+    with pytest.raises(ValueError, match="not an EVM"):
+        chain_id_of(network)

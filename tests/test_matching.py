@@ -7,6 +7,7 @@ from eth_account import Account
 
 from x402_mcp.errors import (
     InvalidSignature,
+    MalformedPayment,
     PaymentError,
     PaymentExpired,
     PaymentMismatch,
@@ -82,3 +83,52 @@ def test_wrong_recipient_and_forged_signature() -> None:
     signed_elsewhere = sign_authorization(PAYER, other_domain, now=NOW)
     with pytest.raises(InvalidSignature):
         match_payment(PaymentPayload(accepted=OURS, payload=signed_elsewhere), OURS, BASE_SEPOLIA, now=NOW)
+
+
+def _signed(**authorization_changes: object) -> PaymentPayload:
+    """A good payment whose authorization is then changed without validation (as code can)."""
+    exact = sign_authorization(PAYER, OURS, now=NOW)
+    changed = exact.model_copy(
+        update={"authorization": exact.authorization.model_copy(update=authorization_changes)}
+    )
+    return PaymentPayload(accepted=OURS, payload=exact).model_copy(update={"payload": changed})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"value": "５００００"}, "value must be a string of ASCII decimal digits"),
+        ({"value": "050000"}, "value must be a string of ASCII decimal digits"),
+        ({"value": "²"}, "value must be"),
+        ({"value": 50000}, "value must be"),
+        ({"valid_before": str(2**256)}, "validBefore must be below 2\\*\\*256"),
+        ({"valid_after": "-1"}, "validAfter must be"),
+        ({"from_": "0xnot-an-address"}, "'from' is not an address"),
+        ({"nonce": "0x" + "ab" * 31 + "a_"}, "nonce must be 0x and 64 hex digits"),
+    ],
+)
+def test_fields_that_bypassed_the_wire_are_still_refused_by_name(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(MalformedPayment, match=message):
+        match_payment(_signed(**changes), OURS, BASE_SEPOLIA, now=NOW)
+
+
+@pytest.mark.parametrize(("v", "message"), [(0x1D, "v=29"), (0x00 + 5, "v=32")])
+def test_an_ecdsa_signature_with_a_bad_recovery_byte_is_named(v: int, message: str) -> None:
+    payload = PaymentPayload(accepted=OURS, payload=sign_authorization(PAYER, OURS, now=NOW))
+    bad_v = payload.payload.model_copy(update={"signature": payload.payload.signature[:-2] + f"{v:02x}"})
+    with pytest.raises(InvalidSignature, match=message):
+        match_payment(payload.model_copy(update={"payload": bad_v}), OURS, BASE_SEPOLIA, now=NOW)
+
+
+def test_outside_text_in_a_mismatch_is_neutralised() -> None:
+    hostile = "eip155:1\u202e" + "9" * 500
+    payload = PaymentPayload(
+        accepted=OURS.model_copy(update={"network": hostile}),
+        payload=sign_authorization(PAYER, OURS, now=NOW),
+    )
+    with pytest.raises(PaymentMismatch) as refused:
+        match_payment(payload, OURS, BASE_SEPOLIA, now=NOW)
+    assert "\u202e" not in str(refused.value) and "\\u202e" in str(refused.value)
+    assert len(str(refused.value)) < 300

@@ -2,14 +2,19 @@ import base64
 import json
 
 import pytest
+from pydantic import ValidationError
 
+from tests.hostile import changed
 from x402_mcp.errors import MalformedPayment
 from x402_mcp.wire import (
+    MAX_TIMEOUT_SECONDS,
     PaymentPayload,
     PaymentPayloadV1,
     PaymentRequired,
     PaymentRequirements,
+    PaymentRequirementsV1,
     SettleResponse,
+    VerifyResponse,
     decode_header,
     encode_header,
     parse_payment_payload,
@@ -98,3 +103,133 @@ def test_wire_integers_have_one_canonical_ascii_grammar(text: str) -> None:
 def test_wire_integers_up_to_uint256_are_read() -> None:
     assert parse_uint("0") == 0
     assert parse_uint(str(2**256 - 1)) == 2**256 - 1
+
+
+# --------------------------------------------------------------------------- hostile fields
+
+HOSTILE_INTEGERS = [
+    "²",
+    "５００００",
+    "050000",
+    "-1",
+    "1_000",
+    " 1",
+    "1e3",
+    str(2**256),
+    "",
+    10000,
+    1.5,
+    True,
+    None,
+]
+
+
+def _with(path: tuple[str, ...], value: object) -> dict[str, object]:
+    return changed(V2, path, value)
+
+
+@pytest.mark.parametrize("value", HOSTILE_INTEGERS, ids=repr)
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("accepted", "amount"),
+        ("payload", "authorization", "value"),
+        ("payload", "authorization", "validAfter"),
+        ("payload", "authorization", "validBefore"),
+    ],
+    ids=lambda path: path[-1],
+)
+def test_every_wire_integer_has_the_canonical_grammar(path: tuple[str, ...], value: object) -> None:
+    with pytest.raises(MalformedPayment, match=path[-1]) as refused:
+        parse_payment_payload(_with(path, value))
+    assert refused.value.reason == "invalid_payload"
+
+
+@pytest.mark.parametrize("value", ["600", 600.0, True, 0, -5, 2**31, 2**300], ids=repr)
+def test_max_timeout_seconds_is_a_strict_bounded_positive_integer(value: object) -> None:
+    with pytest.raises(MalformedPayment, match="maxTimeoutSeconds"):
+        parse_payment_payload(_with(("accepted", "maxTimeoutSeconds"), value))
+    with pytest.raises(ValidationError, match="maxTimeoutSeconds"):
+        PaymentRequirements.model_validate({**REQUIREMENTS, "maxTimeoutSeconds": value})
+
+
+def test_the_longest_max_timeout_is_accepted() -> None:
+    assert (
+        PaymentRequirements.model_validate(
+            {**REQUIREMENTS, "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS}
+        ).max_timeout_seconds
+        == MAX_TIMEOUT_SECONDS
+    )
+
+
+@pytest.mark.parametrize("version", [2.0, True, "2", 3, None], ids=repr)
+def test_the_version_is_the_json_integer_itself(version: object) -> None:
+    with pytest.raises(MalformedPayment, match="x402Version") as refused:
+        parse_payment_payload(_with(("x402Version",), version))
+    assert refused.value.reason == "invalid_x402_version"
+
+
+def test_v1_requirements_read_max_amount_required_with_the_same_grammar() -> None:
+    v1 = {
+        "scheme": "exact",
+        "network": "base-sepolia",
+        "maxAmountRequired": "10000",
+        "resource": "mcp://tool/x",
+        "payTo": AUTHORIZATION["to"],
+        "maxTimeoutSeconds": 60,
+        "asset": REQUIREMENTS["asset"],
+    }
+    assert PaymentRequirementsV1.model_validate(v1).max_amount_required == "10000"
+    for bad in ["５００００", "050000", "²", str(2**256), 10000]:
+        with pytest.raises(ValidationError, match="maxAmountRequired"):
+            PaymentRequirementsV1.model_validate({**v1, "maxAmountRequired": bad})
+    with pytest.raises(ValidationError, match="maxTimeoutSeconds"):
+        PaymentRequirementsV1.model_validate({**v1, "maxTimeoutSeconds": "60"})
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("payload", "authorization", "from"), "0xnot-an-address"),
+        (("payload", "authorization", "from"), "0x" + "1" * 39),
+        (("payload", "authorization", "to"), AUTHORIZATION["to"] + " "),
+        (("payload", "authorization", "nonce"), "0x" + "ab" * 31 + "a_"),
+        (("payload", "authorization", "nonce"), "0x" + "ab" * 30 + "_a_b"),
+        (("payload", "signature"), "0x" + "1" * 129),  # odd length
+        (("payload", "signature"), "0xzz" + "11" * 64),
+        (("payload", "signature"), "0x"),
+        (("payload", "signature"), "0x11 22"),
+    ],
+    ids=lambda value: value[-1] if isinstance(value, tuple) else repr(value)[:20],
+)
+def test_malformed_fields_are_refused_by_name(path: tuple[str, ...], value: str) -> None:
+    with pytest.raises(MalformedPayment, match=path[-1]):
+        parse_payment_payload(_with(path, value))
+
+
+def test_a_number_too_long_for_python_is_malformed_not_a_crash() -> None:
+    text = json.dumps(V2).replace('"maxTimeoutSeconds": 60', '"maxTimeoutSeconds": 1' + "0" * 5000)
+    with pytest.raises(MalformedPayment, match="too long"):
+        parse_payment_payload(text)
+    huge = _with(("accepted", "maxTimeoutSeconds"), 10**5000)
+    with pytest.raises(MalformedPayment, match="plain JSON"):
+        parse_payment_payload(huge)
+
+
+def test_outside_text_in_a_refusal_is_neutralised() -> None:
+    with pytest.raises(MalformedPayment) as refused:
+        parse_payment_payload(_with(("x402Version",), "2\u202e" + "x" * 500))
+    assert "\u202e" not in str(refused.value)
+    assert "\\u202e" in str(refused.value)
+    assert len(str(refused.value)) < 200
+
+
+def test_facilitator_answers_are_strict_too() -> None:
+    with pytest.raises(ValidationError):
+        VerifyResponse.model_validate({"isValid": "true"})
+    with pytest.raises(ValidationError):
+        SettleResponse.model_validate({"success": 1, "network": "eip155:84532"})
+    with pytest.raises(ValidationError, match="amount"):
+        SettleResponse.model_validate({"success": True, "network": "eip155:84532", "amount": "050000"})
+    assert SettleResponse.model_validate({"success": True, "network": "n", "amount": ""}).amount is None
+    assert SettleResponse.model_validate({"success": True, "network": "n", "amount": "7"}).amount == "7"

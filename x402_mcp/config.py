@@ -27,8 +27,11 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
     """`Payments` keyword arguments from the environment, and the DevChain if one was made.
 
     - `X402_SETTLEMENT`: `devchain` (default: an embedded chain in this process,
-      offline, with the page's demo wallet) or `local` (settle on the chain at
-      `X402_RPC_URL`, paying gas with `X402_SETTLEMENT_KEY`).
+      offline, with the page's demo wallet), `local` (settle on the chain at
+      `X402_RPC_URL`, paying gas with `X402_SETTLEMENT_KEY`) or `facilitator`
+      (through the facilitator at `X402_FACILITATOR_URL`, with the bearer token
+      in `X402_FACILITATOR_TOKEN` if set; `X402_RPC_URL`, if set, checks every
+      settlement it reports against the chain).
     - `X402_PAY_TO`: the payee (default on the devchain: a fresh address).
     - `X402_NETWORK`: e.g. `base-sepolia` or `eip155:31337` (ignored on the devchain).
     - `X402_ASSET`: the token's address, when it is not the network's known USDC
@@ -49,12 +52,16 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
     kind = env.get("X402_SETTLEMENT", "devchain").strip().lower()
     public_url = env.get("X402_PUBLIC_URL", "").strip()
     page_port_text = env.get("X402_PAGE_PORT", str(DEFAULT_PAGE_PORT)).strip()
-    if not page_port_text.isascii() or not page_port_text.isdigit() or int(page_port_text) > 65535:
-        raise ConfigurationError(f"X402_PAGE_PORT={shown(page_port_text)!r} is not a port number")
+    try:
+        page_port = parse_uint(page_port_text, "X402_PAGE_PORT")  # not isdigit(): it takes "²"
+    except ValueError:
+        page_port = -1
+    if not 0 <= page_port <= 65535:
+        raise ConfigurationError(f"X402_PAGE_PORT={shown(repr(page_port_text))} is not a port number")
     common: dict[str, Any] = {
         "ledger": env.get("X402_LEDGER_URL") or None,
         "public_url": public_base(public_url, "X402_PUBLIC_URL") if public_url else None,
-        "page_port": int(page_port_text),
+        "page_port": page_port,
         "also_accept": _solana_from_env(env),
     }
     asset = _asset_from_env(env)
@@ -87,7 +94,24 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
         if asset is not None:
             settings["asset"] = asset
         return {**settings, **common}, None
-    raise ConfigurationError(f"X402_SETTLEMENT={shown(kind)!r} is not one of: devchain, local")
+    if kind == "facilitator":
+        from .settlement.facilitator import BearerToken, FacilitatorSettlement
+
+        missing = [name for name in ("X402_FACILITATOR_URL", "X402_PAY_TO") if not env.get(name, "").strip()]
+        if missing:
+            raise ConfigurationError(f"X402_SETTLEMENT=facilitator needs {', '.join(missing)}")
+        network = _network_from_env(env)
+        remote = FacilitatorSettlement(
+            env["X402_FACILITATOR_URL"].strip(),
+            network=network,
+            auth=BearerToken.from_env(env),
+            rpc_url=env.get("X402_RPC_URL", "").strip() or None,
+        )
+        settings = {"pay_to": pay_to, "network": network, "settlement": remote}
+        if asset is not None:
+            settings["asset"] = asset
+        return {**settings, **common}, None
+    raise ConfigurationError(f"X402_SETTLEMENT={shown(kind)!r} is not one of: devchain, local, facilitator")
 
 
 def _address_from_env(env: Mapping[str, str], variable: str) -> str | None:

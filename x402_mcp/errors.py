@@ -28,6 +28,8 @@ message is for people.
 
 from __future__ import annotations
 
+from .text import shown
+
 
 class X402MCPError(Exception):
     """Root of every exception raised by x402-mcp."""
@@ -135,9 +137,13 @@ _REASON_FRAGMENTS: tuple[tuple[str, type[PaymentError]], ...] = (
 
 
 def payment_error_for(reason: str | None, message: str | None) -> PaymentError:
-    """The specific `PaymentError` for a backend's reason code (passed through as is)."""
-    code = reason or "payment_rejected"
-    text = message or f"the payment was refused ({code})"
+    """The specific `PaymentError` for a backend's reason code (passed through, made safe to show).
+
+    A remote facilitator wrote both: they are bounded and their invisible and
+    direction-changing characters escaped before anyone sees them.
+    """
+    code = shown(reason) if reason else "payment_rejected"
+    text = shown(message, 400) if message else f"the payment was refused ({code})"
     for fragment, kind in _REASON_FRAGMENTS:
         if fragment in code:
             return kind(text, reason=code)

@@ -11,7 +11,8 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from .wire import ExactAuthorization, ExactPayload, PaymentRequirements
+from .text import shown
+from .wire import ExactAuthorization, ExactPayload, PaymentRequirements, hex_bytes, is_nonce, parse_uint
 
 AUTHORIZATION_TYPES: dict[str, list[dict[str, str]]] = {
     "EIP712Domain": [
@@ -31,12 +32,20 @@ AUTHORIZATION_TYPES: dict[str, list[dict[str, str]]] = {
 }
 
 
+# secp256k1 order / 2: USDC (like EIP-2) refuses the high-s twin of every signature.
+HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+ECDSA_SIGNATURE_BYTES = 65
+
+
 def chain_id_of(network: str) -> int:
     """`eip155:84532` to 84532; raises ValueError for a non-EVM network."""
     namespace, _, reference = network.partition(":")
-    if namespace != "eip155" or not reference.isdigit():
-        raise ValueError(f"{network!r} is not an EVM (eip155) network")
-    return int(reference)
+    try:
+        if namespace != "eip155":
+            raise ValueError("not eip155")
+        return parse_uint(reference, "the chain id")
+    except ValueError:
+        raise ValueError(f"{shown(network)} is not an EVM (eip155:<chain id>) network") from None
 
 
 def typed_data(
@@ -55,10 +64,10 @@ def typed_data(
         "message": {
             "from": to_checksum_address(authorization.from_),
             "to": to_checksum_address(authorization.to),
-            "value": int(authorization.value),
-            "validAfter": int(authorization.valid_after),
-            "validBefore": int(authorization.valid_before),
-            "nonce": bytes.fromhex(authorization.nonce[2:]),
+            "value": parse_uint(authorization.value, "authorization.value"),
+            "validAfter": parse_uint(authorization.valid_after, "authorization.validAfter"),
+            "validBefore": parse_uint(authorization.valid_before, "authorization.validBefore"),
+            "nonce": nonce_bytes(authorization.nonce),
         },
     }
 
@@ -76,12 +85,54 @@ def requirement_typed_data(
     )
 
 
+def nonce_bytes(nonce: object) -> bytes:
+    """An EIP-3009 nonce (`0x` and 64 hex digits) as its 32 bytes.
+
+    Raises:
+        ValueError: for anything else (`bytes.fromhex` alone would skip spaces).
+    """
+    if not is_nonce(nonce):
+        raise ValueError("the nonce must be 0x followed by 64 hex digits")
+    return bytes.fromhex(str(nonce)[2:])
+
+
+def signature_problem(signature: object) -> str | None:
+    """What is wrong with a signature's form, checked without the chain; None when nothing is.
+
+    Not hex (or empty) is always wrong. A 65-byte signature is ECDSA and must
+    follow USDC's rules: v in {27, 28} (0 and 1 are normalised) and the low-s
+    form. Any other length can only be a contract wallet's (EIP-1271), which
+    only the chain can judge.
+    """
+    raw = hex_bytes(signature)
+    if raw is None:
+        return "The signature must be 0x followed by an even, non-zero number of hex digits."
+    if len(raw) != ECDSA_SIGNATURE_BYTES:
+        return None
+    v, _, s = split_signature(str(signature))
+    if v not in (27, 28):
+        return f"The signature's recovery byte v={v} is invalid; it must be 27 or 28."
+    if int.from_bytes(s, "big") > HALF_CURVE_ORDER:
+        return (
+            "The signature uses the high-s form, which USDC rejects as malleable; "
+            "sign again with a standard wallet."
+        )
+    return None
+
+
 def recover_payer(payload: ExactPayload, requirements: PaymentRequirements) -> str | None:
-    """The address that signed the authorization, or None when the signature is unusable."""
-    message = encode_typed_data(full_message=requirement_typed_data(payload.authorization, requirements))
+    """The address that signed the authorization by ECDSA, or None when there is none.
+
+    Never raises for a malformed signature or authorization (not hex, wrong length,
+    bad recovery byte, fields out of range): all of them mean "no signer".
+    """
+    raw = hex_bytes(payload.signature)
+    if raw is None or len(raw) != ECDSA_SIGNATURE_BYTES:
+        return None
     try:
-        return str(Account.recover_message(message, signature=bytes.fromhex(payload.signature[2:])))
-    except Exception:  # eth-account raises several types for bad bytes; all mean "no signer"
+        message = encode_typed_data(full_message=requirement_typed_data(payload.authorization, requirements))
+        return str(Account.recover_message(message, signature=raw))
+    except Exception:  # eth-account and eth-keys raise several types for bad input; all mean "no signer"
         return None
 
 
@@ -108,7 +159,7 @@ def sign_authorization(
     authorization = ExactAuthorization(
         from_=account.address,
         to=requirements.pay_to,
-        value=str(int(requirements.amount) if value is None else value),
+        value=str(parse_uint(requirements.amount, "the amount") if value is None else value),
         valid_after=str(now - 600 if valid_after is None else valid_after),
         valid_before=str(now + requirements.max_timeout_seconds if valid_before is None else valid_before),
         nonce=nonce or new_nonce(),
@@ -121,8 +172,8 @@ def sign_authorization(
 
 def split_signature(signature: str) -> tuple[int, bytes, bytes]:
     """65-byte r‖s‖v to (v, r, s), with v normalised to 27/28 as USDC expects."""
-    raw = bytes.fromhex(signature[2:])
-    if len(raw) != 65:
+    raw = hex_bytes(signature)
+    if raw is None or len(raw) != ECDSA_SIGNATURE_BYTES:
         raise ValueError("not a 65-byte ECDSA signature")
     v = raw[64]
     return (v + 27 if v < 27 else v), raw[:32], raw[32:64]

@@ -14,10 +14,20 @@ from .errors import (
     PaymentMismatch,
     PaymentNotYetValid,
 )
-from .evm import recover_payer
+from .evm import recover_payer, signature_problem
 from .money import format_usd
 from .networks import Network, resolve_network, same_address
-from .wire import AnyPaymentPayload, PaymentPayload, PaymentRequirements, ReceivedPayment, SvmPaymentPayload
+from .text import shown
+from .wire import (
+    AnyPaymentPayload,
+    PaymentPayload,
+    PaymentRequirements,
+    ReceivedPayment,
+    SvmPaymentPayload,
+    is_address,
+    is_nonce,
+    parse_uint,
+)
 
 VALID_BEFORE_GRACE_SECONDS = 6
 """x402 facilitators want at least this long left, for the settlement to be mined."""
@@ -45,60 +55,86 @@ def referenced_request_id(payload: ReceivedPayment) -> str | None:
     return None
 
 
+def _wire_uint(value: object, what: str) -> int:
+    try:
+        return parse_uint(value, what)
+    except ValueError as exc:
+        raise MalformedPayment(f"{exc} (got {shown(repr(value))})") from None
+
+
 def match_payment(
     payload: AnyPaymentPayload, requirements: PaymentRequirements, network: Network, *, now: float
 ) -> str:
     """Check a payment against our requirements; return the payer's address.
 
+    Every field is read again with the wire grammar, so a payload built in code
+    (or copied without validation) is held to the same rules as one parsed from JSON.
+
     Raises:
+        MalformedPayment: a field that is not what the wire allows (an address,
+            a canonical uint256, a bytes32 nonce, hex signature bytes).
         PaymentMismatch: wrong scheme, network, asset, payee or amount.
         PaymentExpired / PaymentNotYetValid: outside its validity window.
-        InvalidSignature: the signature does not recover to `authorization.from`.
+        InvalidSignature: the signature is malformed or does not recover to `authorization.from`.
     """
     scheme = payload_scheme(payload)
     if scheme != "exact":
-        raise PaymentMismatch(f"scheme {scheme!r} is not accepted; use 'exact'", reason="unsupported_scheme")
+        raise PaymentMismatch(
+            f"scheme {shown(repr(scheme))} is not accepted; use 'exact'", reason="unsupported_scheme"
+        )
     paid_network = payload_network(payload)
     if paid_network != requirements.network:
         raise PaymentMismatch(
-            f"the payment is for network {paid_network}, but this tool is paid on "
+            f"the payment is for network {shown(paid_network)}, but this tool is paid on "
             f"{network.label} ({requirements.network})",
             reason="network_mismatch",
         )
     if isinstance(payload, PaymentPayload) and not same_address(payload.accepted.asset, requirements.asset):
         raise PaymentMismatch(
-            f"the payment is in asset {payload.accepted.asset}, "
+            f"the payment is in asset {shown(payload.accepted.asset)}, "
             f"but this tool is paid in {requirements.asset}",
             reason="invalid_payment_requirements",
         )
     authorization = payload.payload.authorization
+    for field, address in (("from", authorization.from_), ("to", authorization.to)):
+        if not is_address(address):
+            raise MalformedPayment(
+                f"the authorization's {field!r} is not an address (0x and 40 hex digits): {shown(address)}"
+            )
+    if not is_nonce(authorization.nonce):
+        raise MalformedPayment(
+            f"the authorization's nonce must be 0x and 64 hex digits, not {shown(authorization.nonce)}"
+        )
     if not same_address(authorization.to, requirements.pay_to):
         raise PaymentMismatch(
             f"the payment goes to {authorization.to}, but this tool's payee is {requirements.pay_to}",
             reason="invalid_exact_evm_payload_recipient_mismatch",
         )
-    if int(authorization.value) != int(requirements.amount):
+    value = _wire_uint(authorization.value, "the authorization's value")
+    price = parse_uint(requirements.amount, "the price")
+    if value != price:
         raise PaymentMismatch(
-            f"the payment is for {format_usd(int(authorization.value))} "
-            f"({authorization.value} atomic units); the price is {format_usd(int(requirements.amount))} "
-            f"({requirements.amount})",
+            f"the payment is for {format_usd(value)} ({value} atomic units); "
+            f"the price is {format_usd(price)} ({price})",
             reason="invalid_exact_evm_payload_authorization_value_mismatch",
         )
-    if int(authorization.valid_before) < now + VALID_BEFORE_GRACE_SECONDS:
+    valid_before = _wire_uint(authorization.valid_before, "the authorization's validBefore")
+    valid_after = _wire_uint(authorization.valid_after, "the authorization's validAfter")
+    if valid_before < now + VALID_BEFORE_GRACE_SECONDS:
         raise PaymentExpired("the payment authorization has expired (validBefore has passed); sign a new one")
-    if int(authorization.valid_after) > now:
-        raise PaymentNotYetValid(
-            f"the payment authorization is not valid until unix time {authorization.valid_after}"
-        )
+    if valid_after > now:
+        raise PaymentNotYetValid(f"the payment authorization is not valid until unix time {valid_after}")
+    problem = signature_problem(payload.payload.signature)
+    if problem is not None:
+        raise InvalidSignature(problem)
     payer = recover_payer(payload.payload, requirements)
     if payer is None or not same_address(payer, authorization.from_):
         raise InvalidSignature(
             "the signature does not match the authorization (check the EIP-712 domain: "
-            f"name {requirements.extra.get('name')!r}, version {requirements.extra.get('version')!r}, "
+            f"name {shown(repr(requirements.extra.get('name')))}, "
+            f"version {shown(repr(requirements.extra.get('version')))}, "
             f"chain {network.chain_id}, token {requirements.asset})"
         )
-    if not authorization.from_:
-        raise MalformedPayment("the authorization has no payer")
     return payer
 
 
@@ -129,7 +165,7 @@ def match_solana_payment(payload: SvmPaymentPayload, requirements: PaymentRequir
     for name, theirs, ours, reason in fields:
         if theirs != ours:
             raise PaymentMismatch(
-                f"the payment's {name} is {theirs!r}, but this tool asks for {ours!r} on "
+                f"the payment's {name} is {shown(repr(theirs))}, but this tool asks for {ours!r} on "
                 f"{requirements.network}",
                 reason=reason,
             )

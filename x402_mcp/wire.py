@@ -17,14 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from .errors import MalformedPayment
+from .text import shown
 
 MAX_PAYLOAD_BYTES = 16 * 1024
 """A real exact-EVM payload is under 2 KiB; anything far larger is refused unread."""
 
 
 class WireModel(BaseModel):
+    # strict: pydantic's lax mode would read "600", 600.0 and True as the integer 600 (or 1),
+    # and "true" as a boolean; on the wire a number is a JSON number and a flag a JSON boolean.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="allow"
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="allow", strict=True
     )
 
     def dump(self) -> dict[str, Any]:
@@ -36,6 +39,11 @@ class WireModel(BaseModel):
 
 UINT256_LIMIT = 2**256
 """Every integer on the wire (amounts, times) is a uint256 on chain; this bound is exclusive."""
+
+MAX_TIMEOUT_SECONDS = 2**31 - 1
+"""The largest `maxTimeoutSeconds` read or written (about 68 years; it fits every INTEGER column)."""
+
+X402_VERSIONS = (1, 2)
 
 _CANONICAL_UINT = re.compile(r"0|[1-9][0-9]*")
 _HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -60,6 +68,21 @@ def parse_uint(value: object, what: str = "the value") -> int:
     return number
 
 
+def is_nonce(value: object) -> bool:
+    """Whether `value` is an EIP-3009 nonce: `0x` and 64 hex digits (bytes32)."""
+    return isinstance(value, str) and _HEX32.fullmatch(value) is not None
+
+
+def hex_bytes(value: object) -> bytes | None:
+    """The bytes of `0x` and an even, non-zero number of hex digits; None for anything else.
+
+    `bytes.fromhex` alone is not this: it skips spaces.
+    """
+    if not isinstance(value, str) or _HEX.fullmatch(value) is None:
+        return None
+    return bytes.fromhex(value[2:])
+
+
 def is_address(value: object) -> bool:
     """Whether `value` is an EVM address in hex (any case; checksums are not required)."""
     return isinstance(value, str) and _ADDRESS.fullmatch(value) is not None
@@ -69,6 +92,13 @@ def _decimal_string(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError("must be a string of decimal digits (atomic units)")
     parse_uint(value, "it")
+    return value
+
+
+def _version(value: Any) -> int:
+    # Literal[2] alone would take 2.0: Python compares it equal to 2.
+    if type(value) is not int:
+        raise ValueError("must be the JSON integer 1 or 2")
     return value
 
 
@@ -90,7 +120,7 @@ class PaymentRequirements(WireModel):
     amount: str
     asset: str
     pay_to: str
-    max_timeout_seconds: int
+    max_timeout_seconds: int = Field(gt=0, le=MAX_TIMEOUT_SECONDS)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     _check_amount = field_validator("amount", mode="before")(_decimal_string)
@@ -102,6 +132,8 @@ class PaymentRequired(WireModel):
     resource: ResourceInfo | None = None
     accepts: list[PaymentRequirements]
     extensions: dict[str, Any] | None = None
+
+    _check_version = field_validator("x402_version", mode="before")(_version)
 
 
 class ExactAuthorization(WireModel):
@@ -120,9 +152,9 @@ class ExactAuthorization(WireModel):
     @field_validator("nonce", mode="before")
     @classmethod
     def _check_nonce(cls, nonce: Any) -> str:
-        if not isinstance(nonce, str) or _HEX32.fullmatch(nonce) is None:
+        if not is_nonce(nonce):
             raise ValueError("must be 0x followed by 64 hex digits")
-        return nonce
+        return str(nonce)
 
 
 class ExactPayload(WireModel):
@@ -132,9 +164,9 @@ class ExactPayload(WireModel):
     @field_validator("signature", mode="before")
     @classmethod
     def _check_signature(cls, signature: Any) -> str:
-        if not isinstance(signature, str) or _HEX.fullmatch(signature) is None:
-            raise ValueError("must be 0x followed by an even number of hex digits")
-        return signature
+        if hex_bytes(signature) is None:
+            raise ValueError("must be 0x followed by an even, non-zero number of hex digits")
+        return str(signature)
 
 
 class PaymentPayload(WireModel):
@@ -143,6 +175,8 @@ class PaymentPayload(WireModel):
     accepted: PaymentRequirements
     payload: ExactPayload
     extensions: dict[str, Any] | None = None
+
+    _check_version = field_validator("x402_version", mode="before")(_version)
 
 
 class SvmExactPayload(WireModel):
@@ -175,6 +209,8 @@ class SvmPaymentPayload(WireModel):
     payload: SvmExactPayload
     extensions: dict[str, Any] | None = None
 
+    _check_version = field_validator("x402_version", mode="before")(_version)
+
 
 class PaymentRequirementsV1(WireModel):
     scheme: str
@@ -184,10 +220,12 @@ class PaymentRequirementsV1(WireModel):
     description: str = ""
     mime_type: str | None = None
     pay_to: str
-    max_timeout_seconds: int
+    max_timeout_seconds: int = Field(gt=0, le=MAX_TIMEOUT_SECONDS)
     asset: str
     output_schema: dict[str, Any] | None = None
     extra: dict[str, Any] | None = None
+
+    _check_amount = field_validator("max_amount_required", mode="before")(_decimal_string)
 
 
 class PaymentPayloadV1(WireModel):
@@ -195,6 +233,8 @@ class PaymentPayloadV1(WireModel):
     scheme: str
     network: str
     payload: ExactPayload
+
+    _check_version = field_validator("x402_version", mode="before")(_version)
 
 
 class VerifyResponse(WireModel):
@@ -213,9 +253,17 @@ class SettleResponse(WireModel):
     error_message: str | None = None
     amount: str | None = None
 
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _check_amount(cls, amount: Any) -> str | None:
+        # Optional, and some facilitators send "" for "not stated"; anything else is a wire integer.
+        if amount is None or amount == "":
+            return None
+        return _decimal_string(amount)
+
 
 class SupportedKind(WireModel):
-    x402_version: int
+    x402_version: int = Field(ge=1, le=2**16)
     scheme: str
     network: str
     extra: dict[str, Any] | None = None
@@ -254,9 +302,18 @@ def _json_object(raw: Any) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MalformedPayment(f"the payment is not valid JSON ({exc.msg} at position {exc.pos})") from None
+    except ValueError:  # an integer of more than 4300 digits, which Python refuses to read
+        raise MalformedPayment("the payment holds a number too long to be read") from None
     if not isinstance(value, dict):
         raise MalformedPayment("the payment must be a JSON object")
     return value
+
+
+def validation_error_text(exc: ValidationError) -> str:
+    """`"<field path> is invalid: <why>"` for the first error, safe to echo (the path holds outside keys)."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{shown(where)} is invalid: {shown(first['msg'], 200)}"
 
 
 def parse_payment_payload(raw: Any) -> ReceivedPayment:
@@ -266,9 +323,14 @@ def parse_payment_payload(raw: Any) -> ReceivedPayment:
         MalformedPayment: naming the first thing wrong with it.
     """
     data = _json_object(raw)
-    if len(json.dumps(data)) > MAX_PAYLOAD_BYTES:
+    try:
+        size = len(json.dumps(data))
+    except (TypeError, ValueError):  # not JSON data, or an integer too long to write out
+        raise MalformedPayment("the payment is not plain JSON data") from None
+    if size > MAX_PAYLOAD_BYTES:
         raise MalformedPayment(f"the payment is larger than {MAX_PAYLOAD_BYTES} bytes")
-    version = data.get("x402Version")
+    written = data.get("x402Version")
+    version = written if type(written) is int else None  # 2.0 == 2 and True == 1 in Python
     model: type[PaymentPayload] | type[PaymentPayloadV1] | type[SvmPaymentPayload]
     if version == 2:
         model = SvmPaymentPayload if _network_of(data).startswith("solana") else PaymentPayload
@@ -280,14 +342,13 @@ def parse_payment_payload(raw: Any) -> ReceivedPayment:
         model = PaymentPayloadV1
     else:
         raise MalformedPayment(
-            f"unsupported x402Version {version!r}; expected 2 (or 1)", reason="invalid_x402_version"
+            f"unsupported x402Version {shown(repr(written))}; expected 2 (or 1)",
+            reason="invalid_x402_version",
         )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise MalformedPayment(f"the payment's {where or 'body'} is invalid: {first['msg']}") from None
+        raise MalformedPayment(f"the payment's {validation_error_text(exc)}") from None
 
 
 def parse_evm_payment(raw: Any) -> AnyPaymentPayload:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 
 import httpx2
 import pytest
+from eth_account import Account
 from web3 import Web3
 
 from x402_mcp.contracts.token import UsdcToken
@@ -84,7 +86,14 @@ def test_facilitator_command_serves_supported_for_its_network(anvil: AnvilChain)
     sock = loopback_socket()
     port = sock.getsockname()[1]
     sock.close()
-    env = {**os.environ, "X402_FACILITATOR_KEY": gas.key.to_0x_hex()}
+    token = secrets.token_hex(32)
+    env = {
+        **os.environ,
+        "X402_FACILITATOR_KEY": gas.key.to_0x_hex(),
+        "X402_FACILITATOR_TOKEN": token,
+        "X402_FACILITATOR_PAY_TO": Account.create().address,
+    }
+    bearer = {"Authorization": f"Bearer {token}"}
     process = subprocess.Popen(
         [*CLI, "facilitator", "--rpc-url", anvil.rpc_url, "--network", anvil.network, "--port", str(port)],
         env=env,
@@ -96,7 +105,7 @@ def test_facilitator_command_serves_supported_for_its_network(anvil: AnvilChain)
         deadline = time.monotonic() + 15
         while True:
             try:
-                supported = httpx2.get(f"http://127.0.0.1:{port}/supported", timeout=2).json()
+                supported = httpx2.get(f"http://127.0.0.1:{port}/supported", headers=bearer, timeout=2).json()
                 break
             except httpx2.ConnectError:
                 assert time.monotonic() < deadline, "the facilitator did not start"
@@ -104,10 +113,14 @@ def test_facilitator_command_serves_supported_for_its_network(anvil: AnvilChain)
                 time.sleep(0.05)
         assert {"x402Version": 2, "scheme": "exact", "network": anvil.network} in supported["kinds"]
         assert supported["signers"] == {"eip155:*": [gas.address]}
+        anonymous = httpx2.get(f"http://127.0.0.1:{port}/supported", timeout=2)
+        assert anonymous.status_code == 401 and "Bearer" in anonymous.json()["error"]
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
-    assert gas.key.to_0x_hex() not in (process.stderr.read() if process.stderr else "")
+    printed = process.stderr.read() if process.stderr else ""
+    assert "bearer token required" in printed
+    assert gas.key.to_0x_hex() not in printed and token not in printed
 
 
 def test_facilitator_command_needs_its_key_from_the_environment() -> None:

@@ -12,13 +12,16 @@ from x402_mcp.facilitator import facilitator_app
 
 from ..chains import AnvilChain
 from .official import official_facilitator_app
-from .serving import serving
+from .serving import TOKEN, serving
 
 
 @pytest.fixture
 async def our_facilitator(chain: TokenChain) -> AsyncIterator[str]:
-    """Our facilitator server over the chain's local settlement; yields its URL."""
-    async with serving(facilitator_app(chain.settlement())) as url:
+    """Our facilitator server over the chain's local settlement, behind `TOKEN`; yields its URL.
+
+    It settles for any payee (the tests pay fresh addresses); `test_server` covers the allowlist.
+    """
+    async with serving(facilitator_app(chain.settlement(), token=TOKEN)) as url:
         yield url
 
 

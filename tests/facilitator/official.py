@@ -16,6 +16,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 
+def official_bearer_auth(token: str) -> Any:
+    """The official `HTTPFacilitatorClient`'s auth provider sending `Authorization: Bearer <token>`."""
+    from x402.http import CreateHeadersAuthProvider
+
+    header = {"Authorization": f"Bearer {token}"}
+    return CreateHeadersAuthProvider(lambda: {"verify": header, "settle": header, "supported": header})
+
+
 def official_facilitator_app(private_key: str, rpc_url: str, network: str) -> Starlette:
     from x402 import x402FacilitatorSync
     from x402.mechanisms.evm import FacilitatorWeb3Signer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +11,9 @@ from typing import Any
 
 import anyio
 import uvicorn
+
+TOKEN = "test-" + secrets.token_hex(16)
+"""The bearer token of the facilitator servers the tests start (`x402-mcp facilitator` needs one)."""
 
 
 def loopback_socket() -> socket.socket:
@@ -93,3 +98,44 @@ class Interposer:
             if message["type"] == "http.response.start" and self.status_of is not None:
                 message = {**message, "status": self.status_of(path, message["status"], messages)}
             await send(message)
+
+
+class LyingFacilitator:
+    """Our real facilitator, except that `/settle` claims success without settling anything.
+
+    Every other request reaches the real app. The claimed transaction is `transaction()`:
+    a made-up hash, say, or the hash of a real but unrelated transfer. `settles` counts
+    the lies told.
+    """
+
+    def __init__(self, app: Any, transaction: Any) -> None:
+        self.app = app
+        self.transaction = transaction
+        self.settles = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/settle":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        request = json.loads(body)
+        self.settles += 1
+        answer = {
+            "success": True,
+            "transaction": self.transaction(),
+            "network": request["paymentRequirements"]["network"],
+            "payer": request["paymentPayload"]["payload"]["authorization"]["from"],
+        }
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})

@@ -25,7 +25,7 @@ from x402_mcp.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.settlement import DEFAULT_FACILITATOR_URL, FacilitatorSettlement
 
 from ..chains import AnvilChain
-from .serving import Interposer, loopback_socket, serving
+from .serving import TOKEN, Interposer, LyingFacilitator, loopback_socket, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +39,7 @@ class Counter:
 
 
 def paid_server(
-    chain: TokenChain, settlement: FacilitatorSettlement, ledger: Path
+    chain: TokenChain, settlement: FacilitatorSettlement, ledger: Path, *, settle: str = "before"
 ) -> tuple[MCPServer[Any], Payments, Counter]:
     payments = Payments(
         pay_to=Account.create().address,
@@ -52,7 +52,7 @@ def paid_server(
     counter = Counter()
 
     @server.tool()
-    @paid(price="0.05")
+    @paid(price="0.05", settle=settle)
     def answer(question: str) -> str:
         counter.runs += 1
         return f"answer to {question}"
@@ -71,7 +71,7 @@ async def _pay_and_call(client: Client, payer: LocalAccount) -> tuple[Any, str]:
 async def test_a_paid_call_settles_through_our_facilitator(
     chain: TokenChain, our_facilitator: str, tmp_path: Path
 ) -> None:
-    remote = FacilitatorSettlement(our_facilitator, network=chain.network)
+    remote = FacilitatorSettlement(our_facilitator, network=chain.network, token=TOKEN)
     server, payments, counter = paid_server(chain, remote, tmp_path / "l.sqlite")
     payer = chain.new_account("10")
     async with Client(server) as client:
@@ -146,7 +146,7 @@ def json_error(result: Any) -> str:
 async def test_an_invalid_payment_is_refused_before_the_facilitator_moves_anything(
     chain: TokenChain, our_facilitator: str, tmp_path: Path
 ) -> None:
-    remote = FacilitatorSettlement(our_facilitator, network=chain.network)
+    remote = FacilitatorSettlement(our_facilitator, network=chain.network, token=TOKEN)
     server, payments, counter = paid_server(chain, remote, tmp_path / "l.sqlite")
     broke = chain.new_account("0.01")  # less than the $0.05 price
     async with Client(server) as client:
@@ -156,6 +156,31 @@ async def test_an_invalid_payment_is_refused_before_the_facilitator_moves_anythi
     assert "holds 10000 atomic units of the token" in json_error(result)
     assert counter.runs == 0
     assert chain.balance_of(payments.pay_to) == 0
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize("settle", ["before", "after"])
+async def test_a_facilitator_that_claims_a_made_up_settlement_is_never_paid_for(
+    anvil: AnvilChain, tmp_path: Path, settle: str
+) -> None:
+    liar = LyingFacilitator(facilitator_app(anvil.settlement(), token=TOKEN), lambda: "0x" + "ab" * 32)
+    async with serving(liar) as url:
+        remote = FacilitatorSettlement(
+            url, network=anvil.network, token=TOKEN, rpc_url=anvil.rpc_url, reconcile_seconds=0.3
+        )
+        server, payments, counter = paid_server(anvil, remote, tmp_path / "l.sqlite", settle=settle)
+        payer = anvil.new_account("10")
+        async with Client(server) as client:
+            result, request_id = await _pay_and_call(client, payer)
+        await remote.aclose()
+    assert liar.settles == 1
+    assert result.is_error
+    assert "answer to" not in json_error(result), "no output for a payment the chain does not show"
+    assert counter.runs == (0 if settle == "before" else 1)
+    assert anvil.balance_of(payments.pay_to) == 0
+    request = await payments.ledger.get(request_id)
+    # Kept settling: reconciliation reads the chain, never the facilitator's word, to finish it.
+    assert request is not None and request.state is State.SETTLING, "a lie is never recorded as paid"
 
 
 @pytest.mark.anvil

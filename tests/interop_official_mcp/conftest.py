@@ -11,7 +11,7 @@ import pytest
 from x402_mcp.facilitator import facilitator_app
 
 from ..chains import AnvilChain
-from ..facilitator.serving import serving
+from ..facilitator.serving import TOKEN, serving
 from .official import REQUIRE_VARIABLE, Unavailable, official_python
 
 
@@ -27,10 +27,11 @@ def official() -> Path:
 
 @pytest.fixture
 async def our_facilitator(anvil: AnvilChain) -> AsyncIterator[str]:
-    """Our facilitator server on loopback, settling on anvil (gas paid by a funded node account).
+    """Our facilitator server on loopback, settling on anvil (gas paid by a funded node account),
+    behind the bearer token `TOKEN`.
 
     Both interop directions settle through it: the official server via the official
     `HTTPFacilitatorClient`, ours via `FacilitatorSettlement`.
     """
-    async with serving(facilitator_app(anvil.settlement())) as url:
+    async with serving(facilitator_app(anvil.settlement(), token=TOKEN)) as url:
         yield url

@@ -6,7 +6,8 @@ Runs in the second virtual environment (see requirements.txt), never in ours:
 
 Verifies and settles through the official `HTTPFacilitatorClient` against the
 facilitator server at $FACILITATOR_URL (ours, in the tests and the bench: the
-official server holds no gas key and never talks to the chain). One paid tool,
+official server holds no gas key and never talks to the chain), sending
+`Authorization: Bearer $FACILITATOR_TOKEN` when that is set. One paid tool,
 `answer`, costs $AMOUNT atomic units of $TOKEN to $PAY_TO on $NETWORK; `ping` is
 free. Binds a free loopback port and writes it to PORT_FILE once listening.
 """
@@ -19,14 +20,26 @@ import sys
 from loopback import serve_announcing_port
 from mcp.server.fastmcp import FastMCP
 from x402 import x402ResourceServer
-from x402.http import FacilitatorConfig, HTTPFacilitatorClient
+from x402.http import CreateHeadersAuthProvider, FacilitatorConfig, HTTPFacilitatorClient
 from x402.mcp import create_payment_wrapper
 from x402.mechanisms.evm.exact import ExactEvmServerScheme
 from x402.schemas import PaymentRequirements
 
 
+def _bearer(token: str | None) -> CreateHeadersAuthProvider | None:
+    """`Authorization: Bearer $FACILITATOR_TOKEN` on every facilitator request (ours requires it)."""
+    if not token:
+        return None
+    header = {"Authorization": f"Bearer {token}"}
+    return CreateHeadersAuthProvider(lambda: {"verify": header, "settle": header, "supported": header})
+
+
 def build(network: str) -> FastMCP:
-    facilitator = HTTPFacilitatorClient(FacilitatorConfig(url=os.environ["FACILITATOR_URL"]))
+    facilitator = HTTPFacilitatorClient(
+        FacilitatorConfig(
+            url=os.environ["FACILITATOR_URL"], auth_provider=_bearer(os.environ.get("FACILITATOR_TOKEN"))
+        )
+    )
     resource_server = x402ResourceServer(facilitator)
     resource_server.register(network, ExactEvmServerScheme())
     # Asks the facilitator's /supported: it must be listening before this server starts.

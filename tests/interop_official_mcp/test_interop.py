@@ -18,6 +18,7 @@ from mcp.server import MCPServer
 
 from tests.chains import AnvilChain
 from tests.client.serving import serving
+from tests.facilitator.serving import TOKEN
 from x402_mcp import Payments, paid
 from x402_mcp.client import Budget, BudgetExceeded, PayingClient
 from x402_mcp.ledger.sqlite import SQLiteLedger
@@ -34,6 +35,7 @@ PRICE = 10_000  # $0.01
 def _official_env(anvil: AnvilChain, facilitator_url: str, pay_to: str) -> dict[str, str]:
     return {
         "FACILITATOR_URL": facilitator_url,
+        "FACILITATOR_TOKEN": TOKEN,
         "TOKEN": anvil.usdc,
         "TOKEN_NAME": anvil.asset.name,
         "AMOUNT": str(PRICE),
@@ -88,7 +90,7 @@ async def test_official_client_pays_our_server(
     payee = Account.create().address
     payer = anvil.new_account(usdc="1")
     ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
-    remote = FacilitatorSettlement(our_facilitator, network=anvil.network)
+    remote = FacilitatorSettlement(our_facilitator, network=anvil.network, token=TOKEN)
     payments = Payments(
         pay_to=payee,
         network=anvil.network,

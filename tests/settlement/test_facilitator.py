@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from x402_mcp.config import settings_from_env
 from x402_mcp.devchain import TokenChain
-from x402_mcp.errors import SettlementError
+from x402_mcp.errors import ConfigurationError, SettlementError
 from x402_mcp.facilitator import facilitator_app
 from x402_mcp.settlement import FacilitatorSettlement, Settlement, StaticHeaders
 from x402_mcp.settlement.base import ChainLookup, OnChain
 from x402_mcp.settlement.checks import VALUE_MISMATCH
+from x402_mcp.settlement.facilitator import TOKEN_VARIABLE, BearerToken
 from x402_mcp.wire import PaymentRequirements
 
 from ..chains import AnvilChain, pay, requirements_for
 from ..facilitator.conftest import official_facilitator, our_facilitator  # noqa: F401 (fixtures)
-from ..facilitator.serving import Interposer, loopback_socket, serving
+from ..facilitator.serving import TOKEN, Interposer, LyingFacilitator, loopback_socket, serving
 from .conftest import PRICE
 
 pytestmark = pytest.mark.anyio
@@ -32,7 +35,7 @@ async def test_verify_and_settle_through_our_facilitator(
     payee: str,
     requirements: PaymentRequirements,
 ) -> None:
-    remote = FacilitatorSettlement(our_facilitator, network=chain.network)
+    remote = FacilitatorSettlement(our_facilitator, network=chain.network, token=TOKEN)
     assert isinstance(remote, Settlement)
     payment = pay(payer, requirements)
     try:
@@ -56,7 +59,7 @@ async def test_a_refusal_passes_its_reason_through_and_moves_nothing(
     payee: str,
     requirements: PaymentRequirements,
 ) -> None:
-    remote = FacilitatorSettlement(our_facilitator, network=chain.network)
+    remote = FacilitatorSettlement(our_facilitator, network=chain.network, token=TOKEN)
     underpaid = pay(payer, requirements, value=PRICE - 1)
     verdict = await remote.verify(underpaid, requirements)
     receipt = await remote.settle(underpaid, requirements)
@@ -148,7 +151,7 @@ async def test_a_facilitator_without_our_network_is_refused_once_supported_is_re
     payer: LocalAccount,
     requirements: PaymentRequirements,
 ) -> None:
-    remote = FacilitatorSettlement(our_facilitator, network="base-sepolia")
+    remote = FacilitatorSettlement(our_facilitator, network="base-sepolia", token=TOKEN)
     elsewhere = requirements.model_copy(update={"network": "eip155:84532"})
     with pytest.raises(SettlementError, match=r"does not settle 'exact' payments on eip155:84532"):
         await remote.verify(pay(payer, requirements), elsewhere)
@@ -237,11 +240,13 @@ async def test_lookup_without_rpc_url_or_on_solana_is_unknown(
     requirements: PaymentRequirements,
 ) -> None:
     payment = pay(payer, requirements)
-    without_rpc = FacilitatorSettlement(our_facilitator, network=chain.network)
+    without_rpc = FacilitatorSettlement(our_facilitator, network=chain.network, token=TOKEN)
     assert (await without_rpc.settle(payment, requirements)).success
     assert await without_rpc.lookup(payment, requirements) == OnChain("unknown")
     await without_rpc.aclose()
-    on_solana = FacilitatorSettlement(our_facilitator, network="solana-devnet", rpc_url="http://127.0.0.1:1")
+    on_solana = FacilitatorSettlement(
+        our_facilitator, network="solana-devnet", rpc_url="http://127.0.0.1:1", token=TOKEN
+    )
     assert await on_solana.lookup(payment, requirements) == OnChain("unknown")
 
 
@@ -263,3 +268,131 @@ async def test_lookup_refuses_another_network_and_maps_node_failures(
     finally:
         closed.close()
     assert rpc_url not in str(raised.value), "RPC URLs can carry API keys"
+
+
+# --------------------------------------------------------------------------- a facilitator that lies
+
+
+@pytest.mark.anvil
+async def test_a_truthful_settle_answer_is_confirmed_on_chain_and_states_the_amount(
+    anvil: AnvilChain,
+) -> None:
+    payer, payee = anvil.new_account("10"), Account.create().address
+    requirements = requirements_for(anvil, payee, amount=str(PRICE))
+    async with serving(facilitator_app(anvil.settlement(), token=TOKEN)) as url:
+        remote = FacilitatorSettlement(url, network=anvil.network, token=TOKEN, rpc_url=anvil.rpc_url)
+        receipt = await remote.settle(pay(payer, requirements), requirements)
+        await remote.aclose()
+    assert receipt.success, receipt.error_message
+    assert (receipt.amount, receipt.payer) == (str(PRICE), payer.address)
+    assert anvil.balance_of(payee) == PRICE
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize("lie", ["made-up transaction", "unrelated transaction", "not a hash"])
+async def test_a_facilitator_claiming_a_settlement_the_chain_disproves_is_a_settlement_error(
+    anvil: AnvilChain, lie: str
+) -> None:
+    payer, payee = anvil.new_account("10"), Account.create().address
+    requirements = requirements_for(anvil, payee, amount=str(PRICE))
+    # A real settlement of another payment, to the same payee, for the same amount.
+    unrelated = await anvil.settlement().settle(pay(anvil.new_account("1"), requirements), requirements)
+    assert unrelated.success
+    claims = {
+        "made-up transaction": lambda: "0x" + secrets.token_hex(32),
+        "unrelated transaction": lambda: unrelated.transaction,
+        "not a hash": lambda: "0xabc\u202e",
+    }
+    liar = LyingFacilitator(facilitator_app(anvil.settlement(), token=TOKEN), claims[lie])
+    payment = pay(payer, requirements)
+    async with serving(liar) as url:
+        remote = FacilitatorSettlement(
+            url, network=anvil.network, token=TOKEN, rpc_url=anvil.rpc_url, reconcile_seconds=0.5
+        )
+        assert (await remote.verify(payment, requirements)).is_valid
+        with pytest.raises(
+            SettlementError, match="reported the payment settled, but the chain disagrees"
+        ) as raised:
+            await remote.settle(payment, requirements)
+        still_unused = await remote.lookup(payment, requirements)
+        await remote.aclose()
+    assert liar.settles == 1
+    assert "\u202e" not in str(raised.value)
+    assert still_unused == OnChain("unused"), "nothing moved: the payment can still be settled honestly"
+    assert anvil.balance_of(payee) == PRICE, "only the unrelated payment reached the payee"
+
+
+async def test_a_bearer_token_goes_on_every_request_and_is_never_shown(
+    chain: TokenChain, payer: LocalAccount, requirements: PaymentRequirements, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = Interposer(facilitator_app(chain.settlement(), token=TOKEN))
+    monkeypatch.setenv(TOKEN_VARIABLE, TOKEN)
+    auth = BearerToken.from_env()
+    assert auth is not None and TOKEN not in repr(auth)
+    async with serving(seen) as url:
+        remote = FacilitatorSettlement(url, network=chain.network, auth=auth)
+        assert TOKEN not in repr(remote)
+        assert (await remote.verify(pay(payer, requirements), requirements)).is_valid
+        await remote.aclose()
+        anonymous = FacilitatorSettlement(url, network=chain.network)
+        with pytest.raises(SettlementError, match="refused our credentials"):
+            await anonymous.verify(pay(payer, requirements), requirements)
+        await anonymous.aclose()
+    sent = [headers.get("authorization") for _, headers in seen.seen[:2]]
+    assert sent == [f"Bearer {TOKEN}"] * 2  # /supported, then /verify
+    monkeypatch.delenv(TOKEN_VARIABLE)
+    assert BearerToken.from_env() is None
+    with pytest.raises(ConfigurationError, match="either auth= or token="):
+        FacilitatorSettlement(url, auth=auth, token=TOKEN)
+    with pytest.raises(ConfigurationError, match="printable ASCII"):
+        BearerToken("two words")
+
+
+async def test_from_env_points_at_a_token_protected_facilitator(
+    chain: TokenChain,
+    our_facilitator: str,  # noqa: F811
+    payer: LocalAccount,
+    payee: str,
+    requirements: PaymentRequirements,
+) -> None:
+    env = {
+        "X402_SETTLEMENT": "facilitator",
+        "X402_FACILITATOR_URL": our_facilitator,
+        TOKEN_VARIABLE: TOKEN,
+        "X402_PAY_TO": payee,
+        "X402_NETWORK": chain.network,
+    }
+    settings, demo_chain = settings_from_env(env)
+    remote = settings["settlement"]
+    assert isinstance(remote, FacilitatorSettlement) and demo_chain is None
+    assert (settings["pay_to"], settings["network"]) == (payee, chain.network)
+    assert (await remote.verify(pay(payer, requirements), requirements)).is_valid
+    await remote.aclose()
+    with pytest.raises(ConfigurationError, match="needs X402_FACILITATOR_URL"):
+        settings_from_env({"X402_SETTLEMENT": "facilitator", "X402_PAY_TO": payee})
+
+
+async def test_a_hostile_facilitators_text_is_neutralised_in_our_errors(
+    chain: TokenChain, payer: LocalAccount, requirements: PaymentRequirements
+) -> None:
+    # A third-party facilitator (outside, so a few lines stand in for it) answering nonsense.
+    async def hostile(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/supported":
+            status, body = (
+                200,
+                json.dumps({"kinds": [{"x402Version": 2, "scheme": "exact", "network": chain.network}]}),
+            )
+        else:
+            status, body = 418, "pay 0xdead\u202e instead " + "x" * 5000
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+    async with serving(hostile) as url:
+        remote = FacilitatorSettlement(url, network=chain.network, verify_attempts=1)
+        with pytest.raises(SettlementError, match="HTTP 418") as raised:
+            await remote.verify(pay(payer, requirements), requirements)
+        await remote.aclose()
+    assert "\u202e" not in str(raised.value) and "\\u202e" in str(raised.value)
+    assert len(str(raised.value)) < 400

@@ -20,6 +20,8 @@ from x402_mcp.settlement import Settlement
 from x402_mcp.settlement.checks import (
     ASSET_NOT_DEPLOYED,
     INSUFFICIENT_BALANCE,
+    INVALID_PAYLOAD,
+    INVALID_PAYMENT_REQUIREMENTS,
     INVALID_SIGNATURE,
     MISSING_EIP712_DOMAIN,
     NETWORK_MISMATCH,
@@ -361,6 +363,70 @@ async def test_a_bad_payment_is_refused_with_its_reason_and_moves_no_money(
     assert result.error_message
     assert chain.balance_of(signer) == signer_balance
     assert chain.balance_of(payee) == 0
+
+
+def _tampered(payment: PaymentPayload, *, signature: str | None = None, **changes: object) -> PaymentPayload:
+    """`payment` changed without validation, as a caller that builds payloads in code can."""
+    exact = payment.payload.model_copy(
+        update={"authorization": payment.payload.authorization.model_copy(update=changes)}
+    )
+    if signature is not None:
+        exact = exact.model_copy(update={"signature": signature})
+    return payment.model_copy(update={"payload": exact})
+
+
+MALFORMED: dict[str, tuple[dict[str, object], str, str]] = {
+    # name: (changes to a good payment, reason, a fragment of the message)
+    "from is not an address": (
+        {"from_": "0xnot-an-address"},
+        INVALID_PAYLOAD,
+        "'from' must be an EVM address",
+    ),
+    "nonce with an underscore": ({"nonce": "0x" + "ab" * 31 + "a_"}, INVALID_PAYLOAD, "nonce must be 0x"),
+    "validBefore beyond uint256": (
+        {"valid_before": str(2**256)},
+        INVALID_PAYLOAD,
+        "validBefore must be below",
+    ),
+    "full-width value": ({"value": "１００００"}, INVALID_PAYLOAD, "value must be a string of ASCII"),
+    "value with a leading zero": ({"value": "010000"}, INVALID_PAYLOAD, "value must be a string of ASCII"),
+    "odd-length signature": ({"signature": "0x" + "1" * 129}, INVALID_SIGNATURE, "even, non-zero number"),
+    "garbage signature": ({"signature": "0xnothex"}, INVALID_SIGNATURE, "even, non-zero number"),
+    "65 bytes with v=29": ({"signature": "0x" + "11" * 64 + "1d"}, INVALID_SIGNATURE, "v=29 is invalid"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+async def test_a_malformed_payload_given_directly_is_refused_by_name(
+    chain: TokenChain,
+    settlement: LocalSettlement,
+    payer: LocalAccount,
+    payee: str,
+    requirements: PaymentRequirements,
+    case: str,
+) -> None:
+    changes, reason, fragment = MALFORMED[case]
+    fields = {key: value for key, value in changes.items() if key != "signature"}
+    signature = changes.get("signature")
+    payment = _tampered(pay(payer, requirements), signature=str(signature) if signature else None, **fields)
+    verdict = await settlement.verify(payment, requirements)
+    result = await settlement.settle(payment, requirements)
+    assert (verdict.is_valid, verdict.invalid_reason) == (False, reason)
+    assert (result.success, result.error_reason) == (False, reason)
+    assert fragment in (verdict.invalid_message or "") and fragment in (result.error_message or "")
+    assert chain.balance_of(payee) == 0
+    assert chain.balance_of(payer.address) == FUNDED
+
+
+async def test_requirements_that_name_no_token_address_are_refused_not_a_node_failure(
+    chain: TokenChain, settlement: LocalSettlement, payer: LocalAccount, requirements: PaymentRequirements
+) -> None:
+    # A facilitator gets its requirements from outside; "‮" must not reach the reader intact.
+    hostile = requirements.model_copy(update={"asset": "0x‮" + "1" * 500})
+    verdict = await settlement.verify(pay(payer, requirements), hostile)
+    assert (verdict.is_valid, verdict.invalid_reason) == (False, INVALID_PAYMENT_REQUIREMENTS)
+    assert "‮" not in (verdict.invalid_message or "")
+    assert len(verdict.invalid_message or "") < 300
 
 
 async def test_a_replayed_payment_is_refused_after_it_settled_once(

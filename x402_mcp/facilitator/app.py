@@ -3,16 +3,21 @@
 Answers follow the official Python facilitator client's expectations: a payment
 that is refused is still a `200` carrying `isValid: false` (or `success: false`)
 with a reason code, because that client treats any other status as a transport
-failure. A body that is not an x402 request at all gets a `400` naming what is
-wrong; a body over the size limit a `413`; a failure of the chain behind us a
-`502` with a short message (the cause goes to the log, never RPC URLs or keys).
+failure. That includes this facilitator's own policy: a payee not on its list
+(`payee_not_allowed`) and an amount below its minimum (`amount_below_minimum`).
+A caller without the bearer token gets a `401` (a `403` off loopback when there
+is no token, see `access`); a body not sent as JSON a `415`; a body that is not
+an x402 request at all a `400` naming what is wrong; a body over the size limit
+a `413`; a failure of the chain behind us a `502` with a short message (the cause
+goes to the log, never RPC URLs, keys or the token).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -23,6 +28,8 @@ from starlette.routing import Route
 from ..errors import ConfigurationError, MalformedPayment, SettlementError
 from ..networks import resolve_network
 from ..settlement.base import Settlement
+from ..settlement.checks import Refusal, reported_network
+from ..text import shown
 from ..wire import (
     AnyPaymentPayload,
     PaymentPayloadV1,
@@ -31,18 +38,33 @@ from ..wire import (
     SettleResponse,
     SupportedResponse,
     VerifyResponse,
+    is_address,
     parse_evm_payment,
     parse_uint,
+    validation_error_text,
 )
+from .access import bearer_matches, is_loopback_host, token_problem
 
-__all__ = ["MAX_BODY_BYTES", "facilitator_app"]
+__all__ = [
+    "AMOUNT_BELOW_MINIMUM",
+    "DEFAULT_MIN_AMOUNT",
+    "MAX_BODY_BYTES",
+    "PAYEE_NOT_ALLOWED",
+    "facilitator_app",
+]
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 """A verify or settle body is a payload plus requirements: a few KiB at most."""
 
+DEFAULT_MIN_AMOUNT = 1_000
+"""Atomic units ($0.001 of USDC): about what one settlement's gas costs on Base, so a flood
+of tiny payments cannot cost the gas account more than it pays."""
+
 UNSUPPORTED_NETWORK = "invalid_network"
+PAYEE_NOT_ALLOWED = "payee_not_allowed"
+AMOUNT_BELOW_MINIMUM = "amount_below_minimum"
 
 
 class _BadRequest(Exception):
@@ -51,8 +73,36 @@ class _BadRequest(Exception):
         self.status = status
 
 
-def facilitator_app(settlement: Settlement, *, max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
-    """A Starlette app serving the x402 facilitator API on top of `settlement`."""
+def facilitator_app(
+    settlement: Settlement,
+    *,
+    token: str | None = None,
+    payees: Iterable[str] | None = None,
+    min_amount: int = DEFAULT_MIN_AMOUNT,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Starlette:
+    """A Starlette app serving the x402 facilitator API on top of `settlement`.
+
+    Args:
+        token: every request must carry `Authorization: Bearer <token>` (else a
+            401). Without a token only loopback clients naming a loopback `Host`
+            are served (else a 403): see `access`.
+        payees: the only `payTo` addresses it verifies and settles for; None
+            means any payee. Anything else is refused with `payee_not_allowed`.
+        min_amount: the smallest amount (atomic units, at least 1) it verifies
+            and settles; less is refused with `amount_below_minimum`.
+
+    Raises:
+        ConfigurationError: a token too short to resist guessing, a payee that is
+            not an address, an empty payee list, or a minimum below 1.
+    """
+    if token is not None and (problem := token_problem(token)) is not None:
+        raise ConfigurationError(problem)
+    allowed = _payee_set(payees)
+    if type(min_amount) is not int or min_amount < 1:
+        raise ConfigurationError(
+            f"min_amount must be a whole number of atomic units of at least 1, not {min_amount!r}"
+        )
     supported_cache: list[SupportedResponse] = []
 
     async def supported() -> SupportedResponse:
@@ -60,54 +110,68 @@ def facilitator_app(settlement: Settlement, *, max_body_bytes: int = MAX_BODY_BY
             supported_cache.append(await settlement.supported())
         return supported_cache[0]
 
+    def refused_access(request: Request) -> JSONResponse | None:
+        if token is not None:
+            if bearer_matches(request.headers.get("authorization"), token):
+                return None
+            return JSONResponse(
+                {"error": "this facilitator needs 'Authorization: Bearer <token>' (the operator's token)"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="x402 facilitator"'},
+            )
+        client = request.client.host if request.client is not None else None
+        if is_loopback_host(client) and is_loopback_host(request.headers.get("host")):
+            return None
+        return JSONResponse(
+            {"error": "this facilitator has no token, so it serves loopback clients on a loopback host only"},
+            status_code=403,
+        )
+
+    def policy_refusal(requirements: PaymentRequirements) -> Refusal | None:
+        if allowed is not None and requirements.pay_to.lower() not in allowed:
+            return Refusal(
+                PAYEE_NOT_ALLOWED,
+                f"This facilitator does not settle payments to {shown(requirements.pay_to)}.",
+            )
+        if parse_uint(requirements.amount, "amount") < min_amount:
+            return Refusal(
+                AMOUNT_BELOW_MINIMUM,
+                f"This facilitator settles {min_amount} atomic units or more; "
+                f"{requirements.amount} is below that.",
+            )
+        return None
+
     async def get_supported(request: Request) -> JSONResponse:
+        refused = refused_access(request)
+        if refused is not None:
+            return refused
         try:
             return JSONResponse((await supported()).dump())
         except SettlementError as exc:
             return _backend_failed("supported", exc)
 
-    async def post_verify(request: Request) -> JSONResponse:
+    async def answer(request: Request, endpoint: Literal["verify", "settle"]) -> JSONResponse:
         try:
-            payload, requirements = await _read(request, max_body_bytes)
+            payload, requirements = await _read(request, max_body_bytes, refused_access)
+        except _Refused as refused:
+            return refused.response
         except _BadRequest as bad:
             return JSONResponse({"error": str(bad)}, status_code=bad.status)
-        payer = payload.payload.authorization.from_
         try:
-            if not _serves(await supported(), payload, requirements):
-                return JSONResponse(
-                    VerifyResponse(
-                        is_valid=False,
-                        invalid_reason=UNSUPPORTED_NETWORK,
-                        invalid_message=f"This facilitator does not settle on {requirements.network}.",
-                        payer=payer,
-                    ).dump()
-                )
-            verdict = await settlement.verify(payload, requirements)
+            refusal = _unserved(await supported(), payload, requirements) or policy_refusal(requirements)
+            if refusal is not None:
+                return JSONResponse(_refused(endpoint, refusal, payload, requirements).dump())
+            if endpoint == "verify":
+                return JSONResponse((await settlement.verify(payload, requirements)).dump())
+            return JSONResponse((await settlement.settle(payload, requirements)).dump())
         except SettlementError as exc:
-            return _backend_failed("verify", exc)
-        return JSONResponse(verdict.dump())
+            return _backend_failed(endpoint, exc)
+
+    async def post_verify(request: Request) -> JSONResponse:
+        return await answer(request, "verify")
 
     async def post_settle(request: Request) -> JSONResponse:
-        try:
-            payload, requirements = await _read(request, max_body_bytes)
-        except _BadRequest as bad:
-            return JSONResponse({"error": str(bad)}, status_code=bad.status)
-        network = payload.network if isinstance(payload, PaymentPayloadV1) else requirements.network
-        try:
-            if not _serves(await supported(), payload, requirements):
-                return JSONResponse(
-                    SettleResponse(
-                        success=False,
-                        network=network,
-                        payer=payload.payload.authorization.from_,
-                        error_reason=UNSUPPORTED_NETWORK,
-                        error_message=f"This facilitator does not settle on {requirements.network}.",
-                    ).dump()
-                )
-            receipt = await settlement.settle(payload, requirements)
-        except SettlementError as exc:
-            return _backend_failed("settle", exc)
-        return JSONResponse(receipt.dump())
+        return await answer(request, "settle")
 
     return Starlette(
         routes=[
@@ -118,9 +182,51 @@ def facilitator_app(settlement: Settlement, *, max_body_bytes: int = MAX_BODY_BY
     )
 
 
+def _refused(
+    endpoint: Literal["verify", "settle"],
+    refusal: Refusal,
+    payload: AnyPaymentPayload,
+    requirements: PaymentRequirements,
+) -> VerifyResponse | SettleResponse:
+    payer = payload.payload.authorization.from_
+    if endpoint == "verify":
+        return VerifyResponse(
+            is_valid=False, invalid_reason=refusal.reason, invalid_message=refusal.message, payer=payer
+        )
+    return SettleResponse(
+        success=False,
+        network=shown(reported_network(payload, requirements)),  # the caller wrote it
+        payer=payer,
+        error_reason=refusal.reason,
+        error_message=refusal.message,
+    )
+
+
+def _payee_set(payees: Iterable[str] | None) -> frozenset[str] | None:
+    if payees is None:
+        return None
+    if isinstance(payees, str):
+        raise ConfigurationError("payees must be a list of addresses, not one string")
+    listed = list(payees)
+    bad = [payee for payee in listed if not is_address(payee)]
+    if bad:
+        raise ConfigurationError(f"payee {shown(repr(bad[0]))} is not an address (0x and 40 hex digits)")
+    if not listed:
+        raise ConfigurationError("payees is empty, so nothing could be settled; pass None to allow any payee")
+    return frozenset(payee.lower() for payee in listed)
+
+
+class _Refused(Exception):
+    """A request turned away before its body is read (no token, or not JSON)."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 def _backend_failed(endpoint: str, exc: SettlementError) -> JSONResponse:
     logger.error("facilitator /%s failed in the settlement backend", endpoint, exc_info=exc)
-    return JSONResponse({"error": f"the settlement backend failed: {exc}"}, status_code=502)
+    return JSONResponse({"error": f"the settlement backend failed: {shown(str(exc), 300)}"}, status_code=502)
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -144,13 +250,27 @@ def _declared_length(declared: str) -> int:
         raise _BadRequest("the Content-Length header is not a number of bytes") from None
 
 
-async def _read(request: Request, limit: int) -> tuple[AnyPaymentPayload, PaymentRequirements]:
-    """The payload and requirements of a verify or settle body, requirements as v2."""
+async def _read(
+    request: Request, limit: int, refused_access: Callable[[Request], JSONResponse | None]
+) -> tuple[AnyPaymentPayload, PaymentRequirements]:
+    """The payload and requirements of a verify or settle body, requirements as v2.
+
+    Raises:
+        _Refused: the caller may not use the facilitator, or the body is not declared JSON.
+        _BadRequest: the body is too large or not an x402 verify/settle request.
+    """
+    refused = refused_access(request)
+    if refused is not None:
+        raise _Refused(refused)
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        # A web page can POST text/plain anywhere without asking; it cannot send JSON unasked.
+        raise _Refused(JSONResponse({"error": "the body must be sent as application/json"}, status_code=415))
     raw = await _body(request, limit)
     try:
         body: Any = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _BadRequest(f"the body is not JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an integer too long to read
+        raise _BadRequest(f"the body is not JSON ({shown(str(exc), 120)})") from None
     if not isinstance(body, dict):
         raise _BadRequest("the body must be a JSON object")
     missing = [key for key in ("paymentPayload", "paymentRequirements") if key not in body]
@@ -168,20 +288,15 @@ async def _read(request: Request, limit: int) -> tuple[AnyPaymentPayload, Paymen
             return payload, _from_v1(PaymentRequirementsV1.model_validate(raw_requirements))
         return payload, PaymentRequirements.model_validate(raw_requirements)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise _BadRequest(f"paymentRequirements.{where} is invalid: {first['msg']}") from None
+        raise _BadRequest(f"paymentRequirements.{validation_error_text(exc)}") from None
 
 
 def _from_v1(requirements: PaymentRequirementsV1) -> PaymentRequirements:
+    # The v1 model has already read maxAmountRequired with the wire grammar.
     try:
         network = resolve_network(requirements.network).caip2
     except ConfigurationError:
         network = requirements.network  # refused below as a network we do not serve
-    try:
-        parse_uint(requirements.max_amount_required, "paymentRequirements.maxAmountRequired")
-    except ValueError as exc:
-        raise _BadRequest(str(exc)) from None
     return PaymentRequirements(
         scheme=requirements.scheme,
         network=network,
@@ -193,10 +308,16 @@ def _from_v1(requirements: PaymentRequirementsV1) -> PaymentRequirements:
     )
 
 
-def _serves(
+def _unserved(
     supported: SupportedResponse, payload: AnyPaymentPayload, requirements: PaymentRequirements
-) -> bool:
+) -> Refusal | None:
     # Lenient on the version: the backend reads v1 and v2 payloads alike, and a chain
     # without a v1 name is still named by its CAIP-2 id in a v1 payload.
     names = {requirements.network, payload.network if isinstance(payload, PaymentPayloadV1) else None}
-    return any(kind.scheme == requirements.scheme and kind.network in names for kind in supported.kinds)
+    if any(kind.scheme == requirements.scheme and kind.network in names for kind in supported.kinds):
+        return None
+    return Refusal(
+        UNSUPPORTED_NETWORK,
+        f"This facilitator does not settle {shown(repr(requirements.scheme))} payments "
+        f"on {shown(requirements.network)}.",
+    )

@@ -4,6 +4,7 @@ from .base import Settlement
 from .cdp import CDP_FACILITATOR_URL, CdpAuth, cdp_facilitator
 from .facilitator import (
     DEFAULT_FACILITATOR_URL,
+    BearerToken,
     FacilitatorAuth,
     FacilitatorSettlement,
     StaticHeaders,
@@ -13,6 +14,7 @@ from .facilitator import (
 __all__ = [
     "CDP_FACILITATOR_URL",
     "DEFAULT_FACILITATOR_URL",
+    "BearerToken",
     "CdpAuth",
     "FacilitatorAuth",
     "FacilitatorSettlement",

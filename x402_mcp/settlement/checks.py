@@ -10,17 +10,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_utils.address import is_address
-
 from ..errors import ConfigurationError
-from ..evm import chain_id_of, recover_payer, split_signature
+from ..evm import chain_id_of, recover_payer, signature_problem
 from ..networks import resolve_network, same_address
-from ..wire import AnyPaymentPayload, ExactPayload, PaymentPayloadV1, PaymentRequirements
+from ..text import shown
+from ..wire import (
+    AnyPaymentPayload,
+    ExactPayload,
+    PaymentPayloadV1,
+    PaymentRequirements,
+    is_address,
+    is_nonce,
+    parse_uint,
+)
 
 __all__ = [
     "ASSET_NOT_DEPLOYED",
     "INSUFFICIENT_BALANCE",
     "INVALID_PAYLOAD",
+    "INVALID_PAYMENT_REQUIREMENTS",
     "INVALID_SIGNATURE",
     "MISSING_EIP712_DOMAIN",
     "NETWORK_MISMATCH",
@@ -47,6 +55,7 @@ NETWORK_MISMATCH = "network_mismatch"
 UNSUPPORTED_NETWORK_CONFIG = "invalid_exact_evm_failed_to_get_network_config"
 MISSING_EIP712_DOMAIN = "missing_eip712_domain"
 INVALID_PAYLOAD = "invalid_payload"
+INVALID_PAYMENT_REQUIREMENTS = "invalid_payment_requirements"
 RECIPIENT_MISMATCH = "invalid_exact_evm_payload_recipient_mismatch"
 VALUE_MISMATCH = "invalid_exact_evm_payload_authorization_value_mismatch"
 VALID_BEFORE = "invalid_exact_evm_payload_authorization_valid_before"
@@ -61,10 +70,6 @@ TRANSFER_EVENT_MISMATCH = "invalid_exact_evm_transfer_event_mismatch"
 
 VALID_BEFORE_GRACE_SECONDS = 6
 """An authorization must stay valid this much longer, so it is still valid when its block is mined."""
-
-_UINT256_LIMIT = 2**256
-# secp256k1 order / 2: USDC (like EIP-2) refuses the high-s twin of every signature.
-_HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,19 +122,21 @@ def check_exact_payment(
     scheme = payload.scheme if isinstance(payload, PaymentPayloadV1) else payload.accepted.scheme
     if scheme != "exact" or requirements.scheme != "exact":
         return Refusal(
-            UNSUPPORTED_SCHEME, f"The payment uses the {scheme!r} scheme; only 'exact' is accepted here."
+            UNSUPPORTED_SCHEME,
+            f"The payment uses the {shown(repr(scheme))} scheme; only 'exact' is accepted here.",
         )
 
     written, caip2 = _payload_network(payload)
     if caip2 != requirements.network:
         return Refusal(
             NETWORK_MISMATCH,
-            f"The payment is for network {written!r}, but it must be made on {requirements.network}.",
+            f"The payment is for network {shown(repr(written))}, "
+            f"but it must be made on {shown(requirements.network)}.",
         )
     try:
         chain_id_of(requirements.network)
     except ValueError:
-        return Refusal(UNSUPPORTED_NETWORK_CONFIG, f"{requirements.network} is not an EVM network.")
+        return Refusal(UNSUPPORTED_NETWORK_CONFIG, f"{shown(requirements.network)} is not an EVM network.")
 
     name, version = requirements.extra.get("name"), requirements.extra.get("version")
     if not isinstance(name, str) or not name or not isinstance(version, str) or not version:
@@ -141,23 +148,44 @@ def check_exact_payment(
 
     exact = payload.payload
     auth = exact.authorization
-    if not is_address(auth.from_) or not is_address(auth.to):
-        return Refusal(INVALID_PAYLOAD, "The authorization's 'from' and 'to' must be EVM addresses.")
-    numbers = (int(auth.value), int(auth.valid_after), int(auth.valid_before))
-    if any(number >= _UINT256_LIMIT for number in numbers):
-        return Refusal(INVALID_PAYLOAD, "The authorization's value and validity times must fit in 256 bits.")
+    addresses = (
+        ("paymentRequirements.asset", requirements.asset, INVALID_PAYMENT_REQUIREMENTS),
+        ("paymentRequirements.payTo", requirements.pay_to, INVALID_PAYMENT_REQUIREMENTS),
+        ("The authorization's 'from'", auth.from_, INVALID_PAYLOAD),
+        ("The authorization's 'to'", auth.to, INVALID_PAYLOAD),
+    )
+    for what, address, reason in addresses:
+        if not is_address(address):
+            return Refusal(
+                reason, f"{what} must be an EVM address (0x and 40 hex digits), not {shown(repr(address))}."
+            )
+    if not is_nonce(auth.nonce):
+        return Refusal(
+            INVALID_PAYLOAD,
+            f"The authorization's nonce must be 0x and 64 hex digits, not {shown(repr(auth.nonce))}.",
+        )
+    numbers: list[int] = []
+    fields = (("value", auth.value), ("validAfter", auth.valid_after), ("validBefore", auth.valid_before))
+    for field, text in fields:
+        try:
+            numbers.append(parse_uint(text, f"The authorization's {field}"))
+        except ValueError as exc:
+            return Refusal(INVALID_PAYLOAD, f"{exc}, not {shown(repr(text))}.")
     value, valid_after, valid_before = numbers
+    try:
+        price = parse_uint(requirements.amount, "paymentRequirements.amount")
+    except ValueError as exc:
+        return Refusal(INVALID_PAYMENT_REQUIREMENTS, f"{exc}, not {shown(repr(requirements.amount))}.")
 
     if not same_address(auth.to, requirements.pay_to):
         return Refusal(
             RECIPIENT_MISMATCH,
             f"The authorization pays {auth.to}, but this payment must go to {requirements.pay_to}.",
         )
-    if value != int(requirements.amount):
+    if value != price:
         return Refusal(
             VALUE_MISMATCH,
-            f"The authorization transfers {value} atomic units, "
-            f"but the price is exactly {requirements.amount}.",
+            f"The authorization transfers {value} atomic units, but the price is exactly {price}.",
         )
     if valid_before < now + VALID_BEFORE_GRACE_SECONDS:
         return Refusal(
@@ -171,27 +199,9 @@ def check_exact_payment(
             f"The authorization only becomes valid at {valid_after} (unix time); it is now {now}.",
         )
 
-    refusal = _malformed_signature(exact)
-    if refusal is not None:
-        return refusal
+    problem = signature_problem(exact.signature)
+    if problem is not None:
+        return Refusal(INVALID_SIGNATURE, problem)
     signer = recover_payer(exact, requirements)
     verified = signer is not None and same_address(signer, auth.from_)
     return CheckedPayment(exact=exact, payer=auth.from_, value=value, signer_verified=verified)
-
-
-def _malformed_signature(exact: ExactPayload) -> Refusal | None:
-    """USDC's own ECDSA rules (v in {27, 28} after normalising 0/1, low s), checked without the chain."""
-    if len(exact.signature) != 2 + 65 * 2:
-        return None  # not ECDSA: only a contract wallet (EIP-1271) can accept it
-    v, _, s = split_signature(exact.signature)
-    if v not in (27, 28):
-        return Refusal(
-            INVALID_SIGNATURE, f"The signature's recovery byte v={v} is invalid; it must be 27 or 28."
-        )
-    if int.from_bytes(s, "big") > _HALF_CURVE_ORDER:
-        return Refusal(
-            INVALID_SIGNATURE,
-            "The signature uses the high-s form, which USDC rejects as malleable; "
-            "sign again with a standard wallet.",
-        )
-    return None

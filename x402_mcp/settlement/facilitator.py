@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
@@ -41,6 +42,7 @@ from ..networks import (
     resolve_any_network,
     resolve_network,
 )
+from ..text import shown
 from ..wire import (
     AnyPaymentPayload,
     PaymentPayload,
@@ -55,11 +57,13 @@ from ..wire import (
 )
 from .base import OnChain
 from .checks import NONCE_ALREADY_USED, reported_network
-from .lookup import lookup_authorization
+from .lookup import lookup_authorization, settlement_problem
 from .relayer import ChainReader
 
 __all__ = [
     "DEFAULT_FACILITATOR_URL",
+    "TOKEN_VARIABLE",
+    "BearerToken",
     "Endpoint",
     "FacilitatorAuth",
     "FacilitatorSettlement",
@@ -79,6 +83,7 @@ _RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
 ResponseT = TypeVar("ResponseT", VerifyResponse, SettleResponse)
 ModelT = TypeVar("ModelT", VerifyResponse, SettleResponse, SupportedResponse)
+T = TypeVar("T")
 
 
 class FacilitatorAuth(Protocol):
@@ -113,6 +118,31 @@ class StaticHeaders:
         return f"StaticHeaders(common={sorted(self._common)})"
 
 
+TOKEN_VARIABLE = "X402_FACILITATOR_TOKEN"
+"""Where `x402-mcp facilitator` reads its bearer token, and `BearerToken.from_env` the same."""
+
+
+class BearerToken:
+    """`Authorization: Bearer <token>` on every request: what `x402-mcp facilitator` asks for."""
+
+    def __init__(self, token: str) -> None:
+        if not token or not all("!" <= char <= "~" for char in token):
+            raise ConfigurationError("a bearer token must be printable ASCII without spaces, and not empty")
+        self._token = token
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BearerToken | None:
+        """The token in `$X402_FACILITATOR_TOKEN`, or None when it is unset or empty."""
+        token = (os.environ if env is None else env).get(TOKEN_VARIABLE, "").strip()
+        return cls(token) if token else None
+
+    def headers(self, endpoint: Endpoint, method: str, url: str) -> Mapping[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def __repr__(self) -> str:
+        return "BearerToken(…)"  # never the token
+
+
 class _Unknown(Exception):
     """A settle request whose outcome we cannot know from the answer (timeout, 5xx, dropped)."""
 
@@ -125,13 +155,20 @@ class FacilitatorSettlement:
         network: the network the server charges on; the facilitator's
             `/supported` is read once, on first use, and must list `exact` on it.
         auth: per-request headers (`CdpAuth` for Coinbase's facilitator).
+        token: shorthand for `auth=BearerToken(token)`, the bearer token of a
+            facilitator run with `x402-mcp facilitator` (`BearerToken.from_env()`
+            reads `$X402_FACILITATOR_TOKEN`).
         timeout: seconds allowed for each request.
         verify_attempts: how many times a verify is tried on transport errors
             and `429`/`5xx` answers (settle is always tried once).
         rpc_url: a JSON-RPC endpoint of the same chain, used only to read it:
-            `lookup`, and reconciling a settle whose answer was lost (see the
-            module docstring).
-        reconcile_seconds: how long to watch the chain for such a settle.
+            every successful settle answer is checked against it before the
+            tool runs (the transaction succeeded and moved exactly this
+            authorization's amount from the payer to the payee), and it serves
+            `lookup` and reconciling a settle whose answer was lost (see the
+            module docstring). Without it the facilitator's answer is trusted.
+        reconcile_seconds: how long to watch the chain for such a settle, or for
+            a reported transaction to appear on `rpc_url`'s node.
         client: an `httpx2.AsyncClient` to use (default: one of our own).
     """
 
@@ -144,6 +181,7 @@ class FacilitatorSettlement:
         *,
         network: str | Network | SolanaNetwork | None = None,
         auth: FacilitatorAuth | None = None,
+        token: str | None = None,
         timeout: float = 15.0,
         verify_attempts: int = 3,
         rpc_url: str | None = None,
@@ -154,6 +192,10 @@ class FacilitatorSettlement:
             raise ConfigurationError(f"facilitator URL {url!r} must start with https:// (or http://)")
         if verify_attempts < 1:
             raise ConfigurationError("verify_attempts must be at least 1")
+        if token is not None:
+            if auth is not None:
+                raise ConfigurationError("pass either auth= or token=, not both")
+            auth = BearerToken(token)
         self.url = url.rstrip("/")
         self.network = resolve_any_network(network) if network is not None else None
         self._auth = auth
@@ -191,6 +233,11 @@ class FacilitatorSettlement:
         async with self._supported_lock:
             if self._supported is None:
                 response = await self._send("supported", "GET", None)
+                if response.status_code in (401, 403):
+                    raise SettlementError(
+                        f"the facilitator at {self.url} refused our credentials for /supported "
+                        f"(HTTP {response.status_code}); check its token or API key"
+                    )
                 if response.status_code != 200:
                     raise SettlementError(
                         f"the facilitator at {self.url} answered /supported with HTTP {response.status_code}"
@@ -243,7 +290,45 @@ class FacilitatorSettlement:
                 f"the facilitator at {self.url} gave no settlement answer ({unknown}); the transfer may "
                 "still happen, so the payment is kept pending and must not be sent again"
             ) from None
-        return self._answer(SettleResponse, response, "settle")
+        return await self._confirmed(payload, requirements, self._answer(SettleResponse, response, "settle"))
+
+    async def _confirmed(
+        self, payload: ReceivedPayment, requirements: PaymentRequirements, answer: SettleResponse
+    ) -> SettleResponse:
+        """A successful `answer`, once `rpc_url`'s chain bears it out (see `settlement_problem`).
+
+        Waits up to `reconcile_seconds` for the transaction to appear (the node
+        may lag the facilitator's). The answer returned states the amount and
+        payer the chain showed, not the facilitator's words.
+
+        Raises:
+            SettlementError: the chain does not show that transaction paying this
+                authorization; nothing may run on it (reconciliation decides later).
+        """
+        if not answer.success or not isinstance(payload, PaymentPayload | PaymentPayloadV1):
+            return answer
+        reader = self._reader(requirements)
+        if reader is None:
+            return answer
+        check = functools.partial(settlement_problem, reader, payload, requirements, answer.transaction)
+        deadline = anyio.current_time() + self._reconcile_seconds
+        delay = 0.05
+        while (problem := await self._read_chain(reader, check)) is not None:
+            if not problem.pending or anyio.current_time() + delay > deadline:
+                logger.error(
+                    "the facilitator at %s claimed a settlement the chain disproves: %s",
+                    self.url,
+                    problem.message,
+                )
+                raise SettlementError(
+                    f"the facilitator at {self.url} reported the payment settled, but the chain disagrees: "
+                    f"{problem.message}; the payment is kept pending until the chain shows what happened"
+                )
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        return answer.model_copy(
+            update={"amount": requirements.amount, "payer": payload.payload.authorization.from_}
+        )
 
     # ------------------------------------------------------------------ HTTP
 
@@ -310,7 +395,7 @@ class FacilitatorSettlement:
         fee_payer = (kind.extra or {}).get("feePayer")
         if not isinstance(fee_payer, str) or not fee_payer:
             raise SettlementError(
-                f"the facilitator at {self.url} names no feePayer for {kind.network} in /supported"
+                f"the facilitator at {self.url} names no feePayer for {shown(kind.network)} in /supported"
             )
         return fee_payer
 
@@ -330,7 +415,9 @@ class FacilitatorSettlement:
         for kind in supported.kinds:
             if kind.scheme == "exact" and kind.network in names:
                 return kind
-        offered = ", ".join(sorted({f"{k.scheme}@{k.network}" for k in supported.kinds})) or "nothing"
+        offered = shown(
+            ", ".join(sorted({f"{k.scheme}@{k.network}" for k in supported.kinds})) or "nothing", 300
+        )
         raise SettlementError(
             f"the facilitator at {self.url} does not settle 'exact' payments on {caip2}; "
             f"it supports {offered}"
@@ -350,36 +437,53 @@ class FacilitatorSettlement:
             SettlementError: the node failed or is on another chain, or
                 `requirements` are for another network than the configured one.
         """
-        if self._rpc_url is None or not isinstance(payload, PaymentPayload | PaymentPayloadV1):
+        if not isinstance(payload, PaymentPayload | PaymentPayloadV1):
             return OnChain("unknown")
+        reader = self._reader(requirements)
+        if reader is None:
+            return OnChain("unknown")
+        find = functools.partial(
+            lookup_authorization, reader, payload, requirements, lookback_blocks=self.lookup_blocks
+        )
+        return await self._read_chain(reader, find)
+
+    def _reader(self, requirements: PaymentRequirements) -> ChainReader | None:
+        """A reader of `rpc_url` for `requirements`' network; None when it cannot read that chain.
+
+        Raises:
+            SettlementError: `requirements` are for another network than the configured one.
+        """
+        if self._rpc_url is None:
+            return None
         network = self.network
         if network is None:
             try:
                 network = resolve_network(requirements.network)
             except ConfigurationError:
-                return OnChain("unknown")
+                return None
         if isinstance(network, SolanaNetwork):
-            return OnChain("unknown")
+            return None
         if requirements.network != network.caip2:
             raise SettlementError(
-                f"this facilitator backend reads {network.caip2}, not {requirements.network}; "
+                f"this facilitator backend reads {network.caip2}, not {shown(requirements.network)}; "
                 "configure a backend for that network"
             )
         reader = self._readers.get(network.caip2)
         if reader is None:
             provider = Web3.HTTPProvider(self._rpc_url, request_kwargs={"timeout": self._timeout})
             reader = self._readers[network.caip2] = ChainReader(Web3(provider), network)
-        find = functools.partial(
-            lookup_authorization, reader, payload, requirements, lookback_blocks=self.lookup_blocks
-        )
+        return reader
+
+    async def _read_chain(self, reader: ChainReader, read: Callable[[], T]) -> T:
+        """`read()` of `reader` in a worker thread, one at a time; a node failure becomes SettlementError."""
         try:
-            return await anyio.to_thread.run_sync(find, limiter=self._lookup_limiter)
+            return await anyio.to_thread.run_sync(read, limiter=self._lookup_limiter)
         except SettlementError:
             raise
         except Exception as exc:
             # Generic on purpose: RPC errors often embed the node URL, and hosted URLs carry API keys.
             raise SettlementError(
-                f"the {network.label} node failed during a lookup ({type(exc).__name__})"
+                f"the {reader.network.label} node failed during a lookup ({type(exc).__name__})"
             ) from exc
 
     async def _reconcile(
@@ -479,8 +583,7 @@ def _parse(model: type[ModelT], response: httpx2.Response, url: str, endpoint: s
 
 
 def _excerpt(response: httpx2.Response, limit: int = 160) -> str:
-    text = " ".join(response.text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shown(" ".join(response.text[: limit * 4].split()), limit)
 
 
 def default_settlement(network: Network | SolanaNetwork) -> FacilitatorSettlement:

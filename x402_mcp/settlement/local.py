@@ -37,6 +37,7 @@ from ..contracts.eip3009 import (
 )
 from ..errors import ConfigurationError, SettlementError
 from ..networks import Network, resolve_network
+from ..text import shown
 from ..wire import (
     AnyPaymentPayload,
     PaymentRequirements,
@@ -405,7 +406,7 @@ class LocalSettlement:
     def _require_our_network(self, requirements: PaymentRequirements) -> None:
         if requirements.network != self._network.caip2:
             raise SettlementError(
-                f"this settlement backend serves {self._network.caip2}, not {requirements.network}; "
+                f"this settlement backend serves {self._network.caip2}, not {shown(requirements.network)}; "
                 "configure a backend for that network"
             )
 
@@ -431,10 +432,11 @@ def _revert_refusal(message: str | None, *, settling: bool) -> Refusal:
     reason = reason_for_revert(message)
     if reason is not None:
         return Refusal(reason, _REVERT_MESSAGES[reason])
-    shown = f": {message}" if message else " without a reason"
+    # The token at `asset` may be anyone's contract: its revert text is outside text.
+    why = f": {shown(message, 200)}" if message else " without a reason"
     if settling:
-        return Refusal(TRANSACTION_FAILED, f"The settlement transaction reverted{shown}.")
-    return Refusal(SIMULATION_FAILED, f"Simulating the transfer reverted{shown}.")
+        return Refusal(TRANSACTION_FAILED, f"The settlement transaction reverted{why}.")
+    return Refusal(SIMULATION_FAILED, f"Simulating the transfer reverted{why}.")
 
 
 def _invalid(refusal: Refusal, payer: str) -> VerifyResponse:

@@ -2,10 +2,17 @@
 
 Both backends that can read the chain answer `ChainLookup.lookup` with this:
 `LocalSettlement` through its relayer, `FacilitatorSettlement` through a reader
-of its own `rpc_url`. It blocks: callers run it in a worker thread.
+of its own `rpc_url`; the latter also checks a facilitator's claim that one
+transaction settled a payment (`settlement_problem`). Both block: callers run
+them in a worker thread.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from hexbytes import HexBytes
 
@@ -17,11 +24,14 @@ from ..contracts.eip3009 import (
     decode_bool,
     transfer_logged,
 )
-from ..wire import AnyPaymentPayload, PaymentRequirements
+from ..text import shown
+from ..wire import AnyPaymentPayload, PaymentRequirements, parse_uint
 from .base import OnChain
 from .relayer import ChainReader
 
-__all__ = ["lookup_authorization"]
+__all__ = ["Disagreement", "lookup_authorization", "settlement_problem"]
+
+_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 def lookup_authorization(
@@ -49,8 +59,10 @@ def lookup_authorization(
     asset = requirements.asset
     if not decode_bool(reader.call(asset, authorization_state_calldata(auth.from_, auth.nonce))):
         return OnChain("unused")
-    value = int(auth.value)
-    pays_requirements = value >= int(requirements.amount) and auth.to.lower() == requirements.pay_to.lower()
+    value = parse_uint(auth.value, "authorization.value")
+    pays_requirements = (
+        value >= parse_uint(requirements.amount, "amount") and auth.to.lower() == requirements.pay_to.lower()
+    )
     used = authorization_topics(AUTHORIZATION_USED_TOPIC, auth.from_, auth.nonce)
     for log in reader.logs(asset, used, lookback_blocks=lookback_blocks) if pays_requirements else []:
         tx_hash = HexBytes(log["transactionHash"])
@@ -67,3 +79,58 @@ def lookup_authorization(
     if reader.logs(asset, canceled, lookback_blocks=lookback_blocks):
         return OnChain("canceled")
     return OnChain("used_elsewhere")
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement:
+    """Why the chain does not bear a settlement claim out; `pending` while it may still (not mined yet)."""
+
+    message: str
+    pending: bool = False
+
+
+def settlement_problem(
+    reader: ChainReader, payload: AnyPaymentPayload, requirements: PaymentRequirements, tx_hash: object
+) -> Disagreement | None:
+    """What is wrong with the claim that `tx_hash` settled `payload` for `requirements`; None if nothing.
+
+    The claim holds when the transaction is mined, succeeded, and its own logs
+    show, from the required token, `AuthorizationUsed(from, nonce)` of exactly
+    this authorization and `Transfer(from, payTo, amount)` of exactly the price.
+    A transaction not mined (yet) is a `pending` disagreement: the caller decides
+    how long to wait for it.
+
+    Raises:
+        SettlementError: the node is on another chain than `reader`'s network.
+        Exception: whatever the node raises when it fails (callers map it).
+    """
+    if not isinstance(tx_hash, str) or _TX_HASH.fullmatch(tx_hash) is None:
+        return Disagreement(f"{shown(repr(tx_hash))} is not a transaction hash")
+    reader.ensure_chain()
+    receipt = reader.receipt(HexBytes(tx_hash))
+    if receipt is None:
+        return Disagreement(f"transaction {tx_hash} is not mined", pending=True)
+    if receipt["status"] != 1:
+        return Disagreement(f"transaction {tx_hash} failed (reverted)")
+    auth = payload.payload.authorization
+    asset = requirements.asset
+    logs = receipt["logs"]
+    if not _logged(logs, asset, authorization_topics(AUTHORIZATION_USED_TOPIC, auth.from_, auth.nonce)):
+        return Disagreement(
+            f"transaction {tx_hash} did not use the authorization of {auth.from_} with nonce {auth.nonce}"
+        )
+    amount = parse_uint(requirements.amount, "amount")
+    if not transfer_logged(logs, token=asset, sender=auth.from_, recipient=requirements.pay_to, value=amount):
+        return Disagreement(
+            f"transaction {tx_hash} logged no Transfer of {amount} units of {asset} "
+            f"from {auth.from_} to {requirements.pay_to}"
+        )
+    return None
+
+
+def _logged(logs: Iterable[Mapping[str, Any]], address: str, topics: list[str]) -> bool:
+    wanted = [bytes.fromhex(topic[2:]) for topic in topics]
+    return any(
+        str(log["address"]).lower() == address.lower() and [bytes(topic) for topic in log["topics"]] == wanted
+        for log in logs
+    )
