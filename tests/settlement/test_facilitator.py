@@ -365,7 +365,7 @@ async def test_from_env_points_at_a_token_protected_facilitator(
     settings, demo_chain = settings_from_env(env)
     remote = settings["settlement"]
     assert isinstance(remote, FacilitatorSettlement) and demo_chain is None
-    assert (settings["pay_to"], settings["network"]) == (payee, chain.network)
+    assert (settings["pay_to"], settings["network"].caip2) == (payee, chain.network)
     assert (await remote.verify(pay(payer, requirements), requirements)).is_valid
     await remote.aclose()
     with pytest.raises(ConfigurationError, match="needs X402_FACILITATOR_URL"):
