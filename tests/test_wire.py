@@ -233,3 +233,11 @@ def test_facilitator_answers_are_strict_too() -> None:
         SettleResponse.model_validate({"success": True, "network": "eip155:84532", "amount": "050000"})
     assert SettleResponse.model_validate({"success": True, "network": "n", "amount": ""}).amount is None
     assert SettleResponse.model_validate({"success": True, "network": "n", "amount": "7"}).amount == "7"
+
+
+@pytest.mark.parametrize("encoded", [True, False])
+def test_a_payment_holding_a_lone_surrogate_is_refused_by_name(encoded: bool) -> None:
+    text = '{"x402Version": 2, "accepted": {"extra": {"paymentRequestId": "\\ud800"}}}'
+    raw: object = text if encoded else json.loads(text)
+    with pytest.raises(MalformedPayment, match="lone surrogate"):
+        parse_payment_payload(raw)

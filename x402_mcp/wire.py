@@ -324,7 +324,13 @@ def parse_payment_payload(raw: Any) -> ReceivedPayment:
     """
     data = _json_object(raw)
     try:
-        size = len(json.dumps(data))
+        # Measured as UTF-8 bytes, which also refuses lone surrogates ("\ud800" is valid
+        # JSON but no text), so nothing downstream meets a string it cannot store or send.
+        size = len(json.dumps(data, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise MalformedPayment(
+            "the payment holds text that is not valid Unicode (a lone surrogate)"
+        ) from None
     except (TypeError, ValueError):  # not JSON data, or an integer too long to write out
         raise MalformedPayment("the payment is not plain JSON data") from None
     if size > MAX_PAYLOAD_BYTES:
