@@ -20,6 +20,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from x402_mcp.challenge import META_HOSTED_URL, META_PRICE
+from x402_mcp.cli import main
 from x402_mcp.commands.bundle import build_bundle
 
 from ..packaging.wheel import build_distributions
@@ -216,22 +217,31 @@ def test_from_index_ships_no_wheel_and_names_the_release(tmp_path: Path) -> None
         (["textkit", "--wheel", "w.whl", "--from-index"], "--wheel and --from-index exclude each other"),
     ],
 )  # fmt: skip
-def test_bad_input_is_named_and_writes_nothing(args: list[str], message: str, tmp_path: Path) -> None:
+def test_bad_input_is_named_and_writes_nothing(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "README.md").write_text("not a wheel")
     for fake in ("mcp_x402-9.9.9-py3-none-any.whl", "mcp_x402-0.1.0-py3-none-any.whl"):
         (tmp_path / fake).write_text("not a zip")
     before = sorted(tmp_path.iterdir())
-    done = bundle(*args, cwd=tmp_path)
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert message in done.stderr
-    assert "Traceback" not in done.stderr
+    with pytest.raises(SystemExit) as exited:
+        main(["bundle", *args])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
     assert sorted(tmp_path.iterdir()) == before
 
 
-def test_a_script_without_build_is_refused(tmp_path: Path) -> None:
+def test_the_command_refuses_a_script_without_build(tmp_path: Path) -> None:
     script = tmp_path / "plain.py"
     script.write_text('"""plain: no build function."""\n')
     done = bundle(str(script), "--from-index", cwd=tmp_path)
     assert done.returncode == 2
     assert "has no build(payments) function, so it cannot be bundled" in done.stderr
+    assert "Traceback" not in done.stderr
     assert not (tmp_path / "plain.mcpb").exists()
