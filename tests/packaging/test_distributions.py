@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ..commands.test_demo import assert_the_story_holds
 from .wheel import ROOT, Distributions, build_distributions
 
 PACKAGE = ROOT / "x402_mcp"
@@ -104,8 +105,4 @@ def test_the_wheel_installs_with_pip_in_a_clean_venv_and_runs_the_demo(
         capture_output=True, text=True, timeout=300, cwd=outside, env=home, check=False,
     )  # fmt: skip
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    out = demo.stdout
-    assert "settled on chain in transaction 0x" in out
-    assert "payer $10.00 -> $9.95" in out
-    assert "already paid and used" in out
-    assert "The story holds: paid once, ran once, replay refused." in out
+    assert_the_story_holds(demo.stdout)
