@@ -85,7 +85,8 @@ def test_the_wheel_installs_with_pip_in_a_clean_venv_and_runs_the_demo(
     # The machine's pip settings (its certificates, its cache) stay; nothing of our environment does.
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "-c", str(constraints), str(built.wheel)],
+        [str(python), "-m", "pip", "install", "--quiet", "--no-compile", "-c", str(constraints),
+         str(built.wheel)],
         capture_output=True, text=True, timeout=600, env=env, check=False,
     )  # fmt: skip
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
@@ -106,3 +107,15 @@ def test_the_wheel_installs_with_pip_in_a_clean_venv_and_runs_the_demo(
     )  # fmt: skip
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert_the_story_holds(demo.stdout)
+
+    # Installed, `bundle` takes a server script by path and ships no wheel: the bundle gets
+    # the same release from the package index.
+    bundled = subprocess.run(
+        [str(venv / "bin" / "x402-mcp"), "bundle", str(ROOT / "servers" / "mathlab.py"), "-o", str(outside)],
+        capture_output=True, text=True, timeout=300, cwd=outside, env=home, check=False,
+    )  # fmt: skip
+    assert bundled.returncode == 0, bundled.stderr
+    with zipfile.ZipFile(outside / "mathlab.mcpb") as archive:
+        assert sorted(archive.namelist()) == ["manifest.json", "pyproject.toml", "server/mathlab.py"]
+        project = tomllib.loads(archive.read("pyproject.toml").decode())
+    assert project["project"]["dependencies"] == ["mcp-x402==0.1.0"]
