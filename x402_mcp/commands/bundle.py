@@ -366,11 +366,15 @@ def _tested_pins() -> list[str]:
 
 def _write_zip(target: Path, files: dict[str, bytes]) -> None:
     """Write the archive beside `target` and move it into place: never a half-written bundle."""
+    from ..errors import ConfigurationError
+
     partial = target.with_name(f".{target.name}.partial")
     try:
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, data in files.items():
                 archive.writestr(name, data)
         partial.replace(target)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         partial.unlink(missing_ok=True)
