@@ -6,6 +6,7 @@ from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 
 from x402_mcp import Payments, paid
 
@@ -15,12 +16,12 @@ MAX_DIGITS = 30
 def build(payments: Payments) -> MCPServer[Any]:
     server = MCPServer("mathlab", extensions=[payments], log_level="WARNING")
 
-    @server.tool()
+    @server.tool(title="Primality test", annotations=_computes_only("Primality test"))
     def is_prime(n: int) -> bool:
         """Whether n is prime (free; deterministic Miller-Rabin for 64-bit numbers and beyond)."""
         return _is_prime(n)
 
-    @server.tool()
+    @server.tool(title="Prime factorization (paid)", annotations=_computes_only("Prime factorization (paid)"))
     @paid(price="0.02", description="a prime factorization")
     def factorize(n: int) -> list[int]:
         """The prime factors of n (2 <= n < 10**30), smallest first, with multiplicity."""
@@ -84,6 +85,14 @@ def _factorize(n: int) -> list[int]:
         return [n]
     d = _rho(n)
     return sorted(_factorize(d) + _factorize(n // d))
+
+
+def _computes_only(title: str) -> ToolAnnotations:
+    """Hints for hosts: the tool computes an answer and touches nothing (the payment, if any,
+    is the gate's, never the tool's), so calling it again changes nothing either."""
+    return ToolAnnotations(
+        title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    )
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 
 from x402_mcp import Payments, paid
 
@@ -38,7 +39,7 @@ WORDS = tuple(_WORD_TEXT.split())
 def build(payments: Payments) -> MCPServer[Any]:
     server = MCPServer("passphrase", extensions=[payments], log_level="WARNING")
 
-    @server.tool()
+    @server.tool(title="Password strength", annotations=_computes_only("Password strength"))
     def password_strength(password: str) -> dict[str, Any]:
         """Estimate a password's strength in bits from its length and character classes (free)."""
         pool = sum(
@@ -55,7 +56,7 @@ def build(payments: Payments) -> MCPServer[Any]:
         verdict = "weak" if bits < 50 else "fair" if bits < 80 else "strong"
         return {"bits": bits, "verdict": verdict}
 
-    @server.tool()
+    @server.tool(title="Random passphrase (paid)", annotations=_computes_only("Random passphrase (paid)"))
     @paid(price="0.01", description="a fresh random passphrase")
     def passphrase(words: int = 6, separator: str = "-") -> str:
         """A random passphrase of `words` words from a 263-word list (about 8 bits per word)."""
@@ -64,6 +65,14 @@ def build(payments: Payments) -> MCPServer[Any]:
         return separator.join(secrets.choice(WORDS) for _ in range(words))
 
     return server
+
+
+def _computes_only(title: str) -> ToolAnnotations:
+    """Hints for hosts: the tool computes an answer and touches nothing (the payment, if any,
+    is the gate's, never the tool's), so calling it again changes nothing either."""
+    return ToolAnnotations(
+        title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    )
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.types import ToolAnnotations
 
 from x402_mcp import Payments, paid
 
@@ -25,7 +26,7 @@ def summary_price(text: str, sentences: int = 3) -> str:
 def build(payments: Payments) -> MCPServer[Any]:
     server = MCPServer("textkit", extensions=[payments], log_level="WARNING")
 
-    @server.tool()
+    @server.tool(title="Word count", annotations=_computes_only("Word count"))
     def word_count(text: str) -> dict[str, int]:
         """Count words, sentences and characters of a text (free)."""
         return {
@@ -34,7 +35,7 @@ def build(payments: Payments) -> MCPServer[Any]:
             "characters": len(text),
         }
 
-    @server.tool()
+    @server.tool(title="Summarize text (paid)", annotations=_computes_only("Summarize text (paid)"))
     @paid(price=summary_price, rule="$0.001 per word, at least $0.01", description="an extractive summary")
     def summarize(text: str, sentences: int = 3) -> str:
         """Summarize a text: its most representative sentences, in their original order."""
@@ -49,6 +50,14 @@ def build(payments: Payments) -> MCPServer[Any]:
         return " ".join(parts[i] for i in keep)
 
     return server
+
+
+def _computes_only(title: str) -> ToolAnnotations:
+    """Hints for hosts: the tool computes an answer and touches nothing (the payment, if any,
+    is the gate's, never the tool's), so calling it again changes nothing either."""
+    return ToolAnnotations(
+        title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    )
 
 
 def main() -> None:

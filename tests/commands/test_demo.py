@@ -13,10 +13,14 @@ def test_demo_runs_end_to_end_and_exits_zero() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    assert_the_story_holds(done.stdout)
+
+
+def assert_the_story_holds(out: str) -> None:
+    """What the demo must print: the challenge, the settlement, the balances, the refused replay."""
     assert "Payment required: $0.05" in out
     assert "settled on chain in transaction 0x" in out
     assert "payer $10.00 -> $9.95" in out
     assert "payee $0.00 -> $0.05" in out
     assert "already paid and used" in out
-    assert "The story holds" in out
+    assert "The story holds: paid once, ran once, replay refused." in out

@@ -26,7 +26,7 @@ def test_without_psycopg_making_one_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, missing: str
 ) -> None:
     monkeypatch.setitem(sys.modules, missing, None)  # what `import` meets when the extra is not installed
-    with pytest.raises(ConfigurationError, match=r"pip install 'x402-mcp\[postgres\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install 'mcp-x402\[postgres\]'"):
         PostgresLedger("postgresql://postgres@127.0.0.1/test")
 
 

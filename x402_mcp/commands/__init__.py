@@ -14,5 +14,6 @@ COMMANDS: tuple[str, ...] = (
     "devnet",
     "serve",
     "claude_config",
+    "bundle",
     "ledger",
 )

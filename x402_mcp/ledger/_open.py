@@ -19,7 +19,7 @@ def open_ledger(url_or_path: str | os.PathLike[str]) -> Ledger:
     Accepted forms:
 
     - `postgresql://user@host:5432/db` or `postgres://…`: a `PostgresLedger`
-      (needs `pip install 'x402-mcp[postgres]'`);
+      (needs `pip install 'mcp-x402[postgres]'`);
     - `sqlite:///abs/path/ledger.sqlite` (three slashes, then the absolute path;
       percent-escapes are decoded) or `sqlite:///:memory:`: a `SQLiteLedger`;
     - a plain file path (`ledger.sqlite`, `/var/lib/x402/ledger.sqlite`, a

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
     from psycopg_pool import AsyncConnectionPool
 
-INSTALL_HINT = "PostgresLedger needs psycopg 3 and psycopg-pool: pip install 'x402-mcp[postgres]'"
+INSTALL_HINT = "PostgresLedger needs psycopg 3 and psycopg-pool: pip install 'mcp-x402[postgres]'"
 
 # "x402mcp" in ASCII: the advisory lock every x402-mcp migrator takes, whatever its schema.
 _MIGRATION_LOCK = 0x78343032_6D6370
