@@ -42,7 +42,7 @@ async def test_page_shows_the_request_escaped_with_strict_headers(store: Store) 
     page = response.text
     assert "$0.05" in page and "0.05 USDC" in page
     assert store.payee in page and request_id in page and "DevChain" in page
-    assert "Awaiting payment" in page
+    assert "Waiting for your payment" in page
     assert TRICKY not in page and html.escape(TRICKY) in page
     data = re.search(r'<script type="application/json" id="request-data">(.*?)</script>', page, re.S)
     assert data is not None and "<" not in data.group(1)
