@@ -42,7 +42,7 @@ NOTHING_CHARGED = "Nothing has been charged."
 class Wording:
     """What the page says in one state: a title, what happened to the money, what to do next.
 
-    `{tool}`, `{price}`, `{chain}` and `{retry}` are filled in by the server; the
+    `{tool}`, `{price}`, `{chain}`, `{retry}` and `{retry_now}` are filled in by the server; the
     script fills `{account}`, `{balance}` and `{reason}` from what the wallet said.
     """
 
@@ -88,13 +88,13 @@ WORDING: dict[str, Wording] = {
         "✓",
         "Paid",
         "{price} was paid; nothing more will be charged for this call.",
-        "{retry}",
+        "{retry_now}",
     ),
     "paid-elsewhere": Wording(
         "✓",
         "Already paid",
         "This request was paid, in another tab or by another app. Nothing more will be charged for it.",
-        "{retry}",
+        "{retry_now}",
     ),
     "consumed": Wording(
         "✓",
@@ -198,12 +198,15 @@ def filled_wording(
     request: PaymentRequest, offer: Offer, server_name: str = "MCP server"
 ) -> dict[str, dict[str, str]]:
     """`WORDING` (and footers) with this request's tool, price, chain and retry instruction filled in."""
+    retry = retry_sentence(request)
     values = {
         "server": server_name,
         "tool": request.tool,
         "price": format_usd(request.price, offer.asset.decimals),
         "chain": offer.network.label,
-        "retry": retry_sentence(request),
+        "retry": retry,
+        # Once paid, "After paying, call..." reads as "Now call...".
+        "retry_now": "Now " + retry.removeprefix("After paying, "),
     }
 
     def fill(text: str) -> str:

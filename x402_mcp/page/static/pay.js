@@ -53,7 +53,8 @@
   function technical(text) {
     $("error-label").hidden = !text;
     $("error-detail").hidden = !text;
-    $("error-detail").textContent = text;
+    // What the wallet or server said, verbatim but bounded: a revert can be kilobytes long.
+    $("error-detail").textContent = text.length > 300 ? text.slice(0, 300) + "…" : text;
   }
 
   function showReceipt(receipt) {
