@@ -24,6 +24,7 @@ from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 
 from tests.page.conftest import PRICE, Store, serving, text_of
 from tests.page.test_browser import ARTIFACTS, LAUNCH_ARGS, chromium_or_skip
+from tests.page.test_states import axe_violations
 from x402_mcp.challenge import META_HOSTED_URL, META_REQUEST_ID, REQUEST_ID_ARGUMENT
 from x402_mcp.lifecycle import State
 from x402_mcp.page.card import CARD_URI, META_CARD
@@ -173,6 +174,11 @@ async def test_the_card_in_the_official_host_bridge_pays_and_runs_the_tool(
             assert (await card.locator("#countdown").text_content() or "").startswith("in ")
             ARTIFACTS.mkdir(exist_ok=True)
             await card.locator("main").screenshot(path=str(ARTIFACTS / "card-challenge.png"))
+            frame = page.frames[1]
+            for scheme in ("light", "dark"):
+                await page.emulate_media(color_scheme=scheme)
+                assert await axe_violations(frame) == [], scheme
+            await page.emulate_media(color_scheme="light")
 
             await card.locator("#pay").click()
             await card.locator("main[data-state='waiting-payment']").wait_for(timeout=15_000)
@@ -190,6 +196,7 @@ async def test_the_card_in_the_official_host_bridge_pays_and_runs_the_tool(
             assert await card.locator("#output").text_content() == "answer to what is x402?"
             assert "ran" in (await card.locator("#status-text").text_content() or "")
             await card.locator("main").screenshot(path=str(ARTIFACTS / "card-ran.png"))
+            assert await axe_violations(frame) == []
             await payer.reload()
             assert await payer.locator("#status-text").text_content() == "Already used"
         finally:

@@ -167,19 +167,24 @@ async def reach(page: Any, state: str) -> None:
     await page.wait_for_selector(f"main[data-state='{state}']", timeout=15_000)
 
 
+async def axe_violations(target: Any) -> list[str]:
+    """axe-core's WCAG 2.2 AA findings in a page or frame (injected by the driver, so CSP stays strict)."""
+    if not await target.evaluate("() => typeof axe !== 'undefined'"):
+        await target.evaluate(AXE.read_text(encoding="utf-8"))
+    found: list[str] = await target.evaluate(
+        "(tags) => axe.run(document, { runOnly: { type: 'tag', values: tags } }).then((r) =>"
+        " r.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', ')))",
+        AXE_RULES,
+    )
+    return found
+
+
 async def looked_at(page: Any, name: str) -> None:
     """axe-core finds nothing in either colour scheme; both are photographed."""
-    source = AXE.read_text(encoding="utf-8")
     for scheme in ("light", "dark"):
         await page.emulate_media(color_scheme=scheme)
         await page.evaluate("() => document.querySelectorAll('details').forEach((d) => { d.open = true; })")
-        if not await page.evaluate("() => typeof axe !== 'undefined'"):
-            await page.evaluate(source)  # evaluated by the driver, so the page's CSP stays strict
-        found = await page.evaluate(
-            "(tags) => axe.run(document, { runOnly: { type: 'tag', values: tags } }).then((r) =>"
-            " r.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', ')))",
-            AXE_RULES,
-        )
+        found = await axe_violations(page)
         assert found == [], f"{name} ({scheme}): {found}"
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / f"page-{name}-{scheme}.png"), full_page=True)
