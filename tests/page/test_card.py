@@ -141,10 +141,12 @@ async def test_the_card_in_the_official_host_bridge_pays_and_runs_the_tool(
         serving(host_app) as host,
         async_playwright() as driver,
     ):
+        results: list[dict[str, Any]] = []
 
         async def call_tool(params: dict[str, Any]) -> dict[str, Any]:
             result = await client.call_tool(params["name"], params.get("arguments") or {})
-            return result.model_dump(by_alias=True, exclude_none=True, mode="json")
+            results.append(result.model_dump(by_alias=True, exclude_none=True, mode="json"))
+            return results[-1]
 
         await client.list_tools()
         resource = (await client.read_resource(CARD_URI)).contents[0]
@@ -197,6 +199,15 @@ async def test_the_card_in_the_official_host_bridge_pays_and_runs_the_tool(
             assert "ran" in (await card.locator("#status-text").text_content() or "")
             await card.locator("main").screenshot(path=str(ARTIFACTS / "card-ran.png"))
             assert await axe_violations(frame) == []
+            # A host also shows the card beside the paid result itself: it says it is done.
+            html, csp = getattr(resource, "text", ""), (resource.meta or {})["ui"]["csp"]
+            await page.evaluate(
+                "([html, csp, input, result]) => window.startCard(html, csp, input, result)",
+                [html, csp, arguments, results[-1]],
+            )
+            second = page.frame_locator("iframe").nth(1)
+            await second.locator("main[data-state='answered']").wait_for(timeout=15_000)
+            assert await second.locator("#status-text").text_content() == "Done"
             await payer.reload()
             assert await payer.locator("#status-text").text_content() == "Already used"
         finally:

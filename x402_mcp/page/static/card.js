@@ -81,6 +81,7 @@
     used: ["✓", "Already used", "This payment's call of {tool} has already run. To run it again, ask for it again."],
     expired: ["⏱", "Expired", "Nothing was charged. Ask for {tool} again for a new price."],
     failed: ["✕", "{tool} did not run", "{reason}"],
+    answered: ["✓", "Done", "This call ran; its answer is in the chat. Nothing more will be charged for it."],
   };
 
   function show(key, values) {
@@ -109,12 +110,24 @@
 
   function challenge(result) {
     const meta = result._meta || {};
-    if (!meta["x402-mcp/card"]) return;  // not a challenge (a paid result shown by the host as usual)
+    if (!meta["x402-mcp/card"]) return settledElsewhere(result, meta);
     card = meta["x402-mcp/card"];
     byId("price").textContent = card.price;
     byId("what").textContent = "for " + card.description;
     show("challenge");
     tick();
+  }
+
+  // The host shows the card beside every result of a paid tool, not only its challenge.
+  function settledElsewhere(result, meta) {
+    const receipt = meta["x402/payment-response"];
+    byId("price").textContent = "";
+    if (result.isError) {
+      byId("what").textContent = "Not run";
+      return show("failed", { reason: textOf(result) || "The server gave no reason." });
+    }
+    byId("what").textContent = receipt ? "Paid call" : "Call";
+    show("answered");
   }
 
   async function pay() {
