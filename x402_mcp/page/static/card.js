@@ -93,8 +93,11 @@
     byId("status-icon").textContent = icon;
     byId("status-text").textContent = fill(title);
     byId("status-detail").textContent = fill(detail);
-    const payable = key === "challenge" || key === "link-refused";
+    const payable = ["challenge", "link-refused", "waiting-payment", "unreachable"].includes(key);
     byId("pay").hidden = !payable;
+    // Closed the page by mistake? It can be opened again.
+    byId("pay").textContent = key === "challenge" ? "Pay in your browser" : "Open the payment page again";
+    byId("pay").className = key === "challenge" ? "primary" : "secondary";
     byId("check").hidden = !["waiting-payment", "unreachable", "link-refused"].includes(key);
     byId("countdown-line").hidden = !["challenge", "waiting-payment", "unreachable", "link-refused"].includes(key);
     resized();
