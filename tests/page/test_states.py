@@ -426,3 +426,27 @@ async def test_noscript_and_testnet_wording(store: Store) -> None:
     assert "test money" in sepolia and faucet == "https://faucet.circle.com/"
     mainnet, none = money_note(BASE, demo=False)
     assert none is None and "1 USDC is always worth 1 US dollar" in mainnet
+
+
+async def test_a_refused_payment_and_no_wallet_are_told_plainly(chromium_endpoint: str, store: Store) -> None:
+    stranger = Account.create()  # signs for an account it does not hold: the server refuses it
+    async with connected(store) as client:
+        request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        async with payer_page(chromium_endpoint, store, plan(store.payer), signer=stranger) as page:
+            await page.goto(url)
+            await page.click("#pay")
+            await reach(page, "refused")
+            _, title, said = await status(page)
+            assert title == "The payment was not accepted" and "Nothing has been charged" in said
+            assert "signature did not match" in said and "Press Pay to try again" in said
+            assert await page.locator("#pay").is_visible()
+            await looked_at(page, "refused")
+
+        async with payer_page(chromium_endpoint, store, plan(store.payer, injected=False)) as page:
+            await page.goto(url)
+            await page.click("#pay")
+            await reach(page, "no-wallet")
+            assert "Install a wallet" in (await status(page))[2]
+            await looked_at(page, "no-wallet")
+    request = await store.ledger.get(request_id)
+    assert request is not None and request.state is State.ISSUED
