@@ -60,6 +60,7 @@ from .lifecycle import Event, State
 from .matching import match_payment
 from .money import format_usd
 from .networks import Asset, Network, resolve_network
+from .page.card import PaymentCard
 from .pricing import PaidTool, SettleOrder, paid_spec
 from .reconcile import Reconciler
 from .redemption import Redemption
@@ -260,6 +261,9 @@ class Payments(Extension):
         server.middleware.append(self._advertise_prices)
         server.middleware.append(self._fit_output_schemas)
         self.link.install(server)
+        # MCP Apps payment card (x402_mcp/page/card.py): its ui:// resource, `_meta.ui` on paid
+        # tools, and the challenge as an Apps host shows it. Inner to the two above.
+        PaymentCard(self).install(server)
 
     def settings(self) -> dict[str, Any]:
         return {"network": self.network.caip2, "asset": self.asset.address, "payTo": self.pay_to}

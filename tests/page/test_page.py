@@ -42,7 +42,7 @@ async def test_page_shows_the_request_escaped_with_strict_headers(store: Store) 
     page = response.text
     assert "$0.05" in page and "0.05 USDC" in page
     assert store.payee in page and request_id in page and "DevChain" in page
-    assert "Awaiting payment" in page
+    assert "Waiting for your payment" in page
     assert TRICKY not in page and html.escape(TRICKY) in page
     data = re.search(r'<script type="application/json" id="request-data">(.*?)</script>', page, re.S)
     assert data is not None and "<" not in data.group(1)
@@ -305,3 +305,62 @@ async def test_the_demo_wallet_pays_from_the_page_itself(store: Store, headers: 
         paid = await web.post(f"{url}/demo", content=b"{}", headers=sent)
     assert paid.status_code == 200, paid.text
     assert store.payee_balance() == before + PRICE
+
+
+async def test_the_status_a_page_polls_carries_the_receipt_and_the_retry(store: Store) -> None:
+    from x402_mcp.challenge import retry_sentence
+
+    machine = {"Accept": "application/json"}
+    async with connected(store) as client, http() as web:
+        request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        unpaid = await web.get(url, headers=machine)
+        paid = (await web.post(f"{url}/demo", json={})).json()
+        status = await web.get(url, headers=machine)
+        assert not (await client.call_tool("answer", {"question": "q"})).is_error
+        used = await web.get(url, headers=machine)
+    request = await store.ledger.get(request_id)
+    assert request is not None
+    assert unpaid.status_code == 402
+    receipt = paid["receipt"]
+    assert receipt["amount"] == "$0.05" and receipt["tokens"] == "0.05 USDC"
+    assert receipt["payer"] == request.payer and receipt["paidAt"] == request.paid_at
+    assert receipt["txUrl"] is None  # the embedded chain has no explorer
+    assert paid["next"] == retry_sentence(request)
+    assert status.status_code == 200 and status.json()["state"] == "paid"
+    assert status.json()["receipt"]["txHash"] == request.tx_hash
+    assert used.status_code == 410 and used.json()["state"] == "consumed"
+    assert "has run" in used.json()["detail"]
+
+
+def test_on_base_sepolia_the_page_says_test_money_links_the_faucet_and_the_explorer() -> None:
+    from x402_mcp.challenge import Offer
+    from x402_mcp.ledger.base import PaymentRequest
+    from x402_mcp.networks import BASE_SEPOLIA
+    from x402_mcp.page.render import render_page
+
+    assert BASE_SEPOLIA.usdc is not None
+    tx = "0x" + "ab" * 32
+    payer = Account.create().address
+    request = PaymentRequest(
+        id="pr_" + "A" * 24,
+        tool="answer",
+        price=PRICE,
+        asset=BASE_SEPOLIA.usdc.address,
+        network=BASE_SEPOLIA.caip2,
+        pay_to=payer,
+        caller=None,
+        created_at=1_000.0,
+        expires_at=1_600.0,
+        max_timeout_seconds=600,
+        state=State.PAID,
+        tx_hash=tx,
+        payer=payer,
+        paid_at=1_100.0,
+    )
+    offer = Offer(BASE_SEPOLIA, BASE_SEPOLIA.usdc, payer, "https://shop.example")
+    page = render_page(request, offer, server_name="shop", prefix="..", demo=False, now=1_200.0)
+    assert "test money on Base Sepolia" in page and 'href="https://faucet.circle.com/"' in page
+    assert f'href="https://sepolia.basescan.org/tx/{tx}"' in page
+    assert "1970-01-01 00:18:20 UTC" in page  # paid_at, in the receipt
+    # The caller had no identity: the page tells it to pass the id.
+    assert "with payment_request_id=&quot;pr_" in page

@@ -47,7 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..challenge import Offer, payment_required, requirements_for
+from ..challenge import Offer, payment_required, requirements_for, retry_sentence
 from ..collect import Collector, Refused
 from ..errors import LedgerError, MalformedPayment, SettlementError
 from ..evm import new_nonce, requirement_typed_data
@@ -68,7 +68,7 @@ from ..wire import (
     parse_uint,
 )
 from .demo import DemoWallet
-from .render import STATIC_FILES, asset_text, page_state, render_not_found, render_page
+from .render import STATIC_FILES, asset_text, page_state, receipt_fields, render_not_found, render_page
 
 logger = logging.getLogger("x402_mcp.page")
 
@@ -330,10 +330,17 @@ class PaymentPage:
         now = self.collector.clock()
         if payment_request.state is State.ISSUED and not payment_request.is_expired(now):
             return await self._payment_required(payment_request, None, resource)
-        state = page_state(payment_request, now)
-        body = {"state": state.key, "paymentRequestId": payment_request.id, "detail": state.detail}
+        offer = self.offer()
+        state = page_state(payment_request, now, offer)
+        body: dict[str, Any] = {
+            "state": state.key,
+            "paymentRequestId": payment_request.id,
+            "detail": state.detail,
+        }
+        if payment_request.tx_hash is not None:
+            body["receipt"] = receipt_fields(payment_request, offer)
         if payment_request.state in (State.PAID, State.REDEEMING, State.SETTLING):
-            return _json(200, body)
+            return _json(200, {**body, "next": retry_sentence(payment_request)})
         return _json(410, {**body, "error": state.detail})
 
     async def _payment_required(
@@ -451,19 +458,20 @@ class PaymentPage:
 
     def _receipt(self, paid: PaymentRequest, offer: Offer, network: str) -> dict[str, Any]:
         """The page's JSON receipt; `network` is where it settled (our explorer knows only the EVM one)."""
-        explorer_knows = paid.tx_hash is not None and network == offer.network.caip2
+        receipt = receipt_fields(paid, offer, network)
         return {
             "state": "paid",
             "paymentRequestId": paid.id,
             "tool": paid.tool,
-            "txHash": paid.tx_hash,
-            "txUrl": offer.network.tx_url(paid.tx_hash) if explorer_knows and paid.tx_hash else None,
+            "txHash": receipt["txHash"],
+            "txUrl": receipt["txUrl"],
             "payer": paid.payer,
-            "next": f"call the tool {paid.tool} again; it runs once",
+            "receipt": receipt,
+            "next": retry_sentence(paid),
         }
 
     def _require_payable(self, payment_request: PaymentRequest) -> None:
-        state = page_state(payment_request, self.collector.clock())
+        state = page_state(payment_request, self.collector.clock(), self.offer())
         if state.key != "issued":
             raise PageError(
                 409, f"payment request {payment_request.id}: {state.title.lower()}. {state.detail}"
