@@ -31,8 +31,8 @@ from .errors import (
     UnknownPaymentRequest,
     X402MCPError,
 )
-from .gate import Payments
 from .networks import Asset, Network, SolanaNetwork
+from .payments import Payments
 from .pricing import PaidTool, SettleOrder, paid
 from .solana import Solana
 

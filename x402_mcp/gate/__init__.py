@@ -1,0 +1,10 @@
+"""The framework-neutral gate: price, challenge, pay, redeem, refuse (one place).
+
+`Gate` holds the configuration and the money path; `ToolCall` is what a
+framework door (`x402_mcp.frameworks`) hands it for each call of a paid tool.
+"""
+
+from .call import OfferLink, ToolCall
+from .core import ELICITATION_WAIT_SECONDS, Gate
+
+__all__ = ["ELICITATION_WAIT_SECONDS", "Gate", "OfferLink", "ToolCall"]
