@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from x402_mcp import Payments, paid
+from x402_mcp.frameworks.choice import framework_from_argv, paid_server, run_stdio
 
 MAX_DIGITS = 30
 
 
-def build(payments: Payments) -> MCPServer[Any]:
-    server = MCPServer("mathlab", extensions=[payments], log_level="WARNING")
+def build(payments: Payments, framework: str = "mcpserver") -> Any:
+    """The sample on `framework` (`mcpserver` or `fastmcp`), charging through `payments`."""
+    server = paid_server("mathlab", payments, framework)
 
     @server.tool()
     def is_prime(n: int) -> bool:
@@ -87,7 +89,8 @@ def _factorize(n: int) -> list[int]:
 
 
 def main() -> None:
-    build(Payments.from_env()).run()
+    # `--framework fastmcp` runs the same tools on FastMCP 4.
+    run_stdio(build(Payments.from_env(), framework_from_argv(sys.argv[1:])))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import secrets
 import string
+import sys
 from typing import Any
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from x402_mcp import Payments, paid
+from x402_mcp.frameworks.choice import framework_from_argv, paid_server, run_stdio
 
 # A short built-in list keeps the sample offline; its 263 words give about 8 bits each.
 _WORD_TEXT = """
@@ -35,8 +36,9 @@ satin scarf scout sierra silver sketch sonar spark sphinx spice spiral sprout
 WORDS = tuple(_WORD_TEXT.split())
 
 
-def build(payments: Payments) -> MCPServer[Any]:
-    server = MCPServer("passphrase", extensions=[payments], log_level="WARNING")
+def build(payments: Payments, framework: str = "mcpserver") -> Any:
+    """The sample on `framework` (`mcpserver` or `fastmcp`), charging through `payments`."""
+    server = paid_server("passphrase", payments, framework)
 
     @server.tool()
     def password_strength(password: str) -> dict[str, Any]:
@@ -67,7 +69,8 @@ def build(payments: Payments) -> MCPServer[Any]:
 
 
 def main() -> None:
-    build(Payments.from_env()).run()
+    # `--framework fastmcp` runs the same tools on FastMCP 4.
+    run_stdio(build(Payments.from_env(), framework_from_argv(sys.argv[1:])))
 
 
 if __name__ == "__main__":

@@ -36,10 +36,8 @@ class Payments(Gate, Extension):
     """
 
     identifier = "dev.x402-mcp/payments"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._mcpserver: MCPServerDoor | None = None
+    # Set by `install` on an MCPServer (no __init__ here, so `Gate`'s typed signature is the one).
+    _mcpserver: MCPServerDoor | None = None
 
     def tools(self) -> tuple[()]:
         # Called by MCPServer while it applies extensions: our one chance to meet it.

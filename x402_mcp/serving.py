@@ -26,28 +26,52 @@ import contextvars
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import uvicorn
 from starlette.types import ASGIApp
 
+from .challenge import Offer
+from .collect import Collector
 from .devchain import DevChain
 from .links import DEFAULT_PAGE_PORT, LOOPBACK, own_base, public_base
 from .page import DemoWallet, PaymentPage
 from .text import shown
 
-if TYPE_CHECKING:
-    from .gate.core import Gate as Payments
-
-__all__ = ["DEFAULT_PAGE_PORT", "PageLink", "build_page", "own_base", "page_app", "public_base"]
+__all__ = [
+    "DEFAULT_PAGE_PORT",
+    "PageLink",
+    "Payments",
+    "build_page",
+    "own_base",
+    "page_app",
+    "public_base",
+]
 
 logger = logging.getLogger("x402_mcp")
 
 START_TIMEOUT_SECONDS = 10.0
 # Every method reaches the page's own router, so even a 405 carries its security headers.
 ROUTED_METHODS = ["DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT"]
+
+
+class Payments(Protocol):
+    """What the page needs of the gate it serves (`Gate` is one): kept as a protocol so this
+    module, a layer below the gate, never imports it."""
+
+    public_url: str | None
+    demo_chain: Any
+    server: Any
+    collector: Collector
+
+    @property
+    def offer(self) -> Offer: ...
+
+    @property
+    def link(self) -> PageLink: ...
+
 
 # The base links name while one HTTP call is handled (each call runs in its own task).
 _call_base: contextvars.ContextVar[str | None] = contextvars.ContextVar("x402_mcp_link_base", default=None)

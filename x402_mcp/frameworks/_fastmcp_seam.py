@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -53,10 +54,12 @@ def validated_tool_arguments(tool: Tool, arguments: dict[str, Any]) -> dict[str,
 @functools.cache
 def _argument_model(fn: Callable[..., Any]) -> type[pydantic.BaseModel]:
     fields: dict[str, Any] = {}
+    # Annotations written as strings (`from __future__ import annotations`) resolved, as FastMCP does.
+    hints = typing.get_type_hints(fn, include_extras=True)
     for name, parameter in inspect.signature(without_injected_parameters(fn)).parameters.items():
         if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
-        annotation = Any if parameter.annotation is inspect.Parameter.empty else parameter.annotation
+        annotation = hints.get(name, Any)
         default = ... if parameter.default is inspect.Parameter.empty else parameter.default
         fields[name] = (annotation, default)
     model: type[pydantic.BaseModel] = pydantic.create_model(

@@ -34,6 +34,7 @@ from ..errors import ConfigurationError
 from ..gate import Gate, ToolCall
 from ..pricing import PaidTool, paid_spec
 from . import _fastmcp_seam as seam
+from .elicitation import url_elicitation
 
 IDENTIFIER = "dev.x402-mcp/payments"
 
@@ -131,6 +132,11 @@ class GateMiddleware(Middleware):
                 validate=lambda checked: seam.validated_tool_arguments(tool, checked),
                 run=run,
                 http_request=http_request,
+                offer_link=None
+                if request_context is None
+                else url_elicitation(
+                    request_context.session, request_context.protocol_version, request_context.request_id
+                ),
             )
         )
         if tool.output_schema is not None:

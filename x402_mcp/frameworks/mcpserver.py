@@ -20,6 +20,7 @@ from ..callers import caller_identity
 from ..challenge import fit_output_schema
 from ..gate import Gate, ToolCall
 from ..pricing import PaidTool, paid_spec
+from .elicitation import url_elicitation
 
 
 class MCPServerDoor:
@@ -56,16 +57,6 @@ class MCPServerDoor:
             # The SDK's tool handler answers a `CallToolResult`; a serialized one is read back.
             return result if isinstance(result, CallToolResult) else CallToolResult.model_validate(result)
 
-        async def offer_link(message: str, url: str, elicitation_id: str) -> None:
-            capabilities = ctx.session.client_capabilities
-            elicitation = capabilities.elicitation if capabilities is not None else None
-            # Server-to-client requests exist up to 2025-11-25 (handshake-era sessions).
-            if elicitation is None or elicitation.url is None or ctx.protocol_version > "2025-11-25":
-                return
-            await ctx.session.elicit_url(
-                message, url, elicitation_id=elicitation_id, related_request_id=ctx.request_id
-            )
-
         if params.arguments is None:
             params.arguments = {}
         return await self.gate.handle(
@@ -78,7 +69,7 @@ class MCPServerDoor:
                 validate=lambda arguments: _sdk.validated_tool_arguments(self.server, name, arguments),
                 run=run,
                 http_request=ctx.request,
-                offer_link=offer_link,
+                offer_link=url_elicitation(ctx.session, ctx.protocol_version, ctx.request_id),
             )
         )
 
