@@ -11,6 +11,8 @@ server = MCPServer("research", extensions=[payments])
 @paid(price="0.05")
 async def research_query(question: str) -> str: ...
 ```
+
+On FastMCP 4: `mcp = fastmcp.FastMCP("research")`, then `payments.install(mcp)`.
 """
 
 from .errors import (

@@ -124,7 +124,8 @@ class GateMiddleware(Middleware):
 
         result = await self.door.gate.handle(
             ToolCall(
-                tool=tool.name,
+                # The name the client called (a mounted server's tools carry its prefix).
+                tool=context.message.name,
                 spec=spec,
                 arguments=arguments,
                 meta=meta,
