@@ -243,3 +243,25 @@ async def test_a_client_that_takes_url_elicitation_is_offered_the_link(payments:
         ((challenge.meta or {})[META_HOSTED_URL], request_id)
     ]
     assert "Pay $0.05 for one answer" in offered[0].message
+
+
+async def test_a_paid_server_mounted_under_a_caching_parent_refuses_paid_calls(
+    payments: Payments, caplog: pytest.LogCaptureFixture
+) -> None:
+    shop = Shop(payments)
+    parent: FastMCP[Any] = FastMCP("parent")
+    parent.add_middleware(ResponseCachingMiddleware())  # runs before the child's gate, out of its reach
+    parent.mount(shop.server, namespace="shop")
+    async with FastMCPClient(parent) as client:
+        first = await client.call_tool("shop_answer", {"question": "q"}, raise_on_error=False)
+        second = await client.call_tool("shop_answer", {"question": "q"}, raise_on_error=False)
+        free = await client.call_tool("shop_ping", {"word": "w"})
+    for refused in (first, second):
+        assert refused.is_error
+        assert "its payments are installed on FastMCP server 'fm-shop'" in refused.content[0].text
+        assert "Nothing was charged" in refused.content[0].text
+    assert free.data == "w"
+    assert shop.runs == {"ping": 1}
+    assert "install Payments on the server you run" in caplog.text
+    await payments.open()
+    assert await payments.ledger.requests() == []  # nothing was quoted

@@ -9,6 +9,8 @@
 - A `ServerExtension` advertises `capabilities.extensions["dev.x402-mcp/payments"]`;
   the page's lifespan (the stdio side port) is entered with the server's.
 - The page is mounted with `custom_route`, so `mcp.http_app()` serves it beside `/mcp`.
+- Paid calls are answered only while the server the payments are installed on runs:
+  mounted into another server, the gate could not order that server's middleware.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -29,7 +32,7 @@ from mcp.types import CallToolRequestParams, CallToolResult, ListToolsRequest
 
 from .. import _sdk
 from ..callers import caller_identity
-from ..challenge import fit_output_schema
+from ..challenge import failure_result, fit_output_schema
 from ..errors import ConfigurationError
 from ..gate import Gate, ToolCall
 from ..pricing import PaidTool, paid_spec
@@ -37,6 +40,7 @@ from . import _fastmcp_seam as seam
 from .elicitation import url_elicitation
 
 IDENTIFIER = "dev.x402-mcp/payments"
+logger = logging.getLogger("x402_mcp")
 
 
 class FastMCPDoor:
@@ -46,6 +50,8 @@ class FastMCPDoor:
         self.gate = gate
         self.server = server
         self.middleware = GateMiddleware(self)
+        self.running = 0
+        """How many runs of this server (its low-level lifespan) are live."""
 
     def attach(self) -> None:
         """Put the gate first in the chain, register the extension and mount the page.
@@ -67,7 +73,11 @@ class FastMCPDoor:
         # Middleware can be added until the server starts: check the order again now.
         self.check_order()
         async with self.gate.link.lifespan():
-            yield
+            self.running += 1
+            try:
+                yield
+            finally:
+                self.running -= 1
 
     def check_order(self) -> None:
         """Refuse a chain where a response cache runs before (outside) the gate.
@@ -86,6 +96,23 @@ class FastMCPDoor:
                     "mcp.add_middleware(...) (after payments.install(mcp)), never in front of the gate"
                 )
         raise ConfigurationError("the x402 payments gate was removed from the FastMCP middleware chain")
+
+    def not_running(self) -> CallToolResult:
+        """The answer to a paid call that reaches the gate while its own server is not running.
+
+        That happens when the server is mounted into another one (`parent.mount(child)`):
+        the parent's middleware, which this door cannot see or order, runs before the
+        gate, and a response cache there would serve paid answers to unpaid callers.
+        """
+        logger.error(
+            "a paid tool of FastMCP server %r was called while that server is not running "
+            "(mounted into another server?); install Payments on the server you run",
+            self.server.name,
+        )
+        return failure_result(
+            f"This paid tool cannot run: its payments are installed on FastMCP server "
+            f"{self.server.name!r}, which is not the server answering this call. Nothing was charged."
+        )
 
     def _add_route(self, path: str, methods: list[str], app: Any) -> None:
         self.server.custom_route(path, methods=methods)(app)
@@ -112,6 +139,8 @@ class GateMiddleware(Middleware):
         if found is None:
             return await call_next(context)
         tool, spec = found
+        if not self.door.running:
+            return ToolResult.from_mcp_result(self.door.not_running())
         if context.message.arguments is None:
             context.message.arguments = {}
         arguments = context.message.arguments
