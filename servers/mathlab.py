@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from x402_mcp import Payments, paid
+from x402_mcp.frameworks.choice import framework_from_argv, paid_server, run_stdio
 
 MAX_DIGITS = 30
 
 
-def build(payments: Payments) -> MCPServer[Any]:
-    server = MCPServer("mathlab", extensions=[payments], log_level="WARNING")
+def build(payments: Payments, framework: str = "mcpserver") -> Any:
+    """The sample on `framework` (`mcpserver` or `fastmcp`), charging through `payments`."""
+    server = paid_server("mathlab", payments, framework)
 
     @server.tool(title="Primality test", annotations=_computes_only("Primality test"))
     def is_prime(n: int) -> bool:
@@ -96,7 +98,8 @@ def _computes_only(title: str) -> ToolAnnotations:
 
 
 def main() -> None:
-    build(Payments.from_env()).run()
+    # `--framework fastmcp` runs the same tools on FastMCP 4.
+    run_stdio(build(Payments.from_env(), framework_from_argv(sys.argv[1:])))
 
 
 if __name__ == "__main__":

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import secrets
 import string
+import sys
 from typing import Any
 
-from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from x402_mcp import Payments, paid
+from x402_mcp.frameworks.choice import framework_from_argv, paid_server, run_stdio
 
 # A short built-in list keeps the sample offline; its 263 words give about 8 bits each.
 _WORD_TEXT = """
@@ -36,8 +37,9 @@ satin scarf scout sierra silver sketch sonar spark sphinx spice spiral sprout
 WORDS = tuple(_WORD_TEXT.split())
 
 
-def build(payments: Payments) -> MCPServer[Any]:
-    server = MCPServer("passphrase", extensions=[payments], log_level="WARNING")
+def build(payments: Payments, framework: str = "mcpserver") -> Any:
+    """The sample on `framework` (`mcpserver` or `fastmcp`), charging through `payments`."""
+    server = paid_server("passphrase", payments, framework)
 
     @server.tool(title="Password strength", annotations=_computes_only("Password strength"))
     def password_strength(password: str) -> dict[str, Any]:
@@ -76,7 +78,8 @@ def _computes_only(title: str) -> ToolAnnotations:
 
 
 def main() -> None:
-    build(Payments.from_env()).run()
+    # `--framework fastmcp` runs the same tools on FastMCP 4.
+    run_stdio(build(Payments.from_env(), framework_from_argv(sys.argv[1:])))
 
 
 if __name__ == "__main__":

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
 
 from x402_mcp import Payments, paid
+from x402_mcp.frameworks.choice import framework_from_argv, paid_server, run_stdio
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -23,8 +24,9 @@ def summary_price(text: str, sentences: int = 3) -> str:
     return str(max(Decimal("0.01"), Decimal("0.001") * len(_WORD.findall(text))))
 
 
-def build(payments: Payments) -> MCPServer[Any]:
-    server = MCPServer("textkit", extensions=[payments], log_level="WARNING")
+def build(payments: Payments, framework: str = "mcpserver") -> Any:
+    """The sample on `framework` (`mcpserver` or `fastmcp`), charging through `payments`."""
+    server = paid_server("textkit", payments, framework)
 
     @server.tool(title="Word count", annotations=_computes_only("Word count"))
     def word_count(text: str) -> dict[str, int]:
@@ -61,7 +63,8 @@ def _computes_only(title: str) -> ToolAnnotations:
 
 
 def main() -> None:
-    build(Payments.from_env()).run()
+    # `--framework fastmcp` runs the same tools on FastMCP 4.
+    run_stdio(build(Payments.from_env(), framework_from_argv(sys.argv[1:])))
 
 
 if __name__ == "__main__":

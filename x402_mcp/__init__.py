@@ -11,6 +11,8 @@ server = MCPServer("research", extensions=[payments])
 @paid(price="0.05")
 async def research_query(question: str) -> str: ...
 ```
+
+On FastMCP 4: `mcp = fastmcp.FastMCP("research")`, then `payments.install(mcp)`.
 """
 
 from .errors import (
@@ -31,8 +33,8 @@ from .errors import (
     UnknownPaymentRequest,
     X402MCPError,
 )
-from .gate import Payments
 from .networks import Asset, Network, SolanaNetwork
+from .payments import Payments
 from .pricing import PaidTool, SettleOrder, paid
 from .solana import Solana
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from mcp.server import MCPServer
+from mcp.server import MCPServer, Server
 
 
 def server_applying_extensions() -> MCPServer[Any] | None:
@@ -70,7 +70,14 @@ def wrap_lifespan(server: MCPServer[Any], outer: Callable[[], AbstractAsyncConte
     MCPServer hands its lifespan to the low-level server at construction; the
     low-level server enters `self.lifespan` when it starts serving.
     """
-    lowlevel = server._lowlevel_server
+    wrap_lowlevel_lifespan(server._lowlevel_server, outer)
+
+
+def wrap_lowlevel_lifespan(
+    lowlevel: Server[Any], outer: Callable[[], AbstractAsyncContextManager[None]]
+) -> None:
+    """Run `outer()` around a low-level `Server`'s lifespan, in the task that runs the server
+    (so a task group `outer` opens is closed by the task that opened it)."""
     inner = lowlevel.lifespan
 
     @asynccontextmanager

@@ -10,9 +10,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+from .links import DEFAULT_PAGE_PORT, public_base
 from .money import USDC_DECIMALS
 from .networks import Asset, Network, resolve_network
-from .serving import DEFAULT_PAGE_PORT, public_base
 from .settlement.base import Settlement
 from .text import shown
 from .wire import is_address, parse_uint

@@ -15,9 +15,9 @@ from mcp.types import CallToolResult, TextContent
 
 from .challenge import META_PAYMENT_RESPONSE
 from .devchain import DevChain
-from .gate import Payments
 from .money import format_usd
 from .payer import payment_meta, read_challenge, sign_payment
+from .payments import Payments
 from .pricing import paid
 
 

@@ -23,78 +23,58 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import ipaddress
 import logging
 import socket
-from collections.abc import AsyncIterator, Generator, Mapping
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import uvicorn
 from starlette.types import ASGIApp
 
-from . import _sdk
+from .challenge import Offer
+from .collect import Collector
 from .devchain import DevChain
-from .errors import ConfigurationError
+from .links import DEFAULT_PAGE_PORT, LOOPBACK, own_base, public_base
 from .page import DemoWallet, PaymentPage
 from .text import shown
 
-if TYPE_CHECKING:
-    from .gate import Payments
+__all__ = [
+    "DEFAULT_PAGE_PORT",
+    "PageLink",
+    "Payments",
+    "build_page",
+    "own_base",
+    "page_app",
+    "public_base",
+]
 
 logger = logging.getLogger("x402_mcp")
 
-DEFAULT_PAGE_PORT = 8402
-LOOPBACK = "127.0.0.1"
 START_TIMEOUT_SECONDS = 10.0
 # Every method reaches the page's own router, so even a 405 carries its security headers.
 ROUTED_METHODS = ["DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT"]
 
+
+class Payments(Protocol):
+    """What the page needs of the gate it serves (`Gate` is one): kept as a protocol so this
+    module, a layer below the gate, never imports it."""
+
+    public_url: str | None
+    demo_chain: Any
+    server: Any
+    collector: Collector
+
+    @property
+    def offer(self) -> Offer: ...
+
+    @property
+    def link(self) -> PageLink: ...
+
+
 # The base links name while one HTTP call is handled (each call runs in its own task).
 _call_base: contextvars.ContextVar[str | None] = contextvars.ContextVar("x402_mcp_link_base", default=None)
-
-
-def public_base(url: str, what: str = "public_url") -> str:
-    """`url` checked as the base of payment links: `http(s)://host[:port][/path]`, no trailing `/`.
-
-    Raises:
-        ConfigurationError: naming `what` and what is wrong with it.
-    """
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
-    except ValueError:
-        raise ConfigurationError(f"{what}={shown(url)!r} is not a URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"{what}={shown(url)!r} must start with https:// (or http://) and name a host"
-        )
-    if parts.username is not None or parts.query or parts.fragment:
-        raise ConfigurationError(f"{what}={shown(url)!r} must not carry a user, a query or a fragment")
-    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
-
-
-def own_base(scope: Mapping[str, Any]) -> str | None:
-    """`scheme://host:port` of the local socket a request arrived on, or None when unknown.
-
-    The ASGI `server` entry is the connection's own address (concrete even when
-    bound to 0.0.0.0), which no header can change; `Host` is never read.
-    """
-    server = scope.get("server")
-    if not isinstance(server, (tuple, list)) or len(server) != 2:
-        return None
-    host, port = server
-    if not isinstance(host, str) or not isinstance(port, int):
-        return None
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    scheme = "https" if scope.get("scheme") == "https" else "http"
-    shown_host = f"[{address.compressed}]" if address.version == 6 else address.compressed
-    return f"{scheme}://{shown_host}:{port}"
 
 
 def build_page(payments: Payments, *, server_name: str | None = None) -> PaymentPage:
@@ -134,20 +114,30 @@ class PageLink:
         the first own address seen (None before any; `public_url` wins over all of them)."""
         return _call_base.get() or self._side_url or self._first_served
 
-    def install(self, server: Any) -> None:
-        """Mount the page beside the server's other routes and let its lifespan host a side port.
+    def install(
+        self,
+        add_route: Callable[[str, list[str], ASGIApp], None],
+        server_name: str | None = None,
+    ) -> None:
+        """Mount the page with `add_route(path, methods, app)`, beside the server's other routes.
+
+        Each framework door passes its own way of adding a route; it also enters
+        `lifespan()` inside the server's lifespan so a stdio run can host a side port.
 
         Raises:
             ConfigurationError: `public_url` is not an http(s) URL.
         """
         if self.payments.public_url is not None:
             self.payments.public_url = public_base(self.payments.public_url)
-        app = build_page(self.payments, server_name=getattr(server, "name", None)).app()
+        app = build_page(self.payments, server_name=server_name).app()
         # The whole /pay tree goes to the page's own app, whose 404, 405 and 500
         # answers carry the page's headers too; /mcp and other routes are untouched.
         for path in ("/pay", "/pay/{path:path}"):
-            server.custom_route(path, methods=ROUTED_METHODS)(app)
-        _sdk.wrap_lifespan(server, self._lifespan)
+            add_route(path, ROUTED_METHODS, app)
+
+    def lifespan(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """The context a server's lifespan enters: it hosts the side port while it runs."""
+        return self._lifespan()
 
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:

@@ -79,10 +79,11 @@ def sample_payments(chain: TokenChain, ledger: Path) -> tuple[Payments, str]:
 
 @contextlib.asynccontextmanager
 async def served(
-    build: Callable[[Payments], MCPServer[Any]], chain: TokenChain, tmp_path: Path, **http: Any
+    build: Callable[[Payments], Any], chain: TokenChain, tmp_path: Path, **http: Any
 ) -> AsyncIterator[Served]:
     """Serve the sample `build` makes (links follow the address it is reached at)."""
     payments, payee = sample_payments(chain, tmp_path / "ledger.sqlite")
     server = build(payments)
-    async with serving(server.streamable_http_app(**http)) as base:
+    app = server.streamable_http_app(**http) if isinstance(server, MCPServer) else server.http_app(**http)
+    async with serving(app) as base:
         yield Served(f"{base}/mcp", chain, payments, server, chain.new_account(usdc="1"), payee)

@@ -1,4 +1,5 @@
-"""fastmcp 4's `Client` in both protocol eras sees the price and link, pays, and gets the run.
+"""fastmcp 4's `Client` in both protocol eras sees the price and link, pays, and gets the run,
+from the sample served on each framework (MCPServer and FastMCP 4).
 
 fastmcp raises a tool error as `ToolError(content[0].text)`: the challenge's JSON, so
 what a person needs must be in `PaymentRequired.error`. On 2026-07-28 there is no
@@ -18,8 +19,10 @@ from fastmcp.exceptions import ToolError
 
 from servers import textkit
 from tests.clients.conftest import Served, served
+from x402_mcp import Payments
 from x402_mcp.challenge import META_PRICE
 from x402_mcp.devchain import DevChain
+from x402_mcp.frameworks.choice import FRAMEWORKS
 from x402_mcp.lifecycle import State
 
 pytestmark = pytest.mark.anyio
@@ -53,11 +56,15 @@ async def pay_the_link(sample: Served, hosted: str) -> None:
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_fastmcp_client_sees_the_price_pays_and_gets_the_run(
-    devchain: DevChain, tmp_path: Path, mode: str
+    devchain: DevChain, tmp_path: Path, mode: str, framework: str
 ) -> None:
-    async with served(textkit.build, devchain, tmp_path) as sample, Client(sample.url, mode=mode) as client:
+    def build(payments: Payments) -> Any:
+        return textkit.build(payments, framework)
+
+    async with served(build, devchain, tmp_path) as sample, Client(sample.url, mode=mode) as client:
         listed = {tool.name: tool for tool in await client.list_tools()}
         required = await challenge_of(client, ARGUMENTS)
         (accepted,) = required["accepts"]

@@ -2,7 +2,7 @@
 
 Its `callTool` validates `structuredContent` against the tool's `outputSchema` even on
 errors; every sample tool declares one, so this is where a challenge carrying
-`structuredContent` used to become `MCP error -32602`.
+`structuredContent` used to become `MCP error -32602`. The sample runs on each framework.
 """
 
 from __future__ import annotations
@@ -10,26 +10,34 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from servers import mathlab
 from tests.clients.conftest import node_or_skip, node_script, served
+from x402_mcp import Payments
 from x402_mcp.challenge import META_HOSTED_URL, META_PAYMENT_RESPONSE, META_PRICE
 from x402_mcp.devchain import TokenChain
+from x402_mcp.frameworks.choice import FRAMEWORKS
 
 pytestmark = pytest.mark.anyio
 
 PRICE = 20_000  # mathlab's factorize: $0.02
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 async def test_ts_sdk_reads_the_price_and_link_then_pays_with_the_official_ts_client(
-    chain: TokenChain, tmp_path: Path
+    chain: TokenChain, tmp_path: Path, framework: str
 ) -> None:
     node = node_or_skip()
     script = node_script("ts_sdk_pays.mjs", tmp_path)
-    async with served(mathlab.build, chain, tmp_path) as sample:
+
+    def build(payments: Payments) -> Any:
+        return mathlab.build(payments, framework)
+
+    async with served(build, chain, tmp_path) as sample:
         before = sample.balances()
         with anyio.fail_after(60):
             done = await anyio.run_process(

@@ -1,4 +1,9 @@
-"""A paid MCP server on the embedded chain, rebuilt cheaply for every test."""
+"""A paid MCP server on the embedded chain, rebuilt cheaply for every test, on each framework.
+
+`shop` is parametrised over the two doors: the MCP SDK's `MCPServer`
+(`extensions=[payments]`) and FastMCP 4 (`payments.install(mcp)`). Every gate
+test that takes it runs on both.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +16,44 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from fastmcp import FastMCP
 from mcp import Client
-from mcp.server import MCPServer
+from mcp.server import MCPServer, Server
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
 from x402_mcp import Payments, paid
 from x402_mcp.devchain import DevChain
+from x402_mcp.frameworks._fastmcp_seam import lowlevel_server
 from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.payer import read_challenge, sign_payment
 from x402_mcp.wire import PaymentPayload, PaymentRequired
 
 PRICE = 50_000  # $0.05
+FRAMEWORKS = ["mcpserver", "fastmcp"]
+
+AnyServer = MCPServer[Any] | FastMCP[Any]
+
+
+def new_server(framework: str, name: str, payments: Payments) -> AnyServer:
+    """A server of `framework` with `payments` installed the way its README section says."""
+    if framework == "mcpserver":
+        return MCPServer(name, extensions=[payments])
+    server: FastMCP[Any] = FastMCP(name)
+    payments.install(server)
+    return server
+
+
+def connectable(server: AnyServer) -> MCPServer[Any] | Server[Any]:
+    """What `mcp.Client` connects to in memory: the `MCPServer`, or FastMCP's low-level server."""
+    return server if isinstance(server, MCPServer) else lowlevel_server(server)
+
+
+def http_app(server: AnyServer, **options: Any) -> Any:
+    """The server's streamable HTTP app (MCP at `/mcp`, the page at `/pay`)."""
+    if isinstance(server, MCPServer):
+        return server.streamable_http_app(**options)
+    return server.http_app(**options)
 
 
 def per_word(words: str) -> str:
@@ -36,7 +67,7 @@ class Shop:
 
     chain: DevChain
     payments: Payments
-    server: MCPServer[Any]
+    server: AnyServer
     ledger: SQLiteLedger
     payer: LocalAccount
     payee: str
@@ -45,6 +76,16 @@ class Shop:
 
     def balances(self) -> tuple[int, int]:
         return self.chain.balance_of(self.payer.address), self.chain.balance_of(self.payee)
+
+    @property
+    def framework(self) -> str:
+        return "mcpserver" if isinstance(self.server, MCPServer) else "fastmcp"
+
+    def connectable(self) -> MCPServer[Any] | Server[Any]:
+        return connectable(self.server)
+
+    def http_app(self, **options: Any) -> Any:
+        return http_app(self.server, **options)
 
     def pay(self, challenge: CallToolResult) -> PaymentPayload:
         return sign_payment(self.payer, read_challenge(challenge))
@@ -55,8 +96,13 @@ def gate_chain() -> DevChain:
     return DevChain()
 
 
+@pytest.fixture(params=FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def shop(gate_chain: DevChain, tmp_path: Path) -> Iterator[Shop]:
+def shop(gate_chain: DevChain, tmp_path: Path, framework: str) -> Iterator[Shop]:
     snapshot = gate_chain.snapshot()
     payee = Account.create().address
     ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
@@ -67,7 +113,7 @@ def shop(gate_chain: DevChain, tmp_path: Path) -> Iterator[Shop]:
         ledger=ledger,
         public_url="http://pay.test",
     )
-    server = MCPServer("shop", extensions=[payments])
+    server = new_server(framework, "shop", payments)
     shop = Shop(gate_chain, payments, server, ledger, gate_chain.new_account(usdc="10"), payee)
 
     @server.tool()
@@ -96,7 +142,7 @@ def shop(gate_chain: DevChain, tmp_path: Path) -> Iterator[Shop]:
 
 @pytest.fixture(params=["legacy", "auto"])
 async def client(request: pytest.FixtureRequest, shop: Shop) -> AsyncIterator[Client]:
-    async with Client(shop.server, mode=request.param) as connected:
+    async with Client(shop.connectable(), mode=request.param) as connected:
         yield connected
 
 

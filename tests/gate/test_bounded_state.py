@@ -114,7 +114,7 @@ async def test_concurrent_unpaid_calls_of_one_caller_stop_exactly_at_the_cap(
 
 async def test_callers_without_an_identity_share_one_cap_on_open_requests(shop: Shop) -> None:
     shop.payments.sweeper.max_open_anonymous = 2
-    app = shop.server.streamable_http_app(stateless_http=True, json_response=True)
+    app = shop.http_app(stateless_http=True, json_response=True)
     async with serving(app) as base:
         results = []
         for _ in range(3):

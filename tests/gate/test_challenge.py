@@ -111,7 +111,7 @@ async def test_a_fixed_price_finer_than_the_token_is_listed_and_answered_not_cra
     def finer() -> str:
         return "ran"
 
-    async with Client(shop.server) as client:
+    async with Client(shop.connectable()) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
         result = await client.call_tool("finer", {})
     assert "finer" in tools and "could not advertise the price" in caplog.text

@@ -13,11 +13,10 @@ from typing import Annotated, Any
 import httpx2
 import pytest
 from mcp import Client
-from mcp.server import MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from tests.gate.conftest import Shop, challenge_of, text_of
+from tests.gate.conftest import Shop, challenge_of, connectable, new_server, text_of
 from tests.ledger.conftest import fresh_schema, postgres_url  # noqa: F401  (a fixture)
 from tests.page.conftest import serving
 from x402_mcp import Payments, paid
@@ -122,14 +121,14 @@ async def test_on_postgresql_an_odd_id_is_refused_the_same_way(
             settlement=shop.chain.settlement(),
             ledger=store.ledger(),
         )
-        server: MCPServer[Any] = MCPServer("pg", extensions=[payments])
+        server = new_server(shop.framework, "pg", payments)
 
         @server.tool()
         @paid(price="0.05")
         def answer(question: str) -> str:
             return question
 
-        async with Client(server) as client:
+        async with Client(connectable(server)) as client:
             for value in (HOSTILE_IDS["NUL byte"], HUGE):
                 result = await client.call_tool("answer", {"question": "q", "payment_request_id": value})
                 assert_bounded_refusal(result, "is not a payment request id")
@@ -217,7 +216,7 @@ class Priced:
             settlement=shop.chain.settlement(),
             ledger=shop.ledger,
         )
-        self.server: MCPServer[Any] = MCPServer("priced", extensions=[self.payments])
+        self.server = new_server(shop.framework, "priced", self.payments)
         server = self.server
 
         def raising(pages: int) -> str:
@@ -266,7 +265,7 @@ class Priced:
 @pytest.fixture
 async def priced(shop: Shop) -> AsyncIterator[tuple[Priced, Client]]:
     priced = Priced(shop)
-    async with Client(priced.server) as client:
+    async with Client(connectable(priced.server)) as client:
         yield priced, client
 
 
@@ -398,7 +397,7 @@ async def _raw_call(base: str, params: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("meta", [5, "x402", [1, 2], True])
 async def test_a_meta_that_is_not_an_object_is_refused_by_the_protocol_layer(shop: Shop, meta: Any) -> None:
     shop.payments.public_url = None
-    async with serving(shop.server.streamable_http_app()) as base:
+    async with serving(shop.http_app()) as base:
         reply = await _raw_call(base, {"name": "answer", "arguments": {"question": "q"}, "_meta": meta})
         # And the server is unharmed: the same call with a proper _meta is quoted.
         fine = await _raw_call(base, {"name": "answer", "arguments": {"question": "q"}, "_meta": {}})
@@ -412,7 +411,7 @@ async def test_a_meta_that_is_not_an_object_is_refused_by_the_protocol_layer(sho
 async def test_a_null_payment_sent_raw_is_refused_by_name(shop: Shop) -> None:
     # The SDK's own client leaves null values out of _meta; a hand-rolled one may not.
     shop.payments.public_url = None
-    async with serving(shop.server.streamable_http_app()) as base:
+    async with serving(shop.http_app()) as base:
         before = await ledger_rows(shop.ledger)
         reply = await _raw_call(
             base, {"name": "answer", "arguments": {"question": "q"}, "_meta": {META_PAYMENT: None}}

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.anyio
 @contextlib.asynccontextmanager
 async def over_http(shop: Shop) -> AsyncIterator[str]:
     shop.payments.public_url = None  # links follow the address the server is reached at
-    async with serving(shop.server.streamable_http_app()) as base:
+    async with serving(shop.http_app()) as base:
         yield f"{base}/mcp"
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from tests.facilitator.serving import Interposer, serving
-from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
+from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_server, text_of
 from x402_mcp import Payments, paid
 from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
 from x402_mcp.facilitator import facilitator_app
@@ -38,7 +36,7 @@ async def spec_client(shop: Shop) -> AsyncIterator[tuple[Client, Behaviour]]:
     payments = Payments(
         pay_to=shop.payee, network=shop.chain.network, settlement=shop.chain.settlement(), ledger=shop.ledger
     )
-    server: MCPServer[Any] = MCPServer("spec", extensions=[payments])
+    server = new_server(shop.framework, "spec", payments)
 
     @server.tool()
     @paid(price="0.05", settle="after")
@@ -52,7 +50,7 @@ async def spec_client(shop: Shop) -> AsyncIterator[tuple[Client, Behaviour]]:
             assert receipt.success
         return f"secret insight on {topic}"
 
-    async with Client(server) as client:
+    async with Client(connectable(server)) as client:
         yield client, behaviour
 
 
@@ -128,7 +126,7 @@ async def test_a_settlement_crash_after_the_run_says_the_tool_ran_and_how_to_get
             settlement=backend,
             ledger=SQLiteLedger(tmp_path / "ledger.sqlite"),
         )
-        server: MCPServer[Any] = MCPServer("spec", extensions=[payments])
+        server = new_server(shop.framework, "spec", payments)
 
         @server.tool()
         @paid(price="0.05", settle="after")
@@ -136,7 +134,7 @@ async def test_a_settlement_crash_after_the_run_says_the_tool_ran_and_how_to_get
             runs.append(topic)
             return f"secret insight on {topic}"
 
-        async with Client(server) as client:
+        async with Client(connectable(server)) as client:
             required = challenge_of(await client.call_tool("premium", {"topic": "x"}))
             request_id = required.accepts[0].extra["paymentRequestId"]
             before = shop.balances()
@@ -157,13 +155,15 @@ async def test_a_settlement_crash_after_the_run_says_the_tool_ran_and_how_to_get
             assert stuck is not None and stuck.state is State.SETTLING and stuck.payload
             assert shop.balances() == (before[0] - PRICE, before[1] + PRICE)
 
-            # Reconciliation (with a backend that reads the chain) records the settlement ...
+            # Reconciliation (with a backend that reads the chain) records the settlement once
+            # the run's settling lease has lapsed (the heartbeat may have renewed it mid-run) ...
+            lease = payments.redemption.lease_seconds
             reconciler = Reconciler(
                 payments.ledger,
                 shop.chain.settlement(),
                 payments.asset,
                 grace_seconds=-1,
-                clock=payments.clock,
+                clock=lambda: payments.clock() + lease + 1,
             )
             assert (await reconciler.run()).settled == [request_id]
             # ... and the retry the message described gets the output, without a second charge.

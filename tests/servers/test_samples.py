@@ -1,4 +1,5 @@
-"""Each sample server, launched exactly as Claude Desktop would from `x402-mcp claude-config`.
+"""Each sample server, launched exactly as Claude Desktop would from `x402-mcp claude-config`,
+on each framework (`--framework mcpserver`, the default, and `--framework fastmcp`).
 
 The server runs as a subprocess over stdio with its own embedded DevChain; its
 payment page comes up on a side port, where the demo wallet pays; the next
@@ -22,6 +23,7 @@ from mcp.types import CallToolResult, TextContent
 
 from x402_mcp.challenge import META_HOSTED_URL, META_PRICE
 from x402_mcp.commands.claude_config import config_entry
+from x402_mcp.frameworks.choice import FRAMEWORKS
 
 pytestmark = pytest.mark.anyio
 
@@ -40,16 +42,26 @@ def text_of(result: CallToolResult) -> str:
     return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
-def launch(name: str, tmp_path: Path) -> StdioServerParameters:
+def shown_result(result: CallToolResult) -> str:
+    """The result's text, with a list result one item a line (MCPServer renders a list so;
+    FastMCP renders it as one JSON text, and both carry it in structuredContent)."""
+    items = (result.structured_content or {}).get("result")
+    return "\n".join(map(str, items)) if isinstance(items, list) else text_of(result)
+
+
+def launch(name: str, tmp_path: Path, framework: str = "mcpserver") -> StdioServerParameters:
     entry = config_entry(name, ledger=f"sqlite:///{tmp_path / 'ledger.sqlite'}", page_port=0)
     (spec,) = entry["mcpServers"].values()
     # Claude Desktop starts servers with a minimal environment: only what the entry sets.
-    return StdioServerParameters(command=spec["command"], args=spec["args"], env={**spec["env"]})
+    args = [*spec["args"], "--framework", framework]
+    return StdioServerParameters(command=spec["command"], args=args, env={**spec["env"]})
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize(("name", "free", "free_args", "tool", "args", "expected"), SAMPLES)
 async def test_sample_over_stdio_is_paid_through_its_page(
     tmp_path: Path,
+    framework: str,
     name: str,
     free: str,
     free_args: dict[str, Any],
@@ -58,7 +70,7 @@ async def test_sample_over_stdio_is_paid_through_its_page(
     expected: str,
 ) -> None:
     with anyio.fail_after(60):
-        async with Client(launch(name, tmp_path), mode="legacy") as client:
+        async with Client(launch(name, tmp_path, framework), mode="legacy") as client:
             listed = {t.name: t for t in (await client.list_tools()).tools}
             assert set(listed) >= {free, tool}
             assert (listed[tool].meta or {}).get(META_PRICE) is not None
@@ -80,7 +92,7 @@ async def test_sample_over_stdio_is_paid_through_its_page(
 
             result = await client.call_tool(tool, args)
             assert not result.is_error, text_of(result)
-            assert expected in text_of(result)
+            assert expected in shown_result(result)
             again = await client.call_tool(tool, args)
             assert again.is_error  # one payment, one run
 

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..gate import Payments
+    from ..payments import Payments
     from .samples import load_sample
 
     server = load_sample(args.server).build(Payments.from_env())
@@ -103,7 +103,7 @@ def _run_on_devnet(args: argparse.Namespace) -> int:
 
     from ..devnet import Devnet
     from ..errors import ConfigurationError
-    from ..gate import Payments
+    from ..payments import Payments
     from .samples import load_sample
 
     if args.transport == "stdio":
@@ -238,7 +238,7 @@ def _human(info: dict[str, Any]) -> str:
 def run_page(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..gate import Payments
+    from ..payments import Payments
     from ..serving import page_app
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s: %(message)s")

@@ -25,8 +25,9 @@ gets exactly the usual listing and challenge.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from mcp.server.apps import APP_MIME_TYPE, client_supports_apps
@@ -34,12 +35,10 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.resources import TextResource
 from pydantic import BaseModel
 
-from ..challenge import META_HOSTED_URL, META_REQUEST_ID, REQUEST_ID_ARGUMENT
+from ..challenge import META_HOSTED_URL, META_REQUEST_ID, REQUEST_ID_ARGUMENT, Offer
+from ..ledger.base import Ledger
 from ..money import format_usd
 from .render import asset_text
-
-if TYPE_CHECKING:
-    from ..gate import Payments
 
 logger = logging.getLogger("x402_mcp.page")
 
@@ -60,11 +59,29 @@ def card_csp(public_url: str) -> dict[str, list[str]]:
     return {"connectDomains": [f"{parts.scheme}://{parts.netloc}"], "resourceDomains": []}
 
 
-class PaymentCard:
-    """Adds the card to a server that `payments` is attached to: its resource and its middleware."""
+class CardHost(Protocol):
+    """What the card needs of the gate (`Gate` is one); a protocol, so this page-layer module
+    never imports the gate above it."""
 
-    def __init__(self, payments: Payments) -> None:
+    @property
+    def offer(self) -> Offer: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def link(self) -> Any: ...
+
+
+class PaymentCard:
+    """Adds the card to a server that `payments` is attached to: its resource and its middleware.
+
+    `paid_tool(name)` says whether tool `name` is paid (the door knows its framework's registry).
+    """
+
+    def __init__(self, payments: CardHost, paid_tool: Callable[[str], object | None]) -> None:
         self.payments = payments
+        self.paid_tool = paid_tool
 
     def install(self, server: Any) -> None:
         server.add_resource(
@@ -85,7 +102,7 @@ class PaymentCard:
         if ctx.method == "tools/list" and isinstance(result, dict):
             apps = client_supports_apps(ctx)
             for tool in result.get("tools", []):
-                if self.payments.paid_tool(tool.get("name", "")) is not None:
+                if self.paid_tool(tool.get("name", "")) is not None:
                     meta = tool.get("_meta") or {}
                     tool["_meta"] = {**meta, "ui": {**(meta.get("ui") or {}), "resourceUri": CARD_URI}}
                     if apps:

@@ -1,9 +1,11 @@
-"""`Payments`: the MCP extension that gates paid tools.
+"""`Gate`: the framework-neutral gate in front of paid tools.
 
-It intercepts `tools/call`. A call to a tool marked `@paid` runs only when it
-carries a payment that settles (`_meta["x402/payment"]`) or redeems a request
-that is already paid (by id, or because it comes from the caller the request
-was issued to). Otherwise it answers with a `requirePayment` challenge.
+A framework door (`x402_mcp.frameworks`) reads each `tools/call` of a `@paid`
+tool into a neutral `ToolCall` and hands it to `Gate.handle`. The call runs only
+when it carries a payment that settles (`_meta["x402/payment"]`) or redeems a
+request that is already paid (by id, or because it comes from the caller the
+request was issued to). Otherwise the answer is a `requirePayment` challenge.
+Nothing here knows which MCP framework serves the call.
 """
 
 from __future__ import annotations
@@ -13,18 +15,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import anyio
 from eth_utils.address import is_address, to_checksum_address
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import Extension
-from mcp.types import CallToolRequestParams, CallToolResult
+from mcp.types import CallToolResult
 from pydantic import ValidationError
 
-from . import _sdk
-from .callers import caller_of
-from .challenge import (
+from ..challenge import (
     META_PAYMENT,
     META_REQUEST_ID,
     REQUEST_ID_ARGUMENT,
@@ -32,16 +30,15 @@ from .challenge import (
     challenge_result,
     describe_paid_tool,
     failure_result,
-    fit_output_schema,
     payment_required,
     refusal_result,
     requirements_for,
 )
-from .collect import Collector
-from .collect import Refused as _Refused
-from .collect import underpaid as _underpaid
-from .config import default_ledger_url, network_known_to, settings_from_env
-from .errors import (
+from ..collect import Collector
+from ..collect import Refused as _Refused
+from ..collect import underpaid as _underpaid
+from ..config import default_ledger_url, network_known_to, settings_from_env
+from ..errors import (
     ConfigurationError,
     InvalidPrice,
     LedgerError,
@@ -52,25 +49,26 @@ from .errors import (
     TooManyOpenRequests,
     UnknownPaymentRequest,
 )
-from .ids import new_request_id
-from .inbound import argument_problems, explicit_request_id, named_request_id, payment_from
-from .ledger import open_ledger
-from .ledger.base import Ledger, PaymentRequest
-from .lifecycle import Event, State
-from .matching import match_payment
-from .money import format_usd
-from .networks import Asset, Network, resolve_network
-from .page.card import PaymentCard
-from .pricing import PaidTool, SettleOrder, paid_spec
-from .reconcile import Reconciler
-from .redemption import Redemption
-from .serving import DEFAULT_PAGE_PORT, PageLink
-from .settlement.base import Settlement
-from .settlement.facilitator import default_settlement
-from .solana import Solana
-from .sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
-from .text import shown
-from .wire import PaymentPayloadV1, PaymentRequirements, ReceivedPayment, parse_payment_payload
+from ..ids import new_request_id
+from ..inbound import argument_problems, explicit_request_id, named_request_id, payment_from
+from ..ledger import open_ledger
+from ..ledger.base import Ledger, PaymentRequest
+from ..lifecycle import Event, State
+from ..links import DEFAULT_PAGE_PORT
+from ..matching import match_payment
+from ..money import format_usd
+from ..networks import Asset, Network, resolve_network
+from ..pricing import PaidTool, SettleOrder
+from ..reconcile import Reconciler
+from ..redemption import Redemption
+from ..serving import PageLink
+from ..settlement.base import Settlement
+from ..settlement.facilitator import default_settlement
+from ..solana import Solana
+from ..sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
+from ..text import shown
+from ..wire import PaymentPayloadV1, PaymentRequirements, ReceivedPayment, parse_payment_payload
+from .call import ToolCall
 
 logger = logging.getLogger("x402_mcp")
 
@@ -103,8 +101,11 @@ REFUSAL_TEXT_LIMIT = 400
 """Characters of a refusal's reason echoed to the caller and kept in the audit line."""
 
 
-class Payments(Extension):
-    """Charge for `@paid` tools; pass it as `MCPServer(..., extensions=[payments])`.
+class Gate:
+    """Charge for `@paid` tools: settle, redeem, challenge or refuse each call (one place).
+
+    Framework-neutral: a door (`x402_mcp.frameworks`) turns a framework's
+    `tools/call` into a `ToolCall` and writes the `CallToolResult` back.
 
     Args:
         pay_to: the address that receives the payments.
@@ -142,8 +143,6 @@ class Payments(Extension):
         ConfigurationError: for an invalid payee, an unknown network, a network
             without a known USDC and no `asset`, or no settlement backend.
     """
-
-    identifier = "dev.x402-mcp/payments"
 
     def __init__(
         self,
@@ -229,7 +228,7 @@ class Payments(Extension):
         self.link = PageLink(self, page_port)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Payments:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Configure from `X402_*` environment variables (what the sample servers use).
 
         The variables are listed in `x402_mcp.config.settings_from_env` and in README:
@@ -244,27 +243,6 @@ class Payments(Extension):
         payments.demo_chain = demo_chain
         return payments
 
-    # -- wiring into the MCP server ---------------------------------------------------------
-
-    def tools(self) -> tuple[()]:
-        # Called by MCPServer while it applies extensions: our one chance to meet it.
-        server = _sdk.server_applying_extensions()
-        if server is not None:
-            self.attach(server)
-        return ()
-
-    def attach(self, server: Any) -> None:
-        """Bind to `server` (done automatically by `MCPServer(extensions=[...])`)."""
-        if self.server is server:
-            return
-        self.server = server
-        server.middleware.append(self._advertise_prices)
-        server.middleware.append(self._fit_output_schemas)
-        self.link.install(server)
-        # MCP Apps payment card (x402_mcp/page/card.py): its ui:// resource, `_meta.ui` on paid
-        # tools, and the challenge as an Apps host shows it. Inner to the two above.
-        PaymentCard(self).install(server)
-
     def settings(self) -> dict[str, Any]:
         return {"network": self.network.caip2, "asset": self.asset.address, "payTo": self.pay_to}
 
@@ -273,15 +251,6 @@ class Payments(Extension):
         public_url = self.public_url or self.link.url or DEFAULT_PUBLIC_URL
         others = tuple((option.network.caip2, option.mint, option.pay_to) for option in self.also_accept)
         return Offer(self.network, self.asset, self.pay_to, public_url, others)
-
-    def paid_tool(self, name: str) -> PaidTool | None:
-        """The `@paid` marker of tool `name` on the attached server, if any."""
-        if self.server is None:
-            raise ConfigurationError(
-                "Payments is not attached to a server; pass it as MCPServer(..., extensions=[payments])"
-            )
-        fn = _sdk.tool_function(self.server, name)
-        return None if fn is None else paid_spec(fn)
 
     async def open(self) -> None:
         """Open the ledger and reconcile it (done on first use; call it to fail fast at start-up)."""
@@ -306,49 +275,23 @@ class Payments(Extension):
             except (LedgerError, SettlementError):
                 logger.exception("ledger upkeep (reconciliation, sweep) failed; it will be retried")
 
-    async def _advertise_prices(
-        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
-    ) -> HandlerResult:
-        result = await call_next(ctx)
-        if ctx.method == "tools/list" and isinstance(result, dict):
-            for tool in result.get("tools", []):
-                spec = self.paid_tool(tool.get("name", ""))
-                if spec is None:
-                    continue
-                try:
-                    describe_paid_tool(tool, spec, self.offer)
-                except InvalidPrice:
-                    # Listed without its price: a call of it answers why it cannot be priced.
-                    logger.exception("could not advertise the price of paid tool %r", tool.get("name"))
-        return result
-
-    async def _fit_output_schemas(
-        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
-    ) -> HandlerResult:
-        """Every error of a paid tool that declares an `outputSchema` (challenge, refusal,
-        withheld output) leaves out `structuredContent`, which strict clients would
-        validate against that schema and reject (see `fit_output_schema`)."""
-        result = await call_next(ctx)
-        name = (ctx.params or {}).get("name") if ctx.method == "tools/call" else None
-        if not isinstance(name, str) or self.paid_tool(name) is None:
-            return result
-        if _sdk.tool_output_schema(self.server, name) is None:
-            return result
-        return fit_output_schema(result)
+    def advertise(self, tool: dict[str, Any], spec: PaidTool) -> None:
+        """Write the price and the x402 offer into one listed tool (its `tools/list` entry)."""
+        try:
+            describe_paid_tool(tool, spec, self.offer)
+        except InvalidPrice:
+            # Listed without its price: a call of it answers why it cannot be priced.
+            logger.exception("could not advertise the price of paid tool %r", tool.get("name"))
 
     # -- the gate -----------------------------------------------------------------------------
 
-    async def intercept_tool_call(
-        self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext
-    ) -> HandlerResult:
-        spec = self.paid_tool(params.name)
-        if spec is None:
-            return await call_next(ctx)
-        call = _Call(params.name, spec, caller_of(ctx), ctx, call_next)
-        arguments = params.arguments if params.arguments is not None else {}
+    async def handle(self, tool_call: ToolCall) -> CallToolResult:
+        """Answer one call of a paid tool: run it paid for, or say what it costs and why not."""
+        call = _Call(tool_call)
+        arguments = tool_call.arguments
         # Ours, not the tool's: its function never sees it (it is not in its signature).
         id_argument = arguments.pop(REQUEST_ID_ARGUMENT, None)
-        meta: Mapping[str, Any] = params.meta or {}
+        meta = tool_call.meta
         price = self._price(call, arguments)
         if isinstance(price, CallToolResult):
             return price
@@ -372,9 +315,9 @@ class Payments(Extension):
                 # A paid request that does not cover this (dearer) call leaves it to be quoted.
                 if found is not None and found.price >= price:
                     return await self._run_paid(call, price, found)
-            await self._link_page(ctx)
+            await self._link_page(tool_call.http_request)
             request = await self._issue(call, price)
-            await self._offer_link(ctx, request)
+            await self._offer_link(tool_call, request)
             return await self._challenge(request)
         except TooManyOpenRequests as capped:
             logger.info("refused to quote %r: %s", call.tool, capped)
@@ -400,7 +343,7 @@ class Payments(Extension):
         is the operator's bug, logged with its cause.
         """
         try:
-            validated = _sdk.validated_tool_arguments(self.server, call.tool, arguments)
+            validated = call.source.validate(arguments)
         except ValidationError as invalid:
             logger.info("refused to price %r: its arguments do not fit its input schema", call.tool)
             return failure_result(
@@ -421,32 +364,28 @@ class Payments(Extension):
                 "was charged. The server's operator can find the cause in its log."
             )
 
-    async def _link_page(self, ctx: ServerRequestContext[Any, Any]) -> None:
+    async def _link_page(self, http_request: Any) -> None:
         try:
-            await self.link.ensure(ctx.request)
+            await self.link.ensure(http_request)
         except (OSError, TimeoutError):
             # The challenge still works without a page (agents pay in _meta); say why in the log.
             logger.exception("could not start the payment page; links point to %s", self.offer.public_url)
 
-    async def _offer_link(self, ctx: ServerRequestContext[Any, Any], request: PaymentRequest) -> None:
-        """Offer the hosted URL by URL-mode elicitation where the client supports it.
+    async def _offer_link(self, call: ToolCall, request: PaymentRequest) -> None:
+        """Offer the hosted URL by URL-mode elicitation where the door and the client support it.
 
         Progressive enhancement only: the tool error that follows stays the baseline,
         and arrives after at most `ELICITATION_WAIT_SECONDS` however late the client answers.
         """
-        capabilities = ctx.session.client_capabilities
-        elicitation = capabilities.elicitation if capabilities is not None else None
-        # Server-to-client requests exist up to 2025-11-25 (handshake-era sessions).
-        if elicitation is None or elicitation.url is None or ctx.protocol_version > "2025-11-25":
+        if call.offer_link is None:
             return
         price = format_usd(request.price, self.asset.decimals)
         with anyio.move_on_after(ELICITATION_WAIT_SECONDS):
             try:
-                await ctx.session.elicit_url(
+                await call.offer_link(
                     f"Pay {price} for {request.description or request.tool}",
                     self.offer.hosted_url(request.id),
-                    elicitation_id=request.id,
-                    related_request_id=ctx.request_id,
+                    request.id,
                 )
             except Exception:  # any failure of the optional offer leaves the baseline intact
                 logger.info("the client did not take the payment link by elicitation", exc_info=True)
@@ -601,7 +540,7 @@ class Payments(Extension):
             raise
         if not isinstance(result, CallToolResult) or result.is_error:
             await self._transition(request, Event.SETTLEMENT_FAILED)
-            return result  # type: ignore[no-any-return]
+            return result
         try:
             paid = await self.collector.settle(request, payload, requirements)
         except _Refused as refused:
@@ -669,32 +608,24 @@ class Payments(Extension):
         return await self.redemption.run(request, lambda: self._invoke(call))
 
     @staticmethod
-    async def _invoke(call: _Call) -> Any:
+    async def _invoke(call: _Call) -> CallToolResult:
         call.ran = True
-        return await call.call_next(call.ctx)
+        return await call.source.run()
 
     async def _transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
         return await self.collector.transition(request, event, **changes)
 
 
 class _Call:
-    """One intercepted `tools/call` of a paid tool."""
+    """The gate's working state for one `ToolCall` of a paid tool."""
 
-    __slots__ = ("call_next", "caller", "ctx", "ran", "request_id", "spec", "tool")
+    __slots__ = ("caller", "ran", "request_id", "source", "spec", "tool")
 
-    def __init__(
-        self,
-        tool: str,
-        spec: PaidTool,
-        caller: str | None,
-        ctx: ServerRequestContext[Any, Any],
-        call_next: CallNext,
-    ) -> None:
-        self.tool = tool
-        self.spec = spec
-        self.caller = caller
-        self.ctx = ctx
-        self.call_next = call_next
+    def __init__(self, source: ToolCall) -> None:
+        self.source = source
+        self.tool = source.tool
+        self.spec = source.spec
+        self.caller = source.caller
         self.request_id: str | None = None
         self.ran = False
         """Whether the tool body was started: a crash after that must not say it did not run."""

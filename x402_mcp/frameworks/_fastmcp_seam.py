@@ -1,0 +1,88 @@
+"""The one place x402-mcp leans on FastMCP details beyond its documented hooks.
+
+FastMCP validates a tool's arguments only while it runs the tool (a pydantic
+`TypeAdapter` over the function), but the gate must price a call, with the
+arguments the function will receive, before anything runs. Those arguments are
+read here from the function's own signature, without the parameters FastMCP
+injects (`Context`, dependencies). The gate also sits in `FastMCP.middleware`,
+the list FastMCP runs first to last, and the page's lifespan is entered with
+the low-level server's (FastMCP's own lifespan is reference-counted and may be
+left by another task than the one that entered it, which a task group cannot be).
+`tests/frameworks/test_fastmcp_seam.py` fails loudly when a FastMCP release changes any of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import pydantic
+from fastmcp import FastMCP
+from fastmcp.server.dependencies import without_injected_parameters
+from fastmcp.server.middleware import Middleware
+from fastmcp.server.middleware.caching import ResponseCachingMiddleware
+from fastmcp.tools.base import Tool
+from mcp.server import Server
+
+
+def tool_function(tool: Tool) -> Callable[..., Any] | None:
+    """The Python function behind a FastMCP tool (None for tools that have none)."""
+    fn = getattr(tool, "fn", None)
+    return fn if callable(fn) else None
+
+
+def validated_tool_arguments(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
+    """`arguments` of a call as the tool's function receives them, checked against its
+    signature the way FastMCP checks them (unknown arguments refused, defaults filled).
+
+    Raises:
+        pydantic.ValidationError: the arguments do not fit the function's parameters.
+        LookupError: the tool has no Python function.
+    """
+    fn = tool_function(tool)
+    if fn is None:
+        raise LookupError(f"tool {tool.name!r} has no Python function")
+    model = _argument_model(fn)
+    validated = model.model_validate(arguments)
+    # One level deep, as the function receives them: a model argument stays a model.
+    return {name: getattr(validated, name) for name in model.model_fields}
+
+
+@functools.cache
+def _argument_model(fn: Callable[..., Any]) -> type[pydantic.BaseModel]:
+    fields: dict[str, Any] = {}
+    # Annotations written as strings (`from __future__ import annotations`) resolved, as FastMCP does.
+    hints = typing.get_type_hints(fn, include_extras=True)
+    for name, parameter in inspect.signature(without_injected_parameters(fn)).parameters.items():
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        annotation = hints.get(name, Any)
+        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+        fields[name] = (annotation, default)
+    model: type[pydantic.BaseModel] = pydantic.create_model(
+        f"{getattr(fn, '__name__', 'tool')}_arguments",
+        __config__=pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+        **fields,
+    )
+    return model
+
+
+def middleware_chain(server: FastMCP[Any]) -> list[Middleware]:
+    """The server's middleware, outermost first (the list FastMCP itself runs)."""
+    return server.middleware
+
+
+def caches_responses(middleware: Middleware) -> bool:
+    """Whether `middleware` answers calls from a cache (keyed without `_meta`, so without the payment)."""
+    return isinstance(middleware, ResponseCachingMiddleware)
+
+
+def lowlevel_server(server: FastMCP[Any]) -> Server[Any]:
+    """The MCP SDK low-level `Server` a FastMCP server runs on (stdio, HTTP and in memory)."""
+    lowlevel = server._mcp_server
+    if not isinstance(lowlevel, Server):
+        raise TypeError(f"FastMCP's _mcp_server is a {type(lowlevel).__name__}, not an MCP SDK Server")
+    return lowlevel

@@ -1,0 +1,59 @@
+"""Link bases: where payment links may point, decided by configuration and the local socket.
+
+Sans-IO and framework-free, so configuration, the page server and the gate can
+all read it without importing one another.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+from .text import shown
+
+DEFAULT_PAGE_PORT = 8402
+LOOPBACK = "127.0.0.1"
+
+
+def public_base(url: str, what: str = "public_url") -> str:
+    """`url` checked as the base of payment links: `http(s)://host[:port][/path]`, no trailing `/`.
+
+    Raises:
+        ConfigurationError: naming `what` and what is wrong with it.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigurationError(f"{what}={shown(url)!r} is not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"{what}={shown(url)!r} must start with https:// (or http://) and name a host"
+        )
+    if parts.username is not None or parts.query or parts.fragment:
+        raise ConfigurationError(f"{what}={shown(url)!r} must not carry a user, a query or a fragment")
+    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+
+def own_base(scope: Mapping[str, Any]) -> str | None:
+    """`scheme://host:port` of the local socket a request arrived on, or None when unknown.
+
+    The ASGI `server` entry is the connection's own address (concrete even when
+    bound to 0.0.0.0), which no header can change; `Host` is never read.
+    """
+    server = scope.get("server")
+    if not isinstance(server, (tuple, list)) or len(server) != 2:
+        return None
+    host, port = server
+    if not isinstance(host, str) or not isinstance(port, int):
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    scheme = "https" if scope.get("scheme") == "https" else "http"
+    shown_host = f"[{address.compressed}]" if address.version == 6 else address.compressed
+    return f"{scheme}://{shown_host}:{port}"
