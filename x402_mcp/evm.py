@@ -149,15 +149,19 @@ def sign_authorization(
     valid_before: int | None = None,
     value: int | None = None,
     nonce: str | None = None,
+    payer: str | None = None,
 ) -> ExactPayload:
     """Sign an exact-EVM payment for `requirements`, the way x402 clients do.
 
-    The window defaults to `[now - 600, now + maxTimeoutSeconds]`. The keyword
-    overrides exist so tests can build deliberately wrong payments.
+    The window defaults to `[now - 600, now + maxTimeoutSeconds]`. `payer` (by
+    default the account itself) is the authorization's `from`: a smart wallet
+    whose owner `account` is signs with its owner's key over the same EIP-712
+    message, and the wallet vouches for that signature through EIP-1271. The
+    other keyword overrides exist so tests can build deliberately wrong payments.
     """
     now = int(time.time()) if now is None else now
     authorization = ExactAuthorization(
-        from_=account.address,
+        from_=account.address if payer is None else payer,
         to=requirements.pay_to,
         value=str(parse_uint(requirements.amount, "the amount") if value is None else value),
         valid_after=str(now - 600 if valid_after is None else valid_after),
