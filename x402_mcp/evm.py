@@ -140,6 +140,32 @@ def new_nonce() -> str:
     return "0x" + os.urandom(32).hex()
 
 
+def new_authorization(
+    payer: str,
+    requirements: PaymentRequirements,
+    *,
+    now: int | None = None,
+    valid_after: int | None = None,
+    valid_before: int | None = None,
+    value: int | None = None,
+    nonce: str | None = None,
+) -> ExactAuthorization:
+    """An unsigned authorization from `payer` for `requirements`, as x402 clients fill it.
+
+    The window defaults to `[now - 600, now + maxTimeoutSeconds]`. The keyword
+    overrides exist so tests can build deliberately wrong payments.
+    """
+    now = int(time.time()) if now is None else now
+    return ExactAuthorization(
+        from_=payer,
+        to=requirements.pay_to,
+        value=str(parse_uint(requirements.amount, "the amount") if value is None else value),
+        valid_after=str(now - 600 if valid_after is None else valid_after),
+        valid_before=str(now + requirements.max_timeout_seconds if valid_before is None else valid_before),
+        nonce=nonce or new_nonce(),
+    )
+
+
 def sign_authorization(
     account: LocalAccount,
     requirements: PaymentRequirements,
@@ -151,22 +177,21 @@ def sign_authorization(
     nonce: str | None = None,
     payer: str | None = None,
 ) -> ExactPayload:
-    """Sign an exact-EVM payment for `requirements`, the way x402 clients do.
+    """Sign an exact-EVM payment for `requirements` with `account`'s key, the way x402 clients do.
 
-    The window defaults to `[now - 600, now + maxTimeoutSeconds]`. `payer` (by
-    default the account itself) is the authorization's `from`: a smart wallet
-    whose owner `account` is signs with its owner's key over the same EIP-712
-    message, and the wallet vouches for that signature through EIP-1271. The
-    other keyword overrides exist so tests can build deliberately wrong payments.
+    `payer` (by default the account itself) is the authorization's `from`: a smart
+    wallet whose owner `account` is signs with its owner's key over the same
+    EIP-712 message, and the wallet vouches for that signature through EIP-1271.
+    The other keywords are `new_authorization`'s.
     """
-    now = int(time.time()) if now is None else now
-    authorization = ExactAuthorization(
-        from_=account.address if payer is None else payer,
-        to=requirements.pay_to,
-        value=str(parse_uint(requirements.amount, "the amount") if value is None else value),
-        valid_after=str(now - 600 if valid_after is None else valid_after),
-        valid_before=str(now + requirements.max_timeout_seconds if valid_before is None else valid_before),
-        nonce=nonce or new_nonce(),
+    authorization = new_authorization(
+        account.address if payer is None else payer,
+        requirements,
+        now=now,
+        valid_after=valid_after,
+        valid_before=valid_before,
+        value=value,
+        nonce=nonce,
     )
     signed = account.sign_message(
         encode_typed_data(full_message=requirement_typed_data(authorization, requirements))

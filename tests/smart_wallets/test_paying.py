@@ -7,73 +7,26 @@ payer's nonce, and every refusal leaves the request payable.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from mcp import Client
-from mcp.server import MCPServer
 from mcp.types import CallToolResult, TextContent
 
-from x402_mcp import Payments, paid
 from x402_mcp.challenge import META_PAYMENT
-from x402_mcp.devchain import DevChain
 from x402_mcp.evm import sign_authorization
-from x402_mcp.ledger.base import Ledger
-from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.lifecycle import State
 from x402_mcp.payer import read_challenge
-from x402_mcp.settlement.local import LocalSettlement
 from x402_mcp.wire import PaymentPayload, PaymentRequired
 
+from .conftest import Shop
 from .wallets import Behaviour, counterfactual_wallet, deploy_factory, deploy_wallet, has_code, wallet_payment
 
 pytestmark = pytest.mark.anyio
 
 PRICE = 50_000
-
-
-@dataclass
-class Shop:
-    chain: DevChain
-    server: MCPServer
-    ledger: Ledger
-    payee: str
-    factory: str
-    runs: list[str]
-
-
-@pytest.fixture
-def shop(devchain: DevChain, tmp_path: Path) -> Shop:
-    payee = Account.create().address
-    factory = deploy_factory(devchain)
-    gas = Account.create()
-    devchain.fund_eth(gas.address, 10**18)
-    settlement = LocalSettlement(
-        devchain.w3, gas, devchain.network_info, time.time, lock=devchain.lock, erc6492_factories=[factory]
-    )
-    ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
-    payments = Payments(
-        pay_to=payee,
-        network=devchain.network,
-        settlement=settlement,
-        ledger=ledger,
-        public_url="http://pay.test",
-    )
-    server = MCPServer("shop", extensions=[payments])
-    runs: list[str] = []
-
-    @server.tool()
-    @paid(price="0.05", description="one answer")
-    async def answer(question: str) -> str:
-        runs.append(question)
-        return f"answer to {question}"
-
-    return Shop(devchain, server, ledger, payee, factory, runs)
 
 
 @pytest.fixture
