@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -166,16 +166,22 @@ def new_authorization(
     )
 
 
+class AuthorizationOverrides(TypedDict, total=False):
+    """`new_authorization`'s optional fields, for deliberately wrong payments in tests."""
+
+    now: int | None
+    valid_after: int | None
+    valid_before: int | None
+    value: int | None
+    nonce: str | None
+
+
 def sign_authorization(
     account: LocalAccount,
     requirements: PaymentRequirements,
     *,
-    now: int | None = None,
-    valid_after: int | None = None,
-    valid_before: int | None = None,
-    value: int | None = None,
-    nonce: str | None = None,
     payer: str | None = None,
+    **overrides: Unpack[AuthorizationOverrides],
 ) -> ExactPayload:
     """Sign an exact-EVM payment for `requirements` with `account`'s key, the way x402 clients do.
 
@@ -184,15 +190,7 @@ def sign_authorization(
     EIP-712 message, and the wallet vouches for that signature through EIP-1271.
     The other keywords are `new_authorization`'s.
     """
-    authorization = new_authorization(
-        account.address if payer is None else payer,
-        requirements,
-        now=now,
-        valid_after=valid_after,
-        valid_before=valid_before,
-        value=value,
-        nonce=nonce,
-    )
+    authorization = new_authorization(account.address if payer is None else payer, requirements, **overrides)
     signed = account.sign_message(
         encode_typed_data(full_message=requirement_typed_data(authorization, requirements))
     )
