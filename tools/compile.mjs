@@ -24,6 +24,7 @@ const BUILDS = [
   { source: join(root, "x402_mcp", "contracts", "USDC.sol"), contracts: ["USDC"] },
   { source: join(root, "x402_mcp", "contracts", "Erc6492Simulation.sol"), contracts: ["Erc6492Simulation"] },
   { source: join(root, "tests", "contracts", "OwnedWallet.sol"), contracts: ["OwnedWallet", "OwnedWalletFactory"] },
+  { source: join(root, "tests", "contracts", "TryAggregate.sol"), contracts: ["TryAggregate"] },
 ];
 
 function compile({ source: sourcePath, contracts }) {

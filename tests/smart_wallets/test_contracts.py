@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("Erc6492Simulation", ROOT / "x402_mcp" / "contracts" / "Erc6492Simulation.sol"),
         ("OwnedWallet", CONTRACTS / "OwnedWallet.sol"),
         ("OwnedWalletFactory", CONTRACTS / "OwnedWallet.sol"),
+        ("TryAggregate", CONTRACTS / "TryAggregate.sol"),
     ],
 )
 def test_each_artifact_was_compiled_from_its_current_source(name: str, source: Path) -> None:
