@@ -25,6 +25,10 @@ const BUILDS = [
   { source: join(root, "x402_mcp", "contracts", "Erc6492Simulation.sol"), contracts: ["Erc6492Simulation"] },
   { source: join(root, "tests", "contracts", "OwnedWallet.sol"), contracts: ["OwnedWallet", "OwnedWalletFactory"] },
   { source: join(root, "tests", "contracts", "TryAggregate.sol"), contracts: ["TryAggregate"] },
+  {
+    source: join(root, "tests", "contracts", "Delegate7702.sol"),
+    contracts: ["SelfSigned7702Delegate", "Strict7702Delegate"],
+  },
 ];
 
 function compile({ source: sourcePath, contracts }) {

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
         ("OwnedWallet", CONTRACTS / "OwnedWallet.sol"),
         ("OwnedWalletFactory", CONTRACTS / "OwnedWallet.sol"),
         ("TryAggregate", CONTRACTS / "TryAggregate.sol"),
+        ("SelfSigned7702Delegate", CONTRACTS / "Delegate7702.sol"),
+        ("Strict7702Delegate", CONTRACTS / "Delegate7702.sol"),
     ],
 )
 def test_each_artifact_was_compiled_from_its_current_source(name: str, source: Path) -> None:

@@ -470,6 +470,10 @@ class LocalSettlement:
             return Refusal(NONCE_ALREADY_USED, _NONCE_USED.format(nonce=auth.nonce))
         if refusal.reason == INVALID_SIGNATURE and not checked.signer_verified:
             return Refusal(INVALID_SIGNATURE, _WALLET_REFUSED.format(payer=checked.payer, gas=gas))
+        if refusal.reason == INVALID_SIGNATURE and relayer.has_code(checked.payer):
+            # The key signed, but the account has code (an EIP-7702 delegation): the token asks
+            # that code through EIP-1271, and it did not vouch for the account's own key.
+            return Refusal(INVALID_SIGNATURE, _DELEGATE_REFUSED.format(payer=checked.payer))
         if refusal.reason == INVALID_SIGNATURE:
             return Refusal(INVALID_SIGNATURE, _BAD_SIGNATURE.format(payer=checked.payer))
         if refusal.reason == INSUFFICIENT_BALANCE:
@@ -505,6 +509,11 @@ _WALLET_REFUSED = (
     "The contract wallet {payer} did not accept the signature for this authorization: its EIP-1271 "
     "isValidSignature answered something other than the magic value, reverted, or ran out of the "
     "{gas} gas allowed. Check the wallet's owner and the token's EIP-712 domain."
+)
+_DELEGATE_REFUSED = (
+    "The signature is {payer}'s own, but {payer} has code (an EIP-7702 delegation), so the token asks "
+    "that code through EIP-1271, and it did not accept the signature; delegate to code that implements "
+    "isValidSignature for the account's key, or pay from another account."
 )
 _NONCE_USED = "This authorization (nonce {nonce}) was already used or canceled; sign a new one."
 
