@@ -102,8 +102,7 @@ async def test_a_smart_wallet_signing_with_the_wrong_key_is_told_why_on_the_page
         _, url = link_of(await client.call_tool("answer", {"question": "smart?"}))
         await page.goto(url)
         await page.click("#pay")
-        await page.wait_for_function(
-            "document.body.innerText.includes('did not accept the signature')", timeout=15_000
-        )
+        # A locator, not wait_for_function: the page's CSP forbids evaluating strings.
+        await page.get_by_text("did not accept the signature", exact=False).wait_for(timeout=15_000)
         assert await page.locator("main").get_attribute("data-state") != "paid"
     assert store.payee_balance() == 0
