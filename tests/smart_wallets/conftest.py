@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from mcp import Client
 from mcp.server import MCPServer
 
 from x402_mcp import Payments, paid
@@ -22,6 +24,8 @@ from ..settlement.conftest import PRICE, payee, requirements
 from .wallets import deploy_factory
 
 __all__ = ["PRICE", "payee", "requirements"]
+
+SHOP_PRICE = 50_000  # the shop's `answer`, $0.05
 
 
 @pytest.fixture
@@ -51,6 +55,7 @@ class Shop:
 
     chain: DevChain
     server: MCPServer
+    payments: Payments
     ledger: Ledger
     payee: str
     factory: str
@@ -83,4 +88,10 @@ def shop(devchain: DevChain, tmp_path: Path) -> Shop:
         runs.append(question)
         return f"answer to {question}"
 
-    return Shop(devchain, server, ledger, payee, factory, runs)
+    return Shop(devchain, server, payments, ledger, payee, factory, runs)
+
+
+@pytest.fixture
+async def client(shop: Shop) -> AsyncIterator[Client]:
+    async with Client(shop.server) as connected:
+        yield connected

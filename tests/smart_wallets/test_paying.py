@@ -7,8 +7,6 @@ payer's nonce, and every refusal leaves the request payable.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -21,18 +19,11 @@ from x402_mcp.lifecycle import State
 from x402_mcp.payer import read_challenge
 from x402_mcp.wire import PaymentPayload, PaymentRequired
 
+from .conftest import SHOP_PRICE as PRICE
 from .conftest import Shop
 from .wallets import Behaviour, counterfactual_wallet, deploy_factory, deploy_wallet, has_code, wallet_payment
 
 pytestmark = pytest.mark.anyio
-
-PRICE = 50_000
-
-
-@pytest.fixture
-async def client(shop: Shop) -> AsyncIterator[Client]:
-    async with Client(shop.server) as connected:
-        yield connected
 
 
 def _text(result: CallToolResult) -> str:
