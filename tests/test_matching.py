@@ -5,6 +5,7 @@ import time
 import pytest
 from eth_account import Account
 
+from x402_mcp.erc6492 import wrap_erc6492
 from x402_mcp.errors import (
     InvalidSignature,
     MalformedPayment,
@@ -14,7 +15,7 @@ from x402_mcp.errors import (
     PaymentNotYetValid,
 )
 from x402_mcp.evm import sign_authorization
-from x402_mcp.matching import match_payment, referenced_request_id
+from x402_mcp.matching import Match, match_payment, referenced_request_id
 from x402_mcp.networks import BASE_SEPOLIA
 from x402_mcp.wire import PaymentPayload, PaymentPayloadV1, PaymentRequirements
 
@@ -34,7 +35,7 @@ OURS = PaymentRequirements(
 
 def test_a_good_payment_matches_and_names_its_payer() -> None:
     payload = PaymentPayload(accepted=OURS, payload=sign_authorization(PAYER, OURS, now=NOW))
-    assert match_payment(payload, OURS, BASE_SEPOLIA, now=NOW) == PAYER.address
+    assert match_payment(payload, OURS, BASE_SEPOLIA, now=NOW) == Match(PAYER.address, signature_checked=True)
     assert referenced_request_id(payload) == "pr_x"
 
 
@@ -42,7 +43,7 @@ def test_v1_payloads_match_by_network_name() -> None:
     payload = PaymentPayloadV1(
         scheme="exact", network="base-sepolia", payload=sign_authorization(PAYER, OURS, now=NOW)
     )
-    assert match_payment(payload, OURS, BASE_SEPOLIA, now=NOW) == PAYER.address
+    assert match_payment(payload, OURS, BASE_SEPOLIA, now=NOW).payer == PAYER.address
     assert referenced_request_id(payload) is None
 
 
@@ -68,21 +69,43 @@ def test_mismatches_are_named(
         match_payment(payload, OURS, BASE_SEPOLIA, now=NOW)
 
 
-def test_wrong_recipient_and_forged_signature() -> None:
+def test_a_wrong_recipient_is_named() -> None:
     elsewhere = OURS.model_copy(update={"pay_to": PAYER.address})
     payload = PaymentPayload(accepted=OURS, payload=sign_authorization(PAYER, elsewhere, now=NOW))
     with pytest.raises(PaymentMismatch, match="payee is"):
         match_payment(payload, OURS, BASE_SEPOLIA, now=NOW)
 
+
+def test_a_signature_that_does_not_recover_to_the_payer_is_left_to_the_chain() -> None:
+    # `from` may be a contract wallet vouching for its owner's key (EIP-1271): pure code
+    # cannot tell that from a forgery, so it says the signature is unchecked.
     forged = sign_authorization(Account.create(), OURS, now=NOW)
     forged.authorization.from_ = PAYER.address
-    with pytest.raises(InvalidSignature, match="EIP-712 domain"):
-        match_payment(PaymentPayload(accepted=OURS, payload=forged), OURS, BASE_SEPOLIA, now=NOW)
+    matched = match_payment(PaymentPayload(accepted=OURS, payload=forged), OURS, BASE_SEPOLIA, now=NOW)
+    assert matched == Match(PAYER.address, signature_checked=False)
 
     other_domain = OURS.model_copy(update={"extra": {"name": "USD Coin", "version": "2"}})
     signed_elsewhere = sign_authorization(PAYER, other_domain, now=NOW)
-    with pytest.raises(InvalidSignature):
-        match_payment(PaymentPayload(accepted=OURS, payload=signed_elsewhere), OURS, BASE_SEPOLIA, now=NOW)
+    payload = PaymentPayload(accepted=OURS, payload=signed_elsewhere)
+    assert not match_payment(payload, OURS, BASE_SEPOLIA, now=NOW).signature_checked
+
+
+@pytest.mark.parametrize("shape", ["long (EIP-1271)", "ERC-6492 wrapped"])
+def test_smart_wallet_signatures_are_left_to_the_chain(shape: str) -> None:
+    exact = sign_authorization(PAYER, OURS, now=NOW)
+    inner = bytes.fromhex(exact.signature[2:]) + b"\x00" * 31
+    raw = inner if shape.startswith("long") else wrap_erc6492(PAYEE, b"\x01\x02", inner)
+    payload = PaymentPayload(accepted=OURS, payload=exact.model_copy(update={"signature": "0x" + raw.hex()}))
+    assert match_payment(payload, OURS, BASE_SEPOLIA, now=NOW) == Match(
+        PAYER.address, signature_checked=False
+    )
+
+
+def test_every_other_field_is_still_checked_for_an_unchecked_signature() -> None:
+    exact = sign_authorization(PAYER, OURS, now=NOW, value=49_999)
+    long = exact.model_copy(update={"signature": "0x" + "ab" * 100})
+    with pytest.raises(PaymentMismatch, match="price"):
+        match_payment(PaymentPayload(accepted=OURS, payload=long), OURS, BASE_SEPOLIA, now=NOW)
 
 
 def _signed(**authorization_changes: object) -> PaymentPayload:

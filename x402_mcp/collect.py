@@ -139,9 +139,11 @@ class Collector:
         """Check the payment against the request, claim the payment for it, and claim the
         request for settling.
 
-        The payment is claimed after the pure checks (by then its signature has
-        been recovered to its payer, so nobody can take someone else's nonce with a
-        forged one) and before anything settles or runs, in either settlement order.
+        The payment is claimed after its signature is known to be its payer's, so
+        nobody can take someone else's nonce with a forged one: an EOA's signature
+        is recovered by the pure checks; a smart wallet's (EIP-1271 / ERC-6492) is
+        verified by the backend first, before the claim. Either way the claim comes
+        before anything settles or runs, in either settlement order.
 
         Raises:
             Refused: the payment does not fit, or was already presented for another
@@ -154,9 +156,14 @@ class Collector:
             if isinstance(payload, SvmPaymentPayload):
                 match_solana_payment(payload, requirements)
             else:
-                match_payment(payload, requirements, self.network, now=now)
+                matched = match_payment(payload, requirements, self.network, now=now)
         except PaymentError as error:
             raise Refused(error, request) from None
+        if not isinstance(payload, SvmPaymentPayload) and not matched.signature_checked:
+            # Only the chain can check this signature; a refusal here leaves the request untouched.
+            verdict = await self.settlement.verify(payload, requirements)
+            if not verdict.is_valid:
+                raise Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), request)
         owner = await self.ledger.claim_payment(payment_key(payload, requirements), request.id, now=now)
         if owner != request.id:
             raise Refused(

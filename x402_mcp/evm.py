@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -140,8 +140,8 @@ def new_nonce() -> str:
     return "0x" + os.urandom(32).hex()
 
 
-def sign_authorization(
-    account: LocalAccount,
+def new_authorization(
+    payer: str,
     requirements: PaymentRequirements,
     *,
     now: int | None = None,
@@ -149,21 +149,48 @@ def sign_authorization(
     valid_before: int | None = None,
     value: int | None = None,
     nonce: str | None = None,
-) -> ExactPayload:
-    """Sign an exact-EVM payment for `requirements`, the way x402 clients do.
+) -> ExactAuthorization:
+    """An unsigned authorization from `payer` for `requirements`, as x402 clients fill it.
 
     The window defaults to `[now - 600, now + maxTimeoutSeconds]`. The keyword
     overrides exist so tests can build deliberately wrong payments.
     """
     now = int(time.time()) if now is None else now
-    authorization = ExactAuthorization(
-        from_=account.address,
+    return ExactAuthorization(
+        from_=payer,
         to=requirements.pay_to,
         value=str(parse_uint(requirements.amount, "the amount") if value is None else value),
         valid_after=str(now - 600 if valid_after is None else valid_after),
         valid_before=str(now + requirements.max_timeout_seconds if valid_before is None else valid_before),
         nonce=nonce or new_nonce(),
     )
+
+
+class AuthorizationOverrides(TypedDict, total=False):
+    """`new_authorization`'s optional fields, for deliberately wrong payments in tests."""
+
+    now: int | None
+    valid_after: int | None
+    valid_before: int | None
+    value: int | None
+    nonce: str | None
+
+
+def sign_authorization(
+    account: LocalAccount,
+    requirements: PaymentRequirements,
+    *,
+    payer: str | None = None,
+    **overrides: Unpack[AuthorizationOverrides],
+) -> ExactPayload:
+    """Sign an exact-EVM payment for `requirements` with `account`'s key, the way x402 clients do.
+
+    `payer` (by default the account itself) is the authorization's `from`: a smart
+    wallet whose owner `account` is signs with its owner's key over the same
+    EIP-712 message, and the wallet vouches for that signature through EIP-1271.
+    The other keywords are `new_authorization`'s.
+    """
+    authorization = new_authorization(account.address if payer is None else payer, requirements, **overrides)
     signed = account.sign_message(
         encode_typed_data(full_message=requirement_typed_data(authorization, requirements))
     )

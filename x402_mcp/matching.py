@@ -3,9 +3,16 @@
 These checks run before any backend is called, so that a wrong payee, asset,
 network or amount is refused with a precise message and without a round trip.
 The backend then checks what needs the chain: signature, nonce, balance.
+
+An EOA's signature is recovered here. A smart wallet's (EIP-1271, or ERC-6492
+for one not deployed yet) can only be judged by the chain, so it is left to the
+backend: `Match.signature_checked` says which happened, and a caller that claims
+the payment's nonce must verify an unchecked signature first (see `Collector.begin`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .errors import (
     InvalidSignature,
@@ -62,10 +69,24 @@ def _wire_uint(value: object, what: str) -> int:
         raise MalformedPayment(f"{exc} (got {shown(repr(value))})") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A payment that fits our requirements.
+
+    `signature_checked` is True when the signature recovered to `payer` by ECDSA.
+    When False, only the chain can tell whether `payer` (a contract wallet, or an
+    account that does not exist yet) accepts it: until the backend has verified it,
+    nothing may be recorded in the payer's name.
+    """
+
+    payer: str
+    signature_checked: bool
+
+
 def match_payment(
     payload: AnyPaymentPayload, requirements: PaymentRequirements, network: Network, *, now: float
-) -> str:
-    """Check a payment against our requirements; return the payer's address.
+) -> Match:
+    """Check a payment against our requirements; return its payer and whether its signature was checked.
 
     Every field is read again with the wire grammar, so a payload built in code
     (or copied without validation) is held to the same rules as one parsed from JSON.
@@ -75,7 +96,8 @@ def match_payment(
             a canonical uint256, a bytes32 nonce, hex signature bytes).
         PaymentMismatch: wrong scheme, network, asset, payee or amount.
         PaymentExpired / PaymentNotYetValid: outside its validity window.
-        InvalidSignature: the signature is malformed or does not recover to `authorization.from`.
+        InvalidSignature: the signature is not hex, or is a 65-byte ECDSA signature in a
+            form USDC refuses (bad recovery byte, high s).
     """
     scheme = payload_scheme(payload)
     if scheme != "exact":
@@ -127,15 +149,13 @@ def match_payment(
     problem = signature_problem(payload.payload.signature)
     if problem is not None:
         raise InvalidSignature(problem)
+    # A signature that does not recover to `from` may still be good: a contract wallet
+    # answers for itself through EIP-1271, whatever the signature's length.
     payer = recover_payer(payload.payload, requirements)
-    if payer is None or not same_address(payer, authorization.from_):
-        raise InvalidSignature(
-            "the signature does not match the authorization (check the EIP-712 domain: "
-            f"name {shown(repr(requirements.extra.get('name')))}, "
-            f"version {shown(repr(requirements.extra.get('version')))}, "
-            f"chain {network.chain_id}, token {requirements.asset})"
-        )
-    return payer
+    return Match(
+        payer=authorization.from_,
+        signature_checked=payer is not None and same_address(payer, authorization.from_),
+    )
 
 
 def match_solana_payment(payload: SvmPaymentPayload, requirements: PaymentRequirements) -> None:

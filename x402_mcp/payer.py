@@ -1,16 +1,83 @@
-"""Signing a payment for a challenge, as an x402 client does (no chain access)."""
+"""Signing a payment for a challenge, as an x402 client does (no chain access).
+
+The payer is an eth-account `LocalAccount` (an EOA) or any `PaymentSigner`: a
+smart account whose SDK signs EIP-712 typed data for it, the way a smart wallet
+answers `eth_signTypedData_v4` (an EIP-1271 signature, or an ERC-6492-wrapped one
+while the wallet is not deployed). `OwnedSmartAccount` is such a signer for a
+wallet with one owner key.
+"""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, cast, runtime_checkable
 
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from mcp.types import CallToolResult, RequestParamsMeta, TextContent
 
 from .challenge import META_PAYMENT
+from .erc6492 import wrap_erc6492
 from .errors import MalformedPayment
-from .evm import sign_authorization
-from .wire import PaymentPayload, PaymentRequired, PaymentRequirements
+from .evm import new_authorization, requirement_typed_data, sign_authorization
+from .wire import ExactPayload, PaymentPayload, PaymentRequired, PaymentRequirements
+
+
+@runtime_checkable
+class PaymentSigner(Protocol):
+    """A payer that is not a plain key: it names its address and signs typed data for it."""
+
+    @property
+    def address(self) -> str:
+        """The paying account: the authorization's `from`."""
+        ...
+
+    def sign_typed_data(self, typed_data: dict[str, Any]) -> bytes:
+        """The signature a verifier checks for `address` over the EIP-712 `typed_data`
+        (the `eth_signTypedData_v4` message), in whatever shape the account needs."""
+        ...
+
+
+def _as_is(signature: bytes) -> bytes:
+    return signature
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedSmartAccount:
+    """A smart-contract wallet at `address` for which `owner`'s key signs (a `PaymentSigner`).
+
+    Args:
+        owner: the key the wallet accepts signatures from through EIP-1271.
+        address: the wallet (deployed, or the address its factory will deploy it at).
+        wrap: turns the owner's 65-byte signature into the form the wallet's
+            `isValidSignature` expects (as is, by default).
+        deployment: (factory, calldata) while the wallet is not deployed: the
+            signature is then wrapped for ERC-6492, and the server deploys the wallet
+            when it settles (only through a factory it allows).
+    """
+
+    owner: LocalAccount
+    address: str
+    wrap: Callable[[bytes], bytes] = _as_is
+    deployment: tuple[str, bytes] | None = None
+
+    def sign_typed_data(self, typed_data: dict[str, Any]) -> bytes:
+        signed = self.owner.sign_message(encode_typed_data(full_message=typed_data))
+        signature = self.wrap(bytes(signed.signature))
+        if self.deployment is not None:
+            factory, calldata = self.deployment
+            signature = wrap_erc6492(factory, calldata, signature)
+        return signature
+
+
+def sign_with(signer: LocalAccount | PaymentSigner, requirements: PaymentRequirements) -> ExactPayload:
+    """An exact-EVM payment for `requirements` from `signer`, a key or a smart account."""
+    if isinstance(signer, LocalAccount):
+        return sign_authorization(signer, requirements)
+    authorization = new_authorization(signer.address, requirements)
+    signature = signer.sign_typed_data(requirement_typed_data(authorization, requirements))
+    return ExactPayload(signature="0x" + signature.hex(), authorization=authorization)
 
 
 def read_challenge(data: Any) -> PaymentRequired:
@@ -31,9 +98,11 @@ def read_challenge(data: Any) -> PaymentRequired:
 
 
 def sign_payment(
-    account: LocalAccount, required: PaymentRequired, requirements: PaymentRequirements | None = None
+    account: LocalAccount | PaymentSigner,
+    required: PaymentRequired,
+    requirements: PaymentRequirements | None = None,
 ) -> PaymentPayload:
-    """Sign `requirements` (default: the first exact EVM entry of `required.accepts`)."""
+    """Sign `requirements` (default: the first exact EVM entry of `required.accepts`) as `account`."""
     chosen = requirements or next(
         (
             option
@@ -44,9 +113,7 @@ def sign_payment(
     )
     if chosen is None:
         raise MalformedPayment("the challenge offers no exact EVM payment option")
-    return PaymentPayload(
-        resource=required.resource, accepted=chosen, payload=sign_authorization(account, chosen)
-    )
+    return PaymentPayload(resource=required.resource, accepted=chosen, payload=sign_with(account, chosen))
 
 
 def payment_meta(payment: PaymentPayload) -> RequestParamsMeta:

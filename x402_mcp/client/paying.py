@@ -30,7 +30,7 @@ from ..challenge import META_PAYMENT_RESPONSE
 from ..errors import ConfigurationError, X402MCPError
 from ..money import from_atomic
 from ..networks import Asset
-from ..payer import payment_meta, sign_payment
+from ..payer import PaymentSigner, payment_meta, sign_payment
 from ..wire import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
 from .budget import Budget
 from .errors import NotConfirmed, PaymentFailed
@@ -80,7 +80,8 @@ class PayingClient:
     Args:
         target: whatever `mcp.Client` accepts: an in-process `MCPServer`, a
             streamable-HTTP URL, `StdioServerParameters`, a transport.
-        account: the wallet that signs (an eth-account `LocalAccount`).
+        account: the wallet that signs: an eth-account `LocalAccount`, or a smart
+            account (any `PaymentSigner`, such as `OwnedSmartAccount`).
         budget: the limits; spending is kept in `budget.file`.
         assets: the tokens that count as dollars (default: USDC on Base and
             Base Sepolia); a requirement in any other asset is not paid.
@@ -94,7 +95,7 @@ class PayingClient:
         self,
         target: Any,
         *,
-        account: LocalAccount,
+        account: LocalAccount | PaymentSigner,
         budget: Budget,
         assets: Iterable[Asset] | None = None,
         networks: Sequence[str] | None = None,

@@ -1,8 +1,9 @@
-"""Our EIP-3009 USDC contract: its Solidity source and the compiled artifact shipped with it.
+"""Our contracts: the EIP-3009 USDC and the ERC-6492 payment simulation, sources and artifacts.
 
-The artifact (`USDC.json`) is produced by `tools/compile.mjs` with a pinned solc;
-nothing compiles at run time or test time. `sourceSha256` in the artifact records
-which `USDC.sol` it was built from, so a stale artifact can be detected.
+The artifacts (`USDC.json`, `Erc6492Simulation.json`) are produced by
+`tools/compile.mjs` with a pinned solc; nothing compiles at run time or test time.
+`sourceSha256` in an artifact records which source it was built from, so a stale
+artifact can be detected.
 """
 
 from __future__ import annotations
@@ -12,9 +13,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
-__all__ = ["ContractArtifact", "usdc_artifact", "usdc_source", "usdc_source_sha256"]
+__all__ = [
+    "ContractArtifact",
+    "erc6492_simulation_artifact",
+    "load_artifact",
+    "usdc_artifact",
+    "usdc_source",
+    "usdc_source_sha256",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +48,9 @@ def usdc_source_sha256() -> str:
     return hashlib.sha256(usdc_source()).hexdigest()
 
 
-@functools.cache
-def usdc_artifact() -> ContractArtifact:
-    """The compiled USDC contract, read once from the package.
-
-    Raises:
-        FileNotFoundError: if the artifact was never generated (run `node tools/compile.mjs`).
-    """
-    data = json.loads(files(__package__).joinpath("USDC.json").read_text("utf-8"))
+def load_artifact(path: Traversable) -> ContractArtifact:
+    """A `tools/compile.mjs` artifact read from `path`."""
+    data = json.loads(path.read_text("utf-8"))
     return ContractArtifact(
         abi=data["abi"],
         bytecode=data["bytecode"],
@@ -55,3 +59,19 @@ def usdc_artifact() -> ContractArtifact:
         evm_version=data["evmVersion"],
         source_sha256=data["sourceSha256"],
     )
+
+
+@functools.cache
+def usdc_artifact() -> ContractArtifact:
+    """The compiled USDC contract, read once from the package.
+
+    Raises:
+        FileNotFoundError: if the artifact was never generated (run `node tools/compile.mjs`).
+    """
+    return load_artifact(files(__package__).joinpath("USDC.json"))
+
+
+@functools.cache
+def erc6492_simulation_artifact() -> ContractArtifact:
+    """The compiled `Erc6492Simulation` (sent as initcode in an `eth_call`, never deployed)."""
+    return load_artifact(files(__package__).joinpath("Erc6492Simulation.json"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..erc6492 import Erc6492Signature, unwrap_erc6492
 from ..errors import ConfigurationError
 from ..evm import chain_id_of, recover_payer, signature_problem
 from ..networks import resolve_network, same_address
@@ -26,6 +27,7 @@ from ..wire import (
 
 __all__ = [
     "ASSET_NOT_DEPLOYED",
+    "ERC6492_FACTORY_NOT_ALLOWED",
     "INSUFFICIENT_BALANCE",
     "INVALID_PAYLOAD",
     "INVALID_PAYMENT_REQUIREMENTS",
@@ -37,6 +39,7 @@ __all__ = [
     "SIMULATION_FAILED",
     "TRANSACTION_FAILED",
     "TRANSFER_EVENT_MISMATCH",
+    "UNDEPLOYED_SMART_WALLET",
     "UNSUPPORTED_NETWORK_CONFIG",
     "UNSUPPORTED_SCHEME",
     "VALID_AFTER",
@@ -67,6 +70,8 @@ ASSET_NOT_DEPLOYED = "asset_not_deployed_contract"
 SIMULATION_FAILED = "invalid_exact_evm_transaction_simulation_failed"
 TRANSACTION_FAILED = "transaction_failed"
 TRANSFER_EVENT_MISMATCH = "invalid_exact_evm_transfer_event_mismatch"
+ERC6492_FACTORY_NOT_ALLOWED = "eip6492_factory_not_allowed"
+UNDEPLOYED_SMART_WALLET = "invalid_exact_evm_payload_undeployed_smart_wallet"
 
 VALID_BEFORE_GRACE_SECONDS = 6
 """An authorization must stay valid this much longer, so it is still valid when its block is mined."""
@@ -87,12 +92,16 @@ class CheckedPayment:
     `signer_verified` is True when the signature recovers to `payer` by ECDSA. When it
     is False the payment can still be good, but only if `payer` is a contract wallet
     that accepts the signature through EIP-1271; the chain must decide.
+
+    For an ERC-6492 signature, `exact` carries the wallet's own (unwrapped) signature,
+    the one the token is given, and `deployment` says how to deploy the wallet.
     """
 
     exact: ExactPayload
     payer: str
     value: int
     signer_verified: bool
+    deployment: Erc6492Signature | None = None
 
 
 def reported_network(payload: AnyPaymentPayload, requirements: PaymentRequirements) -> str:
@@ -202,6 +211,17 @@ def check_exact_payment(
     problem = signature_problem(exact.signature)
     if problem is not None:
         return Refusal(INVALID_SIGNATURE, problem)
+    try:
+        deployment = unwrap_erc6492(bytes.fromhex(exact.signature[2:]))
+    except ValueError as exc:
+        return Refusal(INVALID_SIGNATURE, f"{str(exc).capitalize()}.")
+    if deployment is not None and not deployment.signature:
+        return Refusal(INVALID_SIGNATURE, "The ERC-6492 wrapper holds an empty signature.")
+    if deployment is not None:
+        inner = ExactPayload(signature="0x" + deployment.signature.hex(), authorization=auth)
+        return CheckedPayment(
+            exact=inner, payer=auth.from_, value=value, signer_verified=False, deployment=deployment
+        )
     signer = recover_payer(exact, requirements)
     verified = signer is not None and same_address(signer, auth.from_)
     return CheckedPayment(exact=exact, payer=auth.from_, value=value, signer_verified=verified)

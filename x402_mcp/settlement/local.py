@@ -17,15 +17,20 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar, TypeVarTuple, Unpack
 
 import anyio
 import anyio.to_thread
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
+from web3.types import TxReceipt
 
+from ..contracts import erc6492_simulation_artifact
 from ..contracts.eip3009 import (
     authorization_state_calldata,
     balance_of_calldata,
@@ -35,6 +40,7 @@ from ..contracts.eip3009 import (
     transfer_logged,
     transfer_with_authorization_calldata,
 )
+from ..erc6492 import Erc6492Signature, default_erc6492_factories
 from ..errors import ConfigurationError, SettlementError
 from ..networks import Network, resolve_network
 from ..text import shown
@@ -49,12 +55,14 @@ from ..wire import (
 from .base import OnChain
 from .checks import (
     ASSET_NOT_DEPLOYED,
+    ERC6492_FACTORY_NOT_ALLOWED,
     INSUFFICIENT_BALANCE,
     INVALID_SIGNATURE,
     NONCE_ALREADY_USED,
     SIMULATION_FAILED,
     TRANSACTION_FAILED,
     TRANSFER_EVENT_MISMATCH,
+    UNDEPLOYED_SMART_WALLET,
     VALID_AFTER,
     VALID_BEFORE,
     CheckedPayment,
@@ -78,6 +86,9 @@ Ts = TypeVarTuple("Ts")
 # The limit is only a cap: unused gas is not paid for.
 ECDSA_GAS_LIMIT = 150_000
 CONTRACT_WALLET_GAS_LIMIT = 500_000
+# Deploying a smart wallet through its factory (an ERC-1967 proxy and its initialisation
+# cost a few hundred thousand gas); the simulation of deployment plus transfer gets both caps.
+WALLET_DEPLOY_GAS_LIMIT = 1_000_000
 
 # The first receipt poll over JSON-RPC comes soon (a dev chain mines within milliseconds of
 # the send); later waits double up to `LONGEST_RECEIPT_POLL`, so a 2 s block (Base) costs
@@ -112,6 +123,11 @@ class LocalSettlement:
             up to 1 s or `poll_latency` if longer (see `receipt_poll_delays`).
         gas_limit: gas cap per transaction; by default 150k for ECDSA signatures
             and 500k for contract-wallet signatures.
+        erc6492_factories: factories this backend may call to deploy a payer's wallet
+            for an ERC-6492 signature, added to the default (the Coinbase Smart Wallet
+            factory on Base and Base Sepolia, none elsewhere). A signature naming any
+            other factory is refused: calling it would be a transaction of the payer's
+            choosing paid by our gas account.
     """
 
     def __init__(
@@ -125,6 +141,7 @@ class LocalSettlement:
         receipt_timeout: float = 60.0,
         poll_latency: float = 0.01,
         gas_limit: int | None = None,
+        erc6492_factories: Iterable[str] = (),
     ) -> None:
         if not (math.isfinite(poll_latency) and poll_latency > 0):
             raise ConfigurationError(
@@ -139,6 +156,8 @@ class LocalSettlement:
         self._receipt_timeout = receipt_timeout
         self._poll_latency = poll_latency
         self._gas_limit = gas_limit
+        #: Factories (lowercase) an ERC-6492 signature may name; see the class docstring.
+        self.erc6492_factories = default_erc6492_factories(network.chain_id, erc6492_factories)
         self._limiter = anyio.CapacityLimiter(1)
         # Tokens seen to have code (only touched in the worker); a token never loses its code.
         self._deployed_assets: set[str] = set()
@@ -160,6 +179,7 @@ class LocalSettlement:
         receipt_timeout: float = 60.0,
         poll_latency: float = RECEIPT_POLL_SECONDS,
         gas_limit: int | None = None,
+        erc6492_factories: Iterable[str] = (),
     ) -> LocalSettlement:
         """Settle over JSON-RPC at `rpc_url` with the gas key `private_key`.
 
@@ -182,6 +202,7 @@ class LocalSettlement:
             receipt_timeout=receipt_timeout,
             poll_latency=poll_latency,
             gas_limit=gas_limit,
+            erc6492_factories=erc6492_factories,
         )
 
     def __repr__(self) -> str:
@@ -270,6 +291,10 @@ class LocalSettlement:
     # ------------------------------------------------------------------ settle steps
 
     async def _settle_checked(self, checked: CheckedPayment, asset: str, network: str) -> SettleResponse:
+        if checked.deployment is not None:
+            refusal = await self._deploy_wallet(checked.payer, checked.deployment)
+            if refusal is not None:
+                return _failed(refusal, network, checked.payer)
         calldata = transfer_with_authorization_calldata(checked.exact)
         gas = self._gas_for(checked)
         sent = await self._call(functools.partial(self._relayer.send, asset, calldata, gas=gas))
@@ -277,21 +302,7 @@ class LocalSettlement:
             # Some nodes refuse a reverting transaction at send time instead of mining it.
             return _failed(_revert_refusal(sent.revert, settling=True), network, checked.payer)
         tx_hash = sent.tx_hash.to_0x_hex()
-        receipt = sent.receipt
-        deadline = anyio.current_time() + self._receipt_timeout
-        delays = receipt_poll_delays(self._poll_latency)
-        while receipt is None:
-            remaining = deadline - anyio.current_time()
-            if remaining <= 0:
-                # If the nonce was wrong the transaction waits forever: read it afresh next time.
-                self.resync()
-                raise SettlementError(
-                    f"transaction {tx_hash} was sent but not mined within {self._receipt_timeout:g} s; "
-                    "it may still be mined, so check the authorization's state before retrying"
-                )
-            await anyio.sleep(min(next(delays), remaining))
-            receipt = await self._call(self._relayer.receipt, sent.tx_hash)
-
+        receipt = await self._mined(sent.tx_hash, sent.receipt, "check the authorization's state")
         if receipt["status"] != 1:
             # Replaying on the state after the transaction's block reproduces its revert, including
             # one caused by an earlier transaction in the same block (a concurrent duplicate).
@@ -322,6 +333,63 @@ class LocalSettlement:
             success=True, transaction=tx_hash, network=network, payer=checked.payer, amount=str(checked.value)
         )
 
+    async def _deploy_wallet(self, payer: str, deployment: Erc6492Signature) -> Refusal | None:
+        """Deploy `payer` through its (allowlisted) factory unless it has code already.
+
+        A separate transaction before the transfer, because the token takes the
+        wallet's own signature and the wallet must exist to check it. A crash after
+        this step needs no undoing: the payer then has code, and a retry (or a
+        payment settled by anyone else) skips straight to the transfer.
+        """
+        if await self._call(self._relayer.has_code, payer):
+            return None  # deployed since the payer signed (by them or by an earlier attempt)
+        refusal = self._factory_refusal(deployment)
+        if refusal is not None:
+            return refusal
+        send = functools.partial(
+            self._relayer.send, deployment.factory, deployment.factory_calldata, gas=WALLET_DEPLOY_GAS_LIMIT
+        )
+        sent = await self._call(send)
+        if sent.tx_hash is None:
+            return Refusal(UNDEPLOYED_SMART_WALLET, _deploy_failed(deployment, sent.revert))
+        tx_hash = sent.tx_hash.to_0x_hex()
+        receipt = await self._mined(sent.tx_hash, sent.receipt, f"check whether {payer} has code")
+        if receipt["status"] != 1 or not await self._call(self._relayer.has_code, payer):
+            return Refusal(
+                UNDEPLOYED_SMART_WALLET, f"{_deploy_failed(deployment, None)} (transaction {tx_hash})"
+            )
+        logger.info("deployed the wallet %s through factory %s in %s", payer, deployment.factory, tx_hash)
+        return None
+
+    async def _mined(self, tx_hash: HexBytes, receipt: TxReceipt | None, before_retrying: str) -> TxReceipt:
+        """`receipt`, or the transaction's receipt once it is mined (polled until `receipt_timeout`)."""
+        deadline = anyio.current_time() + self._receipt_timeout
+        delays = receipt_poll_delays(self._poll_latency)
+        while receipt is None:
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                # If the nonce was wrong the transaction waits forever: read it afresh next time.
+                self.resync()
+                raise SettlementError(
+                    f"transaction {tx_hash.to_0x_hex()} was sent but not mined within "
+                    f"{self._receipt_timeout:g} s; it may still be mined, so {before_retrying} "
+                    "before retrying"
+                )
+            await anyio.sleep(min(next(delays), remaining))
+            receipt = await self._call(self._relayer.receipt, tx_hash)
+        return receipt
+
+    def _factory_refusal(self, deployment: Erc6492Signature) -> Refusal | None:
+        if deployment.factory.lower() in self.erc6492_factories:
+            return None
+        allowed = ", ".join(sorted(self.erc6492_factories)) or "none"
+        return Refusal(
+            ERC6492_FACTORY_NOT_ALLOWED,
+            f"The ERC-6492 signature deploys the payer's wallet through factory {deployment.factory}, "
+            f"which this server does not call (allowed on {self._network.label}: {allowed}); "
+            "deploy the wallet first, or pay from a wallet made by an allowed factory.",
+        )
+
     # ------------------------------------------------------------------ reconciliation
 
     async def lookup(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> OnChain:
@@ -341,7 +409,9 @@ class LocalSettlement:
     def _gas_for(self, checked: CheckedPayment) -> int:
         if self._gas_limit is not None:
             return self._gas_limit
-        return ECDSA_GAS_LIMIT if is_vrs_signature(checked.exact) else CONTRACT_WALLET_GAS_LIMIT
+        if checked.signer_verified and is_vrs_signature(checked.exact):
+            return ECDSA_GAS_LIMIT
+        return CONTRACT_WALLET_GAS_LIMIT
 
     # ------------------------------------------------------------------ worker-thread side
 
@@ -370,20 +440,40 @@ class LocalSettlement:
             if not relayer.has_code(asset):
                 return Refusal(ASSET_NOT_DEPLOYED, f"No token contract is deployed at {asset}.")
             self._deployed_assets.add(asset.lower())
-        if not checked.signer_verified and not relayer.has_code(checked.payer):
+        deployment = checked.deployment
+        has_code = checked.signer_verified or relayer.has_code(checked.payer)
+        if deployment is None and not has_code:
             # An account without code can only sign with ECDSA, and that did not recover to it.
             return Refusal(INVALID_SIGNATURE, _BAD_SIGNATURE.format(payer=checked.payer))
 
         calldata = transfer_with_authorization_calldata(checked.exact)
         # "pending": the state and clock the transaction would meet if sent now, not
         # those of the last block (an idle dev chain's last block can be minutes old).
-        message = relayer.simulate(asset, calldata, gas=self._gas_for(checked), block="pending")
+        if deployment is not None and not has_code:
+            refusal = self._factory_refusal(deployment)
+            if refusal is not None:
+                return refusal
+            # A counterfactual wallet: deploy it and transfer, together, in one deployless eth_call.
+            simulation = _erc6492_simulation(checked.payer, deployment, asset, calldata)
+            gas = WALLET_DEPLOY_GAS_LIMIT + self._gas_for(checked)
+            message = relayer.simulate(None, simulation, gas=gas, block="pending")
+            if message is not None and message.startswith("ERC6492:"):
+                return Refusal(UNDEPLOYED_SMART_WALLET, _deploy_failed(deployment, message))
+        else:
+            gas = self._gas_for(checked)
+            message = relayer.simulate(asset, calldata, gas=gas, block="pending")
         if message is None:
             return None
         refusal = _revert_refusal(message, settling=False)
         auth = checked.exact.authorization
         if refusal.reason == NONCE_ALREADY_USED:
             return Refusal(NONCE_ALREADY_USED, _NONCE_USED.format(nonce=auth.nonce))
+        if refusal.reason == INVALID_SIGNATURE and not checked.signer_verified:
+            return Refusal(INVALID_SIGNATURE, _WALLET_REFUSED.format(payer=checked.payer, gas=gas))
+        if refusal.reason == INVALID_SIGNATURE and relayer.has_code(checked.payer):
+            # The key signed, but the account has code (an EIP-7702 delegation): the token asks
+            # that code through EIP-1271, and it did not vouch for the account's own key.
+            return Refusal(INVALID_SIGNATURE, _DELEGATE_REFUSED.format(payer=checked.payer))
         if refusal.reason == INVALID_SIGNATURE:
             return Refusal(INVALID_SIGNATURE, _BAD_SIGNATURE.format(payer=checked.payer))
         if refusal.reason == INSUFFICIENT_BALANCE:
@@ -412,8 +502,18 @@ class LocalSettlement:
 
 
 _BAD_SIGNATURE = (
-    "The signature was not made by {payer} for this authorization; check the token's EIP-712 domain "
-    "(name, version, chain id and contract address)."
+    "The signature does not match the authorization: it was not made by {payer}; check the token's "
+    "EIP-712 domain (name, version, chain id and contract address)."
+)
+_WALLET_REFUSED = (
+    "The contract wallet {payer} did not accept the signature for this authorization: its EIP-1271 "
+    "isValidSignature answered something other than the magic value, reverted, or ran out of the "
+    "{gas} gas allowed. Check the wallet's owner and the token's EIP-712 domain."
+)
+_DELEGATE_REFUSED = (
+    "The signature is {payer}'s own, but {payer} has code (an EIP-7702 delegation), so the token asks "
+    "that code through EIP-1271, and it did not accept the signature; delegate to code that implements "
+    "isValidSignature for the account's key, or pay from another account."
 )
 _NONCE_USED = "This authorization (nonce {nonce}) was already used or canceled; sign a new one."
 
@@ -425,6 +525,29 @@ _REVERT_MESSAGES = {
     VALID_BEFORE: "The authorization has expired by the chain's clock.",
     VALID_AFTER: "The authorization is not yet valid by the chain's clock.",
 }
+
+
+def _deploy_failed(deployment: Erc6492Signature, message: str | None) -> str:
+    why = f": {shown(message, 200)}" if message else ""
+    return (
+        f"The payer's wallet could not be deployed through factory {deployment.factory} with the "
+        f"ERC-6492 signature's calldata{why}."
+    )
+
+
+def _erc6492_simulation(payer: str, deployment: Erc6492Signature, asset: str, calldata: bytes) -> bytes:
+    """Initcode of `Erc6492Simulation`: deploy `payer` via its factory, then call `asset` with `calldata`."""
+    arguments = abi_encode(
+        ["address", "bytes", "address", "address", "bytes"],
+        [
+            deployment.factory,
+            deployment.factory_calldata,
+            to_checksum_address(payer),
+            to_checksum_address(asset),
+            calldata,
+        ],
+    )
+    return bytes.fromhex(erc6492_simulation_artifact().bytecode[2:]) + bytes(arguments)
 
 
 def _revert_refusal(message: str | None, *, settling: bool) -> Refusal:

@@ -75,10 +75,16 @@ class ChainReader:
         return bool(self._w3.eth.get_code(Web3.to_checksum_address(address)))
 
     def call(
-        self, to: str, data: bytes, *, gas: int | None = None, block: BlockIdentifier = "latest"
+        self, to: str | None, data: bytes, *, gas: int | None = None, block: BlockIdentifier = "latest"
     ) -> bytes:
-        """`eth_call` (from the gas account, for a relayer); a revert raises whatever the node raises."""
-        params: TxParams = {"to": Web3.to_checksum_address(to), "data": data}
+        """`eth_call` (from the gas account, for a relayer); a revert raises whatever the node raises.
+
+        With `to=None`, `data` is initcode run as a contract creation that is never kept
+        (a "deployless" call): its constructor's return or revert data is the answer.
+        """
+        params: TxParams = {"data": data}
+        if to is not None:
+            params["to"] = Web3.to_checksum_address(to)
         if self._call_from is not None:
             params["from"] = self._call_from
         if gas is not None:
@@ -131,8 +137,10 @@ class Relayer(ChainReader):
         """
         self._stale = True
 
-    def simulate(self, to: str, data: bytes, *, gas: int, block: BlockIdentifier) -> str | None:
-        """None if the call would succeed, else its revert message ("" when it gave none)."""
+    def simulate(self, to: str | None, data: bytes, *, gas: int, block: BlockIdentifier) -> str | None:
+        """None if the call would succeed, else its revert message ("" when it gave none).
+
+        `to=None` simulates initcode (see `call`)."""
         try:
             self.call(to, data, gas=gas, block=block)
         except Exception as exc:
