@@ -53,6 +53,10 @@ def test_v1_payloads_match_by_network_name() -> None:
         ({"scheme": "upto"}, {}, PaymentMismatch, "scheme 'upto'"),
         ({"network": "eip155:8453"}, {}, PaymentMismatch, "network eip155:8453"),
         ({"asset": PAYEE}, {}, PaymentMismatch, "in asset"),
+        # The echoed terms must be ours even when the signed authorization is right.
+        ({"pay_to": "0x" + "12" * 20}, {}, PaymentMismatch, "accepted.payTo is 0x1212"),
+        ({"pay_to": "junk"}, {}, PaymentMismatch, "accepted.payTo is junk"),
+        ({"amount": "1"}, {}, PaymentMismatch, "accepted.amount is 1, but the price is 50000"),
         ({}, {"value": 49_999}, PaymentMismatch, r"the price is \$0\.05"),
         ({}, {"valid_before": NOW + 3}, PaymentExpired, "expired"),
         ({}, {"valid_after": NOW + 60}, PaymentNotYetValid, "not valid until"),

@@ -117,6 +117,8 @@ def match_payment(
             f"but this tool is paid in {requirements.asset}",
             reason="invalid_payment_requirements",
         )
+    if isinstance(payload, PaymentPayload):
+        _match_echoed_terms(payload.accepted, requirements)
     authorization = payload.payload.authorization
     for field, address in (("from", authorization.from_), ("to", authorization.to)):
         if not is_address(address):
@@ -156,6 +158,26 @@ def match_payment(
         payer=authorization.from_,
         signature_checked=payer is not None and same_address(payer, authorization.from_),
     )
+
+
+def _match_echoed_terms(accepted: PaymentRequirements, requirements: PaymentRequirements) -> None:
+    """A v2 payment echoes the requirement it signed for; its payee and amount must be ours.
+
+    The signed authorization is what moves money, but a payment whose echo names other
+    terms was built for another offer (or altered), so it is refused rather than read kindly.
+    """
+    if not same_address(accepted.pay_to, requirements.pay_to):
+        raise PaymentMismatch(
+            f"the payment's accepted.payTo is {shown(accepted.pay_to)}, but this tool's payee is "
+            f"{requirements.pay_to}",
+            reason="invalid_exact_evm_payload_recipient_mismatch",
+        )
+    if accepted.amount != requirements.amount:
+        raise PaymentMismatch(
+            f"the payment's accepted.amount is {shown(accepted.amount)}, but the price is "
+            f"{requirements.amount} atomic units",
+            reason="invalid_exact_evm_payload_authorization_value_mismatch",
+        )
 
 
 def match_solana_payment(payload: SvmPaymentPayload, requirements: PaymentRequirements) -> None:
