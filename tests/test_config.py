@@ -76,6 +76,7 @@ def test_a_known_network_keeps_its_usdc_without_x402_asset(tmp_path: Path) -> No
         ({"X402_SETTLEMENT_KEY": "0x1234"}, "X402_SETTLEMENT_KEY must be a private key"),
         ({"X402_SETTLEMENT_KEY": "0x" + "00" * 32}, "X402_SETTLEMENT_KEY is not a valid secp256k1"),
         ({"X402_PAGE_PORT": "８０"}, "X402_PAGE_PORT='８０' is not a port number"),
+        ({"X402_ERC6492_FACTORIES": f"{TOKEN},factory"}, "X402_ERC6492_FACTORIES holds 'factory'"),
     ],
 )  # fmt: skip
 def test_each_bad_setting_is_named(tmp_path: Path, changes: dict[str, str], message: str) -> None:
@@ -84,6 +85,12 @@ def test_each_bad_setting_is_named(tmp_path: Path, changes: dict[str, str], mess
     # Neither the gas key nor the RPC URL (which may carry an API key) is ever quoted.
     assert GAS_KEY not in str(raised.value) and "key123" not in str(raised.value)
     assert changes.get("X402_SETTLEMENT_KEY", GAS_KEY) not in str(raised.value)
+
+
+def test_extra_smart_wallet_factories_come_from_the_environment(tmp_path: Path) -> None:
+    factory = "0x" + "ab" * 20
+    settings, _ = settings_from_env(local_env(tmp_path, X402_ERC6492_FACTORIES=f" {factory} ,"))
+    assert factory in settings["settlement"].erc6492_factories
 
 
 def test_the_devchain_refuses_a_token_it_would_ignore() -> None:

@@ -38,6 +38,8 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
       (required on a chain without one, such as `x402-mcp devnet`), with its EIP-712
       domain `X402_ASSET_NAME` (required with it) and `X402_ASSET_VERSION` (default
       `2`), and `X402_ASSET_DECIMALS` (default 6).
+    - `X402_ERC6492_FACTORIES`: with `local`, smart-wallet factories (comma-separated
+      addresses) this server may call to deploy a payer's wallet, beside the defaults.
     - `X402_LEDGER_URL`, `X402_PUBLIC_URL`, `X402_PAGE_PORT`.
     - `X402_SOLANA_PAY_TO`: also accept USDC on Solana, paid to this wallet, on
       `X402_SOLANA_NETWORK` (default `solana-devnet`) through the facilitator at
@@ -179,12 +181,26 @@ def _local_settlement(env: Mapping[str, str], network: Network) -> Settlement:
     if _PRIVATE_KEY.fullmatch(key) is None:
         raise ConfigurationError("X402_SETTLEMENT_KEY must be a private key: 0x followed by 64 hex digits")
     try:
-        return LocalSettlement.from_rpc(rpc_url, key, network=network)
+        return LocalSettlement.from_rpc(
+            rpc_url, key, network=network, erc6492_factories=_factories_from_env(env)
+        )
     except ConfigurationError:
         raise
     except ValueError:
         # eth-account's message may quote the key: say only which setting is wrong.
         raise ConfigurationError("X402_SETTLEMENT_KEY is not a valid secp256k1 private key") from None
+
+
+def _factories_from_env(env: Mapping[str, str]) -> list[str]:
+    """`X402_ERC6492_FACTORIES`: smart-wallet factories allowed beside the defaults (comma-separated)."""
+    text = env.get("X402_ERC6492_FACTORIES", "").strip()
+    factories = [item.strip() for item in text.split(",") if item.strip()]
+    for factory in factories:
+        if not is_address(factory):
+            raise ConfigurationError(
+                f"X402_ERC6492_FACTORIES holds {shown(factory)!r}, which is not an EVM address"
+            )
+    return factories
 
 
 def _solana_from_env(env: Mapping[str, str]) -> list[Any]:
