@@ -103,6 +103,10 @@ async def test_a_smart_wallet_signing_with_the_wrong_key_is_told_why_on_the_page
         await page.goto(url)
         await page.click("#pay")
         # A locator, not wait_for_function: the page's CSP forbids evaluating strings.
-        await page.get_by_text("did not accept the signature", exact=False).wait_for(timeout=15_000)
-        assert await page.locator("main").get_attribute("data-state") != "paid"
+        # The payer reads a plain sentence; the server's own words sit under the details.
+        await page.get_by_text("The signature did not match your account", exact=False).wait_for(
+            timeout=15_000
+        )
+        assert await page.locator("main").get_attribute("data-state") == "refused"
+        assert "did not accept the signature" in (await page.locator("#error-detail").text_content() or "")
     assert store.payee_balance() == 0
