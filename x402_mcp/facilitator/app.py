@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..bodies import BadContentLength, BodyTooLarge, read_bounded
 from ..errors import ConfigurationError, MalformedPayment, SettlementError
 from ..networks import resolve_network
 from ..settlement.base import Settlement
@@ -230,24 +231,16 @@ def _backend_failed(endpoint: str, exc: SettlementError) -> JSONResponse:
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and _declared_length(declared) > limit:
-        raise _BadRequest(f"the body is {declared} bytes; at most {limit} are accepted", 413)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BadRequest(f"the body is larger than {limit} bytes", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _declared_length(declared: str) -> int:
     try:
-        return parse_uint(declared, "Content-Length")
-    except ValueError:
+        return await read_bounded(request, limit)
+    except BadContentLength:
         raise _BadRequest("the Content-Length header is not a number of bytes") from None
+    except BodyTooLarge as large:
+        if large.declared is not None:
+            raise _BadRequest(
+                f"the body is {large.declared} bytes; at most {limit} are accepted", 413
+            ) from None
+        raise _BadRequest(f"the body is larger than {limit} bytes", 413) from None
 
 
 async def _read(

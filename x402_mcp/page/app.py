@@ -47,6 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..bodies import BadContentLength, BodyTooLarge, read_bounded
 from ..challenge import Offer, payment_required, requirements_for, retry_sentence
 from ..collect import Collector, Refused
 from ..errors import LedgerError, MalformedPayment, SettlementError
@@ -65,7 +66,6 @@ from ..wire import (
     SettleResponse,
     encode_header,
     parse_payment_payload,
-    parse_uint,
 )
 from .demo import DemoWallet
 from .render import STATIC_FILES, asset_text, page_state, receipt_fields, render_not_found, render_page
@@ -529,19 +529,12 @@ def _json_value(value: Any) -> Any:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not _is_length(declared) or int(declared) > MAX_BODY_BYTES):
-        raise PageError(413, f"the request body is too large; at most {MAX_BODY_BYTES} bytes are accepted")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PageError(
-                413, f"the request body is too large; at most {MAX_BODY_BYTES} bytes are accepted"
-            )
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    try:
+        raw = await read_bounded(request, MAX_BODY_BYTES)
+    except (BadContentLength, BodyTooLarge):
+        raise PageError(
+            413, f"the request body is too large; at most {MAX_BODY_BYTES} bytes are accepted"
+        ) from None
     if not raw:
         return {}
     try:
@@ -551,14 +544,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PageError(400, "the request body must be a JSON object")
     return value
-
-
-def _is_length(declared: str) -> bool:
-    try:
-        parse_uint(declared, "Content-Length")
-    except ValueError:
-        return False
-    return True
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
