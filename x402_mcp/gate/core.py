@@ -34,7 +34,7 @@ from ..challenge import (
     refusal_result,
     requirements_for,
 )
-from ..collect import Collector
+from ..collect import Collector, check_payable
 from ..collect import Refused as _Refused
 from ..collect import underpaid as _underpaid
 from ..config import default_ledger_url, network_known_to, settings_from_env
@@ -450,14 +450,14 @@ class Gate:
             f"The payment was not accepted: {message}\n{GET_A_PRICE.format(tool=call.tool)}"
         )
 
-    @staticmethod
-    def _payable_by(call: _Call, price: int, request: PaymentRequest, now: float) -> bool:
-        return (
-            request.state is State.ISSUED
-            and not request.is_expired(now)
-            and request.tool == call.tool
-            and request.price >= price
-        )
+    def _payable_by(self, call: _Call, price: int, request: PaymentRequest, now: float) -> bool:
+        """Whether this call could still pay `request`: the same two checks a payment meets."""
+        try:
+            self._check_covers(call, price, request)
+            check_payable(request, price, now, self.asset.decimals)
+        except PaymentError:
+            return False
+        return True
 
     # -- paying with _meta["x402/payment"] ----------------------------------------------------
 
