@@ -21,7 +21,7 @@ from .errors import (
     PaymentMismatch,
     PaymentNotYetValid,
 )
-from .evm import recover_payer, signature_problem
+from .evm import signature_problem, signed_by_payer
 from .money import format_usd
 from .networks import Network, resolve_network, same_address
 from .text import shown
@@ -153,11 +153,7 @@ def match_payment(
         raise InvalidSignature(problem)
     # A signature that does not recover to `from` may still be good: a contract wallet
     # answers for itself through EIP-1271, whatever the signature's length.
-    payer = recover_payer(payload.payload, requirements)
-    return Match(
-        payer=authorization.from_,
-        signature_checked=payer is not None and same_address(payer, authorization.from_),
-    )
+    return Match(payer=authorization.from_, signature_checked=signed_by_payer(payload.payload, requirements))
 
 
 def _match_echoed_terms(accepted: PaymentRequirements, requirements: PaymentRequirements) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..erc6492 import Erc6492Signature, unwrap_erc6492
 from ..errors import ConfigurationError
-from ..evm import chain_id_of, recover_payer, signature_problem
+from ..evm import chain_id_of, signature_problem, signed_by_payer
 from ..networks import resolve_network, same_address
 from ..text import shown
 from ..wire import (
@@ -222,6 +222,5 @@ def check_exact_payment(
         return CheckedPayment(
             exact=inner, payer=auth.from_, value=value, signer_verified=False, deployment=deployment
         )
-    signer = recover_payer(exact, requirements)
-    verified = signer is not None and same_address(signer, auth.from_)
+    verified = signed_by_payer(exact, requirements)
     return CheckedPayment(exact=exact, payer=auth.from_, value=value, signer_verified=verified)
