@@ -1,5 +1,7 @@
 import base64
 import json
+import random
+import re
 
 import pytest
 from pydantic import ValidationError
@@ -17,6 +19,7 @@ from x402_mcp.wire import (
     VerifyResponse,
     decode_header,
     encode_header,
+    hex_bytes,
     parse_payment_payload,
     parse_uint,
 )
@@ -241,3 +244,51 @@ def test_a_payment_holding_a_lone_surrogate_is_refused_by_name(encoded: bool) ->
     raw: object = text if encoded else json.loads(text)
     with pytest.raises(MalformedPayment, match="lone surrogate"):
         parse_payment_payload(raw)
+
+
+# ------------------------------------------------- the regex-free readers keep the grammar
+
+_REFERENCE_UINT = re.compile(r"0|[1-9][0-9]*")
+_REFERENCE_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})+")
+_ALPHABET = "0123456789abcdefABCDEFxX \t\n\r\x0b\x0c_-+.²٣５\u00a0g"
+
+
+def _reference_parse_uint(value: object) -> int | None:
+    if not isinstance(value, str) or len(value) > 78 or _REFERENCE_UINT.fullmatch(value) is None:
+        return None
+    number = int(value)
+    return number if number < 2**256 else None
+
+
+def _reference_hex_bytes(value: object) -> bytes | None:
+    if not isinstance(value, str) or _REFERENCE_HEX.fullmatch(value) is None:
+        return None
+    return bytes.fromhex(value[2:])
+
+
+def _strings(rng: random.Random) -> list[object]:
+    values: list[object] = [None, 0, 1, b"0x00", "", "0", "00", "0x", "0x0", "0x00", "0X00", " 0x00", "0x00 "]
+    values += ["0x" + "ab" * n for n in range(4)] + ["0x" + "ab cd", "0xab\ncd", "0x ab", "0xabc d"]
+    values += [str(2**256 - 1), str(2**256), "1" * 78, "1" * 79, "0" * 78, "9" * 78]
+    for _ in range(5000):
+        length = rng.randrange(0, 12)
+        body = "".join(rng.choice(_ALPHABET) for _ in range(length))
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 80)))
+        pairs = rng.randbytes(rng.randrange(1, 40)).hex()
+        values += [body, "0x" + body, digits, "0x" + pairs, "0x" + pairs.upper(), "0x" + pairs[:-1]]
+    return values
+
+
+def test_parse_uint_reads_exactly_the_canonical_grammar() -> None:
+    for value in _strings(random.Random(256)):
+        expected = _reference_parse_uint(value)
+        if expected is None:
+            with pytest.raises(ValueError, match="the thing"):
+                parse_uint(value, "the thing")
+        else:
+            assert parse_uint(value) == expected, repr(value)
+
+
+def test_hex_bytes_reads_exactly_0x_and_pairs_of_hex_digits() -> None:
+    for value in _strings(random.Random(16)):
+        assert hex_bytes(value) == _reference_hex_bytes(value), repr(value)
