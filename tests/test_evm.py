@@ -479,3 +479,32 @@ def test_checksum_address_is_eip55() -> None:
         raw = rng.randbytes(20)
         assert checksum_address(raw) == to_checksum_address(raw)
     assert checksum_address(bytes(20)) == "0x" + "0" * 40
+
+
+@pytest.mark.parametrize(
+    ("authorization", "requirements"),
+    [
+        pytest.param(None, SPEC_REQUIREMENTS, id="no authorization"),
+        pytest.param(ExactAuthorization.model_construct(), SPEC_REQUIREMENTS, id="empty authorization"),
+        pytest.param(
+            SPEC_PAYLOAD.authorization, SPEC_REQUIREMENTS.model_copy(update={"extra": None}), id="no extra"
+        ),
+        pytest.param(
+            SPEC_PAYLOAD.authorization,
+            SPEC_REQUIREMENTS.model_copy(update={"network": None}),
+            id="no network",
+        ),
+        pytest.param(
+            SPEC_PAYLOAD.authorization, PaymentRequirements.model_construct(), id="empty requirements"
+        ),
+    ],
+)
+def test_recovery_never_raises_on_hand_built_models(
+    authorization: Any, requirements: PaymentRequirements
+) -> None:
+    payload = ExactPayload.model_construct(signature=SPEC_PAYLOAD.signature, authorization=authorization)
+    assert recover_payer(payload, requirements) is None
+    assert _reference_recover(payload, requirements) is None
+    assert signed_by_payer(payload, requirements) is False
+    with pytest.raises(ValueError, match="EIP-712"):
+        authorization_digest(authorization, requirements)
