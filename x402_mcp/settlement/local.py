@@ -353,12 +353,14 @@ class LocalSettlement:
                 return _failed(refusal, network, checked.payer)
         calldata = transfer_with_authorization_calldata(checked.exact)
         gas = self._gas_for(checked)
-        sent = await self._call(functools.partial(self._relayer.send, asset, calldata, gas=gas))
+        deadline = anyio.current_time() + self._receipt_timeout
+        send = functools.partial(self._relayer.send, asset, calldata, gas=gas, wait=self._receipt_timeout)
+        sent = await self._call(send)
         if sent.tx_hash is None:
             # Some nodes refuse a reverting transaction at send time instead of mining it.
             return _failed(_revert_refusal(sent.revert, settling=True), network, checked.payer)
         tx_hash = sent.tx_hash.to_0x_hex()
-        receipt = await self._mined(sent.tx_hash, sent.receipt, "check the authorization's state")
+        receipt = await self._mined(sent.tx_hash, sent.receipt, "check the authorization's state", deadline)
         if receipt["status"] != 1:
             # Replaying on the state after the transaction's block reproduces its revert, including
             # one caused by an earlier transaction in the same block (a concurrent duplicate).
@@ -402,14 +404,19 @@ class LocalSettlement:
         refusal = self._factory_refusal(deployment)
         if refusal is not None:
             return refusal
+        deadline = anyio.current_time() + self._receipt_timeout
         send = functools.partial(
-            self._relayer.send, deployment.factory, deployment.factory_calldata, gas=WALLET_DEPLOY_GAS_LIMIT
+            self._relayer.send,
+            deployment.factory,
+            deployment.factory_calldata,
+            gas=WALLET_DEPLOY_GAS_LIMIT,
+            wait=self._receipt_timeout,
         )
         sent = await self._call(send)
         if sent.tx_hash is None:
             return Refusal(UNDEPLOYED_SMART_WALLET, _deploy_failed(deployment, sent.revert))
         tx_hash = sent.tx_hash.to_0x_hex()
-        receipt = await self._mined(sent.tx_hash, sent.receipt, f"check whether {payer} has code")
+        receipt = await self._mined(sent.tx_hash, sent.receipt, f"check whether {payer} has code", deadline)
         if receipt["status"] != 1 or not await self._call(self._relayer.has_code, payer):
             return Refusal(
                 UNDEPLOYED_SMART_WALLET, f"{_deploy_failed(deployment, None)} (transaction {tx_hash})"
@@ -417,9 +424,11 @@ class LocalSettlement:
         logger.info("deployed the wallet %s through factory %s in %s", payer, deployment.factory, tx_hash)
         return None
 
-    async def _mined(self, tx_hash: HexBytes, receipt: TxReceipt | None, before_retrying: str) -> TxReceipt:
-        """`receipt`, or the transaction's receipt once it is mined (polled until `receipt_timeout`)."""
-        deadline = anyio.current_time() + self._receipt_timeout
+    async def _mined(
+        self, tx_hash: HexBytes, receipt: TxReceipt | None, before_retrying: str, deadline: float
+    ) -> TxReceipt:
+        """`receipt`, or the transaction's receipt once it is mined (polled until `deadline`,
+        `receipt_timeout` after the send began)."""
         delays = receipt_poll_delays(self._poll_latency)
         while receipt is None:
             remaining = deadline - anyio.current_time()

@@ -176,14 +176,17 @@ class ChainReader:
         except TransactionNotFound:
             return None
 
-    def _request(self, method: str, params: list[Any], *, reverts: bool = False) -> Any:
+    def _request(
+        self, method: str, params: list[Any], *, reverts: bool = False, timeout: float | None = None
+    ) -> Any:
         """One JSON-RPC call straight to the provider; an error answer raises as web3 would.
 
         `reverts`: the method executes code (`eth_call`), so an error that says it
-        reverted is a `ContractLogicError` carrying the revert data.
+        reverted is a `ContractLogicError` carrying the revert data. `timeout`: the
+        longest wait for the answer, if shorter than the connection's (own HTTP only).
         """
         if self._http is not None:
-            response = self._http.request(method, params)
+            response = self._http.request(method, params, timeout=timeout)
         else:
             response = cast(dict[str, Any], self._w3.provider.make_request(RPCEndpoint(method), params))
         error = response.get("error")
@@ -243,8 +246,11 @@ class Relayer(ChainReader):
             return message
         return None
 
-    def send(self, to: str, data: bytes, *, gas: int) -> Sent:
+    def send(self, to: str, data: bytes, *, gas: int, wait: float | None = None) -> Sent:
         """Sign and broadcast a transaction; retried once after a stale nonce or fee.
+
+        `wait`: the longest time to wait for the receipt in the send's answer; past
+        it the transaction counts as sent, without a receipt yet.
 
         With our own HTTP connections (`concurrent`), sends may run in several threads
         at once: each takes the next nonce under a lock and broadcasts outside it, so
@@ -257,7 +263,7 @@ class Relayer(ChainReader):
         for attempt in (1, 2):
             signed = self._signed(to, data, gas)
             try:
-                receipt = self._broadcast(signed.raw_transaction, signed.hash)
+                receipt = self._broadcast(signed.raw_transaction, signed.hash, wait)
             except _Unconfirmed:
                 # The node holds the transaction under this nonce: the next one follows it.
                 return Sent(signed.hash, None, None)
@@ -310,7 +316,7 @@ class Relayer(ChainReader):
             transaction = self._transaction(to, data, gas, nonce)
         return self._account.sign_transaction(transaction)  # type: ignore[arg-type]
 
-    def _broadcast(self, raw: bytes, tx_hash: HexBytes) -> TxReceipt | None:
+    def _broadcast(self, raw: bytes, tx_hash: HexBytes, wait: float | None) -> TxReceipt | None:
         """Send `raw`; its receipt if the node gave it (or the transaction was mined at once).
 
         Raises:
@@ -320,7 +326,7 @@ class Relayer(ChainReader):
         raw_hex = "0x" + raw.hex()
         if self.send_sync is not False:
             try:
-                answer = self._request(SEND_SYNC, [raw_hex])
+                answer = self._request(SEND_SYNC, [raw_hex], timeout=wait)
             except Web3RPCError as exc:
                 error = exc.rpc_response.get("error") if exc.rpc_response else None
                 if not _method_missing(error):
@@ -418,10 +424,14 @@ class _HttpJsonRpc:
         headers = {**HTTPProvider.get_request_headers(), **dict(kwargs.get("headers") or {})}
         return cls(url, timeout=float(timeout), headers=headers)
 
-    def request(self, method: str, params: list[Any]) -> dict[str, Any]:
-        """The decoded JSON-RPC response; transport failures raise as requests' would."""
+    def request(self, method: str, params: list[Any], *, timeout: float | None = None) -> dict[str, Any]:
+        """The decoded JSON-RPC response; transport failures raise as requests' would.
+
+        `timeout`: seconds to wait for the answer, when less than the connections' own.
+        """
         body = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": next(self._ids)})
-        status, data = self._post(body.encode())
+        wait = self._timeout if timeout is None else min(timeout, self._timeout)
+        status, data = self._post(body.encode(), wait)
         if status >= 400 and not data.startswith(b"{"):
             raise HTTPError(f"{status} error from the JSON-RPC node")
         try:
@@ -432,14 +442,14 @@ class _HttpJsonRpc:
             raise HTTPError("the JSON-RPC node answered with something other than one JSON object")
         return answer
 
-    def _post(self, body: bytes) -> tuple[int, bytes]:
+    def _post(self, body: bytes, wait: float) -> tuple[int, bytes]:
         connection = self._take()
         reused = connection is not None
         if connection is None:
             connection = self._connect()
         try:
             try:
-                status, data, keep = self._exchange(connection, body)
+                status, data, keep = self._exchange(connection, body, wait)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 connection.close()
                 if not reused:
@@ -447,10 +457,10 @@ class _HttpJsonRpc:
                 # The node closed the kept-alive connection: once more on a new one. A
                 # repeated send is the same transaction (see `Relayer.send`).
                 connection = self._connect()
-                status, data, keep = self._exchange(connection, body)
+                status, data, keep = self._exchange(connection, body, wait)
         except TimeoutError as exc:
             connection.close()
-            raise ReadTimeout(f"the JSON-RPC node did not answer within {self._timeout:g} s") from exc
+            raise ReadTimeout(f"the JSON-RPC node did not answer within {wait:g} s") from exc
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
             raise RequestsConnectionError(
@@ -463,7 +473,11 @@ class _HttpJsonRpc:
             connection.close()
         return status, data
 
-    def _exchange(self, connection: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes, bool]:
+    def _exchange(
+        self, connection: http.client.HTTPConnection, body: bytes, wait: float
+    ) -> tuple[int, bytes, bool]:
+        if connection.sock is not None:
+            connection.sock.settimeout(wait)
         connection.request("POST", self._path, body, self._headers)
         response = connection.getresponse()
         data = response.read()
