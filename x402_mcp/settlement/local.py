@@ -115,8 +115,7 @@ _CONCURRENT_WORKERS = 32
 
 @dataclass(frozen=True, slots=True)
 class _Verified:
-    payload: AnyPaymentPayload
-    requirements: PaymentRequirements
+    checked_what: str
     now: int
     checked: CheckedPayment
 
@@ -326,20 +325,14 @@ class LocalSettlement:
         now = int(self._clock())
         authorization = payload.payload.authorization
         key = (authorization.from_.lower(), authorization.nonce.lower())
+        # What was checked, as text: a caller changing its objects afterwards changes this too.
+        checked_what = payload.model_dump_json() + requirements.model_dump_json()
         kept = self._verified.pop(key, None)
-        if (
-            kept is not None
-            and kept.now == now
-            and kept.payload == payload
-            and kept.requirements == requirements
-        ):
+        if kept is not None and kept.now == now and kept.checked_what == checked_what:
             return kept.checked
         checked = check_exact_payment(payload, requirements, now=now)
         if keep and isinstance(checked, CheckedPayment):
-            # Copies: a caller changing its objects afterwards must not change what was checked.
-            self._verified[key] = _Verified(
-                payload.model_copy(deep=True), requirements.model_copy(deep=True), now, checked
-            )
+            self._verified[key] = _Verified(checked_what, now, checked)
             while len(self._verified) > _VERIFIED_KEPT:
                 del self._verified[next(iter(self._verified))]
         return checked
