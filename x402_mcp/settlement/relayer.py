@@ -73,6 +73,9 @@ _FEE_ERRORS = ("fee cap", "base fee", "underpriced", "max fee per gas")
 _METHOD_NOT_FOUND = -32601
 # How nodes word "no such method" when they do not use the standard code.
 _MISSING_METHOD_WORDS = ("not found", "does not exist", "not supported", "unsupported", "not available")
+_RETRIED_READS = frozenset({"eth_call", "eth_getTransactionReceipt"})
+_READ_RETRIES = 4
+_READ_BACKOFF_SECONDS = 0.125
 # EIP-7966's code for "accepted, but not mined within the timeout".
 _SYNC_TIMEOUT_CODE = 4
 
@@ -240,7 +243,7 @@ class ChainReader:
         longest wait for the answer, if shorter than the connection's (own HTTP only).
         """
         if self._http is not None:
-            response = self._http.request(method, params, timeout=timeout)
+            response = self._with_retries(method, params, timeout)
         else:
             response = cast(dict[str, Any], self._w3.provider.make_request(RPCEndpoint(method), params))
         error = response.get("error")
@@ -255,6 +258,20 @@ class ChainReader:
                     data=data if isinstance(data, str) else None,
                 )
         raise Web3RPCError(str(error), rpc_response=cast(Any, response))
+
+    def _with_retries(self, method: str, params: list[Any], timeout: float | None) -> dict[str, Any]:
+        # As web3's provider does by default for reads: a node restarting, or a connection
+        # refused for a moment, is not yet a failed settlement. Sends are not repeated here.
+        http = self._http
+        assert http is not None
+        for attempt in itertools.count():
+            try:
+                return http.request(method, params, timeout=timeout)
+            except RequestsConnectionError:
+                if method not in _RETRIED_READS or attempt >= _READ_RETRIES:
+                    raise
+                time.sleep(_READ_BACKOFF_SECONDS * 2**attempt)
+        raise AssertionError("unreachable")
 
 
 class Relayer(ChainReader):
