@@ -5,9 +5,16 @@ This is what a facilitator does, done in-process: the server signs and sends
 key holding a little ETH, but no third party.
 
 Every web3 call blocks, so each one (through the `Relayer`) runs in a worker
-thread behind a one-token `CapacityLimiter`. That keeps the event loop free and
-also serialises the gas account's nonce: transactions are signed and sent one
-at a time, while their receipts are awaited concurrently.
+thread. Over a JSON-RPC URL (`from_rpc`, or any plain `HTTPProvider`) the relayer
+has its own thread-safe connections, and several workers may run at once: the
+gas account's nonce is taken under the relayer's lock, and a send waiting for its
+receipt in the same round trip (`eth_sendRawTransactionSync`) holds up no other
+call. Other providers (the embedded py-evm chain) get one worker at a time, behind
+a one-token `CapacityLimiter`, which also serialises their nonce.
+
+A paid call costs two JSON-RPC round trips once the chain id, the token's code,
+the gas nonce and the fees are cached: the `eth_call` simulation of `verify` and
+the send of `settle`, whose answer is the receipt where the node offers it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar, TypeVarTuple, Unpack
 
 import anyio
@@ -96,6 +104,21 @@ WALLET_DEPLOY_GAS_LIMIT = 1_000_000
 RECEIPT_POLL_SECONDS = 0.02
 LONGEST_RECEIPT_POLL = 1.0
 
+# Payments verified but not (yet) settled that `_check` remembers: settle="after" verifies
+# and then runs the tool, which may fail, so some are never settled.
+_VERIFIED_KEPT = 256
+
+# Worker threads one backend may keep busy when its relayer allows concurrent calls:
+# settlements waiting for a block each hold one.
+_CONCURRENT_WORKERS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    checked_what: str
+    now: int
+    checked: CheckedPayment
+
 
 def receipt_poll_delays(first: float, longest: float = LONGEST_RECEIPT_POLL) -> Iterator[float]:
     """The waits before each receipt poll: `first`, doubling, capped at `longest` (or `first` if longer)."""
@@ -158,12 +181,14 @@ class LocalSettlement:
         self._gas_limit = gas_limit
         #: Factories (lowercase) an ERC-6492 signature may name; see the class docstring.
         self.erc6492_factories = default_erc6492_factories(network.chain_id, erc6492_factories)
-        self._limiter = anyio.CapacityLimiter(1)
+        self._limiter = anyio.CapacityLimiter(_CONCURRENT_WORKERS if self._relayer.concurrent else 1)
         # Tokens seen to have code (only touched in the worker); a token never loses its code.
         self._deployed_assets: set[str] = set()
         # Authorizations being settled right now: a concurrent duplicate is refused
         # instead of being broadcast to revert (and burn gas).
         self._in_flight: set[tuple[str, str]] = set()
+        # Payments `verify` accepted lately, by (payer, nonce), oldest first (see `_check`).
+        self._verified: dict[tuple[str, str], _Verified] = {}
         #: How far back (in blocks) `lookup` searches for the transaction that used an authorization.
         self.lookup_blocks = 100_000
 
@@ -246,7 +271,7 @@ class LocalSettlement:
         """
         self._require_our_network(requirements)
         payer = payload.payload.authorization.from_
-        checked = check_exact_payment(payload, requirements, now=int(self._clock()))
+        checked = self._check(payload, requirements, keep=True)
         if isinstance(checked, Refusal):
             return _invalid(checked, payer)
         refusal = await self._call(self._verify_on_chain, checked, requirements.asset)
@@ -269,7 +294,7 @@ class LocalSettlement:
         self._require_our_network(requirements)
         network = reported_network(payload, requirements)
         payer = payload.payload.authorization.from_
-        checked = check_exact_payment(payload, requirements, now=int(self._clock()))
+        checked = self._check(payload, requirements, keep=False)
         if isinstance(checked, Refusal):
             return _failed(checked, network, payer)
         key = (payer.lower(), checked.exact.authorization.nonce.lower())
@@ -288,6 +313,30 @@ class LocalSettlement:
         finally:
             self._in_flight.discard(key)
 
+    def _check(
+        self, payload: AnyPaymentPayload, requirements: PaymentRequirements, *, keep: bool
+    ) -> CheckedPayment | Refusal:
+        """`check_exact_payment` now, reusing what `verify` found within the same second.
+
+        The checks are a function of payload, requirements and the (whole) second
+        alone, so `settle` right after `verify` gets the very same answer without
+        recovering the signer again. `keep`: remember an accepted payment for that.
+        """
+        now = int(self._clock())
+        authorization = payload.payload.authorization
+        key = (authorization.from_.lower(), authorization.nonce.lower())
+        # What was checked, as text: a caller changing its objects afterwards changes this too.
+        checked_what = payload.model_dump_json() + requirements.model_dump_json()
+        kept = self._verified.pop(key, None)
+        if kept is not None and kept.now == now and kept.checked_what == checked_what:
+            return kept.checked
+        checked = check_exact_payment(payload, requirements, now=now)
+        if keep and isinstance(checked, CheckedPayment):
+            self._verified[key] = _Verified(checked_what, now, checked)
+            while len(self._verified) > _VERIFIED_KEPT:
+                del self._verified[next(iter(self._verified))]
+        return checked
+
     # ------------------------------------------------------------------ settle steps
 
     async def _settle_checked(self, checked: CheckedPayment, asset: str, network: str) -> SettleResponse:
@@ -297,12 +346,14 @@ class LocalSettlement:
                 return _failed(refusal, network, checked.payer)
         calldata = transfer_with_authorization_calldata(checked.exact)
         gas = self._gas_for(checked)
-        sent = await self._call(functools.partial(self._relayer.send, asset, calldata, gas=gas))
+        deadline = anyio.current_time() + self._receipt_timeout
+        send = functools.partial(self._relayer.send, asset, calldata, gas=gas, wait=self._receipt_timeout)
+        sent = await self._call(send)
         if sent.tx_hash is None:
             # Some nodes refuse a reverting transaction at send time instead of mining it.
             return _failed(_revert_refusal(sent.revert, settling=True), network, checked.payer)
         tx_hash = sent.tx_hash.to_0x_hex()
-        receipt = await self._mined(sent.tx_hash, sent.receipt, "check the authorization's state")
+        receipt = await self._mined(sent.tx_hash, sent.receipt, "check the authorization's state", deadline)
         if receipt["status"] != 1:
             # Replaying on the state after the transaction's block reproduces its revert, including
             # one caused by an earlier transaction in the same block (a concurrent duplicate).
@@ -346,14 +397,19 @@ class LocalSettlement:
         refusal = self._factory_refusal(deployment)
         if refusal is not None:
             return refusal
+        deadline = anyio.current_time() + self._receipt_timeout
         send = functools.partial(
-            self._relayer.send, deployment.factory, deployment.factory_calldata, gas=WALLET_DEPLOY_GAS_LIMIT
+            self._relayer.send,
+            deployment.factory,
+            deployment.factory_calldata,
+            gas=WALLET_DEPLOY_GAS_LIMIT,
+            wait=self._receipt_timeout,
         )
         sent = await self._call(send)
         if sent.tx_hash is None:
             return Refusal(UNDEPLOYED_SMART_WALLET, _deploy_failed(deployment, sent.revert))
         tx_hash = sent.tx_hash.to_0x_hex()
-        receipt = await self._mined(sent.tx_hash, sent.receipt, f"check whether {payer} has code")
+        receipt = await self._mined(sent.tx_hash, sent.receipt, f"check whether {payer} has code", deadline)
         if receipt["status"] != 1 or not await self._call(self._relayer.has_code, payer):
             return Refusal(
                 UNDEPLOYED_SMART_WALLET, f"{_deploy_failed(deployment, None)} (transaction {tx_hash})"
@@ -361,9 +417,11 @@ class LocalSettlement:
         logger.info("deployed the wallet %s through factory %s in %s", payer, deployment.factory, tx_hash)
         return None
 
-    async def _mined(self, tx_hash: HexBytes, receipt: TxReceipt | None, before_retrying: str) -> TxReceipt:
-        """`receipt`, or the transaction's receipt once it is mined (polled until `receipt_timeout`)."""
-        deadline = anyio.current_time() + self._receipt_timeout
+    async def _mined(
+        self, tx_hash: HexBytes, receipt: TxReceipt | None, before_retrying: str, deadline: float
+    ) -> TxReceipt:
+        """`receipt`, or the transaction's receipt once it is mined (polled until `deadline`,
+        `receipt_timeout` after the send began)."""
         delays = receipt_poll_delays(self._poll_latency)
         while receipt is None:
             remaining = deadline - anyio.current_time()
