@@ -25,7 +25,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import TypeVar, TypeVarTuple, Unpack
 
 import anyio
@@ -104,20 +103,9 @@ WALLET_DEPLOY_GAS_LIMIT = 1_000_000
 RECEIPT_POLL_SECONDS = 0.02
 LONGEST_RECEIPT_POLL = 1.0
 
-# Payments verified but not (yet) settled that `_check` remembers: settle="after" verifies
-# and then runs the tool, which may fail, so some are never settled.
-_VERIFIED_KEPT = 256
-
 # Worker threads one backend may keep busy when its relayer allows concurrent calls:
 # settlements waiting for a block each hold one.
 _CONCURRENT_WORKERS = 32
-
-
-@dataclass(frozen=True, slots=True)
-class _Verified:
-    checked_what: str
-    now: int
-    checked: CheckedPayment
 
 
 def receipt_poll_delays(first: float, longest: float = LONGEST_RECEIPT_POLL) -> Iterator[float]:
@@ -187,8 +175,6 @@ class LocalSettlement:
         # Authorizations being settled right now: a concurrent duplicate is refused
         # instead of being broadcast to revert (and burn gas).
         self._in_flight: set[tuple[str, str]] = set()
-        # Payments `verify` accepted lately, by (payer, nonce), oldest first (see `_check`).
-        self._verified: dict[tuple[str, str], _Verified] = {}
         #: How far back (in blocks) `lookup` searches for the transaction that used an authorization.
         self.lookup_blocks = 100_000
 
@@ -271,7 +257,7 @@ class LocalSettlement:
         """
         self._require_our_network(requirements)
         payer = payload.payload.authorization.from_
-        checked = self._check(payload, requirements, keep=True)
+        checked = check_exact_payment(payload, requirements, now=int(self._clock()))
         if isinstance(checked, Refusal):
             return _invalid(checked, payer)
         refusal = await self._call(self._verify_on_chain, checked, requirements.asset)
@@ -294,7 +280,7 @@ class LocalSettlement:
         self._require_our_network(requirements)
         network = reported_network(payload, requirements)
         payer = payload.payload.authorization.from_
-        checked = self._check(payload, requirements, keep=False)
+        checked = check_exact_payment(payload, requirements, now=int(self._clock()))
         if isinstance(checked, Refusal):
             return _failed(checked, network, payer)
         key = (payer.lower(), checked.exact.authorization.nonce.lower())
@@ -312,30 +298,6 @@ class LocalSettlement:
             return await self._settle_checked(checked, requirements.asset, network)
         finally:
             self._in_flight.discard(key)
-
-    def _check(
-        self, payload: AnyPaymentPayload, requirements: PaymentRequirements, *, keep: bool
-    ) -> CheckedPayment | Refusal:
-        """`check_exact_payment` now, reusing what `verify` found within the same second.
-
-        The checks are a function of payload, requirements and the (whole) second
-        alone, so `settle` right after `verify` gets the very same answer without
-        recovering the signer again. `keep`: remember an accepted payment for that.
-        """
-        now = int(self._clock())
-        authorization = payload.payload.authorization
-        key = (authorization.from_.lower(), authorization.nonce.lower())
-        # What was checked, as text: a caller changing its objects afterwards changes this too.
-        checked_what = payload.model_dump_json() + requirements.model_dump_json()
-        kept = self._verified.pop(key, None)
-        if kept is not None and kept.now == now and kept.checked_what == checked_what:
-            return kept.checked
-        checked = check_exact_payment(payload, requirements, now=now)
-        if keep and isinstance(checked, CheckedPayment):
-            self._verified[key] = _Verified(checked_what, now, checked)
-            while len(self._verified) > _VERIFIED_KEPT:
-                del self._verified[next(iter(self._verified))]
-        return checked
 
     # ------------------------------------------------------------------ settle steps
 
