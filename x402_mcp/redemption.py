@@ -23,6 +23,7 @@ where the payment settled, for the receipt) and one to consume; the slower
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -118,9 +119,28 @@ class Redemption:
         when it moves from the one to the other during the run.
         """
         hold = held if isinstance(held, Hold) else Hold(held)
+        # A settlement began without a lease (reconciliation then counts from its start):
+        # take one at once. A claim was taken with one.
+        first = self.lease_seconds / 3 if hold.request.claim_id is not None else 0.0
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # another event loop than asyncio's (trio)
+            return await self._holding_in_group(hold, tool, first)
+        beat = _Heartbeat(self, hold, loop, first)
+        try:
+            return await tool()
+        finally:
+            await beat.stop()
+
+    async def _holding_in_group(self, hold: Hold, tool: Callable[[], Awaitable[T]], first: float) -> T:
         failure: Exception | None = None
+
+        async def beat() -> None:
+            await anyio.sleep(first)
+            await self._keep_alive(hold)
+
         async with anyio.create_task_group() as group:
-            group.start_soon(self._keep_alive, hold)
+            group.start_soon(beat)
             try:
                 result = await tool()
             except Exception as exc:
@@ -132,14 +152,20 @@ class Redemption:
             raise failure
         return result
 
-    async def _keep_alive(self, hold: Hold) -> None:
-        """Renew the lease every third of its length until cancelled, or until it is lost."""
+    async def _keep_alive(self, hold: Hold, stopping: anyio.Event | None = None) -> None:
+        """Renew the lease now and every third of its length until cancelled or `stopping`
+        is set, or until it is lost."""
         interval = self.lease_seconds / 3
-        # A settlement began without a lease (reconciliation then counts from its start):
-        # take one at once. A claim was taken with one.
-        delay = interval if hold.request.claim_id is not None else 0.0
+        delay = 0.0
         while True:
-            await anyio.sleep(delay)
+            if delay:
+                if stopping is None:
+                    await anyio.sleep(delay)
+                else:
+                    with anyio.move_on_after(delay):
+                        await stopping.wait()
+                    if stopping.is_set():
+                        return
             delay = interval
             held = hold.request
             now = self.collector.clock()
@@ -188,3 +214,38 @@ class Redemption:
             network = settled[-1].network if settled else None
         result.meta = {**(result.meta or {}), **receipt_meta(consumed, network=network)}
         return result
+
+
+class _Heartbeat:
+    """The lease heartbeat of one run on asyncio, started only once the run outlasts `first`.
+
+    Most runs are shorter than a third of the lease: for them this costs a timer,
+    where a heartbeat task costs a task group and several turns of the event loop to
+    start and to end (about as much as the rest of a redemption).
+    """
+
+    def __init__(
+        self, redemption: Redemption, hold: Hold, loop: asyncio.AbstractEventLoop, first: float
+    ) -> None:
+        self._redemption = redemption
+        self._hold = hold
+        self._loop = loop
+        self._stopping = anyio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._timer = loop.call_later(first, self._start)
+
+    def _start(self) -> None:
+        self._task = self._loop.create_task(self._redemption._keep_alive(self._hold, self._stopping))
+
+    async def stop(self) -> None:
+        """Stop beating; wait for a renewal in progress, so none lands after the run's end."""
+        self._timer.cancel()
+        task = self._task
+        if task is None:
+            return
+        self._stopping.set()
+        with anyio.CancelScope(shield=True):
+            try:
+                await task
+            except Exception:  # its own failures are logged; the run's outcome must not change
+                logger.exception("the lease heartbeat of %s failed", self._hold.request.id)

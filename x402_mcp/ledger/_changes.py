@@ -46,11 +46,11 @@ def possible_id(value: object) -> bool:
     `MAX_ID_LENGTH` characters without control characters (NUL among them, which
     PostgreSQL cannot hold in TEXT) or lone surrogates (which no UTF-8 database
     can). Anything else is missing without a query."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_ID_LENGTH
-        and not any(unicodedata.category(char) in _UNSTORABLE for char in value)
-    )
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
+        return False
+    if value.isascii() and value.isprintable():
+        return True  # every id we mint: no control character, no surrogate
+    return not any(unicodedata.category(char) in _UNSTORABLE for char in value)
 
 
 def missing(request_id: object, event: Event) -> StateConflict:
