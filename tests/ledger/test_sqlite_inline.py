@@ -96,7 +96,7 @@ async def test_checkpoints_run_in_their_own_thread_and_keep_the_wal_bounded(
             for _ in range(40):
                 await issued_in(ledger, State.ISSUED)
             await anyio.sleep(0.05)  # the checkpointer's turn
-            sizes.append(wal.stat().st_size)
+            sizes.append((await anyio.Path(wal).stat()).st_size)
         # Without checkpoints the WAL would grow with every commit (400 of several pages each,
         # over 5 MB); checkpointed, it is reused from its start and stays a fraction of that.
         assert sizes[-1] < 400 * 4096
