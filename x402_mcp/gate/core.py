@@ -625,10 +625,14 @@ class Gate:
                 return await self.redemption.finish(claimed, result, network=requirements.network)
             # The payer was charged and the tool failed: the payment stays redeemable, once.
             await self.redemption.release(claimed)
-            logger.warning("%r failed after %s settled; it stays paid for a retry", call.tool, claimed.id)
-            if failure is not None:
-                raise failure
-            return _with_note(result, FAILED_BUT_PAID.format(tool=call.tool, request_id=claimed.id))
+            logger.warning(
+                "%r failed after %s settled; it stays paid for a retry",
+                call.tool,
+                claimed.id,
+                exc_info=failure,
+            )
+            note = FAILED_BUT_PAID.format(tool=call.tool, request_id=claimed.id)
+            return _with_note(result if failure is None else _raised(failure), note)
         error = settle_failure[0]
         if isinstance(error, _Refused):
             # Nothing moved; the collector put the request back to `issued`.
@@ -646,9 +650,8 @@ class Gate:
         logger.error(
             "settling %s failed in the %s while %r failed", request.id, part, call.tool, exc_info=error
         )
-        if failure is not None:
-            raise failure
-        return _with_note(result, FAILED_UNCONFIRMED.format(tool=call.tool, part=part, request_id=request.id))
+        note = FAILED_UNCONFIRMED.format(tool=call.tool, part=part, request_id=request.id)
+        return _with_note(result if failure is None else _raised(failure), note)
 
     async def _withheld(self, call: _Call, request: PaymentRequest, refused: _Refused) -> CallToolResult:
         """The answer when settlement was refused after the tool ran: output withheld, pay again."""
@@ -752,6 +755,17 @@ class _Call:
         self.request_id: str | None = None
         self.ran = False
         """Whether the tool body was started: a crash after that must not say it did not run."""
+
+
+def _raised(failure: Exception) -> CallToolResult:
+    """A tool's exception as the error result its framework would answer.
+
+    A `ToolError` (both frameworks name theirs so) carries words meant for the
+    caller; of any other exception only its type is said, as a masking server would.
+    """
+    if type(failure).__name__ == "ToolError":
+        return failure_result(shown(str(failure), REFUSAL_TEXT_LIMIT))
+    return failure_result(f"The tool raised {type(failure).__name__}.")
 
 
 def _with_note(result: object, note: str) -> CallToolResult:
