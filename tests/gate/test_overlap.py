@@ -73,6 +73,7 @@ class Tool:
     fail: bool = False
     hang: bool = False
     runs: int = 0
+    began: anyio.Event = field(default_factory=anyio.Event)
 
 
 @dataclass
@@ -103,13 +104,14 @@ async def overlap(shop: Shop) -> AsyncIterator[Overlap]:
     async def run(topic: str) -> str:
         tool.runs += 1
         events.append("tool began")
+        tool.began.set()
         with anyio.fail_after(10):
             if tool.wait_for == "began":
                 await backend.began.wait()
             else:
                 await backend.settled.wait()
                 # The settlement is recorded right after the backend answers.
-                while (await payments.ledger.requests(states=[State.REDEEMING])) == []:
+                while (await payments.ledger.requests(states=[State.REDEEMING])) == []:  # noqa: ASYNC110 (polls the ledger)
                     await anyio.sleep(0.005)
         if tool.hang:
             await anyio.sleep_forever()
@@ -229,8 +231,7 @@ async def test_a_call_cancelled_mid_run_keeps_a_settled_payment_paid_for_one_ret
 
             group.start_soon(call)
             await overlap.backend.settled.wait()
-            while "tool began" not in overlap.events:
-                await anyio.sleep(0.005)
+            await overlap.tool.began.wait()
             await anyio.sleep(0.05)
             group.cancel_scope.cancel()
     assert not scope.cancelled_caught
@@ -238,7 +239,7 @@ async def test_a_call_cancelled_mid_run_keeps_a_settled_payment_paid_for_one_ret
     charged = (before[0] - PRICE, before[1] + PRICE)
     assert shop.balances() == charged
     with anyio.fail_after(10):
-        while (
+        while (  # noqa: ASYNC110 (polls the ledger)
             stored := await overlap.payments.ledger.get(request_id)
         ) is None or stored.state is not State.PAID:
             await anyio.sleep(0.01)
