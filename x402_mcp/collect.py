@@ -191,8 +191,21 @@ class Collector:
             raise Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), refreshed)
 
     async def settle(
-        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
+        self,
+        request: PaymentRequest,
+        payload: ReceivedPayment,
+        requirements: PaymentRequirements,
+        *,
+        claim: tuple[float, str] | None = None,
     ) -> PaymentRequest:
+        """Settle `payload` and record it: the request is `paid`, or with `claim`
+        (`(lease_seconds, claim_id)`, for a call that goes on to run the tool) `redeeming`
+        under that claim from the moment it is recorded, in the same write.
+
+        Raises:
+            Refused: the backend refused the settlement (the request is `issued` again).
+            SettlementError / LedgerError: a crash (the request stays `settling`).
+        """
         # A SettlementError here leaves the request in `settling` with its payload:
         # the transaction may have been broadcast, so only the chain can tell.
         receipt = await self._settle(request, payload, requirements)
@@ -210,7 +223,16 @@ class Collector:
             settled_at=self.clock(),
         )
         logger.info("settled %s for %r in %s", format_usd(request.price), request.tool, receipt.transaction)
-        return await self.transition(request, Event.SETTLED, settlement=record)
+        if claim is None:
+            return await self.transition(request, Event.SETTLED, settlement=record)
+        lease_seconds, claim_id = claim
+        return await self.transition(
+            request,
+            Event.SETTLED,
+            settlement=record,
+            lease_until=record.settled_at + lease_seconds,
+            claim_id=claim_id,
+        )
 
     async def _verify(
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements

@@ -7,6 +7,11 @@ issued ──begin_settlement──> settling ──settled──> paid ──cl
   └──expire──> expired
 ```
 
+A call that settles a payment and goes on to run the tool records `settled`
+with its claim (lease and fencing token): the request moves `settling →
+redeeming` in that one write, and is `paid` only once the run releases it (or
+its lease lapses). A payment settled on the page is `paid` at once.
+
 `settling` and `redeeming` are short-lived claims: a row in `settling` holds
 the signed payload, so a crash between broadcasting and recording can be
 reconciled from the chain; a `redeeming` claim carries a lease, and a lapsed

@@ -49,6 +49,8 @@ class PaidTool:
     settle: SettleOrder = SettleOrder.BEFORE
     rule: str | None = None
     """A price function's rule in words ("$0.001 per word, at least $0.01"), shown in `tools/list`."""
+    overlap: bool = False
+    """With `settle=AFTER`: settle while the tool runs (for tools safe to run again, see `paid`)."""
 
     @property
     def is_dynamic(self) -> bool:
@@ -78,6 +80,7 @@ def paid(
     description: str | None = None,
     settle: SettleOrder | str = SettleOrder.BEFORE,
     rule: str | None = None,
+    overlap: bool = False,
 ) -> Callable[[F], F]:
     """Mark an MCP tool as paid.
 
@@ -97,11 +100,18 @@ def paid(
             least $0.01"`): `tools/list` shows it in the description and as
             `_meta["x402-mcp/price"]["rule"]`, since no single amount can be shown
             before the arguments are known. A fixed price shows itself and takes none.
+        overlap: with `settle="after"`, send the settlement while the tool runs, so a
+            call takes about the longer of the two instead of their sum. Only for a tool
+            that is safe to run again (idempotent or read-only): a run that fails after
+            its payment settled leaves the payer charged, with the request kept `paid`
+            so that a retry with its `payment_request_id` runs it without a second
+            charge. Output is still withheld until the payment settles.
 
     Raises:
         TypeError: when used bare (`@paid` instead of `@paid(price=...)`).
-        ConfigurationError: for a float, negative or malformed fixed price, or a
-            rule that is empty, too long, has control characters or goes with a fixed price.
+        ConfigurationError: for a float, negative or malformed fixed price, a rule
+            that is empty, too long, has control characters or goes with a fixed price,
+            or `overlap` without `settle="after"`.
     """
     if inspect.iscoroutinefunction(price):
         # Price functions are plain functions; an async one is the tool itself.
@@ -110,7 +120,14 @@ def paid(
         parse_usd(price)
     if rule is not None:
         _check_rule(rule, dynamic=callable(price))
-    spec = PaidTool(price=price, description=description, settle=SettleOrder(settle), rule=rule)
+    order = SettleOrder(settle)
+    if not isinstance(overlap, bool):
+        raise ConfigurationError(f"overlap takes True or False, not {shown(overlap, 40)}")
+    if overlap and order is not SettleOrder.AFTER:
+        raise ConfigurationError(
+            'overlap=True goes with settle="after"; with "before" the payment settles before the tool runs'
+        )
+    spec = PaidTool(price=price, description=description, settle=order, rule=rule, overlap=overlap)
 
     def mark(fn: F) -> F:
         setattr(fn, PAID_ATTRIBUTE, spec)

@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import anyio
 from eth_utils.address import is_address, to_checksum_address
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
 from ..challenge import (
@@ -52,7 +52,7 @@ from ..errors import (
 from ..ids import new_request_id
 from ..inbound import argument_problems, explicit_request_id, named_request_id, payment_from
 from ..ledger import open_ledger
-from ..ledger.base import Ledger, PaymentRequest
+from ..ledger.base import Claim, Ledger, PaymentRequest
 from ..lifecycle import Event, State
 from ..links import DEFAULT_PAGE_PORT
 from ..matching import match_payment
@@ -60,7 +60,7 @@ from ..money import format_usd
 from ..networks import Asset, Network, resolve_network
 from ..pricing import PaidTool, SettleOrder
 from ..reconcile import Reconciler
-from ..redemption import Redemption
+from ..redemption import Hold, Redemption
 from ..serving import PageLink
 from ..settlement.base import Settlement
 from ..settlement.facilitator import default_settlement
@@ -92,6 +92,17 @@ RAN_BUT_UNRECORDED = (
     "The tool ran, but its output is withheld: the {part} failed while recording the run. "
     "The payment stays with payment request {request_id} and is not charged again: call {tool} "
     'again with payment_request_id="{request_id}" in a few minutes and it runs for you.'
+)
+FAILED_BUT_PAID = (
+    "{tool} failed after its payment settled, so the payment is kept for it: call {tool} again "
+    'with payment_request_id="{request_id}" and it runs for you without a second charge.'
+)
+FAILED_UNCONFIRMED = (
+    "{tool} failed, and the {part} failed while settling its payment, which was sent while the "
+    "tool ran. Your signed payment is recorded with payment request {request_id} and is reconciled "
+    "from the chain within minutes. If money moved, the request becomes paid: then call {tool} "
+    'again with payment_request_id="{request_id}" and it runs for you without a second charge. '
+    "If no money moved, nothing was charged and the request can be paid again."
 )
 GET_A_PRICE = (
     "To get a price, call {tool} again without a payment "
@@ -517,10 +528,18 @@ class Gate:
             request, payload, requirements, price=price, decimals=self.asset.decimals
         )
         if call.spec.settle is SettleOrder.AFTER:
+            if call.spec.overlap:
+                return await self._verify_run_while_settling(call, request, payload, requirements)
             return await self._verify_run_settle(call, request, payload, requirements)
         await self.collector.verify(request, payload, requirements)
-        paid = await self.collector.settle(request, payload, requirements)
-        return await self._run_paid(call, price, paid)
+        # Recorded already claimed for this run: one write, and no other call can redeem it first.
+        # Tool and price were checked before `begin` (`_pay`).
+        claimed = await self.collector.settle(
+            request, payload, requirements, claim=self.redemption.settling_claim()
+        )
+        return await self.redemption.run_claimed(
+            Claim(claimed, requirements.network), lambda: self._invoke(call)
+        )
 
     async def _verify_run_settle(
         self,
@@ -542,35 +561,132 @@ class Gate:
             await self._transition(request, Event.SETTLEMENT_FAILED)
             return result
         try:
-            paid = await self.collector.settle(request, payload, requirements)
+            claimed = await self.collector.settle(
+                request, payload, requirements, claim=self.redemption.settling_claim()
+            )
         except _Refused as refused:
-            logger.warning("settlement failed after %r ran; its output is withheld", call.tool)
-            reason = shown(str(refused.error), REFUSAL_TEXT_LIMIT)
-            message = f"Settlement failed, so the result is withheld: {reason}"
-            accepts = await self.collector.accepts(request)
-            return refusal_result(
-                message, payment_required(request, self.asset, error=message, accepts=accepts)
-            )
+            return await self._withheld(call, request, refused)
         except (SettlementError, LedgerError) as crash:
-            # The request stays `settling` with the signed payload: only the chain can say
-            # whether money moved, and reconciliation asks it.
-            part = "settlement backend" if isinstance(crash, SettlementError) else "payment ledger"
-            logger.error(
-                "settling %s failed in the %s after %r ran; its output is withheld",
-                request.id,
-                part,
-                call.tool,
-                exc_info=crash,
-            )
-            return failure_result(
-                RAN_BUT_UNCONFIRMED.format(part=part, request_id=request.id, tool=call.tool)
-            )
+            return self._unconfirmed(call, request, crash)
         # Tool and price were checked before `begin` (`_pay`); what ran is what was paid for.
-        return await self.redemption.finish(await self.redemption.claim(paid), result)
+        return await self.redemption.finish(claimed, result, network=requirements.network)
+
+    async def _verify_run_while_settling(
+        self,
+        call: _Call,
+        request: PaymentRequest,
+        payload: ReceivedPayment,
+        requirements: PaymentRequirements,
+    ) -> CallToolResult:
+        """`settle="after", overlap=True`: verify, then settle while the tool runs.
+
+        The settlement is recorded under this run's claim, so nobody else can redeem the
+        request mid-run; it is shielded, so a cancelled call still records what the chain
+        did. Output is released only once both the tool succeeded and the payment settled.
+        A tool that fails after its payment settled leaves the request `paid` for a retry.
+        """
+        await self.collector.verify(request, payload, requirements)
+        hold = Hold(request)
+        settled: list[PaymentRequest] = []
+        settle_failure: list[Exception] = []
+
+        async def settle() -> None:
+            with anyio.CancelScope(shield=True):
+                try:
+                    claimed = await self.collector.settle(
+                        request, payload, requirements, claim=self.redemption.settling_claim()
+                    )
+                except Exception as failure:  # Refused, or a crash: judged once the tool is done
+                    settle_failure.append(failure)
+                    return
+                hold.request = claimed
+                settled.append(claimed)
+
+        result: object = None
+        failure: Exception | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(settle)
+                try:
+                    result = await self.redemption.holding(hold, lambda: self._invoke(call))
+                except Exception as exc:
+                    failure = exc
+        except BaseException:
+            # Cancelled: the settlement finished (shielded). A settled payment is kept, paid.
+            if settled:
+                with anyio.CancelScope(shield=True):
+                    await self.redemption.release(settled[0])
+            raise
+        succeeded = failure is None and isinstance(result, CallToolResult) and not result.is_error
+        if settled:
+            claimed = settled[0]
+            if succeeded:
+                assert isinstance(result, CallToolResult)
+                return await self.redemption.finish(claimed, result, network=requirements.network)
+            # The payer was charged and the tool failed: the payment stays redeemable, once.
+            await self.redemption.release(claimed)
+            logger.warning(
+                "%r failed after %s settled; it stays paid for a retry",
+                call.tool,
+                claimed.id,
+                exc_info=failure,
+            )
+            note = FAILED_BUT_PAID.format(tool=call.tool, request_id=claimed.id)
+            return _with_note(result if failure is None else _raised(failure), note)
+        error = settle_failure[0]
+        if isinstance(error, _Refused):
+            # Nothing moved; the collector put the request back to `issued`.
+            if failure is not None:
+                raise failure
+            if not succeeded:
+                return result  # type: ignore[return-value]
+            return await self._withheld(call, request, error)
+        if not isinstance(error, (SettlementError, LedgerError)):
+            raise error
+        if succeeded:
+            return self._unconfirmed(call, request, error)
+        # The request stays `settling` with its payload, for reconciliation to ask the chain.
+        part = "settlement backend" if isinstance(error, SettlementError) else "payment ledger"
+        logger.error(
+            "settling %s failed in the %s while %r failed", request.id, part, call.tool, exc_info=error
+        )
+        note = FAILED_UNCONFIRMED.format(tool=call.tool, part=part, request_id=request.id)
+        return _with_note(result if failure is None else _raised(failure), note)
+
+    async def _withheld(self, call: _Call, request: PaymentRequest, refused: _Refused) -> CallToolResult:
+        """The answer when settlement was refused after the tool ran: output withheld, pay again."""
+        logger.warning("settlement failed after %r ran; its output is withheld", call.tool)
+        reason = shown(str(refused.error), REFUSAL_TEXT_LIMIT)
+        message = f"Settlement failed, so the result is withheld: {reason}"
+        accepts = await self.collector.accepts(request)
+        return refusal_result(message, payment_required(request, self.asset, error=message, accepts=accepts))
+
+    def _unconfirmed(
+        self, call: _Call, request: PaymentRequest, crash: SettlementError | LedgerError
+    ) -> CallToolResult:
+        """The tool ran, but a backend failed while settling: the output waits for the chain.
+
+        The request stays `settling` with the signed payload: only the chain can say
+        whether money moved, and reconciliation asks it.
+        """
+        part = "settlement backend" if isinstance(crash, SettlementError) else "payment ledger"
+        logger.error(
+            "settling %s failed in the %s after %r ran; its output is withheld",
+            request.id,
+            part,
+            call.tool,
+            exc_info=crash,
+        )
+        return failure_result(RAN_BUT_UNCONFIRMED.format(part=part, request_id=request.id, tool=call.tool))
 
     # -- redeeming a paid request -------------------------------------------------------------
 
     async def _redeem_by_id(self, call: _Call, price: int, request_id: str) -> CallToolResult:
+        # The usual case, a paid request for this tool, in one write; anything else the slow way.
+        claim = await self.redemption.take(request_id, tool=call.tool, price=price)
+        if claim is not None:
+            call.request_id = claim.request.id
+            return await self.redemption.run_claimed(claim, lambda: self._invoke(call))
         request = await self.ledger.get(request_id)
         if request is None:
             raise UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
@@ -580,7 +696,7 @@ class Gate:
             if request.is_expired(self.clock()):
                 raise PaymentExpired(f"payment request {shown(request_id)} expired unpaid")
             return await self._challenge(request, "this payment request is not paid yet")
-        return await self._run_paid(call, price, request)
+        return await self._run_paid(call, price, request, claimable=False)
 
     def _check_covers(self, call: _Call, price: int, request: PaymentRequest) -> None:
         """Refuse `request` for this call unless it was quoted for this tool, at this call's
@@ -601,10 +717,20 @@ class Gate:
         if request.price < price:
             raise _underpaid(request, price, self.asset.decimals)
 
-    async def _run_paid(self, call: _Call, price: int, request: PaymentRequest) -> CallToolResult:
-        """Run the tool once for paid `request`: the one door to `Redemption.run`."""
+    async def _run_paid(
+        self, call: _Call, price: int, request: PaymentRequest, *, claimable: bool = True
+    ) -> CallToolResult:
+        """Run the tool once for paid `request`: the one door to `Redemption.run`.
+
+        Claimed in one write when it can be (`claimable`: not known to be unclaimable
+        already); otherwise by the `claim` transition, whose refusal says why.
+        """
         self._check_covers(call, price, request)
         call.request_id = request.id
+        if claimable:
+            claim = await self.redemption.take(request.id, tool=call.tool, price=price)
+            if claim is not None:
+                return await self.redemption.run_claimed(claim, lambda: self._invoke(call))
         return await self.redemption.run(request, lambda: self._invoke(call))
 
     @staticmethod
@@ -629,6 +755,24 @@ class _Call:
         self.request_id: str | None = None
         self.ran = False
         """Whether the tool body was started: a crash after that must not say it did not run."""
+
+
+def _raised(failure: Exception) -> CallToolResult:
+    """A tool's exception as the error result its framework would answer.
+
+    A `ToolError` (both frameworks name theirs so) carries words meant for the
+    caller; of any other exception only its type is said, as a masking server would.
+    """
+    if type(failure).__name__ == "ToolError":
+        return failure_result(shown(str(failure), REFUSAL_TEXT_LIMIT))
+    return failure_result(f"The tool raised {type(failure).__name__}.")
+
+
+def _with_note(result: object, note: str) -> CallToolResult:
+    """A failed tool's error result, with `note` (what became of the payment) appended."""
+    if not isinstance(result, CallToolResult):
+        return failure_result(note)
+    return result.model_copy(update={"content": [*result.content, TextContent(type="text", text=note)]})
 
 
 def _same_payment(stored_payload: str | None, payload: ReceivedPayment) -> bool:

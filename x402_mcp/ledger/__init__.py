@@ -7,11 +7,12 @@ without the `postgres` extra.
 """
 
 from ._open import open_ledger
-from .base import Ledger, PaymentKey, PaymentRequest, SettlementRecord
+from .base import Claim, Ledger, PaymentKey, PaymentRequest, SettlementRecord
 from .postgres import PostgresLedger
 from .sqlite import SQLiteLedger
 
 __all__ = [
+    "Claim",
     "Ledger",
     "PaymentKey",
     "PaymentRequest",

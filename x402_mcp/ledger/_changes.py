@@ -46,11 +46,11 @@ def possible_id(value: object) -> bool:
     `MAX_ID_LENGTH` characters without control characters (NUL among them, which
     PostgreSQL cannot hold in TEXT) or lone surrogates (which no UTF-8 database
     can). Anything else is missing without a query."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_ID_LENGTH
-        and not any(unicodedata.category(char) in _UNSTORABLE for char in value)
-    )
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
+        return False
+    if value.isascii() and value.isprintable():
+        return True  # every id we mint: no control character, no surrogate
+    return not any(unicodedata.category(char) in _UNSTORABLE for char in value)
 
 
 def missing(request_id: object, event: Event) -> StateConflict:
@@ -141,7 +141,9 @@ class Change:
 # Which optional `transition()` arguments each event takes; anything else given is a caller bug.
 _ARGUMENTS: dict[Event, frozenset[str]] = {
     Event.BEGIN_SETTLEMENT: frozenset({"payload", "lease_until"}),
-    Event.SETTLED: frozenset({"settlement"}),
+    # With a claim: the settling call goes on to run the tool, so the request moves straight to
+    # `redeeming` under its claim and nobody else can redeem it in between.
+    Event.SETTLED: frozenset({"settlement", "lease_until", "claim_id"}),
     Event.CLAIM: frozenset({"lease_until", "claim_id"}),
     Event.CONSUME: frozenset({"result", "claim_id"}),
     Event.RELEASE: frozenset({"claim_id"}),
@@ -177,8 +179,11 @@ def plan_transition(
         raise LedgerError(f"{event.value} takes no {', '.join(extra)}")
     transition = TRANSITIONS[event]
     sources = tuple(sorted(transition.sources))
+    target = transition.target
+    if event is Event.SETTLED and (claim_id is not None or lease_until is not None):
+        target = State.REDEEMING
     sets: tuple[tuple[str, object], ...] = ()
-    detail = f"-> {transition.target.value}"
+    detail = f"-> {target.value}"
     if event is Event.BEGIN_SETTLEMENT:
         # The lease (optional) says until when the settler is presumed alive; past it,
         # reconciliation may finish the settlement from the stored payload.
@@ -195,10 +200,17 @@ def plan_transition(
             ("paid_at", settlement.settled_at),
             ("lease_until", None),
         )
+        if target is State.REDEEMING:
+            if claim_id is None:
+                raise LedgerError("settled with a lease needs the claim_id of the run that holds it")
+            lease_until = check_lease(lease_until, now)
+            sets = (*sets[:3], ("lease_until", lease_until), ("claim_id", claim_id))
         detail += (
             f": tx {settlement.tx_hash} on {settlement.network},"
             f" {settlement.amount} units of {settlement.asset} from {settlement.payer}"
         )
+        if target is State.REDEEMING:
+            detail += f"; claimed until {lease_until}"
     elif event is Event.CLAIM:
         lease_until = check_lease(lease_until, now)
         sets = (("lease_until", lease_until), ("claim_id", claim_id))
@@ -211,7 +223,7 @@ def plan_transition(
     return Change(
         event=event,
         sources=sources,
-        target=transition.target,
+        target=target,
         sets=sets,
         now=now,
         reclaims_lapsed_lease=event is Event.CLAIM,
@@ -220,6 +232,21 @@ def plan_transition(
         detail=detail,
         fence=claim_id if event in (Event.CONSUME, Event.RELEASE) else None,
     )
+
+
+def plan_claim(*, now: float, lease_until: float, claim_id: str) -> Change:
+    """The CLAIM a redemption makes (see `Ledger.claim`)."""
+    return plan_transition(Event.CLAIM, now=now, lease_until=lease_until, claim_id=claim_id)
+
+
+def claimable(row: PaymentRequest, *, tool: str, price: int, now: float) -> bool:
+    """Whether `Ledger.claim` may take `row` for one run of `tool` costing `price`: quoted for
+    that tool at that price or more, and paid (or redeeming under a lapsed lease)."""
+    if row.tool != tool or row.price < price:
+        return False
+    if row.state is State.PAID:
+        return True
+    return row.state is State.REDEEMING and row.lease_until is not None and row.lease_until < now
 
 
 def check_lease(lease_until: float | None, now: float) -> float:

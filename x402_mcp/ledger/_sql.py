@@ -45,6 +45,7 @@ class Queries:
     redeemable: str
     settlements: str
     settlements_of: str
+    settled_network: str
     audit_trail: str
     audit_trail_of: str
     insert_request: str
@@ -72,6 +73,11 @@ class Queries:
             ),
             settlements=f"{settlements} ORDER BY settled_at, tx_hash",
             settlements_of=f"{settlements} WHERE request_id = {param} ORDER BY settled_at, tx_hash",
+            # The last of `settlements_of`: where the payment that a receipt names was settled.
+            settled_network=(
+                f"SELECT network FROM {tables.settlements} WHERE request_id = {param}"
+                " ORDER BY settled_at DESC, tx_hash DESC LIMIT 1"
+            ),
             audit_trail=f"{audit} ORDER BY id",
             audit_trail_of=f"{audit} WHERE request_id = {param} ORDER BY id",
             insert_request=(

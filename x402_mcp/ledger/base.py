@@ -69,6 +69,18 @@ class PaymentRequest:
         return self.state is State.ISSUED and now >= self.expires_at
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A paid request claimed for one run (`Ledger.claim`), and where it was paid.
+
+    `network` is the network of its latest recorded settlement (a request can be
+    paid on Solana as well as on its own network), or None when none is recorded.
+    """
+
+    request: PaymentRequest
+    network: str | None
+
+
 @runtime_checkable
 class Ledger(Protocol):
     """Durable storage of payment requests, settlements and an audit trail.
@@ -142,6 +154,19 @@ class Ledger(Protocol):
 
         Raises:
             StateConflict: the request is missing or not in a source state.
+        """
+        ...
+
+    async def claim(
+        self, request_id: str, *, tool: str, price: int, lease_until: float, claim_id: str, now: float
+    ) -> Claim | None:
+        """Claim `request_id` for one run of `tool` costing `price`, in one write: the `claim`
+        transition (lease and fencing token, audit line), taken only if the request was quoted
+        for `tool` at `price` or more and is paid (or redeeming under a lapsed lease).
+
+        Answers the claimed request with the network it settled on, or None when nothing was
+        claimed (no such request, another tool, a lower price, not paid, or held by a live
+        claim); nothing is written then, and the caller finds out why the slow way.
         """
         ...
 

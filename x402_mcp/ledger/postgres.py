@@ -37,6 +37,7 @@ from ._changes import (
     expiry,
     issue_detail,
     missing,
+    plan_claim,
     plan_transition,
     possible_id,
     request_from_row,
@@ -53,7 +54,7 @@ from ._sql import (
     requests_sql,
     update_sql,
 )
-from .base import PaymentKey, PaymentRequest, SettlementRecord
+from .base import Claim, PaymentKey, PaymentRequest, SettlementRecord
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -354,6 +355,36 @@ class PostgresLedger:
         if row is None:
             raise StateConflict(request_id, event.value, current)
         return request_from_row(row)
+
+    async def claim(
+        self, request_id: str, *, tool: str, price: int, lease_until: float, claim_id: str, now: float
+    ) -> Claim | None:
+        """Claim paid `request_id` for one run of `tool` costing `price`, with the network it
+        settled on, in one statement (one round trip); None (nothing written) when it is not
+        claimable so."""
+        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id)
+        if not possible_id(request_id):
+            return None
+        t = self._tables
+        update, params = update_sql(change, request_id, table=t.requests, param="%s")
+        # The tool and price guard join the compare-and-set: under READ COMMITTED a claim that
+        # waited for another one re-checks all of it against the row that one committed.
+        update += " AND tool = %s AND price >= %s::numeric"
+        params += [tool, price]
+        sql = (
+            f"WITH moved AS ({update} RETURNING {', '.join(COLUMNS)}),"
+            f" logged AS (INSERT INTO {t.audit} (request_id, at, event, detail)"
+            " SELECT id, %s::double precision, %s, %s FROM moved)"
+            # The network of its latest settlement, as `settlements()` would list it last.
+            f" SELECT moved.*, (SELECT network FROM {t.settlements} s WHERE s.request_id = moved.id"
+            " ORDER BY s.settled_at DESC, s.tx_hash DESC LIMIT 1) FROM moved"
+        )
+        params += [change.now, change.event.value, change.detail]
+        row = await self._fetch_one(sql, params)
+        if row is None:
+            return None
+        *columns, network = row
+        return Claim(request_from_row(columns), None if network is None else str(network))
 
     async def find_redeemable(self, *, tool: str, caller: str, now: float) -> PaymentRequest | None:
         """The oldest request of `caller` for `tool` that is paid, or redeeming under a lapsed lease."""
