@@ -6,7 +6,10 @@ Every payment is written down *before* its signature leaves the process
 receipt, `released` when the server says the payment was not taken, or
 `uncertain` when nobody can tell (the connection dropped mid-call). Reserved
 and uncertain payments count against the limits like spent ones: a crash can
-make the budget look fuller than it is, never emptier. Several processes may
+make the budget look fuller than it is, never emptier. So only a reservation is
+synced to disk before it returns (`synchronous=FULL`); the later state changes
+are not (a power cut may undo them, leaving the payment reserved, which counts)
+and reach the disk with the next sync. Several processes may
 share the file; SQLite's write lock serialises their reservations.
 
 Amounts: `amount` is the token's atomic units, `usd` the exact dollars, both
@@ -323,29 +326,46 @@ class SpendStore:
         self, spend_id: str, state: SpendState, *, now: float, tx_hash: str | None, detail: str
     ) -> None:
         def finish(conn: sqlite3.Connection) -> None:
-            with immediate(conn):
-                row = conn.execute(
-                    "SELECT budget, usd, state FROM payments WHERE id = ?", (spend_id,)
-                ).fetchone()
-                if row is None:
-                    raise LedgerError(f"no payment {spend_id} in {self.path}")
-                budget, usd, current = row
-                # Only a reservation (or a payment nobody could account for) changes state.
-                if current not in (SpendState.RESERVED.value, SpendState.UNCERTAIN.value):
-                    raise LedgerError(f"payment {spend_id} is already {current}")
-                conn.execute(
-                    "UPDATE payments SET state = ?, updated_at = ?, tx_hash = COALESCE(?, tx_hash),"
-                    " detail = ? WHERE id = ?",
-                    (state.value, now, tx_hash, detail, spend_id),
-                )
-                if state is SpendState.RELEASED:
-                    (committed,) = conn.execute(_COMMITTED, (budget,)).fetchone()
-                    conn.execute(
-                        "UPDATE budgets SET committed = ?, updated_at = ? WHERE name = ?",
-                        (str(Decimal(committed) - Decimal(usd)), now, budget),
-                    )
+            # Not synced to disk before returning (the next reservation's sync carries it): were
+            # it lost in a power cut, the payment would still read reserved or uncertain, which
+            # counts against the limits like spent. Only a reservation must be durable.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._finish_in(conn, spend_id, state, now=now, tx_hash=tx_hash, detail=detail)
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
 
-        await self._run(finish)
+        await self._run_unsynced(finish)
+
+    def _finish_in(
+        self,
+        conn: sqlite3.Connection,
+        spend_id: str,
+        state: SpendState,
+        *,
+        now: float,
+        tx_hash: str | None,
+        detail: str,
+    ) -> None:
+        with immediate(conn):
+            row = conn.execute("SELECT budget, usd, state FROM payments WHERE id = ?", (spend_id,)).fetchone()
+            if row is None:
+                raise LedgerError(f"no payment {spend_id} in {self.path}")
+            budget, usd, current = row
+            # Only a reservation (or a payment nobody could account for) changes state.
+            if current not in (SpendState.RESERVED.value, SpendState.UNCERTAIN.value):
+                raise LedgerError(f"payment {spend_id} is already {current}")
+            conn.execute(
+                "UPDATE payments SET state = ?, updated_at = ?, tx_hash = COALESCE(?, tx_hash),"
+                " detail = ? WHERE id = ?",
+                (state.value, now, tx_hash, detail, spend_id),
+            )
+            if state is SpendState.RELEASED:
+                (committed,) = conn.execute(_COMMITTED, (budget,)).fetchone()
+                conn.execute(
+                    "UPDATE budgets SET committed = ?, updated_at = ? WHERE name = ?",
+                    (str(Decimal(committed) - Decimal(usd)), now, budget),
+                )
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         async with self._limiter:
@@ -353,6 +373,26 @@ class SpendStore:
                 raise LedgerError(f"{self!r} is not open; await store.open() first")
             with self._translate():
                 return await anyio.to_thread.run_sync(work, self._conn)
+
+    async def _run_unsynced(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`_run` for a short write that does not sync to disk: on the event loop's own thread,
+        since it takes tens of microseconds and a hop to the worker thread costs more. Only when
+        another connection holds the write lock does it wait, in the worker thread."""
+        async with self._limiter:
+            conn = self._conn
+            if conn is None:
+                raise LedgerError(f"{self!r} is not open; await store.open() first")
+            with self._translate():
+                conn.execute("PRAGMA busy_timeout=0")
+                try:
+                    return work(conn)
+                except sqlite3.OperationalError as exc:
+                    # Busy can only come from BEGIN IMMEDIATE: nothing was written, so run it again.
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # also its extended codes
+                        raise
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+                return await anyio.to_thread.run_sync(work, conn)
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
