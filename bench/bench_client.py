@@ -67,10 +67,18 @@ def official_driver(url: str) -> None:
             for line in sys.stdin:
                 if not line.strip():
                     break
+                what, count = line.split()
                 samples: list[float] = []
                 failures: list[str] = []
-                for _ in range(int(line)):
+                for _ in range(int(count)):
                     start = time.perf_counter()
+                    if what == "ping":
+                        # The same free tool through the same session: the MCP round trip alone.
+                        free = await session.call_tool("ping", {})
+                        samples.append((time.perf_counter() - start) * 1000)
+                        if free.isError:
+                            failures.append(repr(free.content)[:300])
+                        continue
                     result = await client.call_tool(TOOL, ARGUMENTS)
                     samples.append((time.perf_counter() - start) * 1000)
                     response = result.payment_response
@@ -101,8 +109,8 @@ class Official:
         answer: dict[str, Any] = json.loads(raw)
         return answer
 
-    async def batch(self, calls: int) -> list[float]:
-        await self.process.stdin.send(f"{calls}\n".encode())
+    async def batch(self, calls: int, what: str = "paid") -> list[float]:
+        await self.process.stdin.send(f"{what} {calls}\n".encode())
         answer = await self._line()
         if answer["failures"]:
             raise RuntimeError(f"official paid calls failed: {answer['failures'][:2]}")
@@ -209,6 +217,17 @@ async def _ours_batch(client: Any, calls: int) -> list[float]:
     return samples
 
 
+async def _ours_pings(client: Any, calls: int) -> list[float]:
+    samples: list[float] = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        free = await client.client.call_tool("ping", {})
+        samples.append((time.perf_counter() - start) * 1000)
+        if free.is_error:
+            raise RuntimeError(f"a free call failed: {free}")
+    return samples
+
+
 def _median(samples: list[float]) -> float:
     return statistics.median(samples)
 
@@ -234,6 +253,8 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     python = official_python()
     ours: list[float] = []
     theirs: list[float] = []
+    ours_free: list[float] = []
+    theirs_free: list[float] = []
     steps: dict[str, list[float]] = {step: [] for step in (*STEPS, "total")}
     profile_text = ""
     with running_anvil(ANVIL_BINARY, folder / "anvil.log") as chain:
@@ -253,11 +274,12 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
             official = await _start_official(python, url, chain.new_account(usdc="100").key.hex(), folder)
             budget = Budget(per_call="0.05", total="100", per_day="100", file=folder / "budget.sqlite")
             payer = chain.new_account(usdc="100")
-            async with PayingClient(
-                url, account=payer, budget=budget, assets=[chain.asset], mode="legacy"
-            ) as c:
+            options = {} if args.mode == "auto" else {"mode": args.mode}
+            async with PayingClient(url, account=payer, budget=budget, assets=[chain.asset], **options) as c:
                 await _ours_batch(c, args.warmup)
                 await official.batch(args.warmup)
+                await _ours_pings(c, args.warmup)
+                await official.batch(args.warmup, "ping")
                 done = 0
                 while done < args.calls:
                     size = min(args.batch, args.calls - done)
@@ -265,9 +287,13 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
                     if (done // args.batch) % 2 == 0:
                         ours += await _ours_batch(c, size)
                         theirs += await official.batch(size)
+                        ours_free += await _ours_pings(c, size)
+                        theirs_free += await official.batch(size, "ping")
                     else:
                         theirs += await official.batch(size)
                         ours += await _ours_batch(c, size)
+                        theirs_free += await official.batch(size, "ping")
+                        ours_free += await _ours_pings(c, size)
                     done += size
                 timer = StepTimer()
                 undo = timer.install(c)
@@ -313,6 +339,11 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     print(f"{'x402MCPClient (official)':<32} {_median(theirs):>9.3f} {_p90(theirs):>9.3f}")
     ratio = _median(ours) / _median(theirs)
     print(f"\nours / official (median): {ratio:.3f}  (target <= 1.0)")
+    free_ratio = _median(ours_free) / _median(theirs_free)
+    print(f"\nfor scale, a free call (the MCP round trip alone, mcp 2.x mode={args.mode} vs mcp 1.x):")
+    print(f"{'mcp.Client (ours)':<32} {_median(ours_free):>9.3f} {_p90(ours_free):>9.3f}")
+    print(f"{'ClientSession (official)':<32} {_median(theirs_free):>9.3f} {_p90(theirs_free):>9.3f}")
+    print(f"free ours / official: {free_ratio:.3f}")
     print(f"\nwhere PayingClient's time goes ({args.breakdown} separately timed calls, median ms):")
     for step in (*STEPS, "total"):
         print(f"  {step:<8} {_median(steps[step]):>8.3f}")
@@ -327,6 +358,9 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         "ours_p90_ms": round(_p90(ours), 3),
         "official_p90_ms": round(_p90(theirs), 3),
         **{f"ours_{step}_ms": round(_median(steps[step]), 3) for step in STEPS},
+        "ours_free_ms": round(_median(ours_free), 3),
+        "official_free_ms": round(_median(theirs_free), 3),
+        "free_ratio": round(free_ratio, 3),
         "calls": len(ours),
     }
     print("BENCH-RESULT " + json.dumps(result))
@@ -347,6 +381,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--breakdown", type=int, default=20, help="separately timed calls of ours")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of our calls")
+    parser.add_argument(
+        "--mode", default="auto", help="PayingClient's MCP connect mode: auto (its default) or legacy"
+    )
     parser.add_argument("--quick", action="store_true", help="few calls (< 60 s)")
     args = parser.parse_args()
     if args.quick:
