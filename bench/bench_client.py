@@ -189,7 +189,7 @@ class StepTimer:
         paying.choose = self.wrap("parse", saved["choose"])  # type: ignore[attr-defined]
         paying._receipt_of = self.wrap("receipt", saved["_receipt_of"])
         store = client.store
-        for method in ("committed", "reserve", "reserve_checked"):
+        for method in ("committed", "reserve", "discard"):
             if hasattr(store, method):
                 setattr(store, method, self.wrap_async("budget", getattr(store, method)))
         store.mark_spent = self.wrap_async("receipt", store.mark_spent)
@@ -199,7 +199,7 @@ class StepTimer:
             del mcp_client.call_tool
             for name, value in saved.items():
                 setattr(paying, name, value)
-            for method in ("committed", "reserve", "reserve_checked", "mark_spent"):
+            for method in ("committed", "reserve", "discard", "mark_spent"):
                 store.__dict__.pop(method, None) if hasattr(store, "__dict__") else None
             del client._sign
 
@@ -349,6 +349,8 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         print(f"  {step:<8} {_median(steps[step]):>8.3f}")
     rest = [t - sum(steps[s][i] for s in STEPS) for i, t in enumerate(steps["total"])]
     print(f"  {'other':<8} {_median(rest):>8.3f}   (the glue between the steps)")
+    print("  (budget: the reservation, synced to disk; for a tool paid before it runs while the")
+    print("  probe is out, so budget and probe overlap and 'other' goes negative by as much)")
     if profile_text:
         print("\ncProfile of our calls:\n" + profile_text)
     result = {

@@ -4,7 +4,9 @@
 
 POINT is where the process is killed: `signing` (while the key signs),
 `sent` (the server has just received the signed payment), `settled` (the
-server settled it and runs the tool; the receipt never comes back). Server and
+server settled it and runs the tool; the receipt never comes back),
+`sent-again` (as `sent`, on the second paid call of the same tool, whose
+reservation was made while the unpaid call was out). Server and
 client share this process (in-memory MCP, embedded chain), so one kill takes
 both down mid-call, as a crash or a power cut would.
 """
@@ -37,13 +39,20 @@ def _die() -> None:
 
 
 class DieOnPayment(Extension):
+    """Kills the process when the `payment`-th signed payment arrives."""
+
     identifier = "test.x402-mcp/die-on-payment"
+
+    def __init__(self, payment: int) -> None:
+        self.left = payment
 
     async def intercept_tool_call(
         self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         if META_PAYMENT in (params.meta or {}):
-            _die()
+            self.left -= 1
+            if self.left == 0:
+                _die()
         return await call_next(ctx)
 
 
@@ -68,7 +77,8 @@ async def main(budget_file: Path, point: str) -> None:
         public_url="http://pay.test",
     )
     # Outermost, so it sees the paid retry before the gate verifies or settles anything.
-    server = MCPServer("crash", extensions=[DieOnPayment(), payments] if point == "sent" else [payments])
+    dies = {"sent": [DieOnPayment(1)], "sent-again": [DieOnPayment(2)]}.get(point, [])
+    server = MCPServer("crash", extensions=[*dies, payments])
 
     @server.tool()
     @paid(price="0.05")
@@ -79,9 +89,11 @@ async def main(budget_file: Path, point: str) -> None:
 
     payer = chain.new_account(usdc="1")
     account: Any = DyingSigner(payer.address) if point == "signing" else payer
-    budget = Budget(per_call="0.10", total="0.05", file=budget_file)
+    budget = Budget(per_call="0.10", total="0.10" if point == "sent-again" else "0.05", file=budget_file)
     async with PayingClient(server, account=account, budget=budget, assets=[chain.asset]) as client:
         await client.call_tool("answer", {"question": "q"})
+        # The second call of a tool reserves its last price while the unpaid call is out.
+        await client.call_tool("answer", {"question": "q2"})
     raise AssertionError(f"the process should have died at {point}")
 
 

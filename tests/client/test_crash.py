@@ -31,7 +31,7 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("point", ["signing", "sent", "settled"])
+@pytest.mark.parametrize("point", ["signing", "sent", "settled", "sent-again"])
 async def test_a_crash_mid_call_leaves_the_payment_counted(shop: Shop, tmp_path: Path, point: str) -> None:
     budget_file = tmp_path / "crashed.sqlite"
     done = await anyio.run_process(
@@ -42,16 +42,18 @@ async def test_a_crash_mid_call_leaves_the_payment_counted(shop: Shop, tmp_path:
     store = SpendStore(budget_file)
     await store.open()
     try:
-        [payment] = await store.payments("default")
-        spending = await store.spending("default", now=payment.created_at)
+        payments = await store.payments("default")
+        spending = await store.spending("default", now=payments[0].created_at)
     finally:
         await store.close()
-    assert (payment.state, payment.usd, payment.amount) == (SpendState.RESERVED, Decimal("0.05"), PRICE)
-    assert (spending.total, spending.pending) == (Decimal("0.05"), 1)
+    states = [SpendState.RESERVED] + ([SpendState.SPENT] if point == "sent-again" else [])
+    assert [(p.state, p.usd, p.amount) for p in payments] == [(s, Decimal("0.05"), PRICE) for s in states]
+    limit = Decimal("0.05") * len(states)
+    assert (spending.total, spending.pending) == (limit, 1)
 
-    # After the restart the budget of $0.05 is used up: nothing more is signed or paid.
+    # After the restart the budget is used up: nothing more is signed or paid.
     before = shop.balances()
-    async with shop.client(Budget(total="0.05", file=budget_file)) as client:
+    async with shop.client(Budget(total=limit, file=budget_file)) as client:
         with pytest.raises(BudgetExceeded):
             await client.call_tool("answer", {"question": "again"})
     assert shop.balances() == before

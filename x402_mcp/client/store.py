@@ -197,15 +197,28 @@ class SpendStore:
         """(total, last 24 hours) committed by `budget`, pending payments included."""
         return await self._run(lambda conn: self._committed(conn, budget, now))
 
+    @staticmethod
+    def new_id() -> str:
+        return "sp_" + secrets.token_urlsafe(12)
+
     async def reserve(
-        self, budget: Budget, requirement: PaymentRequirements, *, usd: Decimal, tool: str, now: float
+        self,
+        budget: Budget,
+        requirement: PaymentRequirements,
+        *,
+        usd: Decimal,
+        tool: str,
+        now: float,
+        spend_id: str | None = None,
     ) -> str:
-        """Check `budget`'s limits and record the payment as reserved, atomically; returns its id.
+        """Check `budget`'s limits and record the payment as reserved, atomically, synced to
+        disk; returns its id (`spend_id` if given, so a caller that is cancelled while this runs
+        still knows which record to discard).
 
         Raises:
             BudgetExceeded, PayeeNotAllowed: nothing was recorded.
         """
-        spend_id = "sp_" + secrets.token_urlsafe(12)
+        spend_id = spend_id or self.new_id()
 
         def reserve(conn: sqlite3.Connection) -> None:
             with immediate(conn):
@@ -237,6 +250,32 @@ class SpendStore:
     async def release(self, spend_id: str, detail: str, *, now: float) -> None:
         """The payment was not taken: it stops counting against the budget."""
         await self._finish(spend_id, SpendState.RELEASED, now=now, tx_hash=None, detail=detail)
+
+    async def discard(self, spend_id: str) -> None:
+        """Forget a reservation nothing was signed for (a no-op when there is none), unsynced:
+        lost in a power cut, it stays reserved and counts, as a crash could leave it anyway."""
+
+        def discard(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with immediate(conn):
+                    row = conn.execute(
+                        "SELECT budget, usd FROM payments WHERE id = ? AND state = ?",
+                        (spend_id, SpendState.RESERVED.value),
+                    ).fetchone()
+                    if row is None:
+                        return
+                    budget, usd = row
+                    conn.execute("DELETE FROM payments WHERE id = ?", (spend_id,))
+                    (committed,) = conn.execute(_COMMITTED, (budget,)).fetchone()
+                    conn.execute(
+                        "UPDATE budgets SET committed = ? WHERE name = ?",
+                        (str(Decimal(committed) - Decimal(usd)), budget),
+                    )
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
+
+        await self._run_unsynced(discard)
 
     async def get(self, spend_id: str) -> Spend | None:
         row = await self._run(
