@@ -89,6 +89,7 @@ _PAYMENT_COLUMNS = (
     "id, budget, tool, payee, network, asset, amount, usd, state, created_at, updated_at, tx_hash, detail"
 )
 _COMMITTED = "SELECT committed FROM budgets WHERE name = ?"
+_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 _DAY_ROWS = "SELECT usd FROM payments WHERE budget = ? AND state != 'released' AND created_at > ?"
 
 
@@ -422,7 +423,10 @@ class SpendStore:
             if conn is None:
                 raise LedgerError(f"{self!r} is not open; await store.open() first")
             with self._translate():
+                # No waiting for the lock here, and no WAL checkpoint (it syncs): the next
+                # reservation's commit, in the worker thread, checkpoints when one is due.
                 conn.execute("PRAGMA busy_timeout=0")
+                conn.execute("PRAGMA wal_autocheckpoint=0")
                 try:
                     return work(conn)
                 except sqlite3.OperationalError as exc:
@@ -430,6 +434,7 @@ class SpendStore:
                     if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # also its extended codes
                         raise
                 finally:
+                    conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
                     conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
                 return await anyio.to_thread.run_sync(work, conn)
 
