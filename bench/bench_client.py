@@ -70,13 +70,14 @@ def official_driver(url: str) -> None:
                 what, count = line.split()
                 samples: list[float] = []
                 failures: list[str] = []
+                cpu_start = time.process_time()
                 for _ in range(int(count)):
                     start = time.perf_counter()
                     if what == "ping":
                         # The same free tool through the same session: the MCP round trip alone.
                         free = await session.call_tool("ping", {})
                         samples.append((time.perf_counter() - start) * 1000)
-                        if free.isError:
+                        if free.isError:  # type: ignore[attr-defined]  # mcp 1.x
                             failures.append(repr(free.content)[:300])
                         continue
                     result = await client.call_tool(TOOL, ARGUMENTS)
@@ -84,7 +85,8 @@ def official_driver(url: str) -> None:
                     response = result.payment_response
                     if result.is_error or response is None or not getattr(response, "success", False):
                         failures.append(repr(result.content)[:300])
-                print(json.dumps({"samples_ms": samples, "failures": failures}), flush=True)
+                cpu_ms = (time.process_time() - cpu_start) * 1000
+                print(json.dumps({"samples_ms": samples, "failures": failures, "cpu_ms": cpu_ms}), flush=True)
 
     anyio.run(drive)
 
@@ -100,6 +102,7 @@ class Official:
 
         self.process = process
         self._lines = BufferedByteReceiveStream(process.stdout)
+        self.cpu_ms = 0.0  # the process's CPU time (all threads) over the timed paid batches
 
     async def _line(self) -> dict[str, Any]:
         import anyio
@@ -115,6 +118,8 @@ class Official:
         if answer["failures"]:
             raise RuntimeError(f"official paid calls failed: {answer['failures'][:2]}")
         samples: list[float] = answer["samples_ms"]
+        if what == "paid":
+            self.cpu_ms += answer["cpu_ms"]
         return samples
 
 
@@ -206,7 +211,19 @@ class StepTimer:
         return undo
 
 
-async def _ours_batch(client: Any, calls: int) -> list[float]:
+OUR_CPU = [0.0]  # this process's CPU time (all threads) over the timed paid batches
+
+
+async def _ours_batch(client: Any, calls: int, *, timed: bool = False) -> list[float]:
+    cpu_start = time.process_time()
+    try:
+        return await _ours_calls(client, calls)
+    finally:
+        if timed:
+            OUR_CPU[0] += (time.process_time() - cpu_start) * 1000
+
+
+async def _ours_calls(client: Any, calls: int) -> list[float]:
     samples: list[float] = []
     for _ in range(calls):
         start = time.perf_counter()
@@ -285,13 +302,13 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
                     size = min(args.batch, args.calls - done)
                     # Alternate who goes first, so neither always follows the other's chain growth.
                     if (done // args.batch) % 2 == 0:
-                        ours += await _ours_batch(c, size)
+                        ours += await _ours_batch(c, size, timed=True)
                         theirs += await official.batch(size)
                         ours_free += await _ours_pings(c, size)
                         theirs_free += await official.batch(size, "ping")
                     else:
                         theirs += await official.batch(size)
-                        ours += await _ours_batch(c, size)
+                        ours += await _ours_batch(c, size, timed=True)
                         theirs_free += await official.batch(size, "ping")
                         ours_free += await _ours_pings(c, size)
                     done += size
@@ -321,6 +338,7 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
                     stats.sort_stats("cumulative").print_stats(45)
                     profile_text = out.getvalue()
         finally:
+            official_cpu = official.cpu_ms if official is not None else 0.0
             if official is not None:
                 await official.process.stdin.send(b"\n")
                 await official.process.wait()
@@ -339,6 +357,10 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     print(f"{'x402MCPClient (official)':<32} {_median(theirs):>9.3f} {_p90(theirs):>9.3f}")
     ratio = _median(ours) / _median(theirs)
     print(f"\nours / official (median): {ratio:.3f}  (target <= 1.0)")
+    ours_cpu, theirs_cpu = OUR_CPU[0] / len(ours), official_cpu / len(theirs)
+    print("\nCPU time of the client process per paid call (all its threads; servers, facilitator and")
+    print(f"chain run elsewhere), less sensitive to the load: ours {ours_cpu:.3f} ms, official")
+    print(f"{theirs_cpu:.3f} ms, ours / official {ours_cpu / theirs_cpu:.3f}")
     free_ratio = _median(ours_free) / _median(theirs_free)
     print(f"\nfor scale, a free call (the MCP round trip alone, mcp 2.x mode={args.mode} vs mcp 1.x):")
     print(f"{'mcp.Client (ours)':<32} {_median(ours_free):>9.3f} {_p90(ours_free):>9.3f}")
@@ -360,6 +382,9 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         "ours_p90_ms": round(_p90(ours), 3),
         "official_p90_ms": round(_p90(theirs), 3),
         **{f"ours_{step}_ms": round(_median(steps[step]), 3) for step in STEPS},
+        "ours_cpu_ms": round(ours_cpu, 3),
+        "official_cpu_ms": round(theirs_cpu, 3),
+        "cpu_ratio": round(ours_cpu / theirs_cpu, 3),
         "ours_free_ms": round(_median(ours_free), 3),
         "official_free_ms": round(_median(theirs_free), 3),
         "free_ratio": round(free_ratio, 3),
