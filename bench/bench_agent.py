@@ -1,6 +1,6 @@
 """An agent's paid call: ours against the official x402 MCP package, in one run, on one anvil.
 
-    uv run python bench/bench_agent.py [--calls 30] [--warmup 5]
+    uv run python bench/bench_agent.py [--calls 30] [--warmup 5] [--mode auto|legacy] [--quick]
 
 Four pairings, each a complete paid call as an agent makes it (unpaid probe,
 challenge, signature, paid retry, settlement on chain, receipt), over
@@ -133,13 +133,16 @@ async def _our_server(env: dict[str, str], folder: Path) -> Any:
     return process, f"http://127.0.0.1:{port}/mcp"
 
 
-async def _paying_client(url: str, chain: Any, folder: Path, calls: int, warmup: int) -> list[float]:
+async def _paying_client(
+    url: str, chain: Any, folder: Path, calls: int, warmup: int, mode: str = "auto"
+) -> list[float]:
     from x402_mcp.client import Budget, PayingClient
 
     payer = chain.new_account(usdc="100")
     budget = Budget(per_call="0.05", file=folder / f"budget-{time.monotonic_ns()}.sqlite")
     samples: list[float] = []
-    async with PayingClient(url, account=payer, budget=budget, assets=[chain.asset], mode="legacy") as client:
+    options = {} if mode == "auto" else {"mode": mode}
+    async with PayingClient(url, account=payer, budget=budget, assets=[chain.asset], **options) as client:
         for index in range(warmup + calls):
             start = time.perf_counter()
             answer = await client.call_tool("answer", {"question": "bench"})
@@ -165,7 +168,7 @@ async def _official_client(python: Path, url: str, chain: Any, calls: int, warmu
     return samples
 
 
-async def run(calls: int, warmup: int, folder: Path) -> None:
+async def run(calls: int, warmup: int, folder: Path, mode: str = "auto") -> None:
     from eth_account import Account
 
     from tests.chains import ANVIL_BINARY, running_anvil
@@ -190,11 +193,11 @@ async def run(calls: int, warmup: int, folder: Path) -> None:
             try:
                 async with official_server(python, theirs_env, folder) as theirs:
                     rows.append(("PayingClient -> our server",
-                                 await _paying_client(ours, chain, folder, calls, warmup)))  # fmt: skip
+                                 await _paying_client(ours, chain, folder, calls, warmup, mode)))  # fmt: skip
                     rows.append(("x402MCPClient -> official server",
                                  await _official_client(python, theirs, chain, calls, warmup)))  # fmt: skip
-                    rows.append(("PayingClient -> official server",
-                                 await _paying_client(theirs, chain, folder, calls, warmup)))  # fmt: skip
+                    crossed = await _paying_client(theirs, chain, folder, calls, warmup, mode)
+                    rows.append(("PayingClient -> official server", crossed))
                     rows.append(("x402MCPClient -> our server",
                                  await _official_client(python, ours, chain, calls, warmup)))  # fmt: skip
             finally:
@@ -212,9 +215,13 @@ async def run(calls: int, warmup: int, folder: Path) -> None:
         ordered = sorted(samples)
         p90 = ordered[max(0, int(len(ordered) * 0.9) - 1)]
         print(f"{name:<36} {statistics.median(ordered):>9.2f} {p90:>9.2f}")
-    ours_median = statistics.median(rows[0][1])
-    theirs_median = statistics.median(rows[1][1])
-    print(f"\nofficial / ours (median, each against its own server): {theirs_median / ours_median:.2f}x")
+    medians = [statistics.median(samples) for _, samples in rows]
+    print(f"\nofficial / ours (median, each against its own server): {medians[1] / medians[0]:.2f}x")
+    print("(for the client alone, both against one server, interleaved: bench/bench_client.py)")
+    keys = ("ours_ours_ms", "official_official_ms", "ours_official_ms", "official_ours_ms")
+    result = {key: round(median, 3) for key, median in zip(keys, medians, strict=True)}
+    result["official_over_ours"] = round(medians[1] / medians[0], 3)
+    print("BENCH-RESULT " + json.dumps(result))
 
 
 def main() -> None:
@@ -228,9 +235,13 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--mode", default="auto", help="PayingClient's MCP connect mode (auto or legacy)")
+    parser.add_argument("--quick", action="store_true", help="few calls (< 60 s)")
     args = parser.parse_args()
+    if args.quick:
+        args.calls, args.warmup = 10, 2
     with tempfile.TemporaryDirectory(prefix="x402-bench-agent-") as folder:
-        anyio.run(run, args.calls, args.warmup, Path(folder))
+        anyio.run(run, args.calls, args.warmup, Path(folder), args.mode)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from tests.client.conftest import PRICE, Shop, build_shop
+from x402_mcp import paid
 from x402_mcp.challenge import META_ERROR, META_PAYMENT_RESPONSE, META_REQUEST_ID
 from x402_mcp.client import (
+    BudgetExceeded,
     NoPayableOption,
     PaidResult,
     PayingClient,
@@ -164,3 +167,42 @@ async def _payments(shop: Shop) -> list[Spend]:
 async def _spend(shop: Shop, spend_id: str) -> Spend:
     [found] = [payment for payment in await _payments(shop) if payment.id == spend_id]
     return found
+
+
+async def test_a_tool_paid_before_is_reserved_ahead_and_misses_leave_no_trace(shop: Shop) -> None:
+    """The second call of a tool reserves its last price while the unpaid call is out; when the
+    server then asks for something else, or for nothing, that reservation disappears."""
+    prices = {"cheap": "0.05", "dear": "0.07", "dearer": "0.09"}
+
+    @shop.server.tool()
+    @paid(price=lambda question: prices[question])
+    async def priced(question: str) -> str:
+        return f"priced answer to {question}"
+
+    before = shop.balances()
+    statements: list[str] = []
+    async with shop.client(shop.budget(per_call="0.10", total="0.24")) as client:
+        assert client.store._conn is not None
+        client.store._conn.set_trace_callback(statements.append)
+        answers = [await client.call_tool("priced", {"question": q}) for q in ("cheap", "cheap", "dear")]
+        unpriced = await client.call_tool("priced", {"question": "unknown"})  # the price function fails
+        spending = await client.spending()
+        with pytest.raises(BudgetExceeded):  # 0.09 more does not fit, though 0.07 ahead did
+            await client.call_tool("priced", {"question": "dearer"})
+        after_refusal = await client.spending()
+    assert [a.text for a in answers] == [f"priced answer to {q}" for q in ("cheap", "cheap", "dear")]
+    assert unpriced.is_error and not unpriced.paid
+    assert [str(a.cost) for a in answers] == ["0.05", "0.05", "0.07"]
+    assert shop.balances() == (before[0] - 17 * PRICE // 5, before[1] + 17 * PRICE // 5)
+    assert (spending.total, spending.payments, spending.pending) == (Decimal("0.17"), 3, 0)
+    assert after_refusal == spending
+    # Six reservations: the first call's; the second's, made ahead and used; the third's ahead
+    # (0.05, discarded) and its own (0.07); the fourth's and fifth's ahead (0.07, discarded).
+    assert sum(s.startswith("INSERT INTO payments") for s in statements) == 6
+    assert sum(s.startswith("DELETE FROM payments") for s in statements) == 3
+    recorded = await _payments(shop)
+    assert sorted((p.state, str(p.usd)) for p in recorded) == [
+        (SpendState.SPENT, "0.05"),
+        (SpendState.SPENT, "0.05"),
+        (SpendState.SPENT, "0.07"),
+    ]

@@ -8,6 +8,11 @@ authorization for exactly the checked amount, retry once with
 back), released (the server says it did not take the payment) or uncertain
 (nobody can tell; it keeps counting). It never signs a second payment for one
 call.
+
+A tool paid before (with no `confirm` to ask) is reserved at its last price
+while the unpaid call is out, so the reservation's disk sync overlaps that
+round trip; when the challenge asks for the same payment the reservation is
+used, otherwise (another price, no payment, an error) it is discarded.
 """
 
 from __future__ import annotations
@@ -115,6 +120,8 @@ class PayingClient:
         self._target = target
         self._client_options = client_options
         self._client: Client | None = None
+        # Per tool, what it charged last time (the requirement we chose and its dollars).
+        self._guesses: dict[str, tuple[PaymentRequirements, Decimal]] = {}
         self._stack: AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
@@ -160,21 +167,33 @@ class PayingClient:
             PaymentFailed: the server did not take the signed payment; the
                 budget is unspent.
         """
-        client = self.client
-        first = await client.call_tool(name, arguments)
-        if not first.is_error:
-            return PaidResult(first)
-        required = find_payment_required(first)
-        if required is None:
-            return PaidResult(first)
-        requirement, asset = choose(required, assets=self.assets, networks=self.networks, prefer=self.prefer)
-        price = from_atomic(int(requirement.amount), asset.decimals)
-        # Check before asking a person, so nobody is asked about a payment the budget forbids.
-        total, day = await self.store.committed(self.budget.name, now=self.clock())
-        self.budget.check(price, requirement.pay_to, spent_total=total, spent_day=day)
-        if self.budget.confirm is not None and not await self.budget.confirm(requirement):
-            raise NotConfirmed(f"the payment of ${price} for {name} was not confirmed")
-        spend_id = await self.store.reserve(self.budget, requirement, usd=price, tool=name, now=self.clock())
+        # A tool paid before most likely asks the same again: reserve that while the probe is on
+        # the wire, so the disk sync overlaps the round trip instead of following it.
+        guess = self._guesses.get(name) if self.budget.confirm is None else None
+        if guess is None:
+            first, held = await self.client.call_tool(name, arguments), None
+        else:
+            first, held = await self._probe_holding(name, arguments, *guess)
+        try:
+            required = find_payment_required(first) if first.is_error else None
+            if required is None:
+                return PaidResult(first)
+            requirement, asset = choose(
+                required, assets=self.assets, networks=self.networks, prefer=self.prefer
+            )
+            price = from_atomic(int(requirement.amount), asset.decimals)
+            self._guesses[name] = (requirement, price)
+            if held is not None and guess is not None and _same_charge(guess[0], requirement):
+                spend_id, held = held, None  # reserved and synced before anything is signed
+            else:
+                if held is not None:
+                    await self.store.discard(held)  # first, so it does not count against this one
+                    held = None
+                spend_id = await self._reserve(name, requirement, price)
+        finally:
+            if held is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.store.discard(held)
         try:
             payment = self._sign(required, requirement)
         except BaseException:
@@ -182,6 +201,55 @@ class PayingClient:
                 await self.store.release(spend_id, "signing failed", now=self.clock())
             raise
         return await self._pay(name, arguments, payment, requirement, price, spend_id)
+
+    async def _reserve(self, name: str, requirement: PaymentRequirements, price: Decimal) -> str:
+        if self.budget.confirm is not None:
+            # Check before asking a person, so nobody is asked about a payment the budget forbids.
+            # (Without a person to ask, `reserve` alone checks: one transaction, one disk sync.)
+            total, day = await self.store.committed(self.budget.name, now=self.clock())
+            self.budget.check(price, requirement.pay_to, spent_total=total, spent_day=day)
+            if not await self.budget.confirm(requirement):
+                raise NotConfirmed(f"the payment of ${price} for {name} was not confirmed")
+        return await self.store.reserve(self.budget, requirement, usd=price, tool=name, now=self.clock())
+
+    async def _probe_holding(
+        self, name: str, arguments: dict[str, Any] | None, guess: PaymentRequirements, price: Decimal
+    ) -> tuple[CallToolResult, str | None]:
+        """The unpaid call, while `guess` is reserved beside it; returns the result and the
+        reservation's id, or None when the budget (or the file) refused it: the check after the
+        probe then decides, and says why, as it would have without the guess."""
+        spend_id = self.store.new_id()
+        reserved = False
+        probe_error: Exception | None = None
+
+        async def hold() -> None:
+            nonlocal reserved
+            try:
+                await self.store.reserve(
+                    self.budget, guess, usd=price, tool=name, now=self.clock(), spend_id=spend_id
+                )
+                reserved = True
+            except Exception:
+                logger.debug("no reservation ahead of the probe of %r", name, exc_info=True)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(hold)
+                try:
+                    result = await self.client.call_tool(name, arguments)
+                except Exception as exc:  # raised as itself below, not inside a group
+                    probe_error = exc
+        except BaseException:
+            # Cancelled: the reservation may have committed without `hold` hearing of it.
+            with anyio.CancelScope(shield=True):
+                await self.store.discard(spend_id)
+            raise
+        if probe_error is not None:
+            if reserved:
+                with anyio.CancelScope(shield=True):
+                    await self.store.discard(spend_id)
+            raise probe_error
+        return result, spend_id if reserved else None
 
     def _sign(self, required: PaymentRequired, requirement: PaymentRequirements) -> PaymentPayload:
         payment = sign_payment(self.account, required, requirement)
@@ -231,6 +299,18 @@ class PayingClient:
     async def spending(self) -> Any:
         """What this budget has committed so far (a `Spending`)."""
         return await self.store.spending(self.budget.name, now=self.clock())
+
+
+def _same_charge(reserved: PaymentRequirements, asked: PaymentRequirements) -> bool:
+    """Whether a reservation made for `reserved` records exactly the payment `asked` is
+    (the challenge's own fields, such as a request id in `extra`, differ every time)."""
+    return (
+        reserved.scheme,
+        reserved.network,
+        reserved.asset.lower(),
+        reserved.amount,
+        reserved.pay_to.lower(),
+    ) == (asked.scheme, asked.network, asked.asset.lower(), asked.amount, asked.pay_to.lower())
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

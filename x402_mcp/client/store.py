@@ -6,7 +6,10 @@ Every payment is written down *before* its signature leaves the process
 receipt, `released` when the server says the payment was not taken, or
 `uncertain` when nobody can tell (the connection dropped mid-call). Reserved
 and uncertain payments count against the limits like spent ones: a crash can
-make the budget look fuller than it is, never emptier. Several processes may
+make the budget look fuller than it is, never emptier. So only a reservation is
+synced to disk before it returns (`synchronous=FULL`); the later state changes
+are not (a power cut may undo them, leaving the payment reserved, which counts)
+and reach the disk with the next sync. Several processes may
 share the file; SQLite's write lock serialises their reservations.
 
 Amounts: `amount` is the token's atomic units, `usd` the exact dollars, both
@@ -86,6 +89,7 @@ _PAYMENT_COLUMNS = (
     "id, budget, tool, payee, network, asset, amount, usd, state, created_at, updated_at, tx_hash, detail"
 )
 _COMMITTED = "SELECT committed FROM budgets WHERE name = ?"
+_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 _DAY_ROWS = "SELECT usd FROM payments WHERE budget = ? AND state != 'released' AND created_at > ?"
 
 
@@ -194,15 +198,28 @@ class SpendStore:
         """(total, last 24 hours) committed by `budget`, pending payments included."""
         return await self._run(lambda conn: self._committed(conn, budget, now))
 
+    @staticmethod
+    def new_id() -> str:
+        return "sp_" + secrets.token_urlsafe(12)
+
     async def reserve(
-        self, budget: Budget, requirement: PaymentRequirements, *, usd: Decimal, tool: str, now: float
+        self,
+        budget: Budget,
+        requirement: PaymentRequirements,
+        *,
+        usd: Decimal,
+        tool: str,
+        now: float,
+        spend_id: str | None = None,
     ) -> str:
-        """Check `budget`'s limits and record the payment as reserved, atomically; returns its id.
+        """Check `budget`'s limits and record the payment as reserved, atomically, synced to
+        disk; returns its id (`spend_id` if given, so a caller that is cancelled while this runs
+        still knows which record to discard).
 
         Raises:
             BudgetExceeded, PayeeNotAllowed: nothing was recorded.
         """
-        spend_id = "sp_" + secrets.token_urlsafe(12)
+        spend_id = spend_id or self.new_id()
 
         def reserve(conn: sqlite3.Connection) -> None:
             with immediate(conn):
@@ -234,6 +251,32 @@ class SpendStore:
     async def release(self, spend_id: str, detail: str, *, now: float) -> None:
         """The payment was not taken: it stops counting against the budget."""
         await self._finish(spend_id, SpendState.RELEASED, now=now, tx_hash=None, detail=detail)
+
+    async def discard(self, spend_id: str) -> None:
+        """Forget a reservation nothing was signed for (a no-op when there is none), unsynced:
+        lost in a power cut, it stays reserved and counts, as a crash could leave it anyway."""
+
+        def discard(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with immediate(conn):
+                    row = conn.execute(
+                        "SELECT budget, usd FROM payments WHERE id = ? AND state = ?",
+                        (spend_id, SpendState.RESERVED.value),
+                    ).fetchone()
+                    if row is None:
+                        return
+                    budget, usd = row
+                    conn.execute("DELETE FROM payments WHERE id = ?", (spend_id,))
+                    (committed,) = conn.execute(_COMMITTED, (budget,)).fetchone()
+                    conn.execute(
+                        "UPDATE budgets SET committed = ? WHERE name = ?",
+                        (str(Decimal(committed) - Decimal(usd)), budget),
+                    )
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
+
+        await self._run_unsynced(discard)
 
     async def get(self, spend_id: str) -> Spend | None:
         row = await self._run(
@@ -323,29 +366,46 @@ class SpendStore:
         self, spend_id: str, state: SpendState, *, now: float, tx_hash: str | None, detail: str
     ) -> None:
         def finish(conn: sqlite3.Connection) -> None:
-            with immediate(conn):
-                row = conn.execute(
-                    "SELECT budget, usd, state FROM payments WHERE id = ?", (spend_id,)
-                ).fetchone()
-                if row is None:
-                    raise LedgerError(f"no payment {spend_id} in {self.path}")
-                budget, usd, current = row
-                # Only a reservation (or a payment nobody could account for) changes state.
-                if current not in (SpendState.RESERVED.value, SpendState.UNCERTAIN.value):
-                    raise LedgerError(f"payment {spend_id} is already {current}")
-                conn.execute(
-                    "UPDATE payments SET state = ?, updated_at = ?, tx_hash = COALESCE(?, tx_hash),"
-                    " detail = ? WHERE id = ?",
-                    (state.value, now, tx_hash, detail, spend_id),
-                )
-                if state is SpendState.RELEASED:
-                    (committed,) = conn.execute(_COMMITTED, (budget,)).fetchone()
-                    conn.execute(
-                        "UPDATE budgets SET committed = ?, updated_at = ? WHERE name = ?",
-                        (str(Decimal(committed) - Decimal(usd)), now, budget),
-                    )
+            # Not synced to disk before returning (the next reservation's sync carries it): were
+            # it lost in a power cut, the payment would still read reserved or uncertain, which
+            # counts against the limits like spent. Only a reservation must be durable.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._finish_in(conn, spend_id, state, now=now, tx_hash=tx_hash, detail=detail)
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
 
-        await self._run(finish)
+        await self._run_unsynced(finish)
+
+    def _finish_in(
+        self,
+        conn: sqlite3.Connection,
+        spend_id: str,
+        state: SpendState,
+        *,
+        now: float,
+        tx_hash: str | None,
+        detail: str,
+    ) -> None:
+        with immediate(conn):
+            row = conn.execute("SELECT budget, usd, state FROM payments WHERE id = ?", (spend_id,)).fetchone()
+            if row is None:
+                raise LedgerError(f"no payment {spend_id} in {self.path}")
+            budget, usd, current = row
+            # Only a reservation (or a payment nobody could account for) changes state.
+            if current not in (SpendState.RESERVED.value, SpendState.UNCERTAIN.value):
+                raise LedgerError(f"payment {spend_id} is already {current}")
+            conn.execute(
+                "UPDATE payments SET state = ?, updated_at = ?, tx_hash = COALESCE(?, tx_hash),"
+                " detail = ? WHERE id = ?",
+                (state.value, now, tx_hash, detail, spend_id),
+            )
+            if state is SpendState.RELEASED:
+                (committed,) = conn.execute(_COMMITTED, (budget,)).fetchone()
+                conn.execute(
+                    "UPDATE budgets SET committed = ?, updated_at = ? WHERE name = ?",
+                    (str(Decimal(committed) - Decimal(usd)), now, budget),
+                )
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         async with self._limiter:
@@ -353,6 +413,30 @@ class SpendStore:
                 raise LedgerError(f"{self!r} is not open; await store.open() first")
             with self._translate():
                 return await anyio.to_thread.run_sync(work, self._conn)
+
+    async def _run_unsynced(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`_run` for a short write that does not sync to disk: on the event loop's own thread,
+        since it takes tens of microseconds and a hop to the worker thread costs more. Only when
+        another connection holds the write lock does it wait, in the worker thread."""
+        async with self._limiter:
+            conn = self._conn
+            if conn is None:
+                raise LedgerError(f"{self!r} is not open; await store.open() first")
+            with self._translate():
+                # No waiting for the lock here, and no WAL checkpoint (it syncs): the next
+                # reservation's commit, in the worker thread, checkpoints when one is due.
+                conn.execute("PRAGMA busy_timeout=0")
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+                try:
+                    return work(conn)
+                except sqlite3.OperationalError as exc:
+                    # Busy can only come from BEGIN IMMEDIATE: nothing was written, so run it again.
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # also its extended codes
+                        raise
+                finally:
+                    conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+                    conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+                return await anyio.to_thread.run_sync(work, conn)
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
