@@ -9,24 +9,21 @@ wallet with one owner key.
 
 from __future__ import annotations
 
-import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Protocol, cast, runtime_checkable
 
 from coincurve import PrivateKey as CurveKey
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_hash.auto import keccak
 from mcp.types import CallToolResult, RequestParamsMeta, TextContent
 
 from .challenge import META_PAYMENT
 from .erc6492 import wrap_erc6492
 from .errors import MalformedPayment
-from .evm import chain_id_of, new_authorization, requirement_typed_data, sign_authorization
-from .wire import ExactAuthorization, ExactPayload, PaymentPayload, PaymentRequired, PaymentRequirements
+from .evm import authorization_digest, new_authorization, requirement_typed_data, sign_authorization
+from .wire import ExactPayload, PaymentPayload, PaymentRequired, PaymentRequirements
 
 
 @runtime_checkable
@@ -76,70 +73,6 @@ class OwnedSmartAccount:
         return signature
 
 
-# The EIP-712 digest of a TransferWithAuthorization, computed directly: eth-account's generic
-# typed-data encoder validates and walks the whole type schema on every call, which costs more
-# than the signature itself. Anything outside the plain shapes below goes the generic way.
-_DOMAIN_TYPE = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
-_TRANSFER_TYPE = keccak(
-    b"TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,"
-    b"uint256 validBefore,bytes32 nonce)"
-)
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-_NONCE = re.compile(r"0x[0-9a-fA-F]{64}")
-_DIGITS = re.compile(r"[0-9]{1,78}")
-_UINT256 = 1 << 256
-
-
-def _word(value: int) -> bytes | None:
-    return value.to_bytes(32, "big") if 0 <= value < _UINT256 else None
-
-
-@lru_cache(maxsize=64)
-def _domain_separator(name: str, version: str, network: str, token: str) -> bytes | None:
-    try:
-        chain = _word(chain_id_of(network))
-    except ValueError:
-        return None
-    if chain is None or not _ADDRESS.fullmatch(token):
-        return None
-    return keccak(
-        _DOMAIN_TYPE + keccak(name.encode()) + keccak(version.encode()) + chain
-        + bytes(12) + bytes.fromhex(token[2:])
-    )  # fmt: skip
-
-
-def authorization_digest(
-    authorization: ExactAuthorization, requirements: PaymentRequirements
-) -> bytes | None:
-    """The 32 bytes an EOA signs for `authorization` under `requirements`' EIP-712 domain
-    (what `encode_typed_data(requirement_typed_data(...))` hashes to), or None when a field
-    has a shape only the generic encoder should judge."""
-    extra = requirements.extra
-    domain = _domain_separator(
-        str(extra.get("name", "")), str(extra.get("version", "")), requirements.network, requirements.asset
-    )
-    numbers = (authorization.value, authorization.valid_after, authorization.valid_before)
-    if (
-        domain is None
-        or not _ADDRESS.fullmatch(authorization.from_)
-        or not _ADDRESS.fullmatch(authorization.to)
-        or not _NONCE.fullmatch(authorization.nonce)
-        or not all(_DIGITS.fullmatch(number) for number in numbers)
-    ):
-        return None
-    words = [_word(int(number)) for number in numbers]
-    if None in words:
-        return None
-    struct = keccak(
-        _TRANSFER_TYPE
-        + bytes(12) + bytes.fromhex(authorization.from_[2:])
-        + bytes(12) + bytes.fromhex(authorization.to[2:])
-        + b"".join(cast(list[bytes], words))
-        + bytes.fromhex(authorization.nonce[2:])
-    )  # fmt: skip
-    return keccak(b"\x19\x01" + domain + struct)
-
-
 # One parsed key per live account (the parse costs about a signature), dropped with the account:
 # no key outlives the object the application holds it in.
 _SIGNING_KEYS: weakref.WeakKeyDictionary[LocalAccount, CurveKey] = weakref.WeakKeyDictionary()
@@ -162,8 +95,9 @@ def sign_digest(account: LocalAccount, digest: bytes) -> bytes:
 
 def _sign_eoa(account: LocalAccount, requirements: PaymentRequirements) -> ExactPayload:
     authorization = new_authorization(account.address, requirements)
-    digest = authorization_digest(authorization, requirements)
-    if digest is None:
+    try:
+        digest = authorization_digest(authorization, requirements)
+    except ValueError:  # a domain eth-account cannot encode either: let it say why
         return sign_authorization(account, requirements)
     return ExactPayload(signature="0x" + sign_digest(account, digest).hex(), authorization=authorization)
 
