@@ -327,6 +327,12 @@ class Window:
         return CORES * 1000 / self.ours_per_call if self.calls else 0.0
 
     @property
+    def bound_servers(self) -> float:
+        """The bound if the agents ran elsewhere: the servers' CPU only."""
+        servers = self.ours_per_call - self.per_call("client")
+        return CORES * 1000 / servers if self.calls and servers > 0 else 0.0
+
+    @property
     def other_load(self) -> float:
         """Cores' worth of CPU used by everything that is not this figure (other work on the machine)."""
         ours = sum(self.cpu_ms.values())
@@ -452,7 +458,7 @@ def _window(
             [
                 "uv", "run", "--quiet", "--with", "py-spy", "py-spy", "record", "--pid", str(profile_pid),
                 "--format", "raw", "--rate", "200", "--duration", str(int(args.seconds)),
-                "--output", str(folder / "profile.txt"), "--nonblocking",
+                "--output", str(folder / "profile.txt"), "--nonblocking", "--gil",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -525,8 +531,8 @@ _PACKAGES = (
     ("h11", "starlette/uvicorn/h11"),
     ("anyio", "anyio/asyncio (event loop, threads)"),
     ("asyncio", "anyio/asyncio (event loop, threads)"),
-    ("threading", "anyio/asyncio (event loop, threads)"),
-    ("concurrent", "anyio/asyncio (event loop, threads)"),
+    ("(threading.py", "thread hand-offs (queue, Condition)"),
+    ("(queue.py", "thread hand-offs (queue, Condition)"),
     ("json", "json"),
     ("logging", "logging"),
 )
@@ -540,10 +546,10 @@ def _package_of(frame: str) -> str:
 
 
 def _profile_summary(path: Path) -> dict[str, float]:
-    """Share of samples by the package of the innermost frame (py-spy's collapsed stacks).
+    """Share of samples by the package of the innermost known frame (py-spy's collapsed stacks).
 
-    Idle samples (a thread waiting in select/epoll, a lock, a queue) are left out,
-    so the shares are of the time the replica was running Python code.
+    py-spy samples only the thread holding the GIL (`--gil`), so the shares are of
+    the time the replica ran Python code; waits in select/epoll are left out too.
     """
     if not path.exists():
         return {}
@@ -571,12 +577,14 @@ def _profile_summary(path: Path) -> dict[str, float]:
 # ----------------------------------------------------------------------------------- figures
 
 
-def _figure(backend: str, count: int, args: argparse.Namespace, folder: Path) -> Figure:
+def _figure(
+    backend: str, count: int, args: argparse.Namespace, folder: Path, extra_env: dict[str, str]
+) -> Figure:
     from eth_account import Account
 
     from tests.replicas.cluster import Cluster, fresh_schema
 
-    figure = Figure(backend, count)
+    figure = Figure(backend + (" R" if extra_env else ""), count)
     with fresh_anvil(folder, shlex.split(args.anvil_flags)) as anvil, fresh_schema(POSTGRES_URL) as schema:
         application_name: str | None = None
         if backend == "PostgreSQL":
@@ -592,6 +600,7 @@ def _figure(backend: str, count: int, args: argparse.Namespace, folder: Path) ->
             probe_paths.append(folder / f"probe-{replica.port}.json")
             replica.env["REPLICA_STATS"] = str(probe_paths[-1])
             replica.env["REPLICA_RUNS"] = ""  # the tests' record of runs: file appends, not wanted here
+            replica.env.update(extra_env)
         # Started first, so their imports overlap the replicas' start.
         generators = _start_generators(args.generators)
         try:
@@ -633,7 +642,9 @@ def _figure(backend: str, count: int, args: argparse.Namespace, folder: Path) ->
 
 def _print(figures: list[Figure], args: argparse.Namespace) -> dict[str, Any]:
     print(
-        f"\nx402-mcp replicas: streamable HTTP, {args.generators} load-generator processes x "
+        "\nrows marked R: settlement reads in worker threads in parallel, sends alone serialised"
+        * bool(args.settle_reads)
+        + f"\nx402-mcp replicas: streamable HTTP, {args.generators} load-generator processes x "
         f"{args.workers} agents, {args.seconds:g} s windows, {CORES} cores, fresh anvil per figure"
         + (f" ({args.anvil_flags})" if args.anvil_flags else "")
     )
@@ -641,7 +652,7 @@ def _print(figures: list[Figure], args: argparse.Namespace) -> dict[str, Any]:
     header = (
         f"{'backend':<11}{'repl':>4} {'mode':<9}{'calls/s':>8}{'p50 ms':>8}{'p90 ms':>8}"
         + "".join(f"{name:>9}" for name in COMPONENTS)
-        + f"{'total':>8}{'bound/s':>8}{'blk/s':>7}{'pg-aux':>7}{'other':>7}"
+        + f"{'total':>8}{'bound/s':>8}{'srv/s':>7}{'blk/s':>7}{'pg-aux':>7}{'other':>7}"
         + f"{'lim-held':>9}{'lim-wait':>9}{'late':>6}{'loop':>7}{'thr':>7}{'rpc':>6}"
     )
     print(header)
@@ -652,7 +663,7 @@ def _print(figures: list[Figure], args: argparse.Namespace) -> dict[str, Any]:
                 f"{figure.backend:<11}{figure.replicas:>4} {mode:<9}{w.rate:>8.1f}{w.latency_ms(0.5):>8.1f}"
                 f"{w.latency_ms(0.9):>8.1f}"
                 + "".join(f"{w.per_call(name):>9.2f}" for name in COMPONENTS)
-                + f"{w.ours_per_call:>8.2f}{w.bound:>8.0f}{w.blocks / w.seconds:>7.1f}"
+                + f"{w.ours_per_call:>8.2f}{w.bound:>8.0f}{w.bound_servers:>7.0f}{w.blocks / w.seconds:>7.1f}"
                 f"{w.per_call('postgres-aux'):>7.2f}{w.other_load:>7.2f}"
                 f"{w.limiter_held:>9.2f}{w.limiter_waiting:>9.2f}{w.loop_late:>6.2f}"
                 f"{w.per_call('replica-loops'):>7.2f}"
@@ -662,7 +673,8 @@ def _print(figures: list[Figure], args: argparse.Namespace) -> dict[str, Any]:
     print(
         "\ncolumns: client = load generators (MCP client, signing), replicas = the server processes,"
         "\npostgres = the replicas' backends; total = their sum; bound/s = cores x 1000 / total,"
-        "\nthe most that many calls can reach if CPU is the limit; blk/s = anvil blocks per second;"
+        "\nthe most that many calls can reach if CPU is the limit; srv/s = the same without the"
+        "\nclient's CPU (agents on other machines); blk/s = anvil blocks per second;"
         "\npg-aux = PostgreSQL's WAL writer and checkpointer (shared with anything else);"
         "\nother = cores' worth of CPU used by everything else on the machine during the window;"
         "\nlim-held = share of time a replica's settlement limiter (one token: its web3 calls, one at"
@@ -680,6 +692,9 @@ def _print(figures: list[Figure], args: argparse.Namespace) -> dict[str, Any]:
 
     result: dict[str, Any] = {}
     postgres = [f for f in figures if f.backend == "PostgreSQL"]
+    for figure in figures:
+        if figure.backend == "PostgreSQL R":
+            result[f"parallel_reads_paid_per_s_{figure.replicas}"] = round(figure.windows["paid"].rate, 1)
     for figure in postgres:
         n = figure.replicas
         result[f"free_per_s_{n}"] = round(figure.windows["free"].rate, 1)
@@ -694,6 +709,7 @@ def _print(figures: list[Figure], args: argparse.Namespace) -> dict[str, Any]:
         )
         result[f"cpu_ms_per_paid_call_total_{n}"] = round(paid.ours_per_call, 3)
         result[f"bound_per_s_{n}"] = round(paid.bound, 1)
+        result[f"bound_servers_only_per_s_{n}"] = round(paid.bound_servers, 1)
         result[f"anvil_blocks_per_s_{n}"] = round(paid.blocks / paid.seconds, 1)
         result[f"other_load_cores_{n}"] = round(paid.other_load, 2)
         result[f"settlement_limiter_held_{n}"] = round(paid.limiter_held, 3)
@@ -735,6 +751,12 @@ def main() -> None:
         "--profile", action="store_true", help="py-spy a replica in the 1-replica paid window"
     )
     parser.add_argument("--profile-out", type=Path, help="keep py-spy's collapsed stacks in this file")
+    parser.add_argument(
+        "--settle-reads",
+        type=int,
+        default=0,
+        help="also run each figure with settlement reads in N threads, sends alone serialised (rows 'R')",
+    )
     parser.add_argument("--anvil-flags", default="", help='extra anvil flags, e.g. "--prune-history"')
     args = parser.parse_args()
     if args.quick:
@@ -749,9 +771,13 @@ def main() -> None:
     figures = []
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
+        variants: list[dict[str, str]] = [{}] + (
+            [{"REPLICA_SETTLE_READS": str(args.settle_reads)}] if args.settle_reads else []
+        )
         for backend in backends:
             for count in counts:
-                figures.append(_figure(backend, count, args, folder))
+                for extra_env in variants:  # interleaved, so both see the same machine load
+                    figures.append(_figure(backend, count, args, folder, extra_env))
     result = _print(figures, args)
     print("BENCH-RESULT " + json.dumps(result, separators=(",", ":")))
 
