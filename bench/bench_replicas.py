@@ -22,6 +22,12 @@ everything else on the machine used meanwhile (other load), and the bound the
 machine's cores put on the rate: calls/s <= cores x 1000 ms / (CPU-ms per call).
 Anvil's blocks per second are counted too (automine: one block per transaction).
 
+Reading the table: calls/s near `bound/s` x (cores - other) / cores means the
+machine's CPU is the limit, and more replicas cannot help (they share the same
+cores); `lim-held` near 1 with `lim-wait` above 1 means a replica's one-token
+settlement limiter is the queue; `late` near 1 means a replica's event loop is
+saturated (one replica is one GIL, so at most one core).
+
 `--presigned` adds a row where the challenges are fetched and signed before the
 window, so only the paid retries are timed: that separates the client's share.
 `--profile` samples one replica with py-spy during the 1-replica paid window and
