@@ -1,21 +1,20 @@
-"""The ledger under load: SQLite and PostgreSQL holding 1,000,000 requests, 1-4 HTTP replicas.
+"""The ledger under load: SQLite and PostgreSQL holding 1,000,000 requests.
 
-    uv run python bench/bench_ledger.py [--rows 1000000] [--samples 500] [--calls 96] [--workers 16]
+    uv run python bench/bench_ledger.py [--quick] [--rows 1000000] [--samples 500]
 
-Needs PostgreSQL ($X402_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/test)
-and the anvil binary from tools/ (`npm ci` there). Prints, side by side:
+Needs PostgreSQL ($X402_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/test).
+Prints, side by side, ledger latency with `--rows` requests already stored
+(bulk-loaded with executemany / COPY): issuing a request, and redeeming a paid
+one (get, claim, consume, as the gate does), median and p99 in milliseconds.
 
-1. ledger latency with `--rows` requests already stored (bulk-loaded with
-   executemany / COPY): issuing a request, and redeeming a paid one (get,
-   claim, consume, as the gate does), median and p99 in milliseconds;
-2. paid calls per second over streamable HTTP (challenge, then the paid retry
-   settled on anvil and run) with 1, 2 and 4 replica processes sharing that
-   ledger, next to free calls per second on the same replicas.
+Calls per second over streamable HTTP with 1, 2 and 4 replicas sharing one
+ledger are measured by bench/bench_replicas.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import sqlite3
@@ -28,19 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from eth_account import Account
-from mcp import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.chains import ANVIL_BINARY, running_anvil
-from tests.replicas.cluster import Cluster, fresh_schema
-from tests.replicas.helpers import call, signed
+from tests.replicas.cluster import fresh_schema
 from x402_mcp.ledger import Ledger, PostgresLedger, SQLiteLedger
 from x402_mcp.ledger._changes import COLUMNS, request_values
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord
 from x402_mcp.lifecycle import Event, State
-from x402_mcp.payer import payment_meta
 
 POSTGRES_URL = os.environ.get("X402_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
@@ -126,44 +120,6 @@ async def _latencies(ledger: Ledger, samples: int) -> tuple[list[float], list[fl
     return issue, redeem
 
 
-async def _http(cluster: Cluster, replicas: int, calls: int, workers: int, payer: Any) -> tuple[float, float]:
-    """(free, paid) calls per second: `workers` clients, each with an MCP session on two replicas.
-
-    A paid call is quoted by one replica and paid (settled, run) on the next one.
-    """
-    group = [cluster.add() for _ in range(replicas)]
-    cluster.start(*group)
-    try:
-        await call(group[0], {"question": "warm-up"})
-        return await _rate(group, calls, workers, None), await _rate(group, calls, workers, payer)
-    finally:
-        cluster.stop()
-        cluster.replicas.clear()
-
-
-async def _rate(group: list[Any], calls: int, workers: int, payer: Any) -> float:
-    counter = iter(range(calls))
-
-    async def worker(index: int) -> None:
-        quote_at, pay_at = group[index % len(group)], group[(index + 1) % len(group)]
-        async with Client(quote_at.url) as quoter, Client(pay_at.url) as settler:
-            for number in counter:
-                if payer is None:
-                    assert not (await quoter.call_tool("ping", {})).is_error
-                    continue
-                quoted = await quoter.call_tool("answer", {"question": f"b{number}"})
-                meta = payment_meta(signed(payer, quoted))
-                result = await settler.call_tool("answer", {"question": f"b{number}"}, meta=meta)
-                assert not result.is_error, result
-
-    start = time.perf_counter()
-    with anyio.fail_after(600):
-        async with anyio.create_task_group() as tasks:
-            for index in range(workers):
-                tasks.start_soon(worker, index)
-    return calls / (time.perf_counter() - start)
-
-
 def _ms(samples: list[float]) -> str:
     ordered = sorted(samples)
     p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
@@ -175,41 +131,26 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     rows = _rows(args.rows)
     results: dict[str, dict[str, Any]] = {}
     sqlite_path = folder / "ledger.sqlite"
-    with running_anvil(ANVIL_BINARY, folder / "anvil.log") as chain:
-        payer = chain.new_account(usdc="100000")
-        with fresh_schema(POSTGRES_URL) as schema:
-            backends: list[tuple[str, Ledger, str, str | None]] = [
-                (
-                    "SQLite",
-                    SQLiteLedger(sqlite_path),
-                    f"sqlite://{sqlite_path}",
-                    None,
-                ),
-                ("PostgreSQL", PostgresLedger(POSTGRES_URL, schema=schema), POSTGRES_URL, schema),
-            ]
-            for name, ledger, url, pg_schema in backends:
-                await ledger.open()
-                start = time.perf_counter()
-                if pg_schema is None:
-                    await anyio.to_thread.run_sync(_load_sqlite, folder / "ledger.sqlite", rows)
-                else:
-                    await _load_postgres(pg_schema, rows)
-                loaded = time.perf_counter() - start
-                print(f"{name}: loaded {args.rows:,} rows in {loaded:.1f} s", flush=True)
-                issue, redeem = await _latencies(ledger, args.samples)
-                await ledger.close()
-                entry: dict[str, Any] = {"issue": issue, "redeem": redeem, "load": loaded}
-                cluster = Cluster(
-                    chain, url, pg_schema, Account.create().address, folder / "runs.txt", folder
-                )
-                for count in (1, 2, 4):
-                    entry[count] = await _http(cluster, count, args.calls, args.workers, payer)
-                    print(f"{name}: {count} replica(s) done", flush=True)
-                results[name] = entry
+    with fresh_schema(POSTGRES_URL) as schema:
+        backends: list[tuple[str, Ledger, str | None]] = [
+            ("SQLite", SQLiteLedger(sqlite_path), None),
+            ("PostgreSQL", PostgresLedger(POSTGRES_URL, schema=schema), schema),
+        ]
+        for name, ledger, pg_schema in backends:
+            await ledger.open()
+            start = time.perf_counter()
+            if pg_schema is None:
+                await anyio.to_thread.run_sync(_load_sqlite, sqlite_path, rows)
+            else:
+                await _load_postgres(pg_schema, rows)
+            loaded = time.perf_counter() - start
+            print(f"{name}: loaded {args.rows:,} rows in {loaded:.1f} s", flush=True)
+            issue, redeem = await _latencies(ledger, args.samples)
+            await ledger.close()
+            results[name] = {"issue": issue, "redeem": redeem, "load": loaded}
 
     names = list(results)
-    print(f"\nx402-mcp ledger benchmark: {args.rows:,} requests stored, {args.samples} samples,")
-    print(f"HTTP: {args.calls} calls per figure, {args.workers} concurrent clients, anvil chain\n")
+    print(f"\nx402-mcp ledger benchmark: {args.rows:,} requests stored, {args.samples} samples\n")
     print(f"{'measure':<40}" + "".join(f"{n:>20}" for n in names))
     print(f"{'bulk load (s)':<40}" + "".join(f"{results[n]['load']:>20.1f}" for n in names))
     print(
@@ -218,10 +159,15 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     print(
         f"{'redeem latency ms (median p99)':<40}" + "".join(f"{_ms(results[n]['redeem']):>20}" for n in names)
     )
-    for count in (1, 2, 4):
-        label = f"{count} replica(s): free calls/s | paid calls/s"
-        cells = "".join(f"{results[n][count][0]:>10.0f} | {results[n][count][1]:>6.1f}" for n in names)
-        print(f"{label:<40}  {cells}")
+    figures: dict[str, float] = {}
+    for name in names:
+        key = name.lower()
+        figures[f"{key}_load_s"] = round(results[name]["load"], 3)
+        for measure in ("issue", "redeem"):
+            ordered = sorted(results[name][measure])
+            figures[f"{key}_{measure}_median_ms"] = round(statistics.median(ordered), 3)
+            figures[f"{key}_{measure}_p99_ms"] = round(ordered[max(0, int(len(ordered) * 0.99) - 1)], 3)
+    print("BENCH-RESULT " + json.dumps(figures, separators=(",", ":")))
 
 
 def main() -> None:
@@ -230,9 +176,10 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--calls", type=int, default=96)
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--quick", action="store_true", help="20,000 rows and 100 samples")
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.samples = min(args.rows, 20_000), min(args.samples, 100)
     with tempfile.TemporaryDirectory() as folder:
         anyio.run(run, args, Path(folder))
 

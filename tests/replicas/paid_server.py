@@ -1,12 +1,22 @@
 """One replica: a streamable-HTTP paid MCP server on loopback, run as its own process.
 
-Everything comes from the environment, so tests (and bench/bench_ledger.py) can
+Everything comes from the environment, so tests (and bench/bench_replicas.py) can
 start several on one PostgreSQL ledger and one anvil chain:
 
     REPLICA_PORT, REPLICA_LEDGER_URL, REPLICA_LEDGER_SCHEMA (optional),
     REPLICA_RPC_URL, REPLICA_GAS_KEY, REPLICA_TOKEN, REPLICA_CHAIN_ID,
     REPLICA_PAY_TO, REPLICA_RUNS (a file the tool appends one line per run to),
     REPLICA_GRACE / REPLICA_LEASE (seconds), REPLICA_CRASH (a crash point).
+
+REPLICA_STATS (optional, a file path) turns on a probe for benchmarks: every
+10 ms it samples whether the settlement backend's one-token limiter (which
+serialises this replica's web3 calls) is held and how many calls wait for it,
+and how late the event loop wakes up; cumulative counts go to that file.
+
+REPLICA_SETTLE_READS (optional, a number) is a benchmark experiment: the
+settlement backend's reads (simulation, receipts) then run in up to that many
+worker threads at once, and only sends (which need the gas nonce in order) keep
+the one-token limiter. It measures what that serialisation costs a replica.
 
 REPLICA_CRASH makes the process SIGKILL itself at one step of a payment, the
 way a power cut or the OOM killer would: `after_authorization` (payload stored,
@@ -17,14 +27,21 @@ Nothing is mocked: the crash hooks wrap the real settlement backend and ledger.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import signal
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 from mcp.server import MCPServer
 
 from x402_mcp import Payments, paid
+from x402_mcp._sdk import wrap_lifespan
 from x402_mcp.ledger import PostgresLedger, open_ledger
 from x402_mcp.ledger.base import Ledger, PaymentRequest
 from x402_mcp.lifecycle import Event
@@ -107,6 +124,12 @@ def build() -> tuple[MCPServer[Any], int]:
         max_open_requests_per_caller=None,
     )
     server = MCPServer("replica", extensions=[payments], log_level="WARNING")
+    limiter = inner._limiter
+    if env.get("REPLICA_SETTLE_READS"):
+        _parallel_reads(inner, int(env["REPLICA_SETTLE_READS"]))
+    stats = env.get("REPLICA_STATS")
+    if stats:
+        wrap_lifespan(server, lambda: _probe(Path(stats), limiter))
     runs = env.get("REPLICA_RUNS")
 
     async def note(line: str) -> None:
@@ -128,6 +151,49 @@ def build() -> tuple[MCPServer[Any], int]:
         return f"answer to {question} from {port}"
 
     return server, port
+
+
+def _parallel_reads(settlement: LocalSettlement, threads: int) -> None:
+    """Keep the one-token limiter for `Relayer.send` only; reads share `threads` worker threads."""
+    sends = settlement._limiter
+    reads = anyio.CapacityLimiter(threads)
+
+    async def call(func: Any, *args: Any) -> Any:
+        target = func.func if isinstance(func, functools.partial) else func
+        limiter = sends if getattr(target, "__name__", "") == "send" else reads
+        job = functools.partial(settlement._guarded, func, *args)
+        return await anyio.to_thread.run_sync(job, limiter=limiter)
+
+    settlement._call = call  # type: ignore[method-assign, assignment]
+
+
+@asynccontextmanager
+async def _probe(path: Path, limiter: anyio.CapacityLimiter) -> AsyncIterator[None]:
+    """Sample the settlement limiter and the event loop's lateness until the server stops."""
+    counts = {"samples": 0, "limiter_held": 0, "limiter_waiting": 0, "loop_late_s": 0.0, "cpu_s": 0.0}
+
+    async def sample() -> None:
+        written = time.monotonic()
+        while True:
+            asked = time.monotonic()
+            await anyio.sleep(0.01)
+            counts["loop_late_s"] += max(0.0, time.monotonic() - asked - 0.01)
+            counts["samples"] += 1
+            counts["limiter_held"] += limiter.borrowed_tokens
+            counts["limiter_waiting"] += limiter.statistics().tasks_waiting
+            if time.monotonic() - written > 0.25:
+                written = time.monotonic()
+                counts["cpu_s"] = time.process_time()
+                counts["at"] = written
+                path.with_suffix(".tmp").write_text(json.dumps(counts))
+                path.with_suffix(".tmp").replace(path)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(sample)
+        try:
+            yield
+        finally:
+            tasks.cancel_scope.cancel()
 
 
 if __name__ == "__main__":
