@@ -24,8 +24,8 @@ Anvil's blocks per second are counted too (automine: one block per transaction).
 
 Reading the table: calls/s near `bound/s` x (cores - other) / cores means the
 machine's CPU is the limit, and more replicas cannot help (they share the same
-cores); `lim-held` near 1 with `lim-wait` above 1 means a replica's one-token
-settlement limiter is the queue; `late` near 1 means a replica's event loop is
+cores); `lim-held` = worker tokens of a replica's settlement backend in use on
+average, `lim-wait` = calls queued for one (a queue there means the backend is the limit); `late` near 1 means a replica's event loop is
 saturated (one replica is one GIL, so at most one core).
 
 `--presigned` adds a row where the challenges are fetched and signed before the
@@ -648,9 +648,7 @@ def _figure(
 
 def _print(figures: list[Figure], args: argparse.Namespace) -> dict[str, Any]:
     print(
-        "\nrows marked R: settlement reads in worker threads in parallel, sends alone serialised"
-        * bool(args.settle_reads)
-        + f"\nx402-mcp replicas: streamable HTTP, {args.generators} load-generator processes x "
+        f"\nx402-mcp replicas: streamable HTTP, {args.generators} load-generator processes x "
         f"{args.workers} agents, {args.seconds:g} s windows, {CORES} cores, fresh anvil per figure"
         + (f" ({args.anvil_flags})" if args.anvil_flags else "")
     )
@@ -683,8 +681,8 @@ def _print(figures: list[Figure], args: argparse.Namespace) -> dict[str, Any]:
         "\nclient's CPU (agents on other machines); blk/s = anvil blocks per second;"
         "\npg-aux = PostgreSQL's WAL writer and checkpointer (shared with anything else);"
         "\nother = cores' worth of CPU used by everything else on the machine during the window;"
-        "\nlim-held = share of time a replica's settlement limiter (one token: its web3 calls, one at"
-        "\na time) was held, lim-wait = calls queued for it on average, late = how late (seconds per"
+        "\nlim-held = a replica's settlement worker tokens in use on average (JSON-RPC calls in flight),"
+        "\nlim-wait = calls queued for one on average, late = how late (seconds per"
         "\nsecond) a replica's event loop ran a 10 ms timer: near 1 means its loop never idles;"
         "\nloop / thr = the replicas' CPU-ms per call in their event-loop thread (MCP, gate, ledger)"
         "\nand in worker threads (web3's blocking JSON-RPC for settlement); rpc = JSON-RPC calls per call."
@@ -757,12 +755,6 @@ def main() -> None:
         "--profile", action="store_true", help="py-spy a replica in the 1-replica paid window"
     )
     parser.add_argument("--profile-out", type=Path, help="keep py-spy's collapsed stacks in this file")
-    parser.add_argument(
-        "--settle-reads",
-        type=int,
-        default=0,
-        help="also run each figure with settlement reads in N threads, sends alone serialised (rows 'R')",
-    )
     parser.add_argument("--anvil-flags", default="", help='extra anvil flags, e.g. "--prune-history"')
     args = parser.parse_args()
     if args.quick:
@@ -777,13 +769,9 @@ def main() -> None:
     figures = []
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        variants: list[dict[str, str]] = [{}] + (
-            [{"REPLICA_SETTLE_READS": str(args.settle_reads)}] if args.settle_reads else []
-        )
         for backend in backends:
             for count in counts:
-                for extra_env in variants:  # interleaved, so both see the same machine load
-                    figures.append(_figure(backend, count, args, folder, extra_env))
+                figures.append(_figure(backend, count, args, folder, {}))
     result = _print(figures, args)
     print("BENCH-RESULT " + json.dumps(result, separators=(",", ":")))
 

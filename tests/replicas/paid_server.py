@@ -9,14 +9,9 @@ start several on one PostgreSQL ledger and one anvil chain:
     REPLICA_GRACE / REPLICA_LEASE (seconds), REPLICA_CRASH (a crash point).
 
 REPLICA_STATS (optional, a file path) turns on a probe for benchmarks: every
-10 ms it samples whether the settlement backend's one-token limiter (which
-serialises this replica's web3 calls) is held and how many calls wait for it,
+10 ms it samples how many of the settlement backend's worker tokens are held
+and how many calls wait for one,
 and how late the event loop wakes up; cumulative counts go to that file.
-
-REPLICA_SETTLE_READS (optional, a number) is a benchmark experiment: the
-settlement backend's reads (simulation, receipts) then run in up to that many
-worker threads at once, and only sends (which need the gas nonce in order) keep
-the one-token limiter. It measures what that serialisation costs a replica.
 
 REPLICA_CRASH makes the process SIGKILL itself at one step of a payment, the
 way a power cut or the OOM killer would: `after_authorization` (payload stored,
@@ -27,7 +22,6 @@ Nothing is mocked: the crash hooks wrap the real settlement backend and ledger.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -125,8 +119,6 @@ def build() -> tuple[MCPServer[Any], int]:
     )
     server = MCPServer("replica", extensions=[payments], log_level="WARNING")
     limiter = inner._limiter
-    if env.get("REPLICA_SETTLE_READS"):
-        _parallel_reads(inner, int(env["REPLICA_SETTLE_READS"]))
     stats = env.get("REPLICA_STATS")
     if stats:
         wrap_lifespan(server, lambda: _probe(Path(stats), limiter))
@@ -151,20 +143,6 @@ def build() -> tuple[MCPServer[Any], int]:
         return f"answer to {question} from {port}"
 
     return server, port
-
-
-def _parallel_reads(settlement: LocalSettlement, threads: int) -> None:
-    """Keep the one-token limiter for `Relayer.send` only; reads share `threads` worker threads."""
-    sends = settlement._limiter
-    reads = anyio.CapacityLimiter(threads)
-
-    async def call(func: Any, *args: Any) -> Any:
-        target = func.func if isinstance(func, functools.partial) else func
-        limiter = sends if getattr(target, "__name__", "") == "send" else reads
-        job = functools.partial(settlement._guarded, func, *args)
-        return await anyio.to_thread.run_sync(job, limiter=limiter)
-
-    settlement._call = call  # type: ignore[method-assign, assignment]
 
 
 @asynccontextmanager
