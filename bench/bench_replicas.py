@@ -25,8 +25,9 @@ Anvil's blocks per second are counted too (automine: one block per transaction).
 Reading the table: calls/s near `bound/s` x (cores - other) / cores means the
 machine's CPU is the limit, and more replicas cannot help (they share the same
 cores); `lim-held` = worker tokens of a replica's settlement backend in use on
-average, `lim-wait` = calls queued for one (a queue there means the backend is the limit); `late` near 1 means a replica's event loop is
-saturated (one replica is one GIL, so at most one core).
+average, `lim-wait` = calls queued for one (a queue there means the backend is
+the limit); `late` near 1 means a replica's event loop is saturated (one replica
+is one GIL, so at most one core).
 
 `--presigned` adds a row where the challenges are fetched and signed before the
 window, so only the paid retries are timed: that separates the client's share.
@@ -696,9 +697,6 @@ def _print(figures: list[Figure], args: argparse.Namespace) -> dict[str, Any]:
 
     result: dict[str, Any] = {}
     postgres = [f for f in figures if f.backend == "PostgreSQL"]
-    for figure in figures:
-        if figure.backend == "PostgreSQL R":
-            result[f"parallel_reads_paid_per_s_{figure.replicas}"] = round(figure.windows["paid"].rate, 1)
     for figure in postgres:
         n = figure.replicas
         result[f"free_per_s_{n}"] = round(figure.windows["free"].rate, 1)
