@@ -61,7 +61,6 @@ sys.path.insert(0, str(ROOT))
 POSTGRES_URL = os.environ.get("X402_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CORES = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
-_LISTENING = re.compile(rb"Listening on 127\.0\.0\.1:(\d+)")
 
 
 # ----------------------------------------------------------------------------------- load generator
@@ -275,26 +274,12 @@ class Anvil:
 
 @contextmanager
 def fresh_anvil(folder: Path, flags: list[str]) -> Iterator[Anvil]:
-    from tests.chains import ANVIL_BINARY, ANVIL_CHAIN_ID, AnvilChain
+    from tests.chains import ANVIL_BINARY, running_anvil
 
     log_path = folder / f"anvil-{uuid.uuid4().hex[:6]}.log"
-    command = [str(ANVIL_BINARY), "--host", "127.0.0.1", "--port", "0", "--chain-id", str(ANVIL_CHAIN_ID)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([*command, *flags], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while not (match := _LISTENING.search(log_path.read_bytes())):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"anvil did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.005)
-        yield Anvil(process, AnvilChain(f"http://127.0.0.1:{int(match.group(1))}"), log_path)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_anvil(ANVIL_BINARY, log_path, flags=flags) as chain:
+        assert chain.process is not None
+        yield Anvil(chain.process, chain, log_path)
 
 
 # ----------------------------------------------------------------------------------- one window

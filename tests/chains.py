@@ -10,7 +10,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,6 +47,8 @@ class AnvilChain(TokenChain):
 
     def __init__(self, rpc_url: str) -> None:
         self.rpc_url = rpc_url
+        #: The anvil process, when `running_anvil` started it (benchmarks read its CPU time).
+        self.process: subprocess.Popen[bytes] | None = None
         super().__init__(Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10})), label="anvil")
 
     def revert(self, snapshot_id: SnapshotId) -> None:
@@ -58,14 +60,19 @@ class AnvilChain(TokenChain):
 
 
 @contextmanager
-def running_anvil(binary: Path, log_path: Path, *, startup_timeout: float = 15.0) -> Iterator[AnvilChain]:
-    """Start anvil on a free loopback port, deploy our USDC on it, and stop it afterwards."""
-    command = [str(binary), "--host", "127.0.0.1", "--port", "0", "--chain-id", str(ANVIL_CHAIN_ID)]
+def running_anvil(
+    binary: Path, log_path: Path, *, startup_timeout: float = 15.0, flags: Sequence[str] = ()
+) -> Iterator[AnvilChain]:
+    """Start anvil on a free loopback port (with extra command-line `flags`), deploy our USDC
+    on it, and stop it afterwards; its output goes to `log_path`."""
+    command = [str(binary), "--host", "127.0.0.1", "--port", "0", "--chain-id", str(ANVIL_CHAIN_ID), *flags]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         port = _wait_until_listening(process, log_path, startup_timeout)
-        yield AnvilChain(f"http://127.0.0.1:{port}")
+        chain = AnvilChain(f"http://127.0.0.1:{port}")
+        chain.process = process
+        yield chain
     finally:
         process.terminate()
         try:
