@@ -90,6 +90,19 @@ class Redemption:
             now=self.collector.clock(),
         )
 
+    async def take_redeemable(self, *, tool: str, caller: str, price: int) -> Claim | None:
+        """Claim the oldest paid request of `caller` for `tool`, if it covers `price`, in one
+        write; None when there is none such (see `Ledger.claim_redeemable`)."""
+        lease_until, claim_id = self.new_lease()
+        return await self.collector.ledger.claim_redeemable(
+            tool=tool,
+            caller=caller,
+            price=price,
+            lease_until=lease_until,
+            claim_id=claim_id,
+            now=self.collector.clock(),
+        )
+
     async def run(self, request: PaymentRequest, tool: Callable[[], Awaitable[Any]]) -> CallToolResult:
         """Claim `request`, run `tool`, and consume the request only if the tool succeeded."""
         return await self.run_claimed(Claim(await self.claim(request), None), tool)
