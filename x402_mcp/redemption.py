@@ -19,6 +19,8 @@ under this run's claim mid-run, and the heartbeat follows it (`Hold`).
 A redemption takes one ledger write to claim (`Ledger.claim`, which also says
 where the payment settled, for the receipt) and one to consume; the slower
 `transition` path is taken only when that claim finds nothing to take, to say why.
+A caller's plain retry claims its oldest paid request in the same one write
+(`Ledger.claim_redeemable`), with no read before it.
 """
 
 from __future__ import annotations
