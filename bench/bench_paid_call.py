@@ -12,6 +12,13 @@ in the same loop, and their ratios:
 - redemption of an already settled request (paid beforehand through the payment
   page's path, `Collector.collect`): by `payment_request_id`, and as the plain
   retry of the caller it was issued to;
+- the floor of a redemption: the two write transactions it needs (claim, then
+  consume, each with its audit line), the same SQL on the same file, run bare on
+  a connection of its own (no MCP, no gate), beside the async free call; the
+  ratio it implies, (free + floor) / free, is the best a redemption can reach;
+- the same comparison over streamable HTTP on loopback (uvicorn on a free port,
+  in this process): a free async call against a redemption by id, as a client
+  redeems a request paid elsewhere (on the hosted page);
 - `settle="after"` with a tool that sleeps `--tool-ms`: the strict order (run,
   then settle) against `overlap=True` (settle while it runs), and the settlement
   alone, so the sum and the max can be read off.
@@ -23,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -32,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_keys.backends import get_backend
@@ -40,6 +50,10 @@ from mcp import Client
 from x402_mcp import Payments, paid
 from x402_mcp.demo import build_server
 from x402_mcp.devchain import DevChain
+from x402_mcp.ledger._changes import plan_claim, plan_transition
+from x402_mcp.ledger._sql import update_sql
+from x402_mcp.ledger.sqlite import _COVERS, _Q, _RETURNING, _SETTLED_NETWORK, _TABLES
+from x402_mcp.lifecycle import Event
 from x402_mcp.matching import match_payment
 from x402_mcp.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.wire import PaymentPayload, PaymentRequired, PaymentRequirements
@@ -68,6 +82,7 @@ def _row(name: str, samples: list[float]) -> str:
 class Bench:
     def __init__(self, calls: int, tool_ms: float, ledger_path: Path) -> None:
         self.calls = calls
+        self.ledger_path = ledger_path
         self.tool_seconds = tool_ms / 1000
         self.chain = DevChain()
         self.payer: LocalAccount = self.chain.new_account(usdc="100000")
@@ -113,6 +128,7 @@ class Bench:
                 self._paid_calls,
                 partial(self._redemptions, by_id=True),
                 partial(self._redemptions, by_id=False),
+                self._floor,
                 self._settle_after,
             ):
                 # The embedded chain's clock runs a second per block when blocks come faster:
@@ -120,6 +136,8 @@ class Bench:
                 self.chain.revert(start)
                 start = self.chain.snapshot()
                 await phase(client)
+        self.chain.revert(start)
+        await self._over_http()
 
     async def _paid_calls(self, client: Client) -> None:
         for _ in range(self.calls):
@@ -172,6 +190,60 @@ class Bench:
             result = await _timed(self.s(name), lambda a=arguments: client.call_tool("research_query", a))  # type: ignore[misc]
             assert not result.is_error, result
 
+    async def _floor(self, client: Client) -> None:
+        """The two bare write transactions of a redemption, beside the async free call."""
+        ids = await self._settled_requests(client, self.calls)
+        quoted = await self.payments.ledger.get(ids[0])
+        assert quoted is not None
+        price = quoted.price  # the gate claims at the call's price, which is the quote's here
+        # The stored result of a redemption: what the gate dumps of the tool's answer.
+        answer = await client.call_tool("free_query", QUESTION)
+        result = answer.model_dump_json(by_alias=True, exclude_none=True)
+        conn = sqlite3.connect(self.ledger_path, isolation_level=None)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # as the ledger's writer: checkpoints run elsewhere
+        try:
+            for request_id in ids:
+                await _timed(self.s("free_async_floor"), lambda: client.call_tool("free_query", QUESTION))
+                start = time.perf_counter()
+                _claim_and_consume(conn, request_id, price, result)
+                self.s("floor").append((time.perf_counter() - start) * 1000)
+        finally:
+            conn.close()
+
+    async def _over_http(self) -> None:
+        """Free async call vs redemption by id, over streamable HTTP on loopback."""
+        # IPPROTO_TCP explicitly: with proto 0 asyncio leaves Nagle on (~40 ms per request).
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        self.payments.public_url = f"http://127.0.0.1:{port}"  # where its payment links point
+        web = uvicorn.Server(
+            uvicorn.Config(
+                self.server.streamable_http_app(), log_config=None, access_log=False, lifespan="on"
+            )
+        )
+        async with anyio.create_task_group() as group:
+            group.start_soon(partial(web.serve, sockets=[listener]))
+            with anyio.fail_after(10):
+                while not web.started:  # noqa: ASYNC110 (uvicorn offers a flag, no event)
+                    await anyio.sleep(0.01)
+            try:
+                async with Client(f"http://127.0.0.1:{port}/mcp", mode="legacy") as client:
+                    for _ in range(10):  # warm-up
+                        await client.call_tool("free_query", QUESTION)
+                    for request_id in await self._settled_requests(client, self.calls):
+                        arguments = {**QUESTION, "payment_request_id": request_id}
+                        await _timed(self.s("http_free"), lambda: client.call_tool("free_query", QUESTION))
+                        result = await _timed(
+                            self.s("http_redeem"),
+                            lambda a=arguments: client.call_tool("research_query", a),  # type: ignore[misc]
+                        )
+                        assert not result.is_error, result
+            finally:
+                web.should_exit = True
+
     async def _settle_after(self, client: Client) -> None:
         async def pay(tool: str, samples: list[float]) -> None:
             required: PaymentRequired = read_challenge(await client.call_tool(tool, QUESTION))
@@ -212,6 +284,10 @@ class Bench:
             ("free call (ping), beside plain retry", "free_redeem_retry"),
             ("free call (async twin), beside plain retry", "free_async_redeem_retry"),
             ("redeem a settled request by the caller's retry", "redeem_retry"),
+            ("free call (async twin), beside the floor", "free_async_floor"),
+            ("floor: claim + consume transactions, bare SQL", "floor"),
+            ("HTTP: free call (async twin)", "http_free"),
+            ("HTTP: redeem a settled request by payment_request_id", "http_redeem"),
             (f"tool alone (sleeps {self.tool_seconds * 1000:g} ms)", "tool"),
             ("settlement alone (backend.settle)", "settle"),
             ('settle="after", strict: run, then settle', "after_strict"),
@@ -230,6 +306,16 @@ class Bench:
         )
         print(
             f"plain retry / free call (ping): {retry_over_free:.2f}x, / async twin: {retry_over_async:.2f}x"
+        )
+        floor_ratio = (m["free_async_floor"] + m["floor"]) / m["free_async_floor"]
+        print(
+            f"floor: {m['floor']:.3f} ms of SQL, so at best (free + floor) / free ="
+            f" {floor_ratio:.2f}x the async twin ({m['free_async_floor']:.3f} ms)"
+        )
+        http_ratio = m["http_redeem"] / m["http_free"]
+        print(
+            f"over streamable HTTP: redeem by id {m['http_redeem']:.3f} ms / free {m['http_free']:.3f} ms"
+            f" = {http_ratio:.2f}x; floor implies {(m['http_free'] + m['floor']) / m['http_free']:.2f}x"
         )
         total = m["tool"] + m["settle"]
         print(
@@ -252,10 +338,40 @@ class Bench:
             "tool_ms": m["tool"],
             "settle_ms": m["settle"],
             "overlap_over_strict": m["after_overlap"] / m["after_strict"],
+            "redeem_floor_ms": m["floor"],
+            "redeem_floor_ratio": floor_ratio,
+            "http_free_ms": m["http_free"],
+            "http_redeem_ms": m["http_redeem"],
+            "http_redeem_over_free": http_ratio,
             "calls": self.calls,
         }
         flat = {key: value if isinstance(value, int) else round(value, 3) for key, value in result.items()}
         print("BENCH-RESULT " + json.dumps(flat))
+
+
+def _claim_and_consume(conn: sqlite3.Connection, request_id: str, price: int, result: str) -> None:
+    """What a redemption writes, as the SQLite ledger writes it: claim (the guarded UPDATE,
+    RETURNING the row and settled network, and its audit line), then consume (the fenced
+    UPDATE, RETURNING the row, and its audit line); each one `BEGIN IMMEDIATE` transaction."""
+    now = time.time()
+    claim_id = "floor"
+    claim = plan_claim(now=now, lease_until=now + 300, claim_id=claim_id)
+    sql, params = update_sql(claim, request_id, table=_TABLES.requests, param="?")
+    digits = str(price)
+    conn.execute("BEGIN IMMEDIATE")
+    rows = conn.execute(
+        sql + _COVERS + _RETURNING + _SETTLED_NETWORK, [*params, "research_query", digits, digits, digits]
+    ).fetchall()
+    assert rows, f"{request_id} was not claimable"
+    conn.execute(_Q.insert_audit, (request_id, now, claim.event.value, claim.detail))
+    conn.execute("COMMIT")
+    consume = plan_transition(Event.CONSUME, now=now, result=result, claim_id=claim_id)
+    sql, params = update_sql(consume, request_id, table=_TABLES.requests, param="?")
+    conn.execute("BEGIN IMMEDIATE")
+    rows = conn.execute(sql + _RETURNING, params).fetchall()
+    assert rows, f"{request_id} was not consumed"
+    conn.execute(_Q.insert_audit, (request_id, now, consume.event.value, consume.detail))
+    conn.execute("COMMIT")
 
 
 def main() -> None:

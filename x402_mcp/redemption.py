@@ -19,6 +19,8 @@ under this run's claim mid-run, and the heartbeat follows it (`Hold`).
 A redemption takes one ledger write to claim (`Ledger.claim`, which also says
 where the payment settled, for the receipt) and one to consume; the slower
 `transition` path is taken only when that claim finds nothing to take, to say why.
+A caller's plain retry claims its oldest paid request in the same one write
+(`Ledger.claim_redeemable`), with no read before it.
 """
 
 from __future__ import annotations
@@ -84,6 +86,19 @@ class Redemption:
         return await self.collector.ledger.claim(
             request_id,
             tool=tool,
+            price=price,
+            lease_until=lease_until,
+            claim_id=claim_id,
+            now=self.collector.clock(),
+        )
+
+    async def take_redeemable(self, *, tool: str, caller: str, price: int) -> Claim | None:
+        """Claim the oldest paid request of `caller` for `tool`, if it covers `price`, in one
+        write; None when there is none such (see `Ledger.claim_redeemable`)."""
+        lease_until, claim_id = self.new_lease()
+        return await self.collector.ledger.claim_redeemable(
+            tool=tool,
+            caller=caller,
             price=price,
             lease_until=lease_until,
             claim_id=claim_id,

@@ -179,3 +179,125 @@ async def test_claims_by_different_runs_use_fresh_ids(ledger: Ledger) -> None:
     assert taken is not None and (await ledger.get(request.id)) == replace(
         request, state=State.REDEEMING, lease_until=NOW + 5, claim_id=token
     )
+
+
+@pytest.mark.parametrize(
+    ("quoted", "asked", "taken"),
+    [
+        (100_000, 99_999, True),  # a shorter price is a smaller one, though "9" sorts after "1"
+        (99_999, 100_000, False),
+        (2**255, 2**64 + 1, True),  # past SQLite's INTEGER, as tokens of 18 decimals are
+        (2**64, 2**64 + 1, False),
+        (10**30, 10**30, True),
+    ],
+)
+async def test_the_price_guard_compares_amounts_as_numbers(
+    ledger: Ledger, quoted: int, asked: int, taken: bool
+) -> None:
+    request = await issued_in(ledger, State.PAID, price=quoted)
+
+    assert (await claim(ledger, request.id, price=asked) is not None) is taken
+
+
+# -- claim_redeemable: a caller's plain retry in one write --------------------------------------------
+
+
+async def claim_redeemable(
+    ledger: Ledger,
+    *,
+    caller: str = "session:7f3a",
+    tool: str = "research_query",
+    price: int = 50_000,
+    now: float = NOW + 5,
+    claim_id: str = "c1",
+) -> Claim | None:
+    return await ledger.claim_redeemable(
+        tool=tool, caller=caller, price=price, lease_until=now + LEASE, claim_id=claim_id, now=now
+    )
+
+
+async def test_claim_redeemable_spends_the_oldest_paid_request_of_that_caller_and_tool(
+    ledger: Ledger,
+) -> None:
+    # Issued out of order, so the answer cannot come from insertion order.
+    middle = await issued_in(ledger, State.PAID, created_at=NOW + 2)
+    oldest = await issued_in(ledger, State.PAID, created_at=NOW + 1)
+    newest = await issued_in(ledger, State.PAID, created_at=NOW + 3)
+    for state, changes in [
+        (State.PAID, {"caller": "session:other"}),
+        (State.PAID, {"caller": None}),
+        (State.PAID, {"tool": "other_tool"}),
+        (State.ISSUED, {}),
+        (State.SETTLING, {}),
+        (State.REDEEMING, {}),
+        (State.CONSUMED, {}),
+        (State.EXPIRED, {}),
+    ]:
+        await issued_in(ledger, state, created_at=NOW, **changes)
+    [settlement] = await ledger.settlements(oldest.id)
+
+    spent = [await claim_redeemable(ledger, claim_id=f"c{i}") for i in range(4)]
+
+    assert spent[3] is None
+    assert [taken.request.id for taken in spent[:3] if taken is not None] == [oldest.id, middle.id, newest.id]
+    first = spent[0]
+    assert first is not None and first.network == settlement.network
+    assert first.request == replace(oldest, state=State.REDEEMING, lease_until=NOW + 5 + LEASE, claim_id="c0")
+    assert await ledger.get(oldest.id) == first.request
+    assert [line[2] for line in await ledger.audit_trail(oldest.id)][-1] == "claim"
+    other = await claim_redeemable(ledger, caller="session:other")
+    assert other is not None and other.request.caller == "session:other"
+
+
+async def test_claim_redeemable_leaves_a_request_that_does_not_cover_the_call_untouched(
+    ledger: Ledger,
+) -> None:
+    cheap = await issued_in(ledger, State.PAID, created_at=NOW + 1, price=10_000)
+    # A newer one that would cover it is not spent in the cheap one's place: the call is quoted.
+    dear = await issued_in(ledger, State.PAID, created_at=NOW + 2, price=90_000)
+    trails = [await ledger.audit_trail(cheap.id), await ledger.audit_trail(dear.id)]
+
+    assert await claim_redeemable(ledger, price=50_000) is None
+    assert await claim_redeemable(ledger, tool="other_tool", price=1) is None
+
+    assert [await ledger.get(cheap.id), await ledger.get(dear.id)] == [cheap, dear]
+    assert [await ledger.audit_trail(cheap.id), await ledger.audit_trail(dear.id)] == trails
+
+
+async def test_claim_redeemable_takes_over_a_lapsed_claim_only(ledger: Ledger) -> None:
+    request = await issued_in(ledger, State.PAID)
+    first = await claim_redeemable(ledger, claim_id="first", now=NOW)
+    assert first is not None
+    assert await claim_redeemable(ledger, claim_id="second", now=NOW + LEASE) is None
+
+    second = await claim_redeemable(ledger, claim_id="second", now=NOW + LEASE + 0.5)
+
+    assert second is not None and second.request.id == request.id and second.request.claim_id == "second"
+    with pytest.raises(StateConflict):
+        await ledger.transition(request.id, Event.CONSUME, now=NOW + LEASE + 1, result="{}", claim_id="first")
+
+
+async def test_of_64_concurrent_plain_retries_each_paid_request_is_spent_once(store: Store) -> None:
+    first, second = store.ledger(), store.ledger()
+    await first.open()
+    await second.open()
+    try:
+        paid = [await issued_in(first, State.PAID, created_at=NOW + i) for i in range(3)]
+        won: list[Claim] = []
+
+        async def attempt(ledger: Ledger, i: int) -> None:
+            taken = await claim_redeemable(ledger, claim_id=f"c{i}")
+            if taken is not None:
+                won.append(taken)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                for i in range(64):
+                    group.start_soon(attempt, (first, second)[i % 2], i)
+        assert sorted(taken.request.id for taken in won) == sorted(request.id for request in paid)
+        for taken in won:
+            assert await first.get(taken.request.id) == taken.request
+            assert [line[2] for line in await first.audit_trail(taken.request.id)].count("claim") == 1
+    finally:
+        await first.close()
+        await second.close()

@@ -320,12 +320,12 @@ class Gate:
             if explicit_id is not None:
                 return await self._redeem_by_id(call, price, explicit_id)
             if call.caller is not None:
-                found = await self.ledger.find_redeemable(
-                    tool=call.tool, caller=call.caller, now=self.clock()
-                )
-                # A paid request that does not cover this (dearer) call leaves it to be quoted.
-                if found is not None and found.price >= price:
-                    return await self._run_paid(call, price, found)
+                # One write, no read before: a paid request that does not cover this (dearer)
+                # call claims nothing and leaves it to be quoted.
+                claim = await self.redemption.take_redeemable(tool=call.tool, caller=call.caller, price=price)
+                if claim is not None:
+                    call.request_id = claim.request.id
+                    return await self.redemption.run_claimed(claim, lambda: self._invoke(call))
             await self._link_page(tool_call.http_request)
             request = await self._issue(call, price)
             await self._offer_link(tool_call, request)

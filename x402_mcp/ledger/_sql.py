@@ -43,6 +43,7 @@ class Queries:
 
     get: str
     redeemable: str
+    redeemable_id: str
     settlements: str
     settlements_of: str
     settled_network: str
@@ -62,15 +63,18 @@ class Queries:
         select = f"SELECT {', '.join(COLUMNS)} FROM {tables.requests}"
         settlements = f"SELECT {SETTLEMENT_COLUMNS} FROM {tables.settlements}"
         audit = f"SELECT at, request_id, event, detail FROM {tables.audit}"
+        # Parameters: tool, caller, now. Oldest first, so a caller holding several paid
+        # requests spends them in the order bought.
+        redeemable = (
+            f" FROM {tables.requests} WHERE tool = {param} AND caller = {param}"
+            f" AND (state = '{State.PAID.value}'"
+            f" OR (state = '{State.REDEEMING.value}' AND lease_until < {param}))"
+            " ORDER BY created_at, id LIMIT 1"
+        )
         return cls(
             get=f"{select} WHERE id = {param}",
-            # Oldest first, so a caller holding several paid requests spends them in the order bought.
-            redeemable=(
-                f"{select} WHERE tool = {param} AND caller = {param}"
-                f" AND (state = '{State.PAID.value}'"
-                f" OR (state = '{State.REDEEMING.value}' AND lease_until < {param}))"
-                " ORDER BY created_at, id LIMIT 1"
-            ),
+            redeemable=f"SELECT {', '.join(COLUMNS)}{redeemable}",
+            redeemable_id=f"SELECT id{redeemable}",
             settlements=f"{settlements} ORDER BY settled_at, tx_hash",
             settlements_of=f"{settlements} WHERE request_id = {param} ORDER BY settled_at, tx_hash",
             # The last of `settlements_of`: where the payment that a receipt names was settled.
@@ -117,23 +121,38 @@ class Queries:
         )
 
 
-def update_sql(change: Change, request_id: str, *, table: str, param: str) -> tuple[str, list[object]]:
+def update_sql(
+    change: Change,
+    request_id: str,
+    *,
+    table: str,
+    param: str,
+    pick: tuple[str, list[object]] | None = None,
+) -> tuple[str, list[object]]:
     """`UPDATE … WHERE id = ? AND state IN (…)`, the compare-and-set, and its parameters.
 
     Zero rows updated means the compare-and-set lost: the row is missing or in
     a state the event does not start from. (No RETURNING here: SQLite has it
     only since 3.35, so the SQLite ledger reads the row back in the same
-    transaction instead; PostgreSQL appends it.)
+    transaction instead; PostgreSQL appends it.) `pick`, a query of one id and its
+    parameters, names the row instead of `request_id`: the compare-and-set still
+    guards whichever row it picks.
     """
     assignments = ", ".join(f"{column} = {param}" for column in ("state", *(c for c, _ in change.sets)))
-    params: list[object] = [change.target.value, *(value for _, value in change.sets), request_id]
+    params: list[object] = [change.target.value, *(value for _, value in change.sets)]
+    if pick is None:
+        target = param
+        params.append(request_id)
+    else:
+        target = f"({pick[0]})"
+        params += pick[1]
     allowed = f"state IN ({', '.join([param] * len(change.sources))})"
     params += [state.value for state in change.sources]
     if change.reclaims_lapsed_lease:
         # The run that held the lease died (or overran it): the request is redeemable again.
         allowed = f"({allowed} OR (state = {param} AND lease_until < {param}))"
         params += [State.REDEEMING.value, change.now]
-    where = f"id = {param} AND {allowed}"
+    where = f"id = {target} AND {allowed}"
     if change.fence is not None:
         where += f" AND claim_id = {param}"
         params.append(change.fence)

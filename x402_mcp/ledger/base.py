@@ -170,6 +170,15 @@ class Ledger(Protocol):
         """
         ...
 
+    async def claim_redeemable(
+        self, *, tool: str, caller: str, price: int, lease_until: float, claim_id: str, now: float
+    ) -> Claim | None:
+        """`claim` of the request `find_redeemable` would find, if it covers `price`, in the
+        same one write: a caller's plain retry spends its oldest paid request with no read
+        before. None (nothing written) when there is none, or the oldest does not cover it.
+        """
+        ...
+
     async def find_redeemable(self, *, tool: str, caller: str, now: float) -> PaymentRequest | None:
         """The oldest paid, unclaimed request for `tool` issued to `caller`."""
         ...

@@ -365,8 +365,21 @@ class PostgresLedger:
         change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id)
         if not possible_id(request_id):
             return None
+        return await self._take(request_id, None, change, tool, price)
+
+    async def claim_redeemable(
+        self, *, tool: str, caller: str, price: int, lease_until: float, claim_id: str, now: float
+    ) -> Claim | None:
+        """Claim the request `find_redeemable` would find, if it covers `price`, as `claim`
+        does: one statement."""
+        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id)
+        return await self._take("", (self._queries.redeemable_id, [tool, caller, now]), change, tool, price)
+
+    async def _take(
+        self, request_id: str, pick: tuple[str, list[object]] | None, change: Change, tool: str, price: int
+    ) -> Claim | None:
         t = self._tables
-        update, params = update_sql(change, request_id, table=t.requests, param="%s")
+        update, params = update_sql(change, request_id, table=t.requests, param="%s", pick=pick)
         # The tool and price guard join the compare-and-set: under READ COMMITTED a claim that
         # waited for another one re-checks all of it against the row that one committed.
         update += " AND tool = %s AND price >= %s::numeric"

@@ -90,6 +90,21 @@ CHECKPOINT_EVERY = 250
 
 _TABLES = Tables.with_prefix()
 _Q = Queries.render(_TABLES, "?")
+# The guards `claimable` checks, as SQL: price is canonical decimal TEXT, so the longer is the
+# larger and digits of one length compare as text (parameters: tool, price three times).
+_COVERS = " AND tool = ? AND (length(price) > length(?) OR (length(price) = length(?) AND price >= ?))"
+# Appended to _RETURNING: the network of the request's latest settlement, as `settlements()` lists it last.
+_SETTLED_NETWORK = (
+    f", (SELECT network FROM {_TABLES.settlements} s WHERE s.request_id = {_TABLES.requests}.id"
+    " ORDER BY s.settled_at DESC, s.tx_hash DESC LIMIT 1)"
+)
+
+
+def _covers(price: int) -> tuple[str, str, str]:
+    digits = str(price)
+    return digits, digits, digits
+
+
 _INSERT_SETTLEMENT = (
     f"INSERT INTO settlements (request_id, {SETTLEMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
@@ -431,23 +446,15 @@ class SQLiteLedger:
         change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id)
         if not possible_id(request_id):
             return None
+        return await self._write(partial(self._take, request_id, None, change, tool, price))
 
-        def take(conn: sqlite3.Connection) -> Claim | None:
-            with immediate(conn):
-                # Read and checked under the write lock, so the row cannot move in between.
-                row = conn.execute(_Q.get, (request_id,)).fetchone()
-                if row is None:
-                    return None
-                found = request_from_row(row)
-                if not claimable(found, tool=tool, price=price, now=now):
-                    return None
-                moved = self._compare_and_set(conn, request_id, change)
-                if moved is None:
-                    return None
-                settled = conn.execute(_Q.settled_network, (request_id,)).fetchone()
-                return Claim(request_from_row(moved), None if settled is None else str(settled[0]))
-
-        return await self._write(take)
+    async def claim_redeemable(
+        self, *, tool: str, caller: str, price: int, lease_until: float, claim_id: str, now: float
+    ) -> Claim | None:
+        """Claim the request `find_redeemable` would find, if it covers `price`, as `claim` does."""
+        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id)
+        pick = (_Q.redeemable_id, [tool, caller, now])
+        return await self._write(partial(self._take, "", pick, change, tool, price))
 
     async def find_redeemable(self, *, tool: str, caller: str, now: float) -> PaymentRequest | None:
         """The oldest request of `caller` for `tool` that is paid, or redeeming under a lapsed lease."""
@@ -638,6 +645,56 @@ class SQLiteLedger:
                 )
                 return None, State.EXPIRED.value
             return None, str(state)
+
+    def _take(
+        self,
+        request_id: str,
+        pick: tuple[str, list[object]] | None,
+        change: Change,
+        tool: str,
+        price: int,
+        conn: sqlite3.Connection,
+    ) -> Claim | None:
+        """`Ledger.claim` inside the writer: the tool and price guards join the compare-and-set,
+        and its RETURNING gives the settled network, so the claim is one UPDATE and its audit line."""
+        if not _RETURNING:
+            return self._take_read_first(request_id, pick, change, tool, price, conn)
+        sql, params = update_sql(change, request_id, table=_TABLES.requests, param="?", pick=pick)
+        with immediate(conn):
+            rows = conn.execute(
+                sql + _COVERS + _RETURNING + _SETTLED_NETWORK, [*params, tool, *_covers(price)]
+            ).fetchall()
+            if not rows:
+                return None
+            *moved, network = rows[0]
+            conn.execute(_Q.insert_audit, (moved[0], change.now, change.event.value, change.detail))
+        return Claim(request_from_row(moved), None if network is None else str(network))
+
+    def _take_read_first(
+        self,
+        request_id: str,
+        pick: tuple[str, list[object]] | None,
+        change: Change,
+        tool: str,
+        price: int,
+        conn: sqlite3.Connection,
+    ) -> Claim | None:
+        """`_take` for SQLite before 3.35 (no RETURNING): read, check and move under the write lock."""
+        with immediate(conn):
+            if pick is None:
+                row = conn.execute(_Q.get, (request_id,)).fetchone()
+            else:
+                row = conn.execute(_Q.redeemable, pick[1]).fetchone()
+            if row is None:
+                return None
+            found = request_from_row(row)
+            if not claimable(found, tool=tool, price=price, now=change.now):
+                return None
+            moved = self._compare_and_set(conn, found.id, change)
+            if moved is None:
+                return None
+            settled = conn.execute(_Q.settled_network, (found.id,)).fetchone()
+            return Claim(request_from_row(moved), None if settled is None else str(settled[0]))
 
     def _compare_and_set(
         self, conn: sqlite3.Connection, request_id: str, change: Change
