@@ -231,7 +231,10 @@ class _SideServer(uvicorn.Server):
 def _bind(port: int) -> socket.socket:
     """A loopback listening socket on `port`, or on a free port when that one is taken."""
     for candidate in (port, 0) if port else (0,):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY on accepted connections only for a
+        # socket whose proto says TCP; without it Nagle and delayed ACKs add ~40 ms to every
+        # answer written in two parts (the page's status polls, wallet POSTs, x402 clients).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, candidate))

@@ -58,6 +58,21 @@ async def test_a_stdio_style_server_links_the_side_port_it_bound(store: Store) -
         assert (await web.get(url, headers={"Accept": "text/html"})).status_code == 200
 
 
+def test_the_side_page_socket_gets_tcp_nodelay_connections() -> None:
+    """asyncio turns Nagle off on accepted connections only when the listening socket's
+    proto is IPPROTO_TCP (a plain `socket.socket()` has 0): measured, 47.6 ms per POST
+    against 2.6 ms with it."""
+    import socket
+
+    from x402_mcp.serving import _bind
+
+    listening = _bind(0)
+    try:
+        assert listening.proto == socket.IPPROTO_TCP
+    finally:
+        listening.close()
+
+
 async def test_a_taken_page_port_falls_back_to_a_free_one(page_chain: DevChain, tmp_path: Any) -> None:
     from tests.page.conftest import build_store
     from x402_mcp.serving import _bind
