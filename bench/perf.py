@@ -48,6 +48,13 @@ TARGETS = [
     Target("2. local verifications per second, one core", "verify", "verify_ours_per_s", 3000, at_most=False),
     Target("3. redeem a settled request by id / free call (ping)", "paid_call", "redeem_over_free", 1.10),
     Target("3. the same / free call of an async tool", "paid_call", "redeem_over_free_async", 1.10),
+    Target(
+        "3. its floor: two bare write transactions, (free + floor) / free",
+        "paid_call",
+        "redeem_floor_ratio",
+        1.10,
+    ),
+    Target("3. over streamable HTTP: redeem by id / free call", "paid_call", "http_redeem_over_free", 1.10),
     Target("4. client's whole paid call, PayingClient / x402MCPClient", "client", "ratio", 1.0),
     Target('5. settle="after" with overlap / strict order', "paid_call", "overlap_over_strict", 1.0),
     Target("6. paid calls/s, 2 replicas / 1", "replicas", "paid_scaling_2_vs_1", 1.5, at_most=False),
