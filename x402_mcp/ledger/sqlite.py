@@ -79,6 +79,7 @@ from ._sql import (
 from .base import Claim, PaymentKey, PaymentRequest, SettlementRecord
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 logger = logging.getLogger("x402_mcp")
 
@@ -184,15 +185,27 @@ def _set_busy_timeout(conn: sqlite3.Connection, seconds: float) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
 
-def _on_loop(work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> tuple[bool, T | None]:
-    """Run `work` at once, without waiting for a lock: `(True, its value)`, or `(False, None)`
-    when SQLite would have had to wait (its transaction was rolled back, so nothing happened)."""
+def without_waiting(
+    work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection
+) -> tuple[bool, T | None]:
+    """Run `work` at once on `conn` (whose busy timeout is zero): `(True, its value)`, or
+    `(False, None)` when SQLite would have had to wait for a lock (its transaction was rolled
+    back, so nothing happened and `work` may run again where waiting is fine)."""
     try:
         return True, work(conn)
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return False, None
         raise
+
+
+def _took(limiter: anyio.CapacityLimiter) -> bool:
+    """Whether a token of `limiter` was free and is now ours (release it)."""
+    try:
+        limiter.acquire_nowait()
+    except anyio.WouldBlock:
+        return False
+    return True
 
 
 @contextmanager
@@ -735,16 +748,11 @@ class SQLiteLedger:
         module's docstring), else in a worker thread."""
         connections = self._open_connections()
         limiter = connections.write_limiter
-        try:
-            if long:
-                raise anyio.WouldBlock
-            limiter.acquire_nowait()
-        except anyio.WouldBlock:
-            pass  # long work, or a worker thread has the connection: queue behind it
-        else:
+        # Long work, or a worker thread holding the connection: queue behind it in a thread.
+        if not long and _took(limiter):
             try:
                 with self._translate():
-                    done, value = _on_loop(work, connections.writer)
+                    done, value = without_waiting(work, connections.writer)
             finally:
                 limiter.release()
             if done:
@@ -766,39 +774,27 @@ class SQLiteLedger:
         if limiter is None:
             return await self._write(work, long=long)
         idle = connections.idle_readers
-        try:
-            if long:
-                raise anyio.WouldBlock
-            limiter.acquire_nowait()
-        except anyio.WouldBlock:
-            pass
-        else:
-            try:
-                # The limiter has as many tokens as there are readers, so one is idle unless we closed.
-                if not idle:
-                    raise LedgerError(f"{self!r} was closed")
-                reader = idle.pop()
-                try:
-                    with self._translate():
-                        done, value = _on_loop(work, reader)
-                finally:
-                    idle.append(reader)
-            finally:
-                limiter.release()
-            if done:
-                return value  # type: ignore[return-value]
 
-        def borrow() -> T:
+        def borrow(run: Callable[[Callable[[sqlite3.Connection], T], sqlite3.Connection], R]) -> R:
+            # The limiter has as many tokens as there are readers, so one is idle unless we closed.
             if not idle:
                 raise LedgerError(f"{self!r} was closed")
             reader = idle.pop()
             try:
-                return self._patiently(work, reader)
+                return run(work, reader)
             finally:
                 idle.append(reader)
 
+        if not long and _took(limiter):
+            try:
+                with self._translate():
+                    done, value = borrow(without_waiting)
+            finally:
+                limiter.release()
+            if done:
+                return value  # type: ignore[return-value]
         with self._translate():
-            return await anyio.to_thread.run_sync(borrow, limiter=limiter)
+            return await anyio.to_thread.run_sync(borrow, self._patiently, limiter=limiter)
 
     def _patiently(self, work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
         """`work` in a worker thread, waiting up to the busy timeout for another process's lock."""
