@@ -35,7 +35,7 @@ import anyio.to_thread
 
 from ..errors import LedgerError
 from ..ledger._migrations import Migration, pending
-from ..ledger.sqlite import immediate
+from ..ledger.sqlite import immediate, without_waiting
 from ..wire import PaymentRequirements
 from .budget import DAY_SECONDS, Budget
 
@@ -257,24 +257,20 @@ class SpendStore:
         lost in a power cut, it stays reserved and counts, as a crash could leave it anyway."""
 
         def discard(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with immediate(conn):
-                    row = conn.execute(
-                        "SELECT budget, usd FROM payments WHERE id = ? AND state = ?",
-                        (spend_id, SpendState.RESERVED.value),
-                    ).fetchone()
-                    if row is None:
-                        return
-                    budget, usd = row
-                    conn.execute("DELETE FROM payments WHERE id = ?", (spend_id,))
-                    (committed,) = conn.execute(_COMMITTED, (budget,)).fetchone()
-                    conn.execute(
-                        "UPDATE budgets SET committed = ? WHERE name = ?",
-                        (str(Decimal(committed) - Decimal(usd)), budget),
-                    )
-            finally:
-                conn.execute("PRAGMA synchronous=FULL")
+            with immediate(conn):
+                row = conn.execute(
+                    "SELECT budget, usd FROM payments WHERE id = ? AND state = ?",
+                    (spend_id, SpendState.RESERVED.value),
+                ).fetchone()
+                if row is None:
+                    return
+                budget, usd = row
+                conn.execute("DELETE FROM payments WHERE id = ?", (spend_id,))
+                (committed,) = conn.execute(_COMMITTED, (budget,)).fetchone()
+                conn.execute(
+                    "UPDATE budgets SET committed = ? WHERE name = ?",
+                    (str(Decimal(committed) - Decimal(usd)), budget),
+                )
 
         await self._run_unsynced(discard)
 
@@ -366,14 +362,10 @@ class SpendStore:
         self, spend_id: str, state: SpendState, *, now: float, tx_hash: str | None, detail: str
     ) -> None:
         def finish(conn: sqlite3.Connection) -> None:
-            # Not synced to disk before returning (the next reservation's sync carries it): were
-            # it lost in a power cut, the payment would still read reserved or uncertain, which
-            # counts against the limits like spent. Only a reservation must be durable.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                self._finish_in(conn, spend_id, state, now=now, tx_hash=tx_hash, detail=detail)
-            finally:
-                conn.execute("PRAGMA synchronous=FULL")
+            # Unsynced (the next reservation's sync carries it): were it lost in a power cut, the
+            # payment would still read reserved or uncertain, which counts against the limits
+            # like spent. Only a reservation must be durable.
+            self._finish_in(conn, spend_id, state, now=now, tx_hash=tx_hash, detail=detail)
 
         await self._run_unsynced(finish)
 
@@ -415,9 +407,18 @@ class SpendStore:
                 return await anyio.to_thread.run_sync(work, self._conn)
 
     async def _run_unsynced(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`_run` for a short write that does not sync to disk: on the event loop's own thread,
-        since it takes tens of microseconds and a hop to the worker thread costs more. Only when
-        another connection holds the write lock does it wait, in the worker thread."""
+        """`_run` for a short write that is not synced to disk (`synchronous=NORMAL`): on the
+        event loop's own thread, since it takes tens of microseconds and a hop to the worker
+        thread costs more. Only when another connection holds the write lock does it wait, in
+        the worker thread."""
+
+        def unsynced(conn: sqlite3.Connection) -> T:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                return work(conn)
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
+
         async with self._limiter:
             conn = self._conn
             if conn is None:
@@ -428,15 +429,13 @@ class SpendStore:
                 conn.execute("PRAGMA busy_timeout=0")
                 conn.execute("PRAGMA wal_autocheckpoint=0")
                 try:
-                    return work(conn)
-                except sqlite3.OperationalError as exc:
-                    # Busy can only come from BEGIN IMMEDIATE: nothing was written, so run it again.
-                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # also its extended codes
-                        raise
+                    done, value = without_waiting(unsynced, conn)
                 finally:
                     conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
                     conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
-                return await anyio.to_thread.run_sync(work, conn)
+                if done:
+                    return value  # type: ignore[return-value]
+                return await anyio.to_thread.run_sync(unsynced, conn)
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
