@@ -338,7 +338,7 @@ class Gate:
         except PaymentError as error:
             return await self._refuse(call, price, error, None)
         except (SettlementError, LedgerError) as crash:
-            part = "settlement backend" if isinstance(crash, SettlementError) else "payment ledger"
+            part = _failed_part(crash)
             logger.error("paid call of %r failed in the %s", call.tool, part, exc_info=crash)
             message = RAN_BUT_UNRECORDED if call.ran else CRASH_MESSAGE
             return failure_result(
@@ -646,7 +646,7 @@ class Gate:
         if succeeded:
             return self._unconfirmed(call, request, error)
         # The request stays `settling` with its payload, for reconciliation to ask the chain.
-        part = "settlement backend" if isinstance(error, SettlementError) else "payment ledger"
+        part = _failed_part(error)
         logger.error(
             "settling %s failed in the %s while %r failed", request.id, part, call.tool, exc_info=error
         )
@@ -669,7 +669,7 @@ class Gate:
         The request stays `settling` with the signed payload: only the chain can say
         whether money moved, and reconciliation asks it.
         """
-        part = "settlement backend" if isinstance(crash, SettlementError) else "payment ledger"
+        part = _failed_part(crash)
         logger.error(
             "settling %s failed in the %s after %r ran; its output is withheld",
             request.id,
@@ -755,6 +755,11 @@ class _Call:
         self.request_id: str | None = None
         self.ran = False
         """Whether the tool body was started: a crash after that must not say it did not run."""
+
+
+def _failed_part(crash: SettlementError | LedgerError) -> str:
+    """Which backend a crash came from, as the caller is told."""
+    return "settlement backend" if isinstance(crash, SettlementError) else "payment ledger"
 
 
 def _raised(failure: Exception) -> CallToolResult:
