@@ -78,7 +78,7 @@ from .checks import (
     reported_network,
 )
 from .lookup import lookup_authorization
-from .relayer import Relayer
+from .relayer import Relayer, Sent
 from .reverts import reason_for_revert
 
 __all__ = ["RECEIPT_POLL_SECONDS", "LocalSettlement", "receipt_poll_delays"]
@@ -308,14 +308,13 @@ class LocalSettlement:
                 return _failed(refusal, network, checked.payer)
         calldata = transfer_with_authorization_calldata(checked.exact)
         gas = self._gas_for(checked)
-        deadline = anyio.current_time() + self._receipt_timeout
-        send = functools.partial(self._relayer.send, asset, calldata, gas=gas, wait=self._receipt_timeout)
-        sent = await self._call(send)
-        if sent.tx_hash is None:
+        sent = await self._send_mined(
+            asset, calldata, gas=gas, before_retrying="check the authorization's state"
+        )
+        if sent.tx_hash is None or sent.receipt is None:
             # Some nodes refuse a reverting transaction at send time instead of mining it.
             return _failed(_revert_refusal(sent.revert, settling=True), network, checked.payer)
-        tx_hash = sent.tx_hash.to_0x_hex()
-        receipt = await self._mined(sent.tx_hash, sent.receipt, "check the authorization's state", deadline)
+        tx_hash, receipt = sent.tx_hash.to_0x_hex(), sent.receipt
         if receipt["status"] != 1:
             # Replaying on the state after the transaction's block reproduces its revert, including
             # one caused by an earlier transaction in the same block (a concurrent duplicate).
@@ -359,19 +358,15 @@ class LocalSettlement:
         refusal = self._factory_refusal(deployment)
         if refusal is not None:
             return refusal
-        deadline = anyio.current_time() + self._receipt_timeout
-        send = functools.partial(
-            self._relayer.send,
+        sent = await self._send_mined(
             deployment.factory,
             deployment.factory_calldata,
             gas=WALLET_DEPLOY_GAS_LIMIT,
-            wait=self._receipt_timeout,
+            before_retrying=f"check whether {payer} has code",
         )
-        sent = await self._call(send)
-        if sent.tx_hash is None:
+        if sent.tx_hash is None or sent.receipt is None:
             return Refusal(UNDEPLOYED_SMART_WALLET, _deploy_failed(deployment, sent.revert))
-        tx_hash = sent.tx_hash.to_0x_hex()
-        receipt = await self._mined(sent.tx_hash, sent.receipt, f"check whether {payer} has code", deadline)
+        tx_hash, receipt = sent.tx_hash.to_0x_hex(), sent.receipt
         if receipt["status"] != 1 or not await self._call(self._relayer.has_code, payer):
             return Refusal(
                 UNDEPLOYED_SMART_WALLET, f"{_deploy_failed(deployment, None)} (transaction {tx_hash})"
@@ -379,11 +374,25 @@ class LocalSettlement:
         logger.info("deployed the wallet %s through factory %s in %s", payer, deployment.factory, tx_hash)
         return None
 
+    async def _send_mined(self, to: str, data: bytes, *, gas: int, before_retrying: str) -> Sent:
+        """Send a transaction and wait (at most `receipt_timeout` from the send) until it is
+        mined: `Sent` with its receipt, or the send's refusal (no hash, no receipt).
+
+        Raises:
+            SettlementError: not mined in time (the message says to `before_retrying`).
+        """
+        deadline = anyio.current_time() + self._receipt_timeout
+        send = functools.partial(self._relayer.send, to, data, gas=gas, wait=self._receipt_timeout)
+        sent = await self._call(send)
+        if sent.tx_hash is None:
+            return sent
+        receipt = await self._mined(sent.tx_hash, sent.receipt, before_retrying, deadline)
+        return Sent(sent.tx_hash, receipt, None)
+
     async def _mined(
         self, tx_hash: HexBytes, receipt: TxReceipt | None, before_retrying: str, deadline: float
     ) -> TxReceipt:
-        """`receipt`, or the transaction's receipt once it is mined (polled until `deadline`,
-        `receipt_timeout` after the send began)."""
+        """`receipt`, or the transaction's receipt once it is mined (polled until `deadline`)."""
         delays = receipt_poll_delays(self._poll_latency)
         while receipt is None:
             remaining = deadline - anyio.current_time()
