@@ -32,13 +32,14 @@ from .errors import (
     UnknownPaymentRequest,
     payment_error_for,
 )
-from .ledger.base import Ledger, PaymentRequest, SettlementRecord
+from .ledger.base import Ledger, Owner, PaymentRequest, SettlementRecord
 from .lifecycle import Event, State
 from .matching import match_payment, match_solana_payment
 from .money import format_usd
 from .networks import Asset, Network
 from .settlement.base import Settlement
 from .solana import Solana, solana_payee_on
+from .text import shown
 from .wire import (
     PaymentRequirements,
     ReceivedPayment,
@@ -65,6 +66,9 @@ class Collector:
     Args:
         settlement: settles payments on `network` in `asset`.
         solana: Solana payees also accepted, each with its own facilitator.
+        owner: the server whose requests these are (payee, network, asset): another
+            server's request sharing the ledger is treated as unknown and never moved.
+            None only for a ledger no other server shares.
     """
 
     def __init__(
@@ -76,13 +80,30 @@ class Collector:
         clock: Callable[[], float],
         *,
         solana: Sequence[Solana] = (),
+        owner: Owner | None = None,
     ) -> None:
         self.ledger = ledger
+        self.owner = owner
         self.settlement = settlement
         self.network = network
         self.asset = asset
         self.clock = clock
         self.solana = tuple(solana)
+
+    async def get(self, request_id: str) -> PaymentRequest | None:
+        """Request `request_id` if this server quoted it; None for an unknown id and for
+        another server's request (the two must look the same to a caller)."""
+        return await self.ledger.get(request_id, owner=self.owner)
+
+    def check_owned(self, request: PaymentRequest) -> None:
+        """Refuse `request` as unknown unless this server quoted it (for a request read
+        without `get`, e.g. by the page or an older caller).
+
+        Raises:
+            Refused: `UnknownPaymentRequest`, saying nothing of the other server's request.
+        """
+        if self.owner is not None and not self.owner.owns(request):
+            raise Refused(unknown_request(request.id), None)
 
     async def accepts(self, request: PaymentRequest) -> list[PaymentRequirements]:
         """Every way to pay `request`: the EVM network first, then each Solana payee
@@ -150,6 +171,7 @@ class Collector:
                 request (`PaymentReplayed`; which one is not said: a paid id is a
                 bearer capability).
         """
+        self.check_owned(request)
         now = self.clock()
         try:
             check_payable(request, price, now, decimals)
@@ -187,7 +209,7 @@ class Collector:
             raise
         if not verdict.is_valid:
             await self.transition(request, Event.SETTLEMENT_FAILED)
-            refreshed = await self.ledger.get(request.id)
+            refreshed = await self.get(request.id)
             raise Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), refreshed)
 
     async def settle(
@@ -211,7 +233,7 @@ class Collector:
         receipt = await self._settle(request, payload, requirements)
         if not receipt.success:
             await self.transition(request, Event.SETTLEMENT_FAILED)
-            refreshed = await self.ledger.get(request.id)
+            refreshed = await self.get(request.id)
             raise Refused(payment_error_for(receipt.error_reason, receipt.error_message), refreshed)
         claimed_payer = "" if isinstance(payload, SvmPaymentPayload) else payload.payload.authorization.from_
         record = SettlementRecord(
@@ -264,9 +286,17 @@ class Collector:
 
     async def transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
         try:
-            return await self.ledger.transition(request.id, event, now=self.clock(), **changes)
+            return await self.ledger.transition(
+                request.id, event, now=self.clock(), owner=self.owner, **changes
+            )
         except StateConflict as conflict:
             raise Refused(conflict_error(conflict), None) from None
+
+
+def unknown_request(request_id: str) -> UnknownPaymentRequest:
+    """What the caller hears of an id this server never quoted (unknown, or another
+    server's sharing the ledger): the same words either way."""
+    return UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
 
 
 def check_payable(request: PaymentRequest, price: int, now: float, decimals: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -216,13 +215,19 @@ def _solana_from_env(env: Mapping[str, str]) -> list[Any]:
     return [Solana(pay_to, network=network, settlement=settlement)]
 
 
-def default_ledger_url() -> str:
-    """`$X402_LEDGER_URL`, else an SQLite file in the user's data directory."""
+def default_ledger_url(
+    server: str | None = None, *, pay_to: str = "", network: str = "", asset: str = ""
+) -> str:
+    """`$X402_LEDGER_URL`, else this server's own SQLite file in the user's data directory
+    (`ledgers/<name>-<digest of name, payee, network, asset>.sqlite`; see
+    `x402_mcp.ledger.location`): unrelated servers never share a default ledger."""
     configured = os.environ.get("X402_LEDGER_URL")
     if configured:
         return configured
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return f"sqlite://{(base / 'x402-mcp' / 'ledger.sqlite').absolute()}"
+    from .ledger.location import server_ledger_path
+
+    path = server_ledger_path(server, pay_to=pay_to, network=network, asset=asset)
+    return f"sqlite://{path}"
 
 
 def network_known_to(settlement: Settlement, network: Network) -> Network:

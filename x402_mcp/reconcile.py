@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from .challenge import requirements_for
 from .errors import LedgerError, PaymentError, SettlementError, StateConflict
-from .ledger.base import Ledger, PaymentRequest, SettlementRecord
+from .ledger.base import Ledger, Owner, PaymentRequest, SettlementRecord
 from .lifecycle import Event, State
 from .networks import Asset
 from .settlement.base import ChainLookup, OnChain, Settlement
@@ -59,10 +59,10 @@ class Reconciliation:
 
 
 async def awaiting_reconciliation(
-    ledger: Ledger, *, now: float, grace_seconds: float, limit: int = 1000
+    ledger: Ledger, *, now: float, grace_seconds: float, limit: int = 1000, owner: Owner | None = None
 ) -> list[PaymentRequest]:
-    """Requests in `settling` whose settler is presumed gone at `now`."""
-    settling = await ledger.requests(states=[State.SETTLING], limit=limit)
+    """Requests in `settling` (of `owner`, when given) whose settler is presumed gone at `now`."""
+    settling = await ledger.requests(states=[State.SETTLING], limit=limit, owner=owner)
     return [request for request in settling if await _stale(ledger, request, now, grace_seconds)]
 
 
@@ -81,6 +81,9 @@ class Reconciler:
         grace_seconds: how long a settlement may run before it is presumed cut
             short; keep it above the backend's receipt timeout.
         clock: unix time.
+        owner: the server whose settlements these are: another server's request sharing
+            the ledger is neither settled nor released by this one (it holds another
+            payee's or network's authorization, for that server's backend to finish).
     """
 
     def __init__(
@@ -92,8 +95,10 @@ class Reconciler:
         grace_seconds: float = 300.0,
         clock: Callable[[], float],
         solana: Sequence[Solana] = (),
+        owner: Owner | None = None,
     ) -> None:
         self.ledger = ledger
+        self.owner = owner
         self.settlement = settlement
         self.asset = asset
         self.solana = tuple(solana)
@@ -104,7 +109,7 @@ class Reconciler:
         """One pass over at most `limit` stale settlements. Backend failures leave rows pending."""
         outcome = Reconciliation()
         stale = await awaiting_reconciliation(
-            self.ledger, now=self.clock(), grace_seconds=self.grace_seconds, limit=limit
+            self.ledger, now=self.clock(), grace_seconds=self.grace_seconds, limit=limit, owner=self.owner
         )
         for request in stale:
             try:
@@ -208,7 +213,9 @@ class Reconciler:
             settled_at=self.clock(),
         )
         try:
-            await self.ledger.transition(request.id, Event.SETTLED, now=self.clock(), settlement=record)
+            await self.ledger.transition(
+                request.id, Event.SETTLED, now=self.clock(), settlement=record, owner=self.owner
+            )
         except StateConflict:
             raise
         except LedgerError as exc:
@@ -220,7 +227,7 @@ class Reconciler:
         return True
 
     async def _release(self, request: PaymentRequest, why: str) -> bool:
-        await self.ledger.transition(request.id, Event.SETTLEMENT_FAILED, now=self.clock())
+        await self.ledger.transition(request.id, Event.SETTLEMENT_FAILED, now=self.clock(), owner=self.owner)
         await self.ledger.audit(request.id, "reconciled", f"payable again: {why}", now=self.clock())
         return False
 

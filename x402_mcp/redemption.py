@@ -90,6 +90,7 @@ class Redemption:
             lease_until=lease_until,
             claim_id=claim_id,
             now=self.collector.clock(),
+            owner=self.collector.owner,
         )
 
     async def take_redeemable(self, *, tool: str, caller: str, price: int) -> Claim | None:
@@ -103,6 +104,7 @@ class Redemption:
             lease_until=lease_until,
             claim_id=claim_id,
             now=self.collector.clock(),
+            owner=self.collector.owner,
         )
 
     async def run(self, request: PaymentRequest, tool: Callable[[], Awaitable[Any]]) -> CallToolResult:

@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 
 from .errors import ConfigurationError
-from .ledger.base import Ledger, PaymentRequest
+from .ledger.base import Ledger, Owner, PaymentRequest
 
 logger = logging.getLogger("x402_mcp")
 
@@ -69,6 +69,7 @@ class Sweeper:
         max_open_anonymous: int | None = 1000,
         retention_seconds: float = 86_400,
         result_retention_seconds: float = DEFAULT_RESULT_RETENTION_SECONDS,
+        owner: Owner | None = None,
     ) -> None:
         for name, cap in (
             ("max_open_requests_per_caller", max_open_per_caller),
@@ -85,6 +86,9 @@ class Sweeper:
         self.max_open_anonymous = max_open_anonymous
         self.retention_seconds = retention_seconds
         self.result_retention_seconds = result_retention_seconds
+        # A sweep expires, purges and clears only this server's requests: another server
+        # sharing the ledger keeps its own retention.
+        self.owner = owner
 
     def cap_for(self, caller: str | None) -> int | None:
         """The cap on open requests that applies to `caller` (None: callers without an identity)."""
@@ -101,11 +105,13 @@ class Sweeper:
     async def sweep(self, *, now: float) -> Sweep:
         """Expire overdue requests; delete those expired, and audit lines of no request,
         before the retention window; clear results older than their retention."""
-        expired = await self.ledger.expire_overdue(now=now)
+        expired = await self.ledger.expire_overdue(now=now, owner=self.owner)
         before = now - self.retention_seconds
-        purged = await self.ledger.purge_expired(before=before)
+        purged = await self.ledger.purge_expired(before=before, owner=self.owner)
         audit_purged = await self.ledger.purge_unattached_audit(before=before)
-        cleared = await self.ledger.clear_results(before=now - self.result_retention_seconds)
+        cleared = await self.ledger.clear_results(
+            before=now - self.result_retention_seconds, owner=self.owner
+        )
         if expired or purged or audit_purged or cleared:
             logger.info(
                 "ledger sweep: %d requests expired, %d expired requests deleted,"

@@ -34,7 +34,7 @@ from ..challenge import (
     refusal_result,
     requirements_for,
 )
-from ..collect import Collector, check_payable
+from ..collect import Collector, check_payable, unknown_request
 from ..collect import Refused as _Refused
 from ..collect import underpaid as _underpaid
 from ..config import default_ledger_url, network_known_to, settings_from_env
@@ -47,12 +47,11 @@ from ..errors import (
     PaymentMismatch,
     SettlementError,
     TooManyOpenRequests,
-    UnknownPaymentRequest,
 )
 from ..ids import new_request_id
 from ..inbound import argument_problems, explicit_request_id, named_request_id, payment_from
 from ..ledger import open_ledger
-from ..ledger.base import Claim, Ledger, PaymentRequest
+from ..ledger.base import Claim, Ledger, Owner, PaymentRequest
 from ..lifecycle import Event, State
 from ..links import DEFAULT_PAGE_PORT
 from ..matching import match_payment
@@ -203,14 +202,18 @@ class Gate:
         self.also_accept = tuple(also_accept)
         self.pay_to = to_checksum_address(pay_to)
         self.settlement = settlement
+        # Whose requests these are: every ledger read and write below is limited to them.
+        self.owner = Owner(self.pay_to, self.network.caip2, self.asset.address)
+        # No ledger named: this server's own default file, chosen again by name once installed.
+        self._default_ledger = ledger is None and not os.environ.get("X402_LEDGER_URL")
         self.ledger: Ledger = (
-            ledger if isinstance(ledger, Ledger) else open_ledger(ledger or default_ledger_url())
+            ledger if isinstance(ledger, Ledger) else open_ledger(ledger or self._default_ledger_url(None))
         )
         self.public_url = public_url
         self.max_timeout_seconds = max_timeout_seconds
         self.clock = clock
-        self.server: Any = None
         self._opened = False
+        self._server: Any = None
         self._open_lock = anyio.Lock()
         self.sweeper = Sweeper(
             self.ledger,
@@ -218,6 +221,7 @@ class Gate:
             max_open_anonymous=max_open_anonymous_requests,
             retention_seconds=expired_retention_seconds,
             result_retention_seconds=result_retention_seconds,
+            owner=self.owner,
         )
         self.reconciler = Reconciler(
             self.ledger,
@@ -226,12 +230,19 @@ class Gate:
             grace_seconds=settlement_grace_seconds,
             clock=lambda: self.clock(),
             solana=self.also_accept,
+            owner=self.owner,
         )
         self.upkeep_interval_seconds = upkeep_interval_seconds
         self._upkeep_due = 0.0
         self._upkeep_lock = anyio.Lock()
         self.collector = Collector(
-            self.ledger, settlement, self.network, self.asset, lambda: self.clock(), solana=self.also_accept
+            self.ledger,
+            settlement,
+            self.network,
+            self.asset,
+            lambda: self.clock(),
+            solana=self.also_accept,
+            owner=self.owner,
         )
         self.redemption = Redemption(self.collector, lease_seconds=redemption_lease_seconds)
         # Set to the embedded DevChain to offer its demo wallet on the payment page.
@@ -253,6 +264,31 @@ class Gate:
         payments = cls(**settings)
         payments.demo_chain = demo_chain
         return payments
+
+    @property
+    def server(self) -> Any:
+        """The server these payments are installed on (None before `install`)."""
+        return self._server
+
+    @server.setter
+    def server(self, server: Any) -> None:
+        self._server = server
+        if server is not None and self._default_ledger and not self._opened:
+            # The default ledger is per server: now that its name is known, use its own file.
+            name = getattr(server, "name", None)
+            self._use_ledger(open_ledger(self._default_ledger_url(name if isinstance(name, str) else None)))
+
+    def _default_ledger_url(self, server_name: str | None) -> str:
+        return default_ledger_url(
+            server_name, pay_to=self.pay_to, network=self.network.caip2, asset=self.asset.address
+        )
+
+    def _use_ledger(self, ledger: Ledger) -> None:
+        """Put `ledger` in place of the (unopened) one everything was built with."""
+        self.ledger = ledger
+        self.sweeper.ledger = ledger
+        self.reconciler.ledger = ledger
+        self.collector.ledger = ledger
 
     def settings(self) -> dict[str, Any]:
         return {"network": self.network.caip2, "asset": self.asset.address, "payTo": self.pay_to}
@@ -487,9 +523,9 @@ class Gate:
                 f"the payment pays payment request {shown(request_id)}, "
                 f"but the call names {shown(explicit_id)}"
             )
-        request = await self.ledger.get(request_id)
+        request = await self.collector.get(request_id)
         if request is None:
-            raise UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
+            raise unknown_request(request_id)
         call.request_id = request.id
         self._check_covers(call, price, request)
         if request.state in (State.PAID, State.REDEEMING) and _same_payment(request.payload, payload):
@@ -687,9 +723,9 @@ class Gate:
         if claim is not None:
             call.request_id = claim.request.id
             return await self.redemption.run_claimed(claim, lambda: self._invoke(call))
-        request = await self.ledger.get(request_id)
+        request = await self.collector.get(request_id)
         if request is None:
-            raise UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
+            raise unknown_request(request_id)
         call.request_id = request.id
         self._check_covers(call, price, request)
         if request.state is State.ISSUED:

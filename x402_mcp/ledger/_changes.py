@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import LedgerError, StateConflict, TooManyOpenRequests
 from ..lifecycle import TRANSITIONS, Event, State
 from ..text import shown
-from .base import PaymentRequest, SettlementRecord
+from .base import Owner, PaymentRequest, SettlementRecord
 
 #: Columns of `payment_requests`, in the order of the dataclass fields.
 COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(PaymentRequest))
@@ -136,6 +136,8 @@ class Change:
     #: Consume/release only the claim with this id (a fencing token): a run whose
     #: lease lapsed and was taken over can no longer finish or undo the new claim.
     fence: str | None = None
+    #: Move the row only if this server quoted it (None: any server's, for administration).
+    owner: Owner | None = None
 
 
 # Which optional `transition()` arguments each event takes; anything else given is a caller bug.
@@ -159,8 +161,10 @@ def plan_transition(
     lease_until: float | None = None,
     result: str | None = None,
     claim_id: str | None = None,
+    owner: Owner | None = None,
 ) -> Change:
-    """The change `event` makes, with its arguments checked.
+    """The change `event` makes, with its arguments checked; with `owner`, only to a
+    request that server quoted.
 
     Raises:
         LedgerError: an argument the event needs is missing, or one it does not
@@ -231,18 +235,20 @@ def plan_transition(
         settlement=settlement,
         detail=detail,
         fence=claim_id if event in (Event.CONSUME, Event.RELEASE) else None,
+        owner=owner,
     )
 
 
-def plan_claim(*, now: float, lease_until: float, claim_id: str) -> Change:
+def plan_claim(*, now: float, lease_until: float, claim_id: str, owner: Owner | None = None) -> Change:
     """The CLAIM a redemption makes (see `Ledger.claim`)."""
-    return plan_transition(Event.CLAIM, now=now, lease_until=lease_until, claim_id=claim_id)
+    return plan_transition(Event.CLAIM, now=now, lease_until=lease_until, claim_id=claim_id, owner=owner)
 
 
-def claimable(row: PaymentRequest, *, tool: str, price: int, now: float) -> bool:
+def claimable(row: PaymentRequest, *, tool: str, price: int, now: float, owner: Owner | None = None) -> bool:
     """Whether `Ledger.claim` may take `row` for one run of `tool` costing `price`: quoted for
-    that tool at that price or more, and paid (or redeeming under a lapsed lease)."""
-    if row.tool != tool or row.price < price:
+    that tool at that price or more (by `owner`, when given), and paid (or redeeming under a
+    lapsed lease)."""
+    if row.tool != tool or row.price < price or (owner is not None and not owner.owns(row)):
         return False
     if row.state is State.PAID:
         return True
@@ -269,9 +275,10 @@ def expires_instead(change: Change, state: str, expires_at: float) -> bool:
     return change.event is Event.BEGIN_SETTLEMENT and state == State.ISSUED and expires_at <= change.now
 
 
-def expiry(now: float, reason: str) -> Change:
-    """The change that expires an issued request, with `reason` in its audit line."""
-    change = plan_transition(Event.EXPIRE, now=now)
+def expiry(now: float, reason: str, owner: Owner | None = None) -> Change:
+    """The change that expires an issued request (of `owner`, when given), with `reason` in
+    its audit line."""
+    change = plan_transition(Event.EXPIRE, now=now, owner=owner)
     return replace(change, detail=f"{change.detail}: {reason}")
 
 

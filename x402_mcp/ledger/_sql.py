@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..lifecycle import State
 from ._changes import COLUMNS, Change
+from .base import Owner
 
 SETTLEMENT_COLUMNS = "tx_hash, payer, amount, asset, network, settled_at"
 
@@ -42,8 +43,11 @@ class Queries:
     """The statements both ledgers run as they are, but for `param`."""
 
     get: str
+    get_owned: str
     redeemable: str
     redeemable_id: str
+    redeemable_owned: str
+    redeemable_owned_id: str
     settlements: str
     settlements_of: str
     settled_network: str
@@ -57,24 +61,29 @@ class Queries:
     renew_settling: str
     purge_unattached_audit: str
     clear_results: str
+    clear_results_owned: str
 
     @classmethod
     def render(cls, tables: Tables, param: str) -> Queries:
         select = f"SELECT {', '.join(COLUMNS)} FROM {tables.requests}"
         settlements = f"SELECT {SETTLEMENT_COLUMNS} FROM {tables.settlements}"
         audit = f"SELECT at, request_id, event, detail FROM {tables.audit}"
-        # Parameters: tool, caller, now. Oldest first, so a caller holding several paid
-        # requests spends them in the order bought.
+        # Parameters: tool, caller, now (then the owner's, for the owned variant). Oldest first,
+        # so a caller holding several paid requests spends them in the order bought.
         redeemable = (
             f" FROM {tables.requests} WHERE tool = {param} AND caller = {param}"
             f" AND (state = '{State.PAID.value}'"
             f" OR (state = '{State.REDEEMING.value}' AND lease_until < {param}))"
-            " ORDER BY created_at, id LIMIT 1"
         )
+        oldest = " ORDER BY created_at, id LIMIT 1"
+        owned = f" AND {owned_clause(param)}"
         return cls(
             get=f"{select} WHERE id = {param}",
-            redeemable=f"SELECT {', '.join(COLUMNS)}{redeemable}",
-            redeemable_id=f"SELECT id{redeemable}",
+            get_owned=f"{select} WHERE id = {param}{owned}",
+            redeemable=f"SELECT {', '.join(COLUMNS)}{redeemable}{oldest}",
+            redeemable_id=f"SELECT id{redeemable}{oldest}",
+            redeemable_owned=f"SELECT {', '.join(COLUMNS)}{redeemable}{owned}{oldest}",
+            redeemable_owned_id=f"SELECT id{redeemable}{owned}{oldest}",
             settlements=f"{settlements} ORDER BY settled_at, tx_hash",
             settlements_of=f"{settlements} WHERE request_id = {param} ORDER BY settled_at, tx_hash",
             # The last of `settlements_of`: where the payment that a receipt names was settled.
@@ -118,7 +127,36 @@ class Queries:
                 f"UPDATE {tables.requests} SET result = NULL"
                 f" WHERE result IS NOT NULL AND state = '{State.CONSUMED.value}' AND consumed_at < {param}"
             ),
+            clear_results_owned=(
+                f"UPDATE {tables.requests} SET result = NULL"
+                f" WHERE result IS NOT NULL AND state = '{State.CONSUMED.value}' AND consumed_at < {param}"
+                f"{owned}"
+            ),
         )
+
+
+def owned_clause(param: str) -> str:
+    """The condition that a request row belongs to an `Owner` (parameters: `Owner.values()`)."""
+    return f"pay_to = {param} AND network = {param} AND asset = {param}"
+
+
+def get_sql(queries: Queries, request_id: str, owner: Owner | None) -> tuple[str, list[object]]:
+    """The read of one request: any server's (owner None) or only `owner`'s."""
+    if owner is None:
+        return queries.get, [request_id]
+    return queries.get_owned, [request_id, *owner.values()]
+
+
+def redeemable_sql(
+    queries: Queries, *, tool: str, caller: str, now: float, owner: Owner | None, ids_only: bool
+) -> tuple[str, list[object]]:
+    """The oldest redeemable request of `caller` for `tool`: any server's, or only `owner`'s
+    (so a foreign row never hides the caller's own from `claim_redeemable`)."""
+    params: list[object] = [tool, caller, now]
+    if owner is None:
+        return (queries.redeemable_id if ids_only else queries.redeemable), params
+    sql = queries.redeemable_owned_id if ids_only else queries.redeemable_owned
+    return sql, [*params, *owner.values()]
 
 
 def update_sql(
@@ -159,21 +197,32 @@ def update_sql(
     if change.requires_unexpired:
         where += f" AND expires_at > {param}"
         params.append(change.now)
+    if change.owner is not None:
+        # Another server's request sharing this ledger is never moved: it is as if missing.
+        where += f" AND {owned_clause(param)}"
+        params += change.owner.values()
     return f"UPDATE {table} SET {assignments} WHERE {where}", params
 
 
 def requests_sql(
-    tables: Tables, param: str, states: Collection[State] | None, limit: int
+    tables: Tables, param: str, states: Collection[State] | None, limit: int, owner: Owner | None = None
 ) -> tuple[str, list[object]]:
-    """Requests in any of `states` (all when None), newest first, at most `limit`."""
+    """Requests in any of `states` (all when None) of `owner` (any when None), newest
+    first, at most `limit`."""
     sql = f"SELECT {', '.join(COLUMNS)} FROM {tables.requests}"
+    conditions: list[str] = []
     params: list[object] = []
     if states is not None:
         chosen = sorted(states)
         if not chosen:
             return f"{sql} WHERE 1 = 0", []
-        sql += f" WHERE state IN ({', '.join([param] * len(chosen))})"
+        conditions.append(f"state IN ({', '.join([param] * len(chosen))})")
         params += [state.value for state in chosen]
+    if owner is not None:
+        conditions.append(owned_clause(param))
+        params += owner.values()
+    if conditions:
+        sql += f" WHERE {' AND '.join(conditions)}"
     params.append(max(limit, 0))
     return f"{sql} ORDER BY created_at DESC, id DESC LIMIT {param}", params
 
@@ -187,11 +236,16 @@ def renew_sql(
     return queries.renew_lease, [lease_until, request_id, claim_id]
 
 
-def count_open_sql(tables: Tables, param: str, caller: str | None) -> tuple[str, list[object]]:
+def count_open_sql(
+    tables: Tables, param: str, caller: str | None, owner: Owner | None = None
+) -> tuple[str, list[object]]:
     """Unpaid, unexpired requests of one caller, or of all callers without an identity
-    (caller None), and the parameters but `now`, which comes last."""
+    (caller None), from `owner` (any when None), and the parameters but `now`, which comes last."""
     params: list[object] = [] if caller is None else [caller]
     who = "caller IS NULL" if caller is None else f"caller = {param}"
+    if owner is not None:
+        who += f" AND {owned_clause(param)}"
+        params += owner.values()
     return (
         f"SELECT count(*) FROM {tables.requests}"
         f" WHERE {who} AND state = '{State.ISSUED.value}' AND expires_at > {param}",
@@ -199,12 +253,25 @@ def count_open_sql(tables: Tables, param: str, caller: str | None) -> tuple[str,
     )
 
 
-def purge_expired_sql(tables: Tables, param: str) -> tuple[str, str]:
+def expired_where(param: str, owner: Owner | None) -> tuple[str, list[object]]:
+    """The WHERE of expired requests that may be purged (parameters: the expired state,
+    before, then the owner's): of `owner` only, when given, so a server sharing the ledger
+    never deletes another's requests on its own retention."""
+    where = f"state = {param} AND expires_at < {param}"
+    if owner is None:
+        return where, []
+    return f"{where} AND {owned_clause(param)}", owner.values()
+
+
+def purge_expired_sql(tables: Tables, param: str, owner: Owner | None = None) -> tuple[str, str, str]:
     """The statements that delete, before expired requests go, their audit lines and
-    payment claims (parameters of each: the expired state, before). SQLite runs them in
-    its write transaction; PostgreSQL folds the same deletes into one statement."""
-    gone = f"SELECT id FROM {tables.requests} WHERE state = {param} AND expires_at < {param}"
+    payment claims, then the requests (parameters of each: the expired state, before, and
+    `expired_where`'s). SQLite runs them in its write transaction; PostgreSQL folds the same
+    deletes into one statement."""
+    where, _ = expired_where(param, owner)
+    gone = f"SELECT id FROM {tables.requests} WHERE {where}"
     return (
         f"DELETE FROM {tables.audit} WHERE request_id IN ({gone})",
         f"DELETE FROM {tables.claims} WHERE request_id IN ({gone})",
+        f"DELETE FROM {tables.requests} WHERE {where}",
     )

@@ -70,6 +70,35 @@ class PaymentRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Owner:
+    """The server a payment request belongs to: the payee, network and asset it quoted.
+
+    Several servers may share one ledger; a request is theirs to settle, redeem, expire
+    or reconcile only when all three match (the ledger's `owner=` arguments put this in
+    the SQL, so a foreign row is never read or moved). The values are compared exactly
+    as the quoting server stored them (a checksummed payee, the CAIP-2 network, the
+    token address).
+    """
+
+    pay_to: str
+    network: str
+    asset: str
+
+    @classmethod
+    def of(cls, request: PaymentRequest) -> Owner:
+        """The owner that quoted `request`."""
+        return cls(request.pay_to, request.network, request.asset)
+
+    def owns(self, request: PaymentRequest) -> bool:
+        """Whether `request` was quoted by this server (the predicate the SQL also applies)."""
+        return (request.pay_to, request.network, request.asset) == (self.pay_to, self.network, self.asset)
+
+    def values(self) -> list[object]:
+        """The parameters of `_sql.owned_clause`, in its order."""
+        return [self.pay_to, self.network, self.asset]
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A paid request claimed for one run (`Ledger.claim`), and where it was paid.
 
@@ -90,6 +119,11 @@ class Ledger(Protocol):
     request is not in a source state of the event (so two concurrent callers
     can never both claim one payment).
 
+    Every read or write of a stored request takes an optional `owner`: given, a request
+    quoted by another server (another payee, network or asset) is treated as missing, the
+    same as an unknown id, and never changed. Only tools that administer a whole shared
+    ledger (the `x402-mcp ledger` command) leave it out.
+
     An id that cannot exist (not a string, empty, over 100 characters, or
     holding control characters) is never sent to the database: `get` answers
     None, `transition` raises `StateConflict` (missing), `settlements` and
@@ -105,7 +139,8 @@ class Ledger(Protocol):
         """Store a newly minted request (state `issued`).
 
         With `max_open`, only if its caller (for a caller of None: all callers
-        without an identity, together) holds fewer open requests than that; the
+        without an identity, together) holds fewer open requests than that from the
+        request's owner (another server sharing the ledger has a cap of its own); the
         count and the insert are one transaction, so racing issues cannot
         overshoot the cap.
 
@@ -129,7 +164,7 @@ class Ledger(Protocol):
         (consumed, released, taken over, settled)."""
         ...
 
-    async def get(self, request_id: str) -> PaymentRequest | None: ...
+    async def get(self, request_id: str, *, owner: Owner | None = None) -> PaymentRequest | None: ...
 
     async def transition(
         self,
@@ -142,6 +177,7 @@ class Ledger(Protocol):
         lease_until: float | None = None,
         result: str | None = None,
         claim_id: str | None = None,
+        owner: Owner | None = None,
     ) -> PaymentRequest:
         """Move a request along the lifecycle and return it as it now stands.
 
@@ -158,7 +194,15 @@ class Ledger(Protocol):
         ...
 
     async def claim(
-        self, request_id: str, *, tool: str, price: int, lease_until: float, claim_id: str, now: float
+        self,
+        request_id: str,
+        *,
+        tool: str,
+        price: int,
+        lease_until: float,
+        claim_id: str,
+        now: float,
+        owner: Owner | None = None,
     ) -> Claim | None:
         """Claim `request_id` for one run of `tool` costing `price`, in one write: the `claim`
         transition (lease and fencing token, audit line), taken only if the request was quoted
@@ -171,7 +215,15 @@ class Ledger(Protocol):
         ...
 
     async def claim_redeemable(
-        self, *, tool: str, caller: str, price: int, lease_until: float, claim_id: str, now: float
+        self,
+        *,
+        tool: str,
+        caller: str,
+        price: int,
+        lease_until: float,
+        claim_id: str,
+        now: float,
+        owner: Owner | None = None,
     ) -> Claim | None:
         """`claim` of the request `find_redeemable` would find, if it covers `price`, in the
         same one write: a caller's plain retry spends its oldest paid request with no read
@@ -179,28 +231,30 @@ class Ledger(Protocol):
         """
         ...
 
-    async def find_redeemable(self, *, tool: str, caller: str, now: float) -> PaymentRequest | None:
+    async def find_redeemable(
+        self, *, tool: str, caller: str, now: float, owner: Owner | None = None
+    ) -> PaymentRequest | None:
         """The oldest paid, unclaimed request for `tool` issued to `caller`."""
         ...
 
     async def settlements(self, request_id: str | None = None) -> list[SettlementRecord]: ...
 
     async def requests(
-        self, *, states: Collection[State] | None = None, limit: int = 100
+        self, *, states: Collection[State] | None = None, limit: int = 100, owner: Owner | None = None
     ) -> list[PaymentRequest]:
         """Requests in any of `states` (all when None), newest first, at most `limit`."""
         ...
 
-    async def count_open(self, *, caller: str | None, now: float) -> int:
+    async def count_open(self, *, caller: str | None, now: float, owner: Owner | None = None) -> int:
         """How many requests issued to `caller` (None: to callers without an identity)
-        are still unpaid and unexpired at `now`."""
+        are still unpaid and unexpired at `now` (`issue` counts those of the request's owner)."""
         ...
 
-    async def expire_overdue(self, *, now: float) -> list[str]:
+    async def expire_overdue(self, *, now: float, owner: Owner | None = None) -> list[str]:
         """Expire every issued request whose `expires_at` is at or before `now`; return their ids."""
         ...
 
-    async def purge_expired(self, *, before: float) -> int:
+    async def purge_expired(self, *, before: float, owner: Owner | None = None) -> int:
         """Delete expired requests whose `expires_at` is before `before`, with their audit
         lines and payment claims; return how many went. Paid requests are never deleted."""
         ...
@@ -210,7 +264,7 @@ class Ledger(Protocol):
         unknown ids) written before `before`; return how many went."""
         ...
 
-    async def clear_results(self, *, before: float) -> int:
+    async def clear_results(self, *, before: float, owner: Owner | None = None) -> int:
         """Forget the stored tool results of requests consumed before `before` (the request,
         its settlement and its audit trail stay); return how many were cleared."""
         ...

@@ -50,11 +50,15 @@ from ._sql import (
     Queries,
     Tables,
     count_open_sql,
+    expired_where,
+    get_sql,
+    owned_clause,
+    redeemable_sql,
     renew_sql,
     requests_sql,
     update_sql,
 )
-from .base import Claim, PaymentKey, PaymentRequest, SettlementRecord
+from .base import Claim, Owner, PaymentKey, PaymentRequest, SettlementRecord
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -260,7 +264,7 @@ class PostgresLedger:
                     await conn.execute(
                         "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_ISSUE_LOCK, request.caller or ""]
                     )
-                    sql, counted = count_open_sql(self._tables, "%s", request.caller)
+                    sql, counted = count_open_sql(self._tables, "%s", request.caller, Owner.of(request))
                     cursor = await conn.execute(sql, [*counted, request.created_at])
                     row = await cursor.fetchone()
                     held = 0 if row is None else int(row[0])
@@ -307,11 +311,11 @@ class PostgresLedger:
             cursor = await conn.execute(sql, params)
             return cursor.rowcount == 1
 
-    async def get(self, request_id: str) -> PaymentRequest | None:
-        """The request as it now stands, or None when there is no such id."""
+    async def get(self, request_id: str, *, owner: Owner | None = None) -> PaymentRequest | None:
+        """The request as it now stands, or None when there is no such id (or `owner` did not quote it)."""
         if not possible_id(request_id):
             return None
-        row = await self._fetch_one(self._queries.get, [request_id])
+        row = await self._fetch_one(*get_sql(self._queries, request_id, owner))
         return None if row is None else request_from_row(row)
 
     async def transition(
@@ -325,11 +329,12 @@ class PostgresLedger:
         lease_until: float | None = None,
         result: str | None = None,
         claim_id: str | None = None,
+        owner: Owner | None = None,
     ) -> PaymentRequest:
         """Apply `event` as one compare-and-set and return the request as it now stands.
 
         Raises:
-            StateConflict: the request is missing (`current` None) or not in a
+            StateConflict: the request is missing or not `owner`'s (`current` None) or not in a
                 state `event` starts from. A `begin_settlement` on an issued
                 request at or past `expires_at` expires it and reports
                 `current == "expired"`.
@@ -344,6 +349,7 @@ class PostgresLedger:
             lease_until=lease_until,
             result=result,
             claim_id=claim_id,
+            owner=owner,
         )
         if not possible_id(request_id):
             raise missing(request_id, event)
@@ -357,23 +363,40 @@ class PostgresLedger:
         return request_from_row(row)
 
     async def claim(
-        self, request_id: str, *, tool: str, price: int, lease_until: float, claim_id: str, now: float
+        self,
+        request_id: str,
+        *,
+        tool: str,
+        price: int,
+        lease_until: float,
+        claim_id: str,
+        now: float,
+        owner: Owner | None = None,
     ) -> Claim | None:
         """Claim paid `request_id` for one run of `tool` costing `price`, with the network it
         settled on, in one statement (one round trip); None (nothing written) when it is not
-        claimable so."""
-        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id)
+        claimable so (or not `owner`'s)."""
+        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id, owner=owner)
         if not possible_id(request_id):
             return None
         return await self._take(request_id, None, change, tool, price)
 
     async def claim_redeemable(
-        self, *, tool: str, caller: str, price: int, lease_until: float, claim_id: str, now: float
+        self,
+        *,
+        tool: str,
+        caller: str,
+        price: int,
+        lease_until: float,
+        claim_id: str,
+        now: float,
+        owner: Owner | None = None,
     ) -> Claim | None:
         """Claim the request `find_redeemable` would find, if it covers `price`, as `claim`
         does: one statement."""
-        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id)
-        return await self._take("", (self._queries.redeemable_id, [tool, caller, now]), change, tool, price)
+        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id, owner=owner)
+        pick = redeemable_sql(self._queries, tool=tool, caller=caller, now=now, owner=owner, ids_only=True)
+        return await self._take("", pick, change, tool, price)
 
     async def _take(
         self, request_id: str, pick: tuple[str, list[object]] | None, change: Change, tool: str, price: int
@@ -399,9 +422,15 @@ class PostgresLedger:
         *columns, network = row
         return Claim(request_from_row(columns), None if network is None else str(network))
 
-    async def find_redeemable(self, *, tool: str, caller: str, now: float) -> PaymentRequest | None:
-        """The oldest request of `caller` for `tool` that is paid, or redeeming under a lapsed lease."""
-        row = await self._fetch_one(self._queries.redeemable, [tool, caller, now])
+    async def find_redeemable(
+        self, *, tool: str, caller: str, now: float, owner: Owner | None = None
+    ) -> PaymentRequest | None:
+        """The oldest request of `caller` for `tool` (quoted by `owner`, when given) that is
+        paid, or redeeming under a lapsed lease."""
+        sql, params = redeemable_sql(
+            self._queries, tool=tool, caller=caller, now=now, owner=owner, ids_only=False
+        )
+        row = await self._fetch_one(sql, params)
         return None if row is None else request_from_row(row)
 
     async def settlements(self, request_id: str | None = None) -> list[SettlementRecord]:
@@ -431,52 +460,68 @@ class PostgresLedger:
         return [(at, rid, event, detail) for at, rid, event, detail in rows]
 
     async def requests(
-        self, *, states: Collection[State] | None = None, limit: int = 100
+        self, *, states: Collection[State] | None = None, limit: int = 100, owner: Owner | None = None
     ) -> list[PaymentRequest]:
-        """Requests in any of `states` (all when None), newest first, at most `limit`."""
-        sql, params = requests_sql(self._tables, "%s", states, limit)
+        """Requests in any of `states` (all when None) of `owner` (any when None), newest first,
+        at most `limit`."""
+        sql, params = requests_sql(self._tables, "%s", states, limit, owner)
         return [request_from_row(row) for row in await self._fetch_all(sql, params)]
 
-    async def count_open(self, *, caller: str | None, now: float) -> int:
+    async def count_open(self, *, caller: str | None, now: float, owner: Owner | None = None) -> int:
         """How many requests issued to `caller` (None: to callers without an identity)
-        are still unpaid and unexpired at `now`."""
-        sql, params = count_open_sql(self._tables, "%s", caller)
+        are still unpaid and unexpired at `now` (of `owner`, when given)."""
+        sql, params = count_open_sql(self._tables, "%s", caller, owner)
         row = await self._fetch_one(sql, [*params, now])
         return 0 if row is None else int(row[0])
 
-    async def purge_expired(self, *, before: float) -> int:
-        """Delete expired requests whose `expires_at` is before `before`, their audit lines
-        and their payment claims, in one statement."""
+    async def purge_expired(self, *, before: float, owner: Owner | None = None) -> int:
+        """Delete expired requests (of `owner`, when given) whose `expires_at` is before
+        `before`, their audit lines and their payment claims, in one statement."""
         t = self._tables
+        where, owned = expired_where("%s", owner)
         sql = (
-            f"WITH gone AS (DELETE FROM {t.requests} WHERE state = %s AND expires_at < %s RETURNING id),"
+            f"WITH gone AS (DELETE FROM {t.requests} WHERE {where} RETURNING id),"
             f" unlogged AS (DELETE FROM {t.audit} WHERE request_id IN (SELECT id FROM gone)),"
             f" unclaimed AS (DELETE FROM {t.claims} WHERE request_id IN (SELECT id FROM gone))"
             " SELECT count(*) FROM gone"
         )
-        row = await self._fetch_one(sql, [State.EXPIRED.value, before])
+        row = await self._fetch_one(sql, [State.EXPIRED.value, before, *owned])
         return 0 if row is None else int(row[0])
 
     async def purge_unattached_audit(self, *, before: float) -> int:
         """Delete audit lines of no request written before `before`."""
         return await self._run_counted(self._queries.purge_unattached_audit, before)
 
-    async def clear_results(self, *, before: float) -> int:
-        """Forget the stored results of requests consumed before `before`."""
-        return await self._run_counted(self._queries.clear_results, before)
+    async def clear_results(self, *, before: float, owner: Owner | None = None) -> int:
+        """Forget the stored results of requests (of `owner`, when given) consumed before `before`."""
+        if owner is None:
+            return await self._run_counted(self._queries.clear_results, before)
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._queries.clear_results_owned, [before, *owner.values()])
+            return int(cursor.rowcount)
 
-    async def expire_overdue(self, *, now: float) -> list[str]:
-        """Expire every issued request whose `expires_at` is at or before `now`; return their ids."""
-        change = expiry(now, "overdue")
+    async def expire_overdue(self, *, now: float, owner: Owner | None = None) -> list[str]:
+        """Expire every issued request (of `owner`, when given) whose `expires_at` is at or
+        before `now`; return their ids."""
+        change = expiry(now, "overdue", owner)
         t = self._tables
+        owned = "" if owner is None else f" AND {owned_clause('%s')}"
         sql = (
-            f"WITH gone AS (UPDATE {t.requests} SET state = %s WHERE state = %s AND expires_at <= %s"
+            f"WITH gone AS (UPDATE {t.requests} SET state = %s WHERE state = %s AND expires_at <= %s{owned}"
             " RETURNING id),"
             f" logged AS (INSERT INTO {t.audit} (request_id, at, event, detail)"
             " SELECT id, %s::double precision, %s, %s FROM gone)"
             " SELECT id FROM gone ORDER BY id"
         )
-        params = [State.EXPIRED.value, State.ISSUED.value, now, now, change.event.value, change.detail]
+        params = [
+            State.EXPIRED.value,
+            State.ISSUED.value,
+            now,
+            *([] if owner is None else owner.values()),
+            now,
+            change.event.value,
+            change.detail,
+        ]
         return [request_id for (request_id,) in await self._fetch_all(sql, params)]
 
     # -- statements ----------------------------------------------------------------------------------
@@ -541,9 +586,13 @@ class PostgresLedger:
         row returned instead.
         """
         async with conn.transaction():
+            # Another server's request is missing to this one: its state is not told.
+            owned, params = "", []
+            if change.owner is not None:
+                owned, params = f" AND {owned_clause('%s')}", change.owner.values()
             cursor = await conn.execute(
-                f"SELECT state, expires_at FROM {self._tables.requests} WHERE id = %s FOR UPDATE",
-                [request_id],
+                f"SELECT state, expires_at FROM {self._tables.requests} WHERE id = %s{owned} FOR UPDATE",
+                [request_id, *params],
             )
             found = await cursor.fetchone()
             if found is None:
@@ -554,7 +603,7 @@ class PostgresLedger:
             state, expires_at = found
             if expires_instead(change, state, expires_at):
                 await self._compare_and_set(
-                    conn, request_id, expiry(change.now, "settlement begun after expires_at")
+                    conn, request_id, expiry(change.now, "settlement begun after expires_at", change.owner)
                 )
                 return None, State.EXPIRED.value
             return None, str(state)

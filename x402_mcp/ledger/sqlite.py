@@ -71,12 +71,16 @@ from ._sql import (
     Queries,
     Tables,
     count_open_sql,
+    expired_where,
+    get_sql,
+    owned_clause,
     purge_expired_sql,
+    redeemable_sql,
     renew_sql,
     requests_sql,
     update_sql,
 )
-from .base import Claim, PaymentKey, PaymentRequest, SettlementRecord
+from .base import Claim, Owner, PaymentKey, PaymentRequest, SettlementRecord
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -221,8 +225,8 @@ def immediate(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _count_open(conn: sqlite3.Connection, caller: str | None, now: float) -> int:
-    sql, params = count_open_sql(_TABLES, "?", caller)
+def _count_open(conn: sqlite3.Connection, caller: str | None, now: float, owner: Owner | None) -> int:
+    sql, params = count_open_sql(_TABLES, "?", caller, owner)
     (count,) = conn.execute(sql, (*params, now)).fetchone()
     return int(count)
 
@@ -406,11 +410,12 @@ class SQLiteLedger:
 
         return await self._write(renew)
 
-    async def get(self, request_id: str) -> PaymentRequest | None:
-        """The request as it now stands, or None when there is no such id."""
+    async def get(self, request_id: str, *, owner: Owner | None = None) -> PaymentRequest | None:
+        """The request as it now stands, or None when there is no such id (or `owner` did not quote it)."""
         if not possible_id(request_id):
             return None
-        row = await self._read(lambda conn: conn.execute(_Q.get, (request_id,)).fetchone())
+        sql, params = get_sql(_Q, request_id, owner)
+        row = await self._read(lambda conn: conn.execute(sql, params).fetchone())
         return None if row is None else request_from_row(row)
 
     async def transition(
@@ -424,11 +429,12 @@ class SQLiteLedger:
         lease_until: float | None = None,
         result: str | None = None,
         claim_id: str | None = None,
+        owner: Owner | None = None,
     ) -> PaymentRequest:
         """Apply `event` as one compare-and-set and return the request as it now stands.
 
         Raises:
-            StateConflict: the request is missing (`current` None) or not in a
+            StateConflict: the request is missing or not `owner`'s (`current` None) or not in a
                 state `event` starts from. A `begin_settlement` on an issued
                 request at or past `expires_at` expires it and reports
                 `current == "expired"`.
@@ -443,6 +449,7 @@ class SQLiteLedger:
             lease_until=lease_until,
             result=result,
             claim_id=claim_id,
+            owner=owner,
         )
         if not possible_id(request_id):
             raise missing(request_id, event)
@@ -452,26 +459,46 @@ class SQLiteLedger:
         return request_from_row(row)
 
     async def claim(
-        self, request_id: str, *, tool: str, price: int, lease_until: float, claim_id: str, now: float
+        self,
+        request_id: str,
+        *,
+        tool: str,
+        price: int,
+        lease_until: float,
+        claim_id: str,
+        now: float,
+        owner: Owner | None = None,
     ) -> Claim | None:
         """Claim paid `request_id` for one run of `tool` costing `price`, with the network it
-        settled on; None (nothing written) when it is not claimable so."""
-        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id)
+        settled on; None (nothing written) when it is not claimable so (or not `owner`'s)."""
+        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id, owner=owner)
         if not possible_id(request_id):
             return None
         return await self._write(partial(self._take, request_id, None, change, tool, price))
 
     async def claim_redeemable(
-        self, *, tool: str, caller: str, price: int, lease_until: float, claim_id: str, now: float
+        self,
+        *,
+        tool: str,
+        caller: str,
+        price: int,
+        lease_until: float,
+        claim_id: str,
+        now: float,
+        owner: Owner | None = None,
     ) -> Claim | None:
         """Claim the request `find_redeemable` would find, if it covers `price`, as `claim` does."""
-        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id)
-        pick = (_Q.redeemable_id, [tool, caller, now])
+        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id, owner=owner)
+        pick = redeemable_sql(_Q, tool=tool, caller=caller, now=now, owner=owner, ids_only=True)
         return await self._write(partial(self._take, "", pick, change, tool, price))
 
-    async def find_redeemable(self, *, tool: str, caller: str, now: float) -> PaymentRequest | None:
-        """The oldest request of `caller` for `tool` that is paid, or redeeming under a lapsed lease."""
-        row = await self._read(lambda conn: conn.execute(_Q.redeemable, (tool, caller, now)).fetchone())
+    async def find_redeemable(
+        self, *, tool: str, caller: str, now: float, owner: Owner | None = None
+    ) -> PaymentRequest | None:
+        """The oldest request of `caller` for `tool` (quoted by `owner`, when given) that is
+        paid, or redeeming under a lapsed lease."""
+        sql, params = redeemable_sql(_Q, tool=tool, caller=caller, now=now, owner=owner, ids_only=False)
+        row = await self._read(lambda conn: conn.execute(sql, params).fetchone())
         return None if row is None else request_from_row(row)
 
     async def settlements(self, request_id: str | None = None) -> list[SettlementRecord]:
@@ -505,32 +532,30 @@ class SQLiteLedger:
         return [(at, rid, event, detail) for at, rid, event, detail in rows]
 
     async def requests(
-        self, *, states: Collection[State] | None = None, limit: int = 100
+        self, *, states: Collection[State] | None = None, limit: int = 100, owner: Owner | None = None
     ) -> list[PaymentRequest]:
-        """Requests in any of `states` (all when None), newest first, at most `limit`."""
-        sql, params = requests_sql(_TABLES, "?", states, limit)
+        """Requests in any of `states` (all when None) of `owner` (any when None), newest first,
+        at most `limit`."""
+        sql, params = requests_sql(_TABLES, "?", states, limit, owner)
         rows = await self._read(lambda conn: conn.execute(sql, params).fetchall(), long=True)
         return [request_from_row(row) for row in rows]
 
-    async def count_open(self, *, caller: str | None, now: float) -> int:
+    async def count_open(self, *, caller: str | None, now: float, owner: Owner | None = None) -> int:
         """How many requests issued to `caller` (None: to callers without an identity)
-        are still unpaid and unexpired at `now`."""
-        return await self._read(lambda conn: _count_open(conn, caller, now))
+        are still unpaid and unexpired at `now` (of `owner`, when given)."""
+        return await self._read(lambda conn: _count_open(conn, caller, now, owner))
 
-    async def purge_expired(self, *, before: float) -> int:
-        """Delete expired requests whose `expires_at` is before `before`, their audit lines
-        and their payment claims."""
+    async def purge_expired(self, *, before: float, owner: Owner | None = None) -> int:
+        """Delete expired requests (of `owner`, when given) whose `expires_at` is before
+        `before`, their audit lines and their payment claims."""
+        *dependents, requests = purge_expired_sql(_TABLES, "?", owner)
+        params = [State.EXPIRED.value, before, *expired_where("?", owner)[1]]
 
         def purge(conn: sqlite3.Connection) -> int:
             with immediate(conn):
-                params = (State.EXPIRED.value, before)
-                for statement in purge_expired_sql(_TABLES, "?"):
+                for statement in dependents:
                     conn.execute(statement, params)
-                return int(
-                    conn.execute(
-                        f"DELETE FROM {_TABLES.requests} WHERE state = ? AND expires_at < ?", params
-                    ).rowcount
-                )
+                return int(conn.execute(requests, params).rowcount)
 
         return await self._write(purge, long=True)
 
@@ -538,23 +563,31 @@ class SQLiteLedger:
         """Delete audit lines of no request written before `before`."""
         return await self._write(partial(self._run_counted, _Q.purge_unattached_audit, before), long=True)
 
-    async def clear_results(self, *, before: float) -> int:
-        """Forget the stored results of requests consumed before `before`."""
-        return await self._write(partial(self._run_counted, _Q.clear_results, before), long=True)
+    async def clear_results(self, *, before: float, owner: Owner | None = None) -> int:
+        """Forget the stored results of requests (of `owner`, when given) consumed before `before`."""
+        if owner is None:
+            return await self._write(partial(self._run_counted, _Q.clear_results, before), long=True)
+        params = [before, *owner.values()]
 
-    async def expire_overdue(self, *, now: float) -> list[str]:
-        """Expire every issued request whose `expires_at` is at or before `now`; return their ids."""
-        change = expiry(now, "overdue")
+        def clear(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                return int(conn.execute(_Q.clear_results_owned, params).rowcount)
+
+        return await self._write(clear, long=True)
+
+    async def expire_overdue(self, *, now: float, owner: Owner | None = None) -> list[str]:
+        """Expire every issued request (of `owner`, when given) whose `expires_at` is at or
+        before `now`; return their ids."""
+        change = expiry(now, "overdue", owner)
+        sql = f"SELECT id FROM {_TABLES.requests} WHERE state = ? AND expires_at <= ?"
+        params: list[object] = [State.ISSUED.value, now]
+        if owner is not None:
+            sql += f" AND {owned_clause('?')}"
+            params += owner.values()
 
         def sweep(conn: sqlite3.Connection) -> list[str]:
             with immediate(conn):
-                ids = [
-                    request_id
-                    for (request_id,) in conn.execute(
-                        f"SELECT id FROM {_TABLES.requests} WHERE state = ? AND expires_at <= ? ORDER BY id",
-                        (State.ISSUED.value, now),
-                    )
-                ]
+                ids = [request_id for (request_id,) in conn.execute(f"{sql} ORDER BY id", params)]
                 for request_id in ids:
                     self._compare_and_set(conn, request_id, change)
                 return ids
@@ -628,7 +661,7 @@ class SQLiteLedger:
         with immediate(conn):
             # Counted under the write lock the insert then uses: no other issue can come between.
             if max_open is not None:
-                held = _count_open(conn, request.caller, request.created_at)
+                held = _count_open(conn, request.caller, request.created_at, Owner.of(request))
                 if held >= max_open:
                     raise cap_reached(request.caller, held, max_open)
             try:
@@ -646,18 +679,18 @@ class SQLiteLedger:
             if moved is not None:
                 return moved, None
             # Still inside the write transaction: what we read now is what refused the change.
-            found = conn.execute(
-                f"SELECT state, expires_at FROM {_TABLES.requests} WHERE id = ?", (request_id,)
-            ).fetchone()
+            # Another server's request is missing to this one: its state is not told.
+            sql, params = get_sql(_Q, request_id, change.owner)
+            found = conn.execute(sql, params).fetchone()
             if found is None:
                 return None, None
-            state, expires_at = found
-            if expires_instead(change, state, expires_at):
+            row = request_from_row(found)
+            if expires_instead(change, row.state, row.expires_at):
                 self._compare_and_set(
-                    conn, request_id, expiry(change.now, "settlement begun after expires_at")
+                    conn, request_id, expiry(change.now, "settlement begun after expires_at", change.owner)
                 )
                 return None, State.EXPIRED.value
-            return None, str(state)
+            return None, row.state.value
 
     def _take(
         self,
@@ -695,13 +728,13 @@ class SQLiteLedger:
         """`_take` for SQLite before 3.35 (no RETURNING): read, check and move under the write lock."""
         with immediate(conn):
             if pick is None:
-                row = conn.execute(_Q.get, (request_id,)).fetchone()
+                row = conn.execute(*get_sql(_Q, request_id, change.owner)).fetchone()
             else:
-                row = conn.execute(_Q.redeemable, pick[1]).fetchone()
+                row = conn.execute(_Q.redeemable_owned if change.owner else _Q.redeemable, pick[1]).fetchone()
             if row is None:
                 return None
             found = request_from_row(row)
-            if not claimable(found, tool=tool, price=price, now=change.now):
+            if not claimable(found, tool=tool, price=price, now=change.now, owner=change.owner):
                 return None
             moved = self._compare_and_set(conn, found.id, change)
             if moved is None:

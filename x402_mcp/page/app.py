@@ -374,7 +374,7 @@ class PaymentPage:
                 payment_request, payload, requirements, decimals=offer.asset.decimals
             )
         except Refused as refused:
-            current = refused.request or await self.ledger.get(payment_request.id)
+            current = refused.request or await self.collector.get(payment_request.id)
             now = self.collector.clock()
             if current is not None and current.state is State.ISSUED and not current.is_expired(now):
                 return await self._payment_required(
@@ -480,7 +480,8 @@ class PaymentPage:
     async def _lookup(self, request_id: str) -> PaymentRequest | None:
         if not is_request_id(request_id):
             return None
-        return await self.ledger.get(request_id)  # type: ignore[no-any-return]
+        # Another server's request sharing the ledger is not found here, like an unknown id.
+        return await self.collector.get(request_id)
 
     async def _find(self, request: Request) -> PaymentRequest:
         found = await self._lookup(request.path_params["request_id"])

@@ -36,7 +36,7 @@ from mcp.server.mcpserver.resources import TextResource
 from pydantic import BaseModel
 
 from ..challenge import META_HOSTED_URL, META_REQUEST_ID, REQUEST_ID_ARGUMENT, Offer
-from ..ledger.base import Ledger
+from ..ledger.base import Ledger, Owner
 from ..money import format_usd
 from .render import asset_text
 
@@ -68,6 +68,9 @@ class CardHost(Protocol):
 
     @property
     def ledger(self) -> Ledger: ...
+
+    @property
+    def owner(self) -> Owner: ...
 
     @property
     def link(self) -> Any: ...
@@ -136,7 +139,8 @@ class PaymentCard:
         request_id = meta.get(META_REQUEST_ID)
         if not result.get("isError") or META_HOSTED_URL not in meta or not isinstance(request_id, str):
             return result
-        request = await self.payments.ledger.get(request_id)
+        # Another server's request sharing the ledger is no card of this server's.
+        request = await self.payments.ledger.get(request_id, owner=self.payments.owner)
         if request is None:
             return result
         offer = self.payments.offer
