@@ -1,21 +1,28 @@
 """`x402-mcp ledger`: what the seller's ledger holds, and what needs attention.
 
-    x402-mcp ledger [--url URL] [list|payments|pending] [--state STATE] [--limit N]
+    x402-mcp ledger [--url URL | --server NAME] [list|payments|pending|files] [--state STATE] [--limit N]
 
 `list` shows payment requests (newest first), `payments` the settlements
 recorded on chain, and `pending` what awaits reconciliation (settlements cut
 short by a crash or a timeout) or a human (payments the toolkit could not
-match to a request). The URL defaults to `$X402_LEDGER_URL`, else the
-default SQLite file; a password in it is never printed.
+match to a request); `files` lists the default ledger files on this machine.
+
+The ledger is `--url`, else `$X402_LEDGER_URL`, else a server's default file:
+each server keeps its own (`ledgers/<name>-<digest>.sqlite` in the data
+directory), so `--server NAME` picks it by the server's name, and with no
+choice the one file there is is used; when there are several, they are listed
+and none is guessed. A password in a URL is never printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
-VIEWS = ("list", "payments", "pending")
+VIEWS = ("list", "payments", "pending", "files")
 ATTENTION_EVENTS = ("awaiting_reconciliation", "awaiting_refund")
 
 
@@ -24,7 +31,10 @@ def register(commands: Any) -> None:
         "ledger", help="list payment requests, payments, and anything awaiting reconciliation or refund"
     )
     parser.add_argument("view", nargs="?", choices=VIEWS, default="list", help="what to show (default: list)")
-    parser.add_argument("--url", help="the ledger (default: $X402_LEDGER_URL or the default SQLite file)")
+    parser.add_argument("--url", help="the ledger (default: $X402_LEDGER_URL, else a server's default file)")
+    parser.add_argument(
+        "--server", metavar="NAME", help="the default ledger file of the server called NAME (see `files`)"
+    )
     parser.add_argument("--state", help="list: only requests in this state (issued, paid, consumed, ...)")
     parser.add_argument("--limit", type=int, default=50, metavar="N", help="show at most N rows (default 50)")
     parser.add_argument(
@@ -40,7 +50,6 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import anyio
 
-    from ..config import default_ledger_url
     from ..errors import ConfigurationError, LedgerError
     from ..ledger import open_ledger
     from ..lifecycle import State
@@ -53,8 +62,14 @@ def run(args: argparse.Namespace) -> int:
             choices = ", ".join(state.value for state in State)
             print(f"x402-mcp ledger: unknown state {args.state!r}; choose one of {choices}", file=sys.stderr)
             return 2
+    if args.view == "files":
+        _files()
+        return 0
+    url = args.url or os.environ.get("X402_LEDGER_URL") or _default_file(args.server)
+    if url is None:
+        return 2
     try:
-        ledger = open_ledger(args.url or default_ledger_url())
+        ledger = open_ledger(url)
         show = {"list": _requests, "payments": _payments, "pending": _pending}[args.view]
         anyio.run(_opened, show, ledger, args, states)
     except (ConfigurationError, LedgerError) as exc:
@@ -111,6 +126,42 @@ async def _pending(ledger: Any, args: argparse.Namespace, states: Any) -> None:
     print(f"{len(notes)} note(s) needing attention (reconciliation or refund)")
     for at, request_id, event, detail in notes[-args.limit :]:
         print(f"  {_when(at):<20} {request_id or '-':<30} {event}: {detail}")
+
+
+def _files() -> None:
+    from ..ledger.location import ledger_directory, legacy_ledger, server_ledgers
+
+    found = server_ledgers()
+    print(f"{len(found)} server ledger file(s) in {ledger_directory()}")
+    for path in found:
+        print(f"  {path.name.rsplit('-', 1)[0]:<30} {path}")
+    legacy = legacy_ledger()
+    if legacy is not None:
+        print(f"the ledger servers shared by default before ledgers were per server: {legacy}")
+
+
+def _default_file(server: str | None) -> str | None:
+    """The URL of the one default ledger file `server` (None: any server) names, or None
+    after saying on stderr why there is no one file to read."""
+    from ..ledger.location import ledger_directory, legacy_ledger, server_ledgers
+
+    found: list[Path] = server_ledgers(server=server)
+    if server is None and not found and (legacy := legacy_ledger()) is not None:
+        found = [legacy]
+    if len(found) == 1:
+        return f"sqlite://{found[0]}"
+    whose = "no server" if server is None else f"no server called {server!r}"
+    if not found:
+        print(
+            f"x402-mcp ledger: {whose} has a default ledger in {ledger_directory()}; pass --url"
+            " (or set X402_LEDGER_URL) for a ledger kept elsewhere",
+            file=sys.stderr,
+        )
+        return None
+    print("x402-mcp ledger: several default ledger files match; pass --url with one of:", file=sys.stderr)
+    for path in found:
+        print(f"  sqlite://{path}", file=sys.stderr)
+    return None
 
 
 def _usd(amount: int) -> str:

@@ -59,6 +59,11 @@ def register(commands: Any) -> None:
         "page", help="run the payment page alone, sharing the ledger of $X402_LEDGER_URL"
     )
     page.add_argument("--port", type=int, default=8402, help="port on 127.0.0.1")
+    page.add_argument(
+        "--server",
+        metavar="NAME",
+        help="without $X402_LEDGER_URL: use the default ledger of the server called NAME",
+    )
     page.set_defaults(run=run_page)
 
 
@@ -243,6 +248,15 @@ def run_page(args: argparse.Namespace) -> int:
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s: %(message)s")
     payments = Payments.from_env()
+    if not os.environ.get("X402_LEDGER_URL"):
+        if not args.server:
+            print(
+                "x402-mcp page: set X402_LEDGER_URL to the ledger of the server whose page this is,"
+                " or pass --server NAME to use that server's default ledger (each server has its own)",
+                file=sys.stderr,
+            )
+            return 2
+        payments.use_default_ledger_of(args.server)
     if payments.public_url is None:
         payments.public_url = f"http://127.0.0.1:{args.port}"
     uvicorn.run(page_app(payments), host="127.0.0.1", port=args.port, log_config=None)

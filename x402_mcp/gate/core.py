@@ -52,6 +52,7 @@ from ..ids import new_request_id
 from ..inbound import argument_problems, explicit_request_id, named_request_id, payment_from
 from ..ledger import open_ledger
 from ..ledger.base import Claim, Ledger, Owner, PaymentRequest
+from ..ledger.location import warn_of_legacy_ledger
 from ..lifecycle import Event, State
 from ..links import DEFAULT_PAGE_PORT
 from ..matching import match_payment
@@ -273,10 +274,19 @@ class Gate:
     @server.setter
     def server(self, server: Any) -> None:
         self._server = server
-        if server is not None and self._default_ledger and not self._opened:
-            # The default ledger is per server: now that its name is known, use its own file.
+        if server is not None:
             name = getattr(server, "name", None)
-            self._use_ledger(open_ledger(self._default_ledger_url(name if isinstance(name, str) else None)))
+            self.use_default_ledger_of(name if isinstance(name, str) else None)
+
+    def use_default_ledger_of(self, server_name: str | None) -> None:
+        """Keep the ledger in the default file of the server called `server_name` (with this
+        payee, network and asset), when no ledger was named and none is open yet.
+
+        Installing on a server does this with its name; `x402-mcp page --server NAME`, which
+        serves the page of a server running elsewhere, does it with that server's name.
+        """
+        if self._default_ledger and not self._opened:
+            self._use_ledger(open_ledger(self._default_ledger_url(server_name)))
 
     def _default_ledger_url(self, server_name: str | None) -> str:
         return default_ledger_url(
@@ -303,6 +313,8 @@ class Gate:
         """Open the ledger and reconcile it (done on first use; call it to fail fast at start-up)."""
         async with self._open_lock:
             if not self._opened:
+                if self._default_ledger:
+                    warn_of_legacy_ledger(self.ledger)
                 await self.ledger.open()
                 self._opened = True
         await self.upkeep()

@@ -13,12 +13,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["LEGACY_FILE", "data_directory", "ledger_directory", "server_ledger_path", "server_ledgers"]
+__all__ = [
+    "LEGACY_FILE",
+    "data_directory",
+    "ledger_directory",
+    "legacy_ledger",
+    "server_ledger_path",
+    "server_ledgers",
+    "warn_of_legacy_ledger",
+]
+
+logger = logging.getLogger("x402_mcp")
 
 #: The one file every server shared before ledgers were per server (kept only to warn about it).
 LEGACY_FILE = "ledger.sqlite"
@@ -74,3 +85,31 @@ def server_ledgers(environ: Mapping[str, str] | None = None, *, server: str | No
         return found
     prefix = safe_name(server)
     return [path for path in found if path.name.rsplit("-", 1)[0] == prefix]
+
+
+def legacy_ledger(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The default ledger every server shared before ledgers were per server, if it is there."""
+    path = data_directory(environ) / LEGACY_FILE
+    return path if path.is_file() else None
+
+
+_warned: set[Path] = set()
+
+
+def warn_of_legacy_ledger(ledger: object) -> None:
+    """Log once (WARNING) that the old shared default ledger exists while `ledger`, this
+    server's own default, is opened: requests paid there before the upgrade are not in it."""
+    legacy = legacy_ledger()
+    if legacy is None or legacy in _warned:
+        return
+    _warned.add(legacy)
+    logger.warning(
+        "%s opens this server's own default ledger, but the ledger that servers shared by default"
+        " before ledgers were per server is still at %s: requests paid there are not redeemable"
+        " here. To keep serving them, set X402_LEDGER_URL=sqlite:///%s (sharing it is safe: each"
+        " server acts only on its own requests); list it with `x402-mcp ledger --url sqlite:///%s`.",
+        ledger,
+        legacy,
+        legacy.as_posix().lstrip("/"),
+        legacy.as_posix().lstrip("/"),
+    )
