@@ -16,7 +16,6 @@ from typing import Any
 import httpx2
 import pytest
 from anyio.to_thread import run_sync
-from eth_account import Account
 from mcp import Client
 from mcp.server import MCPServer
 from mcp.types import CallToolResult
@@ -177,9 +176,10 @@ async def test_solana_is_left_out_while_its_facilitator_is_down(
 async def test_a_server_without_solana_refuses_solana_payments_by_name(
     shop: SolanaShop, evm_snapshot: DevChain, tmp_path: Path
 ) -> None:
-    # A replica of the shop that was configured without Solana: the same ledger, so it knows the request.
+    # A replica of the shop that was configured without Solana: the same ledger and payee, so it
+    # knows the request (a server with another payee would not: the request is not its own).
     payments = Payments(
-        pay_to=Account.create().address,
+        pay_to=shop.payments.pay_to,
         network=evm_snapshot.network,
         settlement=evm_snapshot.settlement(),
         ledger=SQLiteLedger(shop.ledger.path),
