@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
 import anyio
-from eth_utils.address import is_address, to_checksum_address
 from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
+from ..addresses import parse_address, parse_payee
 from ..challenge import (
     META_PAYMENT,
     META_REQUEST_ID,
@@ -176,10 +176,9 @@ class Gate:
         page_port: int = DEFAULT_PAGE_PORT,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not isinstance(pay_to, str) or not is_address(pay_to):
-            raise ConfigurationError(
-                f"pay_to {pay_to!r} is not an EVM address (0x followed by 40 hex digits)"
-            )
+        pay_to = parse_address(pay_to, what="pay_to")
+        if asset is not None and not isinstance(asset, Asset):
+            raise ConfigurationError(f"asset takes Asset(address, name=...), not {shown(repr(asset))}")
         if settlement is None:
             # Base Sepolia: the public testnet facilitator; anywhere else the choice is explicit.
             settlement = default_settlement(resolve_network(network))
@@ -192,6 +191,7 @@ class Gate:
                 f"no USDC address is known for {self.network.caip2}; pass asset=Asset(address, name, version)"
             )
         self.asset: Asset = chosen
+        pay_to = parse_payee(pay_to, what="pay_to", asset=chosen.address)
         for option in also_accept:
             if not isinstance(option, Solana):
                 raise ConfigurationError(f"also_accept takes Solana(...) payees, not {option!r}")
@@ -201,7 +201,7 @@ class Gate:
                     f"{chosen.decimals}; one price must mean the same amount on both"
                 )
         self.also_accept = tuple(also_accept)
-        self.pay_to = to_checksum_address(pay_to)
+        self.pay_to = pay_to
         self.settlement = settlement
         self.ledger: Ledger = (
             ledger if isinstance(ledger, Ledger) else open_ledger(ledger or default_ledger_url())
