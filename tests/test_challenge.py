@@ -79,7 +79,9 @@ def test_payment_required_error_is_the_whole_sentence(request_: PaymentRequest) 
     required = read_challenge(result)
     assert required.error == payment_sentence(request_, OFFER)
     assert required.error == (
-        f"Payment required: $0.012 for an extractive summary. Pay at {LINK}. {retry_sentence(request_)}"
+        "Payment required: $0.012 for an extractive summary. "
+        "This is test money on Base Sepolia, a test network: it has no value. "
+        f"Pay at {LINK}. {retry_sentence(request_)}"
     )
     human = result.content[1]
     assert isinstance(human, TextContent)

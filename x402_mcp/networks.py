@@ -61,6 +61,19 @@ class Network:
         """Whether this is a development chain (see `DEV_CHAIN_IDS`): its money is test money."""
         return self.chain_id in DEV_CHAIN_IDS
 
+    @property
+    def is_known_testnet(self) -> bool:
+        """Whether this is a public test network we know (Base Sepolia): its USDC has no value."""
+        return any(known.caip2 == self.caip2 and known.testnet for known in KNOWN_NETWORKS)
+
+    @property
+    def pays_test_money(self) -> bool:
+        """Whether money on this chain is test money: a dev chain or a known public testnet.
+
+        An unknown chain id is not assumed either way, so it is never called test money.
+        """
+        return self.is_dev_chain or self.is_known_testnet
+
     def tx_url(self, tx_hash: str) -> str | None:
         return f"{self.explorer}/tx/{tx_hash}" if self.explorer else None
 

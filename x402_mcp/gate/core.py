@@ -52,6 +52,7 @@ from ..errors import (
 from ..ids import new_request_id
 from ..inbound import argument_problems, explicit_request_id, named_request_id, payment_from
 from ..ledger import open_ledger
+from ..ledger._open import open_checked
 from ..ledger.base import Claim, Ledger, PaymentRequest
 from ..lifecycle import Event, State
 from ..links import DEFAULT_PAGE_PORT
@@ -265,11 +266,19 @@ class Gate:
 
     async def open(self) -> None:
         """Open the ledger and reconcile it (done on first use; call it to fail fast at start-up)."""
+        await self.open_ledger()
+        await self.upkeep()
+
+    async def open_ledger(self) -> None:
+        """Open the ledger and check it can be written (at the server's start, and on first use).
+
+        Raises:
+            LedgerError: naming the file and what to do.
+        """
         async with self._open_lock:
             if not self._opened:
-                await self.ledger.open()
+                await open_checked(self.ledger)
                 self._opened = True
-        await self.upkeep()
 
     async def upkeep(self, *, force: bool = False) -> None:
         """Reconcile interrupted settlements and sweep expired requests, if due (or `force`).
