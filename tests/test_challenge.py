@@ -196,7 +196,10 @@ def test_a_dynamic_price_without_a_rule_says_it_depends() -> None:
     spec = paid_spec(paid(price=per_word)(lambda text: text))
     assert spec is not None
     describe_paid_tool(tool, spec, OFFER)
-    assert tool["description"].endswith("the price depends on the arguments (USDC via x402).")
+    assert "Paid tool: the price depends on the arguments (USDC via x402)." in tool["description"]
+    assert str(tool["description"]).endswith(
+        "This is test money on Base Sepolia, a test network: it has no value."
+    )
     assert "rule" not in tool["_meta"][META_PRICE]
 
 

@@ -82,7 +82,7 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
     if not 0 <= page_port <= 65535:
         raise ConfigurationError(f"X402_PAGE_PORT={shown(repr(page_port_text))} is not a port number")
     common: dict[str, Any] = {
-        "ledger": env.get("X402_LEDGER_URL") or None,
+        "ledger": _ledger_from_env(env),
         "public_url": public_base(public_url, "X402_PUBLIC_URL") if public_url else None,
         "page_port": page_port,
         "also_accept": _solana_from_env(env),
@@ -154,7 +154,8 @@ def _settlement_kind(env: Mapping[str, str]) -> str:
     if present:
         raise ConfigurationError(
             f"X402_SETTLEMENT is not set, but {', '.join(present)} {'is' if len(present) == 1 else 'are'} "
-            "set, which only mean something for real money. Set X402_SETTLEMENT=local (settle on "
+            "set (settings for real money), so the embedded dev chain is not used. Set "
+            "X402_SETTLEMENT=local (settle on "
             "X402_RPC_URL with X402_SETTLEMENT_KEY) or X402_SETTLEMENT=facilitator (through "
             "X402_FACILITATOR_URL); or X402_SETTLEMENT=devchain to test with the embedded chain's test money"
         )
@@ -173,6 +174,20 @@ def _payee_from_env(env: Mapping[str, str], asset: Asset | None, network: Networ
         return None
     token = asset or (network.usdc if network is not None else None)
     return parse_payee(value, what="X402_PAY_TO", asset=token.address if token else None)
+
+
+def _ledger_from_env(env: Mapping[str, str]) -> Any:
+    """The ledger `X402_LEDGER_URL` names (made, not opened), or None for the default."""
+    from .ledger import open_ledger
+
+    url = env.get("X402_LEDGER_URL", "").strip()
+    if not url:
+        return None
+    try:
+        return open_ledger(url)
+    except ConfigurationError as exc:
+        # open_ledger never quotes more than the scheme: the rest may hold a password.
+        raise ConfigurationError(f"X402_LEDGER_URL: {exc}") from None
 
 
 def _network_from_env(env: Mapping[str, str]) -> Network:

@@ -39,3 +39,13 @@ def url_option(flag: str) -> Callable[[str], str]:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
+
+
+def address_list_option(flag: str) -> Callable[[str], str]:
+    """Like `address_option`, for a flag that also takes comma-separated addresses (kept joined)."""
+    one = address_option(flag)
+
+    def parse(value: str) -> str:
+        return ",".join(one(item) for item in value.split(",") if item.strip())
+
+    return parse

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from ._options import url_option
+from ._options import address_list_option, url_option
 
 KEY_VARIABLE = "X402_FACILITATOR_KEY"
 PAY_TO_VARIABLE = "X402_FACILITATOR_PAY_TO"
@@ -68,6 +68,7 @@ def register(commands: Any) -> None:
         "--pay-to",
         action="append",
         default=[],
+        type=address_list_option("--pay-to"),
         metavar="ADDRESS",
         help=f"a payee it settles for (repeat, or comma-separate; also ${PAY_TO_VARIABLE}); "
         "required unless --any-payee",

@@ -56,8 +56,8 @@ def _sqlite_path(rest: str) -> str:
         return ":memory:"
     if not rest.startswith("/") or rest == "/":
         raise ConfigurationError(
-            f"sqlite ledger URL sqlite://{rest} has no absolute path;"
-            " write sqlite:///abs/path (three slashes)"
+            # Not quoted: a URL written like a server's (sqlite://user:password@host/...) may hold a secret.
+            "the sqlite ledger URL has no absolute path; write sqlite:///abs/path (three slashes)"
         )
     return unquote(rest)
 
