@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from x402_mcp.links import service_url
 from x402_mcp.networks import BASE, BASE_SEPOLIA, resolve_network
 from x402_mcp.page.render import money_note
 from x402_mcp.pricing import paid_spec
+from x402_mcp.settlement.cdp import CdpAuth
 from x402_mcp.settlement.facilitator import FacilitatorSettlement
 from x402_mcp.settlement.local import LocalSettlement
 
@@ -283,3 +285,23 @@ def test_a_bad_secret_is_named_and_never_quoted(env: dict[str, str], variable: s
     with pytest.raises(ConfigurationError) as raised:
         Payments.from_env(env)
     assert variable in str(raised.value) and secret not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        f"not a key {SECRET}",
+        base64.b64encode(SECRET.encode() * 4).decode(),
+        base64.b64encode(b"x" * 64).decode(),
+        f"-----BEGIN EC PRIVATE KEY-----\n{SECRET}\n-----END EC PRIVATE KEY-----\n",
+    ],
+)
+def test_a_bad_cdp_secret_names_its_variable_and_is_never_quoted(
+    secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDP_API_KEY_ID", "organizations/x/apiKeys/y")
+    monkeypatch.setenv("CDP_API_KEY_SECRET", secret)
+    with pytest.raises(ConfigurationError) as raised:
+        CdpAuth.from_env()
+    message = str(raised.value)
+    assert "CDP_API_KEY_SECRET" in message and secret.strip() not in message and SECRET not in message
