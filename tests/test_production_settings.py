@@ -305,3 +305,20 @@ def test_a_bad_cdp_secret_names_its_variable_and_is_never_quoted(
         CdpAuth.from_env()
     message = str(raised.value)
     assert "CDP_API_KEY_SECRET" in message and secret.strip() not in message and SECRET not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("gopher://shop.example", "must start with https://"),
+        ("https://shop example", "spaces, control characters"),
+        ("https://shop.example\\@evil.example", "backslashes"),
+        ("https://sh<o>p.example", "neither a DNS name nor an IP address"),
+        ("https://shop.example:port", "is not a URL"),
+        ("https://shop.example/?next=1", "must not carry a user, a query or a fragment"),
+    ],
+)
+def test_the_public_url_is_checked_at_start(url: str, words: str) -> None:
+    with pytest.raises(ConfigurationError, match=words) as raised:
+        settings_from_env({"X402_PUBLIC_URL": url})
+    assert str(raised.value).startswith("X402_PUBLIC_URL")

@@ -24,11 +24,17 @@ def public_base(url: str, what: str = "public_url") -> str:
     Raises:
         ConfigurationError: naming `what` and what is wrong with it.
     """
+    if any(char.isspace() or not char.isprintable() for char in url.strip()) or "\\" in url:
+        raise ConfigurationError(f"{what}={shown(url)!r} holds spaces, control characters or backslashes")
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
     except ValueError:
         raise ConfigurationError(f"{what}={shown(url)!r} is not a URL") from None
+    if parts.hostname and not _host_is_clean(parts.hostname):
+        raise ConfigurationError(
+            f"{what}={shown(url)!r} names a host that is neither a DNS name nor an IP address"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
             f"{what}={shown(url)!r} must start with https:// (or http://) and name a host"
