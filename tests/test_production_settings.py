@@ -322,3 +322,24 @@ def test_the_public_url_is_checked_at_start(url: str, words: str) -> None:
     with pytest.raises(ConfigurationError, match=words) as raised:
         settings_from_env({"X402_PUBLIC_URL": url})
     assert str(raised.value).startswith("X402_PUBLIC_URL")
+
+
+@pytest.mark.parametrize(
+    ("changes", "variable"),
+    [
+        ({"X402_SOLANA_PAY_TO": "not-base58!"}, "X402_SOLANA_PAY_TO"),
+        ({"X402_SOLANA_PAY_TO": PAYEE}, "X402_SOLANA_PAY_TO"),  # an EVM address is not a Solana one
+        (
+            {"X402_SOLANA_PAY_TO": PLAUSIBLE["X402_SOLANA_PAY_TO"], "X402_SOLANA_NETWORK": "mars"},
+            "X402_SOLANA_NETWORK",
+        ),
+        ({"X402_SETTLEMENT": "cloud"}, "X402_SETTLEMENT"),
+        ({"X402_LEDGER_URL": "ftp://ledger.example"}, "X402_LEDGER_URL"),
+        ({"X402_LEDGER_URL": "sqlite:///tmp/ledger.sqlite?mode=ro"}, "X402_LEDGER_URL"),
+        ({"X402_PAGE_PORT": "eighty"}, "X402_PAGE_PORT"),
+    ],
+)
+def test_every_other_setting_error_names_its_variable(changes: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings_from_env({"X402_SETTLEMENT": "devchain", "X402_LEDGER_URL": ":memory:", **changes})
+    assert str(raised.value).startswith(variable)

@@ -273,10 +273,20 @@ def _solana_from_env(env: Mapping[str, str]) -> list[Any]:
     pay_to = env.get("X402_SOLANA_PAY_TO", "").strip()
     if not pay_to:
         return []
+    from .networks import is_solana_address, resolve_solana_network
     from .settlement.facilitator import FacilitatorSettlement
     from .solana import Solana
 
-    network = env.get("X402_SOLANA_NETWORK", "").strip() or "solana-devnet"
+    name = env.get("X402_SOLANA_NETWORK", "").strip() or "solana-devnet"
+    try:
+        network = resolve_solana_network(name)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"X402_SOLANA_NETWORK: {exc}") from None
+    if not is_solana_address(pay_to):
+        raise ConfigurationError(
+            f"X402_SOLANA_PAY_TO={shown(pay_to)!r} is not a Solana address (base58 of 32 bytes): "
+            "copy the wallet's address again"
+        )
     url = env.get("X402_SOLANA_FACILITATOR_URL", "").strip()
     if url:
         url = service_url(url, what="X402_SOLANA_FACILITATOR_URL")
