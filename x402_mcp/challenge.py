@@ -108,7 +108,7 @@ def payment_sentence(request: PaymentRequest, offer: Offer, *, error: str | None
     refused = f"The payment was not accepted: {error.rstrip('. ')}. " if error else ""
     return (
         f"{refused}Payment required: {price} for {request.description or request.tool}. "
-        f"{_sentence_after(test_money_note(offer.network))}"
+        f"{_sentence_after(note_if_test_money(offer.network))}"
         f"Pay at {offer.hosted_url(request.id)}. {retry_sentence(request)}"
     )
 
@@ -140,14 +140,14 @@ def human_text(
         'Agents with an x402 wallet can instead retry with the payment in _meta["x402/payment"] '
         "(the requirements are the JSON above).",
     ]
-    if (test_money := test_money_note(offer.network)) is not None:
+    if (test_money := note_if_test_money(offer.network)) is not None:
         lines.insert(1 if error else 0, test_money)
     if other_networks:
         lines.append(f"They may also pay on {', '.join(_label(name) for name in other_networks)}.")
     return "\n".join(lines)
 
 
-def test_money_note(network: Network) -> str | None:
+def note_if_test_money(network: Network) -> str | None:
     """The sentence telling a person the price is in test money, or None when it may be real money.
 
     Said wherever a person reads a price, so a server left on a dev chain (or a testnet)
@@ -264,7 +264,7 @@ def describe_paid_tool(tool: dict[str, Any], spec: PaidTool, offer: Offer) -> No
     else:
         price = None
         note = "Paid tool: the price depends on the arguments (USDC via x402)."
-    note = f"{note} {_sentence_after(test_money_note(offer.network))}".strip()
+    note = f"{note} {_sentence_after(note_if_test_money(offer.network))}".strip()
     tool["description"] = f"{tool.get('description') or ''}\n\n{note}".strip()
     tool["_meta"] = {
         **(tool.get("_meta") or {}),
