@@ -79,7 +79,9 @@ def test_payment_required_error_is_the_whole_sentence(request_: PaymentRequest) 
     required = read_challenge(result)
     assert required.error == payment_sentence(request_, OFFER)
     assert required.error == (
-        f"Payment required: $0.012 for an extractive summary. Pay at {LINK}. {retry_sentence(request_)}"
+        "Payment required: $0.012 for an extractive summary. "
+        "This is test money on Base Sepolia, a test network: it has no value. "
+        f"Pay at {LINK}. {retry_sentence(request_)}"
     )
     human = result.content[1]
     assert isinstance(human, TextContent)
@@ -194,7 +196,10 @@ def test_a_dynamic_price_without_a_rule_says_it_depends() -> None:
     spec = paid_spec(paid(price=per_word)(lambda text: text))
     assert spec is not None
     describe_paid_tool(tool, spec, OFFER)
-    assert tool["description"].endswith("the price depends on the arguments (USDC via x402).")
+    assert "Paid tool: the price depends on the arguments (USDC via x402)." in tool["description"]
+    assert str(tool["description"]).endswith(
+        "This is test money on Base Sepolia, a test network: it has no value."
+    )
     assert "rule" not in tool["_meta"][META_PRICE]
 
 

@@ -72,11 +72,11 @@ def test_a_known_network_keeps_its_usdc_without_x402_asset(tmp_path: Path) -> No
          "X402_ASSET_NAME describe a token, but X402_ASSET .* is not set"),
         ({"X402_PAY_TO": "0xnope"}, "X402_PAY_TO='0xnope' is not an EVM address"),
         ({"X402_NETWORK": "mars"}, "X402_NETWORK='mars' is not a network"),
-        ({"X402_RPC_URL": "ftp://node.example/key123"}, "X402_RPC_URL must be the http:// or https:// URL"),
+        ({"X402_RPC_URL": "ftp://node.example/key123"}, "X402_RPC_URL must start with http:// or https://"),
         ({"X402_SETTLEMENT_KEY": "0x1234"}, "X402_SETTLEMENT_KEY must be a private key"),
         ({"X402_SETTLEMENT_KEY": "0x" + "00" * 32}, "X402_SETTLEMENT_KEY is not a valid secp256k1"),
         ({"X402_PAGE_PORT": "８０"}, "X402_PAGE_PORT='８０' is not a port number"),
-        ({"X402_ERC6492_FACTORIES": f"{TOKEN},factory"}, "X402_ERC6492_FACTORIES holds 'factory'"),
+        ({"X402_ERC6492_FACTORIES": f"{TOKEN},factory"}, "X402_ERC6492_FACTORIES='factory' is not an"),
     ],
 )  # fmt: skip
 def test_each_bad_setting_is_named(tmp_path: Path, changes: dict[str, str], message: str) -> None:
@@ -95,7 +95,7 @@ def test_extra_smart_wallet_factories_come_from_the_environment(tmp_path: Path) 
 
 def test_the_devchain_refuses_a_token_it_would_ignore() -> None:
     with pytest.raises(ConfigurationError, match="X402_ASSET needs X402_SETTLEMENT=local"):
-        settings_from_env({"X402_ASSET": TOKEN, "X402_ASSET_NAME": "USD Coin"})
+        settings_from_env({"X402_SETTLEMENT": "devchain", "X402_ASSET": TOKEN, "X402_ASSET_NAME": "USD Coin"})
 
 
 def test_the_default_configuration_needs_no_secret(tmp_path: Path) -> None:

@@ -191,6 +191,7 @@ def test_the_challenge_lists_every_network_for_machines_and_people() -> None:
 def test_solana_is_configured_from_the_environment() -> None:
     settings, _ = settings_from_env(
         {
+            "X402_SETTLEMENT": "devchain",  # a Solana payee is a production setting: the choice is explicit
             "X402_SOLANA_PAY_TO": PAYEE,
             "X402_SOLANA_FACILITATOR_URL": "http://127.0.0.1:9",
             "X402_LEDGER_URL": "sqlite:///:memory:",

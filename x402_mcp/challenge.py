@@ -108,8 +108,13 @@ def payment_sentence(request: PaymentRequest, offer: Offer, *, error: str | None
     refused = f"The payment was not accepted: {error.rstrip('. ')}. " if error else ""
     return (
         f"{refused}Payment required: {price} for {request.description or request.tool}. "
+        f"{_sentence_after(note_if_test_money(offer.network))}"
         f"Pay at {offer.hosted_url(request.id)}. {retry_sentence(request)}"
     )
+
+
+def _sentence_after(sentence: str | None) -> str:
+    return f"{sentence} " if sentence else ""
 
 
 def human_text(
@@ -135,9 +140,24 @@ def human_text(
         'Agents with an x402 wallet can instead retry with the payment in _meta["x402/payment"] '
         "(the requirements are the JSON above).",
     ]
+    if (test_money := note_if_test_money(offer.network)) is not None:
+        lines.insert(1 if error else 0, test_money)
     if other_networks:
         lines.append(f"They may also pay on {', '.join(_label(name) for name in other_networks)}.")
     return "\n".join(lines)
+
+
+def note_if_test_money(network: Network) -> str | None:
+    """The sentence telling a person the price is in test money, or None when it may be real money.
+
+    Said wherever a person reads a price, so a server left on a dev chain (or a testnet)
+    never looks, to its author or its buyers, like one selling for real money.
+    """
+    if network.is_dev_chain:
+        return f"This is test money on {network.label}, a development chain: it has no value."
+    if network.is_known_testnet:
+        return f"This is test money on {network.label}, a test network: it has no value."
+    return None
 
 
 def _label(network: str) -> str:
@@ -244,6 +264,7 @@ def describe_paid_tool(tool: dict[str, Any], spec: PaidTool, offer: Offer) -> No
     else:
         price = None
         note = "Paid tool: the price depends on the arguments (USDC via x402)."
+    note = f"{note} {_sentence_after(note_if_test_money(offer.network))}".strip()
     tool["description"] = f"{tool.get('description') or ''}\n\n{note}".strip()
     tool["_meta"] = {
         **(tool.get("_meta") or {}),

@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TypeVar
 
-from eth_utils.address import is_address, to_checksum_address
-
+from .addresses import parse_address
 from .errors import ConfigurationError
 from .money import USDC_DECIMALS
 
@@ -28,9 +27,12 @@ class Asset:
     symbol: str = "USDC"
 
     def __post_init__(self) -> None:
-        if not is_address(self.address):
-            raise ConfigurationError(f"asset address {self.address!r} is not an EVM address")
-        object.__setattr__(self, "address", to_checksum_address(self.address))
+        object.__setattr__(self, "address", parse_address(self.address, what="the asset address"))
+
+
+DEV_CHAIN_IDS = frozenset({1337, 31337})
+"""Chain ids of development chains, whose money is test money: 1337 (the embedded DevChain,
+Ganache, geth --dev) and 31337 (anvil, Hardhat, `x402-mcp devnet`). No public chain uses them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,24 @@ class Network:
         return Network(
             self.caip2, self.chain_id, self.label, self.v1_name, asset, self.explorer, self.testnet
         )
+
+    @property
+    def is_dev_chain(self) -> bool:
+        """Whether this is a development chain (see `DEV_CHAIN_IDS`): its money is test money."""
+        return self.chain_id in DEV_CHAIN_IDS
+
+    @property
+    def is_known_testnet(self) -> bool:
+        """Whether this is a public test network we know (Base Sepolia): its USDC has no value."""
+        return any(known.caip2 == self.caip2 and known.testnet for known in KNOWN_NETWORKS)
+
+    @property
+    def pays_test_money(self) -> bool:
+        """Whether money on this chain is test money: a dev chain or a known public testnet.
+
+        An unknown chain id is not assumed either way, so it is never called test money.
+        """
+        return self.is_dev_chain or self.is_known_testnet
 
     def tx_url(self, tx_hash: str) -> str | None:
         return f"{self.explorer}/tx/{tx_hash}" if self.explorer else None

@@ -72,6 +72,8 @@ class Payments(Protocol):
     @property
     def link(self) -> PageLink: ...
 
+    async def open_ledger(self) -> None: ...
+
 
 # The base links name while one HTTP call is handled (each call runs in its own task).
 _call_base: contextvars.ContextVar[str | None] = contextvars.ContextVar("x402_mcp_link_base", default=None)
@@ -141,6 +143,8 @@ class PageLink:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
+        # At start, not at the first paid call: a ledger that cannot be written stops the server here.
+        await self.payments.open_ledger()
         async with anyio.create_task_group() as group:
             self._background = group
             try:

@@ -366,7 +366,7 @@ async def test_a_zero_value_transfer_between_strangers_is_refused_by_default(cha
         ({"token": "short"}, "at least 16"),
         ({"payees": []}, "payees is empty"),
         ({"payees": "0x" + "1" * 40}, "not one string"),
-        ({"payees": ["0xnope"]}, "is not an address"),
+        ({"payees": ["0xnope"]}, "is not an EVM address"),
         ({"min_amount": 0}, "at least 1"),
         ({"min_amount": True}, "at least 1"),
     ],

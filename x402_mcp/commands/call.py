@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any
 
+from ._options import address_option
+
 PAYER_KEY_VARIABLE = "X402_PAYER_KEY"
 
 
@@ -35,11 +37,17 @@ def register(commands: Any) -> None:
     parser.add_argument("--max", dest="per_call", metavar="DOLLARS", help="the most this call may cost")
     parser.add_argument("--per-day", metavar="DOLLARS", help="the budget's limit over any 24 hours")
     parser.add_argument("--total", metavar="DOLLARS", help="the budget's lifetime limit")
-    parser.add_argument("--payee", action="append", help="an address that may be paid (repeatable)")
+    parser.add_argument(
+        "--payee",
+        action="append",
+        type=address_option("--payee"),
+        help="an address that may be paid (repeatable)",
+    )
     parser.add_argument(
         "--asset",
         action="append",
         default=[],
+        type=address_option("--asset"),
         metavar="ADDRESS",
         help="a token to treat as dollars besides USDC on Base and Base Sepolia (repeatable)",
     )

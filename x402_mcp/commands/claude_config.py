@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from ._options import address_option
 from .samples import sample_names
 
 
@@ -15,12 +16,16 @@ def register(commands: Any) -> None:
         "claude-config", help="print the claude_desktop_config.json entry for a sample server"
     )
     parser.add_argument("server", help=f"a sample ({', '.join(sample_names())}) or a path to a server .py")
-    parser.add_argument("--pay-to", help="the address that receives payments (X402_PAY_TO)")
+    parser.add_argument(
+        "--pay-to", type=address_option("--pay-to"), help="the address that receives payments (X402_PAY_TO)"
+    )
     parser.add_argument(
         "--network", default=None, help="e.g. base-sepolia; omit to use the embedded DevChain (offline)"
     )
     parser.add_argument(
-        "--asset", help="the token's address (X402_ASSET), on a network without a known USDC (a devnet)"
+        "--asset",
+        type=address_option("--asset"),
+        help="the token's address (X402_ASSET), on a network without a known USDC (a devnet)",
     )
     parser.add_argument("--asset-name", help="the token's EIP-712 name (X402_ASSET_NAME), e.g. 'USD Coin'")
     parser.add_argument("--asset-version", help="the token's EIP-712 version (X402_ASSET_VERSION; default 2)")

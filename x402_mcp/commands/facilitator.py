@@ -8,6 +8,8 @@ import os
 import sys
 from typing import Any
 
+from ._options import address_list_option, url_option
+
 KEY_VARIABLE = "X402_FACILITATOR_KEY"
 PAY_TO_VARIABLE = "X402_FACILITATOR_PAY_TO"
 RECEIPT_POLL_LIMIT = 60.0  # the receipt timeout: a longer first wait would never poll
@@ -48,7 +50,12 @@ def register(commands: Any) -> None:
         "facilitator",
         help=f"serve the x402 facilitator API (gas key from ${KEY_VARIABLE}, token from ${TOKEN_VARIABLE})",
     )
-    parser.add_argument("--rpc-url", required=True, help="JSON-RPC URL of the chain to settle on")
+    parser.add_argument(
+        "--rpc-url",
+        required=True,
+        type=url_option("--rpc-url"),
+        help="JSON-RPC URL of the chain to settle on",
+    )
     parser.add_argument("--network", required=True, help="base, base-sepolia or a CAIP-2 id (eip155:N)")
     parser.add_argument("--port", type=int, default=8403)
     parser.add_argument(
@@ -61,6 +68,7 @@ def register(commands: Any) -> None:
         "--pay-to",
         action="append",
         default=[],
+        type=address_list_option("--pay-to"),
         metavar="ADDRESS",
         help=f"a payee it settles for (repeat, or comma-separate; also ${PAY_TO_VARIABLE}); "
         "required unless --any-payee",
@@ -100,10 +108,17 @@ def _payees(args: argparse.Namespace) -> list[str] | None:
     Raises:
         ConfigurationError: neither a list nor --any-payee, or both.
     """
+    from ..addresses import parse_address
     from ..errors import ConfigurationError
 
-    listed = [*args.pay_to, os.environ.get(PAY_TO_VARIABLE, "")]
-    payees = [payee.strip() for entry in listed for payee in entry.split(",") if payee.strip()]
+    listed = [(entry, "--pay-to") for entry in args.pay_to]
+    listed.append((os.environ.get(PAY_TO_VARIABLE, ""), PAY_TO_VARIABLE))
+    payees = [
+        parse_address(payee, what=source)
+        for entry, source in listed
+        for payee in entry.split(",")
+        if payee.strip()
+    ]
     if args.any_payee:
         if payees:
             raise ConfigurationError(
@@ -143,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         return _fail(str(exc))
     except ValueError:
-        return _fail("invalid key")  # from a malformed key; its text would contain the key
+        # From a malformed key: its text would contain the key, so name only the variable.
+        return _fail(f"{KEY_VARIABLE} is not a valid private key (0x and 64 hex digits)")
     access = "bearer token required" if token else "no token: loopback clients only"
     print(
         f"x402 facilitator for {settlement.network.caip2} on http://{args.host}:{args.port} "

@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator
 from types import FrameType
 from typing import Any
 
+from ._options import address_option
 from .devnet import add_chain_options, chain_lines, whole_number
 from .samples import sample_names
 
@@ -50,7 +51,9 @@ def register(commands: Any) -> None:
         help="start anvil with our USDC and funded test accounts, serve over streamable HTTP, settle there",
     )
     add_chain_options(devnet, port_option="--chain-port")
-    devnet.add_argument("--pay-to", help="the payee (default: a fresh address)")
+    devnet.add_argument(
+        "--pay-to", type=address_option("--pay-to"), help="the payee (default: a fresh address)"
+    )
     devnet.add_argument("--ledger", help="ledger URL (default: a temporary SQLite file, gone on exit)")
     devnet.add_argument("--json", action="store_true", help="print one JSON object on stdout once serving")
     serve.set_defaults(run=run)

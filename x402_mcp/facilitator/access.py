@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from collections.abc import Iterable
+
+from ..addresses import parse_payee
+from ..errors import ConfigurationError
 
 __all__ = [
     "MIN_TOKEN_LENGTH",
     "TOKEN_VARIABLE",
     "bearer_matches",
     "is_loopback_host",
+    "payee_allowlist",
     "token_problem",
 ]
 
@@ -64,3 +69,27 @@ def is_loopback_host(host: str | None) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def payee_allowlist(
+    payees: Iterable[str] | None, *, token: str | None, what: str = "payees"
+) -> frozenset[str] | None:
+    """The payees the facilitator settles for, lower-cased for comparison; None for any payee.
+
+    Each entry is held to `parse_payee`: a checksum that fails, the zero address, or
+    the token contract `token` itself (money sent there is lost) is refused, named.
+
+    Raises:
+        ConfigurationError: one string instead of a list, an entry that is not a
+            payee, or an empty list (nothing could be settled).
+    """
+    if payees is None:
+        return None
+    if isinstance(payees, str):
+        raise ConfigurationError(f"{what} must be a list of addresses, not one string")
+    listed = [parse_payee(payee, what=f"{what} entry", asset=token) for payee in payees]
+    if not listed:
+        raise ConfigurationError(
+            f"{what} is empty, so nothing could be settled; pass None to allow any payee"
+        )
+    return frozenset(payee.lower() for payee in listed)

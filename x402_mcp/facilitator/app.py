@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from ..bodies import BadContentLength, BodyTooLarge, read_bounded
 from ..errors import ConfigurationError, MalformedPayment, SettlementError
-from ..networks import resolve_network
+from ..networks import Network, resolve_network
 from ..settlement.base import Settlement
 from ..settlement.checks import Refusal, reported_network
 from ..text import shown
@@ -39,12 +39,11 @@ from ..wire import (
     SettleResponse,
     SupportedResponse,
     VerifyResponse,
-    is_address,
     parse_evm_payment,
     parse_uint,
     validation_error_text,
 )
-from .access import bearer_matches, is_loopback_host, token_problem
+from .access import bearer_matches, is_loopback_host, payee_allowlist, token_problem
 
 __all__ = [
     "AMOUNT_BELOW_MINIMUM",
@@ -99,7 +98,9 @@ def facilitator_app(
     """
     if token is not None and (problem := token_problem(token)) is not None:
         raise ConfigurationError(problem)
-    allowed = _payee_set(payees)
+    known = getattr(settlement, "network", None)
+    token_address = known.usdc.address if isinstance(known, Network) and known.usdc else None
+    allowed = payee_allowlist(payees, token=token_address)
     if type(min_amount) is not int or min_amount < 1:
         raise ConfigurationError(
             f"min_amount must be a whole number of atomic units of at least 1, not {min_amount!r}"
@@ -201,20 +202,6 @@ def _refused(
         error_reason=refusal.reason,
         error_message=refusal.message,
     )
-
-
-def _payee_set(payees: Iterable[str] | None) -> frozenset[str] | None:
-    if payees is None:
-        return None
-    if isinstance(payees, str):
-        raise ConfigurationError("payees must be a list of addresses, not one string")
-    listed = list(payees)
-    bad = [payee for payee in listed if not is_address(payee)]
-    if bad:
-        raise ConfigurationError(f"payee {shown(repr(bad[0]))} is not an address (0x and 40 hex digits)")
-    if not listed:
-        raise ConfigurationError("payees is empty, so nothing could be settled; pass None to allow any payee")
-    return frozenset(payee.lower() for payee in listed)
 
 
 class _Refused(Exception):

@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
 import anyio
-from eth_utils.address import is_address, to_checksum_address
 from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
+from ..addresses import parse_address, parse_payee
 from ..challenge import (
     META_PAYMENT,
     META_REQUEST_ID,
@@ -51,6 +51,7 @@ from ..errors import (
 from ..ids import new_request_id
 from ..inbound import argument_problems, explicit_request_id, named_request_id, payment_from
 from ..ledger import open_ledger
+from ..ledger._open import open_checked
 from ..ledger.base import Claim, Ledger, Owner, PaymentRequest
 from ..ledger.location import warn_of_legacy_ledger
 from ..lifecycle import Event, State
@@ -176,10 +177,9 @@ class Gate:
         page_port: int = DEFAULT_PAGE_PORT,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not isinstance(pay_to, str) or not is_address(pay_to):
-            raise ConfigurationError(
-                f"pay_to {pay_to!r} is not an EVM address (0x followed by 40 hex digits)"
-            )
+        pay_to = parse_address(pay_to, what="pay_to")
+        if asset is not None and not isinstance(asset, Asset):
+            raise ConfigurationError(f"asset takes Asset(address, name=...), not {shown(repr(asset))}")
         if settlement is None:
             # Base Sepolia: the public testnet facilitator; anywhere else the choice is explicit.
             settlement = default_settlement(resolve_network(network))
@@ -192,6 +192,7 @@ class Gate:
                 f"no USDC address is known for {self.network.caip2}; pass asset=Asset(address, name, version)"
             )
         self.asset: Asset = chosen
+        pay_to = parse_payee(pay_to, what="pay_to", asset=chosen.address)
         for option in also_accept:
             if not isinstance(option, Solana):
                 raise ConfigurationError(f"also_accept takes Solana(...) payees, not {option!r}")
@@ -201,7 +202,7 @@ class Gate:
                     f"{chosen.decimals}; one price must mean the same amount on both"
                 )
         self.also_accept = tuple(also_accept)
-        self.pay_to = to_checksum_address(pay_to)
+        self.pay_to = pay_to
         self.settlement = settlement
         # Whose requests these are: every ledger read and write below is limited to them.
         self.owner = Owner(self.pay_to, self.network.caip2, self.asset.address)
@@ -311,13 +312,21 @@ class Gate:
 
     async def open(self) -> None:
         """Open the ledger and reconcile it (done on first use; call it to fail fast at start-up)."""
+        await self.open_ledger()
+        await self.upkeep()
+
+    async def open_ledger(self) -> None:
+        """Open the ledger and check it can be written (at the server's start, and on first use).
+
+        Raises:
+            LedgerError: naming the file and what to do.
+        """
         async with self._open_lock:
             if not self._opened:
                 if self._default_ledger:
                     warn_of_legacy_ledger(self.ledger)
-                await self.ledger.open()
+                await open_checked(self.ledger)
                 self._opened = True
-        await self.upkeep()
 
     async def upkeep(self, *, force: bool = False) -> None:
         """Reconcile interrupted settlements and sweep expired requests, if due (or `force`).

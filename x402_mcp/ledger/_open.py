@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from urllib.parse import unquote
 
-from ..errors import ConfigurationError
+import anyio.to_thread
+
+from ..errors import ConfigurationError, LedgerError
 from .base import Ledger
 from .postgres import PostgresLedger
 from .sqlite import SQLiteLedger
@@ -53,7 +56,79 @@ def _sqlite_path(rest: str) -> str:
         return ":memory:"
     if not rest.startswith("/") or rest == "/":
         raise ConfigurationError(
-            f"sqlite ledger URL sqlite://{rest} has no absolute path;"
-            " write sqlite:///abs/path (three slashes)"
+            # Not quoted: a URL written like a server's (sqlite://user:password@host/...) may hold a secret.
+            "the sqlite ledger URL has no absolute path; write sqlite:///abs/path (three slashes)"
         )
     return unquote(rest)
+
+
+# SQLite's primary result codes that mean this process cannot use the file as a ledger
+# (as opposed to BUSY/LOCKED: another process is writing, which proves nothing about us).
+_UNUSABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+_PROBE_TIMEOUT_SECONDS = 5.0
+
+
+async def open_checked(ledger: Ledger) -> None:
+    """Open `ledger` and make sure this process can write it, so a broken ledger stops the
+    server at start rather than failing its first paid call (after the buyer has paid).
+
+    SQLite opens a file it may not write (read-only file, directory or mount) in
+    read-only mode without a word; the probe takes the write lock and creates a table
+    in a transaction it rolls back, which touches nothing.
+
+    Raises:
+        LedgerError: naming the file and what to do (a PostgreSQL error is left as it
+            is: its connection string may hold a password).
+    """
+    sqlite_path = ledger.path if isinstance(ledger, SQLiteLedger) and ledger.path != ":memory:" else None
+    try:
+        await ledger.open()
+    except LedgerError as exc:
+        if sqlite_path is None:
+            raise
+        raise LedgerError(f"{exc}. {_what_to_do(sqlite_path)}") from exc
+    if sqlite_path is not None:
+        problem = await anyio.to_thread.run_sync(_write_problem, sqlite_path)
+        if problem is not None:
+            raise LedgerError(
+                f"the SQLite ledger {sqlite_path} cannot be written ({problem}). {_what_to_do(sqlite_path)}"
+            )
+
+
+def _what_to_do(path: str) -> str:
+    return (
+        f"Check that {path} is an x402-mcp ledger and that this process may write it and its "
+        "directory (SQLite adds -wal and -shm files beside it), or point X402_LEDGER_URL "
+        "(Payments(ledger=...)) at another file"
+    )
+
+
+def _write_problem(path: str) -> str | None:
+    """Why this process cannot write the SQLite file at `path`, or None when it can."""
+    try:
+        conn = sqlite3.connect(path, timeout=_PROBE_TIMEOUT_SECONDS, isolation_level=None)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE x402_write_probe (unused INTEGER)")
+        finally:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _UNUSABLE_CODES:
+            return str(exc)
+        return None  # busy or locked by another writer: the ledger handles waiting itself
+    finally:
+        conn.close()
+    return None

@@ -31,8 +31,6 @@ KNOWN_RPC_URLS: dict[int, list[str]] = {
 }
 # Where a payer gets free test USDC (Circle's faucet serves Base Sepolia).
 FAUCETS: dict[int, str] = {84532: "https://faucet.circle.com/"}
-# Chain ids of chains that run on the developer's machine (py-evm DevChain, anvil).
-LOCAL_CHAIN_IDS = frozenset({1337, 31337})
 
 USDC_LINE = "USDC is a digital dollar: 1 USDC is always worth 1 US dollar."
 NOTHING_CHARGED = "Nothing has been charged."
@@ -235,13 +233,14 @@ def page_state(request: PaymentRequest, now: float, offer: Offer) -> PageState:
 
 def money_note(network: Network, *, demo: bool) -> tuple[str, str | None]:
     """The line about what kind of money this is, and the faucet link for test money (if any)."""
-    if network.chain_id in LOCAL_CHAIN_IDS or demo:
+    if network.is_dev_chain or demo:
+        wallet = " The demo wallet pays with it at one click." if demo else ""
         return (
             f"{network.label} is a local test chain on the server's machine: this is test money "
-            "with no value. The demo wallet pays with it at one click.",
+            f"with no value.{wallet}",
             None,
         )
-    if network.testnet:
+    if network.is_known_testnet:  # not `testnet`: an unknown chain id is not assumed to be one
         faucet = FAUCETS.get(network.chain_id)
         where = " Get free test USDC from Circle's faucet." if faucet else ""
         return f"This is test money on {network.label}: it has no value.{where}", faucet

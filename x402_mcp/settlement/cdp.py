@@ -100,24 +100,29 @@ def _load_key(secret: str) -> tuple[EllipticCurvePrivateKey | Ed25519PrivateKey,
             key = load_pem_private_key(text.encode(), password=None)
         except (ValueError, TypeError):
             raise ConfigurationError(
-                "the CDP API key secret is a PEM block but not a readable EC key"
+                "CDP_API_KEY_SECRET (the CDP API key secret) is a PEM block but not a readable EC key"
             ) from None
         if not isinstance(key, EllipticCurvePrivateKey):
-            raise ConfigurationError("the CDP API key secret in PEM form must be an EC (ES256) key")
+            raise ConfigurationError(
+                "CDP_API_KEY_SECRET (the CDP API key secret) in PEM form must be an EC (ES256) key"
+            )
         return key, "ES256"
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ConfigurationError(
-            "the CDP API key secret is neither a PEM EC key nor base64 of an Ed25519 key"
+            "CDP_API_KEY_SECRET (the CDP API key secret) is neither a PEM EC key nor base64 of an Ed25519 key"
         ) from None
     if len(raw) != 64:
         raise ConfigurationError(
-            f"a base64 CDP Ed25519 secret must decode to 64 bytes (seed and public key), not {len(raw)}"
+            f"CDP_API_KEY_SECRET: a base64 Ed25519 secret must decode to 64 bytes (seed, public key), "
+            f"not {len(raw)}"
         )
     key = Ed25519PrivateKey.from_private_bytes(raw[:32])
     if key.public_key().public_bytes_raw() != raw[32:]:
-        raise ConfigurationError("the CDP Ed25519 secret's public half does not match its private half")
+        raise ConfigurationError(
+            "CDP_API_KEY_SECRET: the Ed25519 secret's public half does not match its private half"
+        )
     return key, "EdDSA"
 
 

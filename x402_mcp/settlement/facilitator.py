@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from web3 import Web3
 
 from ..errors import ConfigurationError, SettlementError
+from ..links import service_url
 from ..networks import (
     BASE_SEPOLIA,
     SOLANA_DEVNET,
@@ -188,8 +189,7 @@ class FacilitatorSettlement:
         reconcile_seconds: float = 10.0,
         client: httpx2.AsyncClient | None = None,
     ) -> None:
-        if not url.startswith(("https://", "http://")):
-            raise ConfigurationError(f"facilitator URL {url!r} must start with https:// (or http://)")
+        url = service_url(url, what="the facilitator URL")  # never quoted: it may carry a key
         if verify_attempts < 1:
             raise ConfigurationError("verify_attempts must be at least 1")
         if token is not None:
@@ -201,7 +201,7 @@ class FacilitatorSettlement:
         self._auth = auth
         self._timeout = timeout
         self._verify_attempts = verify_attempts
-        self._rpc_url = rpc_url
+        self._rpc_url = None if rpc_url is None else service_url(rpc_url, what="the RPC URL")
         self._reconcile_seconds = reconcile_seconds
         # Chain readers of `rpc_url`, by network; one worker thread at a time uses them.
         self._readers: dict[str, ChainReader] = {}

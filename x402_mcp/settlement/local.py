@@ -49,6 +49,7 @@ from ..contracts.eip3009 import (
 )
 from ..erc6492 import Erc6492Signature, default_erc6492_factories
 from ..errors import ConfigurationError, SettlementError
+from ..links import service_url
 from ..networks import Network, resolve_network
 from ..text import shown
 from ..wire import (
@@ -203,6 +204,7 @@ class LocalSettlement:
                 that is not a positive number of seconds.
             ValueError: for a malformed private key.
         """
+        rpc_url = service_url(rpc_url, what="the RPC URL")  # never quoted: it may carry an API key
         w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
         account: LocalAccount = Account.from_key(private_key)
         return cls(
