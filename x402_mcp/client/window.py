@@ -27,8 +27,10 @@ MIN_VALIDITY_SECONDS = 10
 MAX_VALIDITY_SECONDS = 24 * 60 * 60
 """The most `max_validity` may be configured to: one day."""
 
-CLOCK_SKEW_SECONDS = 60
-"""`validAfter` lies this far in the past, so a node whose clock lags ours still accepts it."""
+CLOCK_SKEW_SECONDS = 600
+"""`validAfter` lies this far in the past (as x402 clients do), so a chain whose latest block is
+older than our clock (an idle dev chain's can be minutes old) still accepts it. It does not
+lengthen the time the authorization can be used: that ends at `validBefore`."""
 
 
 def validity_seconds(value: object) -> int:
