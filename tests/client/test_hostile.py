@@ -15,10 +15,18 @@ from mcp.types import CallToolRequestParams, CallToolResult, TextContent
 
 from tests.client.conftest import PRICE, Shop, build_shop
 from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
-from x402_mcp.client import BudgetExceeded, PaymentFailed, SpendState, SpendStore
+from x402_mcp.client import (
+    BudgetExceeded,
+    NoPayableOption,
+    PayingClient,
+    PaymentFailed,
+    SpendState,
+    SpendStore,
+)
 from x402_mcp.client.window import DEFAULT_VALIDITY_SECONDS, MAX_VALIDITY_SECONDS, validity_seconds
 from x402_mcp.devchain import DevChain
 from x402_mcp.errors import ConfigurationError
+from x402_mcp.networks import BASE_SEPOLIA
 from x402_mcp.wire import MAX_TIMEOUT_SECONDS, PaymentPayload
 
 pytestmark = pytest.mark.anyio
@@ -216,3 +224,32 @@ def test_the_validity_cap_is_bounded(bad: object) -> None:
     with pytest.raises(ConfigurationError, match="max_validity"):
         validity_seconds(bad)
     assert validity_seconds(MAX_VALIDITY_SECONDS) == MAX_VALIDITY_SECONDS
+
+
+async def test_usdc_of_a_known_network_is_not_dollars_on_another(devchain: DevChain, tmp_path: Path) -> None:
+    """A server quoting Base Sepolia's USDC address on another chain is not paid: there the
+    address may hold any contract, with other decimals."""
+    usdc = BASE_SEPOLIA.usdc
+    assert usdc is not None
+    shop = build_shop(devchain, tmp_path, asset=usdc)
+    before = shop.balances()
+    async with PayingClient(shop.server, account=shop.payer, budget=shop.budget(per_call="1")) as client:
+        with pytest.raises(NoPayableOption, match=f"that is the address of USDC on {BASE_SEPOLIA.caip2}"):
+            await client.call_tool("answer", {"question": "q"})
+        spending = await client.spending()
+    assert spending.payments == 0
+    assert shop.reshape.paid_attempts == 0
+    assert shop.balances() == before
+
+
+async def test_an_oversized_or_hidden_text_challenge_is_not_read(devchain: DevChain, tmp_path: Path) -> None:
+    from x402_mcp.client import find_payment_required
+
+    shop = build_shop(devchain, tmp_path, "text")
+    async with shop.client(shop.budget(per_call="1"), mode="legacy") as client:
+        unpaid = await client.client.call_tool("answer", {"question": "q"})
+    assert find_payment_required(unpaid) is not None
+    [block, *_] = unpaid.content
+    assert isinstance(block, TextContent)
+    padded = unpaid.model_copy(update={"content": [TextContent(type="text", text=block.text + " " * 70_000)]})
+    assert find_payment_required(padded) is None
