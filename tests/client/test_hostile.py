@@ -13,6 +13,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Extension
 from mcp.types import CallToolRequestParams, CallToolResult, TextContent
 
+from tests.chains import AnvilChain
 from tests.client.conftest import PRICE, Shop, build_shop
 from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
 from x402_mcp.client import (
@@ -24,7 +25,7 @@ from x402_mcp.client import (
     SpendStore,
 )
 from x402_mcp.client.window import DEFAULT_VALIDITY_SECONDS, MAX_VALIDITY_SECONDS, validity_seconds
-from x402_mcp.devchain import DevChain
+from x402_mcp.devchain import DevChain, TokenChain
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.networks import BASE_SEPOLIA
 from x402_mcp.wire import MAX_TIMEOUT_SECONDS, PaymentPayload
@@ -126,10 +127,12 @@ async def test_a_server_that_settles_and_says_it_failed_never_takes_more_than_th
     assert all(p.nonce is not None and p.payer == shop.payer.address for p in recorded)
 
 
-async def test_with_a_chain_the_lies_are_found_out_and_stay_spent(devchain: DevChain, tmp_path: Path) -> None:
+async def test_with_a_chain_the_lies_are_found_out_and_stay_spent(chain: TokenChain, tmp_path: Path) -> None:
+    """On anvil the client reads the chain over JSON-RPC, by URL, as `--rpc-url` does."""
     liar = Liar("receipt")
-    shop = build_shop(devchain, tmp_path, outer=[liar])
-    async with shop.client(shop.budget(total="0.10"), chain=devchain.w3) as client:
+    shop = build_shop(chain, tmp_path, outer=[liar])  # type: ignore[arg-type]
+    source = chain.rpc_url if isinstance(chain, AnvilChain) else chain.w3
+    async with shop.client(shop.budget(total="0.10"), chain=source) as client:
         for question in ("a", "b"):
             with pytest.raises(PaymentFailed):
                 await client.call_tool("answer", {"question": question})
