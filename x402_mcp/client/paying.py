@@ -412,7 +412,15 @@ def _same_charge(reserved: PaymentRequirements, asked: PaymentRequirements) -> b
         reserved.asset.lower(),
         reserved.amount,
         reserved.pay_to.lower(),
-    ) == (asked.scheme, asked.network, asked.asset.lower(), asked.amount, asked.pay_to.lower())
+        reserved.max_timeout_seconds,  # the reserved window was cut to it
+    ) == (
+        asked.scheme,
+        asked.network,
+        asked.asset.lower(),
+        asked.amount,
+        asked.pay_to.lower(),
+        asked.max_timeout_seconds,
+    )
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -1,11 +1,14 @@
 """`SpendStore`: the durable record of what budgets have spent, in one SQLite file.
 
 Every payment is written down *before* its signature leaves the process
-(`reserve`, which checks the limits and records the payment in one
-`BEGIN IMMEDIATE` transaction), then marked `spent` when the server returns a
-receipt, `released` when the server says the payment was not taken, or
-`uncertain` when nobody can tell (the connection dropped mid-call). Reserved
-and uncertain payments count against the limits like spent ones: a crash can
+(`reserve`, which checks the limits and records the payment, with the
+authorization that will be signed for it, in one `BEGIN IMMEDIATE`
+transaction), then marked `spent` when the server returns a receipt, or
+`uncertain` when the server says the payment was not taken (it holds the
+signature, and may have settled it anyway) or nobody can tell (the connection
+dropped mid-call). Only what cannot move money is `released`: a payment whose
+signing failed, or whose authorization the chain shows expired unused
+(`onchain.reconcile`). Reserved and uncertain payments count against the limits like spent ones: a crash can
 make the budget look fuller than it is, never emptier. So only a reservation is
 synced to disk before it returns (`synchronous=FULL`); the later state changes
 are not (a power cut may undo them, leaving the payment reserved, which counts)
