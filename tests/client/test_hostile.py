@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Extension
@@ -16,6 +17,7 @@ from mcp.types import CallToolRequestParams, CallToolResult, TextContent
 from tests.chains import AnvilChain
 from tests.client.conftest import PRICE, Shop, build_shop
 from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
+from x402_mcp.cli import main
 from x402_mcp.client import (
     BudgetExceeded,
     NoPayableOption,
@@ -256,3 +258,41 @@ async def test_an_oversized_or_hidden_text_challenge_is_not_read(devchain: DevCh
     assert isinstance(block, TextContent)
     padded = unpaid.model_copy(update={"content": [TextContent(type="text", text=block.text + " " * 70_000)]})
     assert find_payment_required(padded) is None
+
+
+@pytest.mark.anvil
+async def test_spend_reads_the_chain_for_payments_the_server_said_it_did_not_take(
+    anvil: AnvilChain, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    liar = Liar("receipt")
+    shop = build_shop(anvil, tmp_path, outer=[liar])  # type: ignore[arg-type]
+    async with shop.client(shop.budget(total="0.05")) as client:
+        with pytest.raises(PaymentFailed):
+            await client.call_tool("answer", {"question": "q"})
+    file = str(shop.budget_file)
+
+    assert await _cli(["spend", "--budget-file", file]) == 0
+    before = capsys.readouterr().out
+    assert "1 payments not confirmed (counted as spent until the chain shows them expired unused" in before
+    assert await _cli(["spend", "--budget-file", file, "--rpc-url", anvil.rpc_url]) == 0
+    after = capsys.readouterr().out
+    assert "budget 'default' on chain: 0 freed (expired unused), 1 used, 0 still open" in after
+    assert "its authorization was used on chain" in after
+    assert "not confirmed" not in after
+    [payment] = await _payments(shop)
+    assert payment.state is SpendState.SPENT
+
+    assert await _cli(["spend", "--budget-file", file, "--rpc-url", "gopher://node"]) == 2
+    assert "http(s) JSON-RPC URL" in capsys.readouterr().err
+
+
+async def _cli(argv: list[str]) -> int:
+    def run() -> int:
+        try:
+            main(argv)
+        except SystemExit as done:
+            return int(done.code or 0)
+        raise AssertionError("the command did not exit")
+
+    with anyio.fail_after(60):
+        return await anyio.to_thread.run_sync(run)
