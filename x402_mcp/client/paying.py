@@ -372,7 +372,9 @@ class PayingClient:
         except BaseException as exc:
             # The payment may or may not have settled: it keeps counting against the budget.
             with anyio.CancelScope(shield=True):
-                await self.store.mark_uncertain(spend_id, f"the paid call failed: {exc!r}", now=self.clock())
+                await self.store.mark_uncertain(
+                    spend_id, f"the paid call failed: {shown(repr(exc), 200)}", now=self.clock()
+                )
             raise
         receipt = _receipt_of(result)
         if receipt is not None and receipt.success:
