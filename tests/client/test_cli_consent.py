@@ -192,3 +192,26 @@ async def test_bad_settings_are_usage_errors(
     assert status == 2 and message in err, err
     assert "Traceback" not in err
     assert shop.reshape.paid_attempts == 0
+
+
+async def test_merged_limits_keep_what_is_not_given_and_none_clears(tmp_path: Path) -> None:
+    from eth_utils.address import to_checksum_address
+
+    from x402_mcp.client import Budget, SpendStore
+    from x402_mcp.client.consent import Limits, merge_limits
+
+    payee = "0x" + "ab" * 20
+    store = SpendStore(tmp_path / "b.sqlite")
+    await store.open()
+    try:
+        assert (
+            await merge_limits(store, "b", per_call=None, total=None, per_day=None, payees=None) == Limits()
+        )
+        stored = Budget(per_call="0.60", total="5", per_day="1", payees=[payee], name="b", file=store.path)
+        await store.remember_limits(stored, now=1.0)
+        kept = await merge_limits(store, "b", per_call=None, total=None, per_day=None, payees=None)
+        changed = await merge_limits(store, "b", per_call="0.20", total="NONE", per_day=None, payees=["none"])
+    finally:
+        await store.close()
+    assert kept == Limits("0.60", "5", "1", (to_checksum_address(payee),))
+    assert changed == Limits("0.20", None, "1", None)

@@ -28,7 +28,7 @@ from x402_mcp.client import (
 )
 from x402_mcp.client.window import DEFAULT_VALIDITY_SECONDS, MAX_VALIDITY_SECONDS, validity_seconds
 from x402_mcp.devchain import DevChain, TokenChain
-from x402_mcp.errors import ConfigurationError
+from x402_mcp.errors import ConfigurationError, X402MCPError
 from x402_mcp.networks import BASE_SEPOLIA
 from x402_mcp.wire import MAX_TIMEOUT_SECONDS, PaymentPayload
 
@@ -296,3 +296,24 @@ async def _cli(argv: list[str]) -> int:
 
     with anyio.fail_after(60):
         return await anyio.to_thread.run_sync(run)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("validBefore", str(2**31)), ("validAfter", str(2**40)), ("nonce", "0x" + "00" * 32), ("value", "1")],
+)
+def test_an_authorization_other_than_the_reserved_one_is_not_sent(field: str, value: str) -> None:
+    from x402_mcp.client.window import check_signed, plan_window
+    from x402_mcp.wire import ExactAuthorization, PaymentRequirements
+
+    requirement = PaymentRequirements.model_validate(
+        {"scheme": "exact", "network": "eip155:84532", "amount": "50000", "asset": "0x" + "22" * 20,
+         "payTo": "0x" + "11" * 20, "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS}
+    )  # fmt: skip
+    now = time.time()
+    window = plan_window("0x" + "33" * 20, requirement, cap=600, now=now)
+    assert window.valid_before == int(now) + 600
+    check_signed(window.authorization(requirement), window, requirement, cap=600, now=now)
+    other = window.authorization(requirement).model_dump(by_alias=True) | {field: value}
+    with pytest.raises(X402MCPError, match=f"{field} differs from the reserved payment; not sent"):
+        check_signed(ExactAuthorization.model_validate(other), window, requirement, cap=600, now=now)
