@@ -23,7 +23,7 @@ from .challenge import META_PAYMENT
 from .erc6492 import wrap_erc6492
 from .errors import MalformedPayment
 from .evm import authorization_digest, new_authorization, requirement_typed_data, sign_authorization
-from .wire import ExactPayload, PaymentPayload, PaymentRequired, PaymentRequirements
+from .wire import ExactAuthorization, ExactPayload, PaymentPayload, PaymentRequired, PaymentRequirements
 
 
 @runtime_checkable
@@ -93,23 +93,48 @@ def sign_digest(account: LocalAccount, digest: bytes) -> bytes:
     return raw[:64] + bytes((raw[64] + 27,))
 
 
-def _sign_eoa(account: LocalAccount, requirements: PaymentRequirements) -> ExactPayload:
-    authorization = new_authorization(account.address, requirements)
+def _sign_eoa(
+    account: LocalAccount, requirements: PaymentRequirements, authorization: ExactAuthorization
+) -> ExactPayload:
     try:
         digest = authorization_digest(authorization, requirements)
     except ValueError:  # a domain eth-account cannot encode either: let it say why
-        return sign_authorization(account, requirements)
+        return _sign_typed(account, requirements, authorization)
     return ExactPayload(signature="0x" + sign_digest(account, digest).hex(), authorization=authorization)
 
 
-def sign_with(signer: LocalAccount | PaymentSigner, requirements: PaymentRequirements) -> ExactPayload:
-    """An exact-EVM payment for `requirements` from `signer`, a key or a smart account."""
+def _sign_typed(
+    account: LocalAccount, requirements: PaymentRequirements, authorization: ExactAuthorization
+) -> ExactPayload:
+    return sign_authorization(
+        account,
+        requirements,
+        payer=authorization.from_,
+        valid_after=int(authorization.valid_after),
+        valid_before=int(authorization.valid_before),
+        value=int(authorization.value),
+        nonce=authorization.nonce,
+    )
+
+
+def sign_with(
+    signer: LocalAccount | PaymentSigner,
+    requirements: PaymentRequirements,
+    *,
+    authorization: ExactAuthorization | None = None,
+) -> ExactPayload:
+    """An exact-EVM payment for `requirements` from `signer`, a key or a smart account.
+
+    `authorization` is the one to sign (its window and nonce chosen by the caller, as the
+    paying client does to cap the validity); by default one is filled for `requirements`.
+    """
+    if authorization is None:
+        authorization = new_authorization(signer.address, requirements)
     if type(signer) is LocalAccount:
         # Only the plain class: a subclass may sign differently (a hardware key, a remote signer).
-        return _sign_eoa(signer, requirements)
+        return _sign_eoa(signer, requirements, authorization)
     if isinstance(signer, LocalAccount):
-        return sign_authorization(signer, requirements)
-    authorization = new_authorization(signer.address, requirements)
+        return _sign_typed(signer, requirements, authorization)
     signature = signer.sign_typed_data(requirement_typed_data(authorization, requirements))
     return ExactPayload(signature="0x" + signature.hex(), authorization=authorization)
 
@@ -135,8 +160,11 @@ def sign_payment(
     account: LocalAccount | PaymentSigner,
     required: PaymentRequired,
     requirements: PaymentRequirements | None = None,
+    *,
+    authorization: ExactAuthorization | None = None,
 ) -> PaymentPayload:
-    """Sign `requirements` (default: the first exact EVM entry of `required.accepts`) as `account`."""
+    """Sign `requirements` (default: the first exact EVM entry of `required.accepts`) as `account`
+    (`authorization`: as for `sign_with`)."""
     chosen = requirements or next(
         (
             option
@@ -147,7 +175,11 @@ def sign_payment(
     )
     if chosen is None:
         raise MalformedPayment("the challenge offers no exact EVM payment option")
-    return PaymentPayload(resource=required.resource, accepted=chosen, payload=sign_with(account, chosen))
+    return PaymentPayload(
+        resource=required.resource,
+        accepted=chosen,
+        payload=sign_with(account, chosen, authorization=authorization),
+    )
 
 
 def payment_meta(payment: PaymentPayload) -> RequestParamsMeta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,15 @@ class Shop:
         )
 
 
-def build_shop(chain: DevChain, tmp_path: Path, shape: str = "ours") -> Shop:
+def build_shop(
+    chain: DevChain,
+    tmp_path: Path,
+    shape: str = "ours",
+    *,
+    outer: Sequence[Extension] = (),
+    **payments_options: Any,
+) -> Shop:
+    """The shop; `outer` are extensions placed before the gate (a hostile front, a recorder)."""
     payee = Account.create().address
     payments = Payments(
         pay_to=payee,
@@ -86,9 +95,10 @@ def build_shop(chain: DevChain, tmp_path: Path, shape: str = "ours") -> Shop:
         settlement=chain.settlement(),
         ledger=SQLiteLedger(tmp_path / "ledger.sqlite"),
         public_url="http://pay.test",
+        **payments_options,
     )
     reshape = Reshape(shape)
-    server = MCPServer("shop", extensions=[reshape, payments])
+    server = MCPServer("shop", extensions=[*outer, reshape, payments])
     shop = Shop(
         chain, server, payments, reshape, chain.new_account(usdc="1"), payee, tmp_path / "budget.sqlite"
     )

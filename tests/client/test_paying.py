@@ -83,7 +83,8 @@ async def test_reads_the_challenge_wherever_the_server_puts_it(
     assert shop.balances()[1] == PRICE
 
 
-async def test_settlement_failure_leaves_the_budget_unspent_and_is_not_retried(shop: Shop) -> None:
+async def test_settlement_failure_keeps_counting_and_is_not_retried(shop: Shop) -> None:
+    """The server's word that it did not settle frees nothing (see test_hostile for the chain)."""
     async with shop.client(shop.budget(per_call="0.10", total="0.05")) as client:
         with pytest.raises(PaymentFailed, match="did not take the payment") as failed:
             await client.call_tool("drained", {"question": "q"})
@@ -93,13 +94,15 @@ async def test_settlement_failure_leaves_the_budget_unspent_and_is_not_retried(s
     assert "withheld" in (failed.value.reason or "")
     assert shop.reshape.paid_attempts == 1  # one signature, never a second on our own
     assert shop.chain.balance_of(shop.payee) == 0
-    assert (spending.total, spending.last_day, spending.pending) == (0, 0, 0)
+    assert (spending.total, spending.last_day, spending.pending) == (Decimal("0.05"), Decimal("0.05"), 1)
     [payment] = await _payments(shop)
-    assert payment.state is SpendState.RELEASED
+    assert payment.state is SpendState.UNCERTAIN
+    assert "withheld" in payment.detail
 
 
-async def test_refused_payment_is_released(shop: Shop) -> None:
-    """A server that refuses the payment (here: the payer cannot cover it) leaves it unspent."""
+async def test_refused_payment_moves_nothing_but_stays_counted(shop: Shop) -> None:
+    """A server that refuses the payment (here: the payer cannot cover it) moves no money, but
+    holds a signed authorization: the budget counts it until the chain shows it expired."""
     broke = shop.chain.new_account(usdc="0.01")
     shop.payer = broke
     async with shop.client(shop.budget(per_call="0.10")) as client:
@@ -107,7 +110,7 @@ async def test_refused_payment_is_released(shop: Shop) -> None:
             await client.call_tool("answer", {"question": "q"})
         spending = await client.spending()
     assert failed.value.reason is not None
-    assert spending.total == 0
+    assert (spending.total, spending.pending) == (Decimal("0.05"), 1)
     assert shop.runs == []
     assert shop.chain.balance_of(broke.address) == 10_000
 

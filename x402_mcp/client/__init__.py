@@ -19,10 +19,12 @@ from .errors import (
     PaymentFailed,
 )
 from .offers import find_payment_required
+from .onchain import AuthorizationChain, Reconciled
 from .paying import PaidResult, PayingClient
 from .store import Spend, Spending, SpendState, SpendStore
 
 __all__ = [
+    "AuthorizationChain",
     "Budget",
     "BudgetExceeded",
     "NoPayableOption",
@@ -32,6 +34,7 @@ __all__ = [
     "PayingClient",
     "PaymentDeclined",
     "PaymentFailed",
+    "Reconciled",
     "Spend",
     "SpendState",
     "SpendStore",

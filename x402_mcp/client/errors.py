@@ -7,8 +7,9 @@ X402MCPError
 │   ├── PayeeNotAllowed      the payee is not on the budget's allowlist
 │   ├── NotConfirmed         the confirm callback said no
 │   └── NoPayableOption      no offered requirement uses an allowed network and asset
-└── PaymentFailed            a signed payment was not taken (refused, or settlement failed);
-                             the budget is left unspent
+└── PaymentFailed            the server says a signed payment was not taken (refused, or
+                             settlement failed); it keeps counting until the chain shows its
+                             authorization expired unused
 ```
 """
 
@@ -19,6 +20,13 @@ from decimal import Decimal
 from mcp.types import CallToolResult
 
 from ..errors import X402MCPError
+
+
+def dollars(value: Decimal) -> str:
+    """Dollars as a person reads them: `$0.05`, `$0.50`, `$20.00`, `$1,234.5678`, never `$2E+1`."""
+    exponent = value.as_tuple().exponent
+    places = max(2, -exponent if isinstance(exponent, int) else 2)
+    return f"${value:,.{places}f}"
 
 
 class PaymentDeclined(X402MCPError):
@@ -38,12 +46,12 @@ class BudgetExceeded(PaymentDeclined):
         self.allowed = allowed
         self.would_be = would_be
         if limit == "per_call":
-            message = f"the price ${price} is above the budget's per_call limit of ${allowed}"
+            message = f"the price {dollars(price)} is above the budget's per_call limit of {dollars(allowed)}"
         else:
             span = "in the last 24 hours" if limit == "per_day" else "in total"
             message = (
-                f"paying ${price} would bring spending {span} to ${would_be}, "
-                f"above the budget's {limit} limit of ${allowed}"
+                f"paying {dollars(price)} would bring spending {span} to {dollars(would_be)}, "
+                f"above the budget's {limit} limit of {dollars(allowed)}"
             )
         super().__init__(message)
 
@@ -61,11 +69,13 @@ class NoPayableOption(PaymentDeclined):
 
 
 class PaymentFailed(X402MCPError):
-    """The server did not take a signed payment (it refused it, or its settlement failed).
+    """The server says it did not take a signed payment (it refused it, or its settlement failed).
 
-    The budget is left unspent. `result` is the server's answer, `reason` its
-    x402 reason code when it gave one. The client never retries on its own
-    with a new signature: calling again is the application's decision.
+    The payment keeps counting against the budget: the server holds the signed
+    authorization and could have settled it anyway. It is freed only once the
+    chain shows the authorization expired unused (`PayingClient(chain=...)`).
+    `result` is the server's answer, `reason` its x402 reason code when it gave one.
+    The client never retries on its own with a new signature: calling again is the application's decision.
     """
 
     def __init__(self, message: str, *, result: CallToolResult, reason: str | None = None) -> None:

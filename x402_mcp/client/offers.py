@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ..challenge import META_ERROR
 from ..money import from_atomic
 from ..networks import KNOWN_NETWORKS, Asset
+from ..text import shown
 from ..wire import PaymentRequired, PaymentRequirements
 from .errors import NoPayableOption
 
@@ -39,7 +40,16 @@ def _candidates(result: CallToolResult) -> Iterator[Any]:
     yield (result.meta or {}).get(META_ERROR)
 
 
+_MAX_CHALLENGE_CHARS = 65_536
+"""A challenge is a few kilobytes; a text far larger is not read as one."""
+
+_MAX_OPTIONS = 64
+"""More payment options than any server offers; a challenge with more is not read."""
+
+
 def _json_in(text: str) -> Any:
+    if len(text) > _MAX_CHALLENGE_CHARS:
+        return None
     start = text.find("{")
     if start < 0:
         return None
@@ -58,7 +68,8 @@ def _as_payment_required(value: Any) -> PaymentRequired | None:
         value = value[META_ERROR]
     if "accepts" not in value and isinstance(value.get("data"), dict):
         value = value["data"]  # JSON-RPC error shape: {"code": 402, "message": …, "data": …}
-    if value.get("x402Version") != 2 or "accepts" not in value:
+    accepts = value.get("accepts")
+    if value.get("x402Version") != 2 or not isinstance(accepts, list) or len(accepts) > _MAX_OPTIONS:
         return None
     try:
         return PaymentRequired.model_validate(value)
@@ -84,17 +95,23 @@ def choose(
         NoPayableOption: saying why each offered requirement was passed over.
     """
     by_address = {asset.address.lower(): asset for asset in assets}
+    # USDC's address on a known network is that token there only: elsewhere the same address
+    # may hold another contract (other decimals, another token), so it is not dollars.
+    home = {n.usdc.address.lower(): n.caip2 for n in KNOWN_NETWORKS if n.usdc is not None}
     payable: list[tuple[PaymentRequirements, Asset]] = []
     reasons: list[str] = []
     for option in required.accepts:
         asset = by_address.get(option.asset.lower())
-        where = f"{option.scheme} on {option.network} in {option.asset}"
+        # The server's own words, echoed to a person: bounded, nothing invisible.
+        where = f"{shown(option.scheme, 40)} on {shown(option.network, 60)} in {shown(option.asset, 60)}"
         if option.scheme != "exact" or not option.network.startswith("eip155:"):
             reasons.append(f"{where}: only the exact scheme on EVM networks is supported")
         elif networks is not None and option.network not in networks:
             reasons.append(f"{where}: the network is not allowed")
         elif asset is None:
             reasons.append(f"{where}: the asset is not an allowed dollar token")
+        elif home.get(option.asset.lower(), option.network) != option.network:
+            reasons.append(f"{where}: that is the address of USDC on {home[option.asset.lower()]}")
         elif not option.extra.get("name") or not option.extra.get("version"):
             reasons.append(f"{where}: no EIP-712 domain (extra.name, extra.version) to sign with")
         else:

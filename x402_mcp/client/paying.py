@@ -1,13 +1,15 @@
 """`PayingClient`: an MCP client that pays for paid tools on its own, within a `Budget`.
 
 One paid call: call the tool; if it answers with an x402 challenge, choose a
-requirement we may pay, check the budget and reserve the amount (durably,
-before anything is signed), ask `confirm` if set, sign the EIP-3009
-authorization for exactly the checked amount, retry once with
-`_meta["x402/payment"]`, then mark the reservation spent (a receipt came
-back), released (the server says it did not take the payment) or uncertain
-(nobody can tell; it keeps counting). It never signs a second payment for one
-call.
+requirement we may pay, fix the authorization to sign (nonce, and a validity
+window capped at `max_validity`), check the budget and reserve the amount
+(durably, with that authorization, before anything is signed), ask `confirm` if
+set, sign exactly that authorization, retry once with `_meta["x402/payment"]`,
+then mark the reservation spent (a receipt came back) or uncertain (the server
+says it did not take the payment, or nobody can tell). Uncertain payments keep
+counting: a server may settle a payment and still say it failed. Only the chain
+frees one, once its authorization expired unused (see `onchain`). It never
+signs a second payment for one call.
 
 A tool paid before (with no `confirm` to ask) is reserved at its last price
 while the unpaid call is out, so the reservation's disk sync overlaps that
@@ -17,7 +19,9 @@ used, otherwise (another price, no payment, an error) it is discarded.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
@@ -30,17 +34,21 @@ import anyio
 from eth_account.signers.local import LocalAccount
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
+from web3 import Web3
 
 from ..challenge import META_PAYMENT_RESPONSE
 from ..errors import ConfigurationError, X402MCPError
 from ..money import from_atomic
 from ..networks import Asset
 from ..payer import PaymentSigner, payment_meta, sign_payment
+from ..text import shown
 from ..wire import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
 from .budget import Budget
-from .errors import NotConfirmed, PaymentFailed
+from .errors import BudgetExceeded, NotConfirmed, PaymentFailed, dollars
 from .offers import choose, find_payment_required, known_usdc
+from .onchain import AuthorizationChain, Reconciled, reconcile
 from .store import SpendStore
+from .window import DEFAULT_VALIDITY_SECONDS, Window, check_signed, plan_window, validity_seconds
 
 logger = logging.getLogger("x402_mcp.client")
 
@@ -93,7 +101,17 @@ class PayingClient:
         networks: CAIP-2 networks that may be paid on (default: any EVM chain).
         prefer: networks to choose first when several are offered.
         clock: unix time, for the rolling day (tests inject their own).
+        max_validity: the longest, in seconds, a signed authorization stays valid (10 to
+            86,400; default 600). A server asking for longer gets this window.
+        chain: a JSON-RPC URL (or `Web3`) of the chain payments are made on, read to free
+            the budget a payment the server did not take holds once its authorization
+            expired unused, and to count as spent one the chain shows used. Without it such
+            payments keep counting (see `reconcile`).
         client_options: passed to `mcp.Client` (for example `mode="legacy"`).
+
+    Raises:
+        ConfigurationError: a `max_validity` out of range, or a `chain` that is not an
+            http(s) URL or a Web3.
     """
 
     def __init__(
@@ -106,10 +124,14 @@ class PayingClient:
         networks: Sequence[str] | None = None,
         prefer: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
+        max_validity: int = DEFAULT_VALIDITY_SECONDS,
+        chain: str | Web3 | AuthorizationChain | None = None,
         **client_options: Any,
     ) -> None:
         if not isinstance(budget, Budget):
             raise ConfigurationError("budget must be a Budget(...)")
+        self.max_validity = validity_seconds(max_validity)
+        self.chain = chain if isinstance(chain, AuthorizationChain | None) else AuthorizationChain(chain)
         self.account = account
         self.budget = budget
         self.assets = tuple(assets) if assets is not None else known_usdc()
@@ -122,6 +144,8 @@ class PayingClient:
         self._client: Client | None = None
         # Per tool, what it charged last time (the requirement we chose and its dollars).
         self._guesses: dict[str, tuple[PaymentRequirements, Decimal]] = {}
+        # The authorization window is the wall clock's, whatever `clock` says: the chain checks it.
+        self._wall_clock = time.time
         self._stack: AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
@@ -129,6 +153,8 @@ class PayingClient:
             await self.store.open()
             stack.push_async_callback(self.store.close)
             await self.store.remember_limits(self.budget, now=self.clock())
+            if self.chain is not None:
+                await self.reconcile()
             self._client = await stack.enter_async_context(Client(self._target, **self._client_options))
             self._stack = stack.pop_all()
         return self
@@ -164,16 +190,18 @@ class PayingClient:
         Raises:
             PaymentDeclined: (`BudgetExceeded`, `PayeeNotAllowed`, `NotConfirmed`,
                 `NoPayableOption`) nothing was signed.
-            PaymentFailed: the server did not take the signed payment; the
-                budget is unspent.
+            PaymentFailed: the server says it did not take the signed payment; the
+                payment keeps counting against the budget until the chain shows its
+                authorization expired unused.
         """
         # A tool paid before most likely asks the same again: reserve that while the probe is on
         # the wire, so the disk sync overlaps the round trip instead of following it.
         guess = self._guesses.get(name) if self.budget.confirm is None else None
         if guess is None:
-            first, held = await self.client.call_tool(name, arguments), None
+            first, held, held_window = await self.client.call_tool(name, arguments), None, None
         else:
-            first, held = await self._probe_holding(name, arguments, *guess)
+            held_window = self._window(guess[0])
+            first, held = await self._probe_holding(name, arguments, *guess, held_window)
         try:
             required = find_payment_required(first) if first.is_error else None
             if required is None:
@@ -183,37 +211,95 @@ class PayingClient:
             )
             price = from_atomic(int(requirement.amount), asset.decimals)
             self._guesses[name] = (requirement, price)
-            if held is not None and guess is not None and _same_charge(guess[0], requirement):
-                spend_id, held = held, None  # reserved and synced before anything is signed
+            if (
+                held is not None
+                and held_window is not None
+                and guess is not None
+                and _same_charge(guess[0], requirement)
+            ):
+                # Reserved and synced before anything is signed; the window was fixed then.
+                spend_id, held, window = held, None, held_window
             else:
                 if held is not None:
                     await self.store.discard(held)  # first, so it does not count against this one
                     held = None
-                spend_id = await self._reserve(name, requirement, price)
+                window = self._window(requirement)
+                spend_id = await self._reserve(name, requirement, price, window)
         finally:
             if held is not None:
                 with anyio.CancelScope(shield=True):
                     await self.store.discard(held)
         try:
-            payment = self._sign(required, requirement)
+            payment = self._sign(required, requirement, window)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.store.release(spend_id, "signing failed", now=self.clock())
             raise
         return await self._pay(name, arguments, payment, requirement, price, spend_id)
 
-    async def _reserve(self, name: str, requirement: PaymentRequirements, price: Decimal) -> str:
+    def _window(self, requirement: PaymentRequirements) -> Window:
+        if requirement.max_timeout_seconds > self.max_validity:
+            logger.info(
+                "the server asks for an authorization valid %d s; signing one valid %d s",
+                requirement.max_timeout_seconds,
+                self.max_validity,
+            )
+        return plan_window(self.account.address, requirement, cap=self.max_validity, now=self._wall_clock())
+
+    async def reconcile(self) -> Reconciled:
+        """Settle this budget's payments that count without a receipt from what the chain shows:
+        release those whose authorization expired unused, mark spent those it shows used.
+        Does nothing without a `chain`."""
+        if self.chain is None:
+            return Reconciled()
+        return await reconcile(self.store, self.budget.name, self.chain, now=self.clock())
+
+    async def _check(self, requirement: PaymentRequirements, price: Decimal) -> None:
+        total, day = await self.store.committed(self.budget.name, now=self.clock())
+        self.budget.check(price, requirement.pay_to, spent_total=total, spent_day=day)
+
+    async def _reserve(
+        self, name: str, requirement: PaymentRequirements, price: Decimal, window: Window
+    ) -> str:
         if self.budget.confirm is not None:
             # Check before asking a person, so nobody is asked about a payment the budget forbids.
             # (Without a person to ask, `reserve` alone checks: one transaction, one disk sync.)
-            total, day = await self.store.committed(self.budget.name, now=self.clock())
-            self.budget.check(price, requirement.pay_to, spent_total=total, spent_day=day)
+            try:
+                await self._check(requirement, price)
+            except BudgetExceeded as exc:
+                if not await self._freed_by_chain(exc):
+                    raise
+                await self._check(requirement, price)
             if not await self.budget.confirm(requirement):
-                raise NotConfirmed(f"the payment of ${price} for {name} was not confirmed")
-        return await self.store.reserve(self.budget, requirement, usd=price, tool=name, now=self.clock())
+                raise NotConfirmed(f"the payment of {dollars(price)} for {shown(name)} was not confirmed")
+        try:
+            return await self._reserve_now(name, requirement, price, window)
+        except BudgetExceeded as exc:
+            if not await self._freed_by_chain(exc):
+                raise
+            return await self._reserve_now(name, requirement, price, window)
+
+    async def _reserve_now(
+        self, name: str, requirement: PaymentRequirements, price: Decimal, window: Window
+    ) -> str:
+        return await self.store.reserve(
+            self.budget, requirement, usd=price, tool=name, now=self.clock(), window=window
+        )
+
+    async def _freed_by_chain(self, refused: BudgetExceeded) -> bool:
+        """When the total or the day is full, whether the chain frees some of it (payments
+        whose authorization expired unused), so the check is worth repeating once."""
+        if self.chain is None or refused.limit == "per_call":
+            return False
+        return (await self.reconcile()).released > 0
 
     async def _probe_holding(
-        self, name: str, arguments: dict[str, Any] | None, guess: PaymentRequirements, price: Decimal
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        guess: PaymentRequirements,
+        price: Decimal,
+        window: Window,
     ) -> tuple[CallToolResult, str | None]:
         """The unpaid call, while `guess` is reserved beside it; returns the result and the
         reservation's id, or None when the budget (or the file) refused it: the check after the
@@ -226,7 +312,13 @@ class PayingClient:
             nonlocal reserved
             try:
                 await self.store.reserve(
-                    self.budget, guess, usd=price, tool=name, now=self.clock(), spend_id=spend_id
+                    self.budget,
+                    guess,
+                    usd=price,
+                    tool=name,
+                    now=self.clock(),
+                    spend_id=spend_id,
+                    window=window,
                 )
                 reserved = True
             except Exception:
@@ -251,16 +343,19 @@ class PayingClient:
             raise probe_error
         return result, spend_id if reserved else None
 
-    def _sign(self, required: PaymentRequired, requirement: PaymentRequirements) -> PaymentPayload:
-        payment = sign_payment(self.account, required, requirement)
-        # The signature must spend exactly what the budget checked, to exactly that payee.
-        authorization = payment.payload.authorization
-        if (
-            payment.accepted != requirement
-            or authorization.value != requirement.amount
-            or authorization.to.lower() != requirement.pay_to.lower()
-        ):
-            raise X402MCPError("the signed authorization differs from the checked requirement; not sent")
+    def _sign(
+        self, required: PaymentRequired, requirement: PaymentRequirements, window: Window
+    ) -> PaymentPayload:
+        payment = sign_payment(
+            self.account, required, requirement, authorization=window.authorization(requirement)
+        )
+        # The signature must spend exactly what the budget reserved, to exactly that payee, in the
+        # reserved window (the signer may be the application's own, which could fill in another).
+        if payment.accepted != requirement:
+            raise X402MCPError("the signed payment is for another requirement than the checked one; not sent")
+        check_signed(
+            payment.payload.authorization, window, requirement, cap=self.max_validity, now=self._wall_clock()
+        )
         return payment
 
     async def _pay(
@@ -277,7 +372,9 @@ class PayingClient:
         except BaseException as exc:
             # The payment may or may not have settled: it keeps counting against the budget.
             with anyio.CancelScope(shield=True):
-                await self.store.mark_uncertain(spend_id, f"the paid call failed: {exc!r}", now=self.clock())
+                await self.store.mark_uncertain(
+                    spend_id, f"the paid call failed: {shown(repr(exc), 200)}", now=self.clock()
+                )
             raise
         receipt = _receipt_of(result)
         if receipt is not None and receipt.success:
@@ -285,11 +382,18 @@ class PayingClient:
             return PaidResult(result, receipt, requirement, price, spend_id)
         refused = find_payment_required(result) if result.is_error else None
         if refused is not None or (receipt is not None and not receipt.success):
-            reason = _failure_reason(result, receipt, refused)
-            await self.store.release(spend_id, f"not taken: {reason}", now=self.clock())
-            logger.info("payment for %r was not taken: %s", name, reason)
+            reason = shown(_failure_reason(result, receipt, refused), 200)
+            # The server's word is not proof: it holds the signed authorization, and may have
+            # settled it (or may still). The payment counts until the chain shows it expired unused.
+            await self.store.mark_uncertain(
+                spend_id, f"the server said not taken: {reason}", now=self.clock()
+            )
+            logger.info("payment for %r was not taken, the server says: %s", name, reason)
             raise PaymentFailed(
-                f"the server did not take the payment for {name}: {reason}", result=result, reason=reason
+                f"the server did not take the payment for {shown(name)}: {reason} (it stays counted "
+                "against the budget until its authorization is seen expired unused on chain)",
+                result=result,
+                reason=reason,
             )
         # The tool ran (or failed) with no receipt: the money may have moved, so it counts.
         await self.store.mark_uncertain(spend_id, "no settlement receipt in the result", now=self.clock())
@@ -310,7 +414,15 @@ def _same_charge(reserved: PaymentRequirements, asked: PaymentRequirements) -> b
         reserved.asset.lower(),
         reserved.amount,
         reserved.pay_to.lower(),
-    ) == (asked.scheme, asked.network, asked.asset.lower(), asked.amount, asked.pay_to.lower())
+        reserved.max_timeout_seconds,  # the reserved window was cut to it
+    ) == (
+        asked.scheme,
+        asked.network,
+        asked.asset.lower(),
+        asked.amount,
+        asked.pay_to.lower(),
+        asked.max_timeout_seconds,
+    )
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -321,16 +433,27 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 
 def _receipt_of(result: CallToolResult) -> SettleResponse | None:
+    """The settlement response in `result`, or None when there is none or it is not one: too
+    large, or a transaction that is not a transaction hash."""
     raw = (result.meta or {}).get(META_PAYMENT_RESPONSE)
     if raw is None and isinstance(result.structured_content, dict):
         # The official Python server reports a failed settlement inside structuredContent.
         raw = result.structured_content.get(META_PAYMENT_RESPONSE)
-    if not isinstance(raw, dict):
+    if not isinstance(raw, dict) or len(json.dumps(raw, default=str)) > _MAX_RECEIPT_CHARS:
         return None
     try:
-        return SettleResponse.model_validate(raw)
+        receipt = SettleResponse.model_validate(raw)
     except ValueError:
         return None
+    if receipt.success and not _TX_HASH.fullmatch(receipt.transaction or ""):
+        return None  # counted as spent all the same, as a result without a receipt is
+    return receipt
+
+
+_MAX_RECEIPT_CHARS = 16_384
+"""A settlement response is a few hundred characters; anything far larger is not one."""
+
+_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 def _failure_reason(

@@ -1,11 +1,14 @@
 """`SpendStore`: the durable record of what budgets have spent, in one SQLite file.
 
 Every payment is written down *before* its signature leaves the process
-(`reserve`, which checks the limits and records the payment in one
-`BEGIN IMMEDIATE` transaction), then marked `spent` when the server returns a
-receipt, `released` when the server says the payment was not taken, or
-`uncertain` when nobody can tell (the connection dropped mid-call). Reserved
-and uncertain payments count against the limits like spent ones: a crash can
+(`reserve`, which checks the limits and records the payment, with the
+authorization that will be signed for it, in one `BEGIN IMMEDIATE`
+transaction), then marked `spent` when the server returns a receipt, or
+`uncertain` when the server says the payment was not taken (it holds the
+signature, and may have settled it anyway) or nobody can tell (the connection
+dropped mid-call). Only what cannot move money is `released`: a payment whose
+signing failed, or whose authorization the chain shows expired unused
+(`onchain.reconcile`). Reserved and uncertain payments count against the limits like spent ones: a crash can
 make the budget look fuller than it is, never emptier. So only a reservation is
 synced to disk before it returns (`synchronous=FULL`); the later state changes
 are not (a power cut may undo them, leaving the payment reserved, which counts)
@@ -38,6 +41,7 @@ from ..ledger._migrations import Migration, pending
 from ..ledger.sqlite import immediate, without_waiting
 from ..wire import PaymentRequirements
 from .budget import DAY_SECONDS, Budget
+from .window import Window
 
 T = TypeVar("T")
 
@@ -83,10 +87,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "the signed authorization of each payment",
+        (
+            # Which EIP-3009 authorization a payment signs, so it can be looked up on chain,
+            # and when it expires (a unix time, as text: validBefore is a uint256).
+            "ALTER TABLE payments ADD COLUMN payer TEXT",
+            "ALTER TABLE payments ADD COLUMN nonce TEXT",
+            "ALTER TABLE payments ADD COLUMN valid_before TEXT",
+        ),
+    ),
 )
 
 _PAYMENT_COLUMNS = (
-    "id, budget, tool, payee, network, asset, amount, usd, state, created_at, updated_at, tx_hash, detail"
+    "id, budget, tool, payee, network, asset, amount, usd, state, created_at, updated_at, tx_hash, detail,"
+    " payer, nonce, valid_before"
 )
 _COMMITTED = "SELECT committed FROM budgets WHERE name = ?"
 _AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
@@ -110,6 +126,10 @@ class Spend:
     updated_at: float
     tx_hash: str | None
     detail: str
+    payer: str | None = None
+    nonce: str | None = None
+    valid_before: int | None = None
+    """The signed (or to be signed) authorization: `from`, `nonce`, `validBefore`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +151,13 @@ class Spending:
 
 
 def _spend(row: tuple[object, ...]) -> Spend:
-    (id_, budget, tool, payee, network, asset, amount, usd, state, created, updated, tx, detail) = row
+    (id_, budget, tool, payee, network, asset, amount, usd, state, created, updated, tx, detail) = row[:13]
+    payer, nonce, valid_before = row[13:]
     return Spend(
         str(id_), str(budget), str(tool), str(payee), str(network), str(asset), int(str(amount)),
         Decimal(str(usd)), SpendState(str(state)), float(str(created)), float(str(updated)),
-        None if tx is None else str(tx), str(detail),
+        None if tx is None else str(tx), str(detail), None if payer is None else str(payer),
+        None if nonce is None else str(nonce), None if valid_before is None else int(str(valid_before)),
     )  # fmt: skip
 
 
@@ -211,10 +233,12 @@ class SpendStore:
         tool: str,
         now: float,
         spend_id: str | None = None,
+        window: Window | None = None,
     ) -> str:
         """Check `budget`'s limits and record the payment as reserved, atomically, synced to
         disk; returns its id (`spend_id` if given, so a caller that is cancelled while this runs
-        still knows which record to discard).
+        still knows which record to discard). `window` is the authorization that will be signed
+        for it (payer, nonce, expiry), kept so the chain can later tell whether it was used.
 
         Raises:
             BudgetExceeded, PayeeNotAllowed: nothing was recorded.
@@ -226,11 +250,13 @@ class SpendStore:
                 total, day = self._committed(conn, budget.name, now)
                 budget.check(usd, requirement.pay_to, spent_total=total, spent_day=day)
                 conn.execute(
-                    f"INSERT INTO payments ({_PAYMENT_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+                    f"INSERT INTO payments ({_PAYMENT_COLUMNS}) VALUES ({', '.join('?' * 16)})",
                     (
                         spend_id, budget.name, tool, requirement.pay_to, requirement.network,
                         requirement.asset, requirement.amount, str(usd), SpendState.RESERVED.value,
-                        now, now, None, "",
+                        now, now, None, "", None if window is None else window.payer,
+                        None if window is None else window.nonce,
+                        None if window is None else str(window.valid_before),
                     ),
                 )  # fmt: skip
                 self._ensure_budget(conn, budget.name, now)
@@ -242,8 +268,8 @@ class SpendStore:
         await self._run(reserve)
         return spend_id
 
-    async def mark_spent(self, spend_id: str, *, tx_hash: str | None, now: float) -> None:
-        await self._finish(spend_id, SpendState.SPENT, now=now, tx_hash=tx_hash, detail="")
+    async def mark_spent(self, spend_id: str, *, tx_hash: str | None, now: float, detail: str = "") -> None:
+        await self._finish(spend_id, SpendState.SPENT, now=now, tx_hash=tx_hash, detail=detail)
 
     async def mark_uncertain(self, spend_id: str, detail: str, *, now: float) -> None:
         await self._finish(spend_id, SpendState.UNCERTAIN, now=now, tx_hash=None, detail=detail)
@@ -292,6 +318,28 @@ class SpendStore:
             ).fetchall()
         )
         return [_spend(row) for row in rows]
+
+    async def unsettled(self, budget: str) -> list[Spend]:
+        """The budget's payments still counted without a receipt (reserved or uncertain) whose
+        authorization is known, oldest first: the ones the chain may settle either way."""
+        rows = await self._run(
+            lambda conn: conn.execute(
+                f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE budget = ? AND nonce IS NOT NULL"
+                " AND state IN ('reserved', 'uncertain') ORDER BY created_at, rowid",
+                (budget,),
+            ).fetchall()
+        )
+        return [_spend(row) for row in rows]
+
+    async def limits(self, budget: str) -> tuple[str | None, str | None, str | None, str | None] | None:
+        """The limits `budget` was last opened with (per_call, total, per_day, payees as
+        comma-separated addresses), or None for a budget never opened."""
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT per_call, total, per_day, payees FROM budgets WHERE name = ?", (budget,)
+            ).fetchone()
+        )
+        return None if row is None else (row[0], row[1], row[2], row[3])
 
     async def budgets(self) -> list[str]:
         rows = await self._run(lambda conn: conn.execute("SELECT name FROM budgets ORDER BY name").fetchall())
@@ -384,6 +432,12 @@ class SpendStore:
             if row is None:
                 raise LedgerError(f"no payment {spend_id} in {self.path}")
             budget, usd, current = row
+            if current == SpendState.RELEASED.value or (
+                current == SpendState.SPENT.value and state is not SpendState.RELEASED
+            ):
+                # The chain settled it while the call was still out (expired unused, or used):
+                # what the call reports since changes nothing.
+                return
             # Only a reservation (or a payment nobody could account for) changes state.
             if current not in (SpendState.RESERVED.value, SpendState.UNCERTAIN.value):
                 raise LedgerError(f"payment {spend_id} is already {current}")

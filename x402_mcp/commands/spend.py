@@ -15,6 +15,12 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--budget", help="show only this budget (default: every budget in the file)")
     parser.add_argument("--payments", type=int, default=10, metavar="N", help="list the N latest payments")
+    parser.add_argument(
+        "--rpc-url",
+        metavar="URL",
+        help="first read this JSON-RPC node of the paying chain for payments still counted without a "
+        "receipt: each is freed once its authorization expired unused, or marked spent when it was used",
+    )
     parser.set_defaults(run=run)
 
 
@@ -22,23 +28,31 @@ def run(args: argparse.Namespace) -> int:
     import anyio
 
     from ..client import default_budget_file
-    from ..errors import LedgerError
+    from ..client.onchain import AuthorizationChain
+    from ..errors import ConfigurationError, LedgerError
 
     path = Path(args.budget_file) if args.budget_file else default_budget_file()
     if not path.exists():
         print(f"No budget file at {path}: nothing has been spent.")
         return 0
     try:
-        return anyio.run(_show, path, args.budget, args.payments)
+        chain = None if args.rpc_url is None else AuthorizationChain(args.rpc_url)
+    except ConfigurationError as exc:
+        print(f"x402-mcp spend: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return anyio.run(_show, path, args.budget, args.payments, chain)
     except LedgerError as exc:
         print(f"x402-mcp spend: {exc}", file=sys.stderr)
         return 1
 
 
-async def _show(path: Path, only: str | None, latest: int) -> int:
+async def _show(path: Path, only: str | None, latest: int, chain: Any) -> int:
     import time
 
     from ..client import SpendStore
+    from ..client.errors import dollars
+    from ..client.onchain import reconcile
 
     store = SpendStore(path)
     await store.open()
@@ -46,18 +60,28 @@ async def _show(path: Path, only: str | None, latest: int) -> int:
         names = [only] if only else await store.budgets()
         print(f"Budget file {path}")
         for name in names:
+            if chain is not None:
+                done = await reconcile(store, name, chain, now=time.time())
+                print(
+                    f"\nbudget {name!r} on chain: {done.released} freed (expired unused), {done.used} used, "
+                    f"{done.still_open} still open"
+                )
             spending = await store.spending(name, now=time.time())
             print(f"\nbudget {name!r}: {spending.payments} payments")
-            print(f"  total         ${spending.total}{_of(spending.total_limit)}")
-            print(f"  last 24 hours ${spending.last_day}{_of(spending.per_day)}")
+            print(f"  total         {dollars(spending.total)}{_of(spending.total_limit)}")
+            print(f"  last 24 hours {dollars(spending.last_day)}{_of(spending.per_day)}")
             if spending.per_call is not None:
-                print(f"  per call      at most ${spending.per_call}")
+                print(f"  per call      at most {dollars(spending.per_call)}")
             if spending.pending:
-                print(f"  {spending.pending} payments not yet confirmed (counted as spent)")
+                print(
+                    f"  {spending.pending} payments not confirmed (counted as spent until the chain shows "
+                    "them expired unused: --rpc-url)"
+                )
             for payment in await store.payments(name, limit=latest):
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(payment.created_at))
+                amount, state = dollars(payment.usd), payment.state.value
                 print(
-                    f"  {stamp}  ${payment.usd:<8} {payment.state.value:<9} {payment.tool} -> {payment.payee}"
+                    f"  {stamp}  {amount:<9} {state:<9} {payment.tool} -> {payment.payee}"
                     f"  {payment.tx_hash or payment.detail}"
                 )
     finally:
@@ -66,4 +90,6 @@ async def _show(path: Path, only: str | None, latest: int) -> int:
 
 
 def _of(limit: Any) -> str:
-    return "" if limit is None else f" of ${limit}"
+    from ..client.errors import dollars
+
+    return "" if limit is None else f" of {dollars(limit)}"
