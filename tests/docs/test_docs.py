@@ -88,7 +88,8 @@ def _blocks(page: Path) -> list[Block]:
         while index < len(lines) and not lines[index].strip().startswith(fence):
             body.append(lines[index][indent:] if lines[index][:indent].strip() == "" else lines[index])
             index += 1
-        blocks.append(Block(page, index - len(body), opening["info"].lower(), "\n".join(body) + "\n", markers))
+        code = "\n".join(body) + "\n"
+        blocks.append(Block(page, index - len(body), opening["info"].lower(), code, markers))
         index += 1
     return blocks
 
@@ -123,8 +124,17 @@ def test_the_readme_keeps_the_test_command_ci_runs() -> None:
     assert "uv run pytest" in (ROOT / ".ci" / "run").read_text()
 
 
+# A reader's shell has none of the suite's X402_* settings (X402_POSTGRES_URL, X402_REQUIRE_*):
+# snippets run without them, so each page says everything it needs. Where anvil is stays.
+_KEPT_X402_VARIABLES = {"X402_ANVIL"}
+
+
 def _environment(workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("X402_") or name in _KEPT_X402_VARIABLES
+    }
     env.update(
         XDG_DATA_HOME=str(workdir / "data"),
         UV_PROJECT=str(ROOT),
@@ -243,5 +253,28 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
         timeout=RUN_SECONDS,
         check=False,
     )
-    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    output = f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    assert done.returncode == 0, f"mkdocs build --strict failed:\n{output}"
     assert (tmp_path / "site" / "reference" / "settlement" / "index.html").exists()
+
+
+def test_the_extractor_reads_markers_and_indented_fences(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "Intro\n\n"
+        "<!-- fragment: needs a funded key -->\n\n"
+        "```sh\nx402-mcp call url tool\n```\n\n"
+        "1. A step:\n\n"
+        "    <!-- server: wait-for=\"ready\" needs=anvil -->\n\n"
+        "    ```sh\n    x402-mcp devnet\n    ```\n\n"
+        "<!-- continues -->\n"
+        "```python\nprint(1)\n```\n\n"
+        "```\nno language\n```\n"
+    )
+    fragment, server, continued, unlabeled = _blocks(page)
+    assert (fragment.language, fragment.markers) == ("sh", {"fragment": "needs a funded key"})
+    assert server.code == "x402-mcp devnet\n"
+    assert server.markers == {"server": 'wait-for="ready" needs=anvil'}
+    assert (continued.language, continued.code) == ("python", "print(1)\n")
+    assert continued.markers == {"continues": ""}
+    assert unlabeled.language == "" and unlabeled.markers == {}
