@@ -121,7 +121,9 @@ def test_the_readme_keeps_the_test_command_ci_runs() -> None:
     # .ci/run runs exactly `uv run pytest`, the README's test command.
     readme_sh = "".join(block.code for block in _blocks(ROOT / "README.md") if block.language == "sh")
     assert re.search(r"^uv run pytest\b", readme_sh, re.M), "README.md lost its `uv run pytest` line"
-    assert "uv run pytest" in (ROOT / ".ci" / "run").read_text()
+    ci = ROOT / ".ci" / "run"  # not in the sdist
+    if ci.exists():
+        assert "uv run pytest" in ci.read_text()
 
 
 # A reader's shell has none of the suite's X402_* settings (X402_POSTGRES_URL, X402_REQUIRE_*):
