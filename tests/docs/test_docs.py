@@ -131,6 +131,19 @@ def test_the_readme_keeps_the_test_command_ci_runs() -> None:
 _KEPT_X402_VARIABLES = {"X402_ANVIL"}
 
 
+README_MAX_LINES = 300
+
+
+def test_the_readme_is_a_front_page_whose_links_lead_somewhere() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= README_MAX_LINES, "README.md is the front page: move detail to docs/"
+    assert "## What the toolkit refuses to do" in readme
+    targets = re.findall(r"\]\(((?!https?:)[^)#]+)(?:#[^)]*)?\)", readme)
+    assert targets, "the README links into docs/"
+    missing = sorted({target for target in targets if not (ROOT / target).exists()})
+    assert not missing, f"README.md links to files that do not exist: {missing}"
+
+
 def _environment(workdir: Path) -> dict[str, str]:
     env = {
         name: value
