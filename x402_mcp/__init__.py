@@ -18,6 +18,7 @@ On FastMCP 4: `mcp = fastmcp.FastMCP("research")`, then `payments.install(mcp)`.
 from .errors import (
     ConfigurationError,
     InsufficientFunds,
+    InvalidPrice,
     InvalidSignature,
     LedgerError,
     MalformedPayment,
@@ -30,6 +31,7 @@ from .errors import (
     PaymentReplayed,
     SettlementError,
     StateConflict,
+    TooManyOpenRequests,
     UnknownPaymentRequest,
     X402MCPError,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "Asset",
     "ConfigurationError",
     "InsufficientFunds",
+    "InvalidPrice",
     "InvalidSignature",
     "LedgerError",
     "MalformedPayment",
@@ -60,6 +63,7 @@ __all__ = [
     "Solana",
     "SolanaNetwork",
     "StateConflict",
+    "TooManyOpenRequests",
     "UnknownPaymentRequest",
     "X402MCPError",
     "paid",

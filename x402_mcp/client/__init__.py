@@ -9,6 +9,7 @@ async with PayingClient("http://127.0.0.1:8000/mcp", account=wallet, budget=budg
 ```
 """
 
+from ..payer import OwnedSmartAccount, PaymentSigner
 from .budget import Budget, default_budget_file
 from .errors import (
     BudgetExceeded,
@@ -29,11 +30,13 @@ __all__ = [
     "BudgetExceeded",
     "NoPayableOption",
     "NotConfirmed",
+    "OwnedSmartAccount",
     "PaidResult",
     "PayeeNotAllowed",
     "PayingClient",
     "PaymentDeclined",
     "PaymentFailed",
+    "PaymentSigner",
     "Reconciled",
     "Spend",
     "SpendState",

@@ -1,4 +1,14 @@
-"""Settlement backends: local on-chain settlement, and remote x402 facilitators."""
+"""Settlement backends: local on-chain settlement, and remote x402 facilitators.
+
+```python
+from x402_mcp.settlement import FacilitatorSettlement, LocalSettlement, cdp_facilitator
+```
+
+`LocalSettlement` (your own node and gas key) is loaded on first use, so importing a
+facilitator backend never pays for web3's settlement machinery it does not need.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from .base import Settlement
 from .cdp import CDP_FACILITATOR_URL, CdpAuth, cdp_facilitator
@@ -11,6 +21,9 @@ from .facilitator import (
     default_settlement,
 )
 
+if TYPE_CHECKING:
+    from .local import LocalSettlement
+
 __all__ = [
     "CDP_FACILITATOR_URL",
     "DEFAULT_FACILITATOR_URL",
@@ -18,8 +31,18 @@ __all__ = [
     "CdpAuth",
     "FacilitatorAuth",
     "FacilitatorSettlement",
+    "LocalSettlement",
     "Settlement",
     "StaticHeaders",
     "cdp_facilitator",
     "default_settlement",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The one lazy name: `from x402_mcp.settlement import LocalSettlement` imports it here.
+    if name == "LocalSettlement":
+        from .local import LocalSettlement
+
+        return LocalSettlement
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
