@@ -20,6 +20,7 @@ from mcp.types import CallToolRequestParams
 
 from . import _sdk
 from .errors import ConfigurationError
+from .frameworks.handshake import IDENTIFIER
 from .frameworks.mcpserver import MCPServerDoor
 from .gate import Gate
 from .pricing import PaidTool
@@ -35,7 +36,7 @@ class Payments(Gate, Extension):
     server (`payments.install(mcp)`). Takes the arguments of `Gate`.
     """
 
-    identifier = "dev.x402-mcp/payments"
+    identifier = IDENTIFIER
     # Set by `install` on an MCPServer (no __init__ here, so `Gate`'s typed signature is the one).
     _mcpserver: MCPServerDoor | None = None
 

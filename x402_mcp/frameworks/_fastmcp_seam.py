@@ -26,6 +26,8 @@ from fastmcp.server.middleware import Middleware
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
 from fastmcp.tools.base import Tool
 from mcp.server import Server
+from mcp.server.apps import client_supports_apps
+from mcp.server.context import ServerRequestContext
 
 
 def tool_function(tool: Tool) -> Callable[..., Any] | None:
@@ -86,3 +88,14 @@ def lowlevel_server(server: FastMCP[Any]) -> Server[Any]:
     if not isinstance(lowlevel, Server):
         raise TypeError(f"FastMCP's _mcp_server is a {type(lowlevel).__name__}, not an MCP SDK Server")
     return lowlevel
+
+
+def client_takes_apps(request_context: Any) -> bool:
+    """Whether the client of a FastMCP request negotiated MCP Apps (the card).
+
+    The SDK's `client_supports_apps` reads only `.session.client_capabilities` of a context
+    that is not an `MCPServer` `Context`; FastMCP's request context has that session.
+    """
+    if request_context is None:
+        return False
+    return client_supports_apps(typing.cast(ServerRequestContext[Any, Any], request_context))
