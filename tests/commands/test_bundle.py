@@ -237,11 +237,11 @@ def test_bad_input_is_named_and_writes_nothing(
     assert sorted(tmp_path.iterdir()) == before
 
 
-def test_the_command_refuses_a_script_without_build(tmp_path: Path) -> None:
+def test_the_command_refuses_a_script_without_a_server(tmp_path: Path) -> None:
     script = tmp_path / "plain.py"
-    script.write_text('"""plain: no build function."""\n')
+    script.write_text('"""plain: no build function, no server."""\n')
     done = bundle(str(script), "--from-index", cwd=tmp_path)
     assert done.returncode == 2
-    assert "has no build(payments) function, so it cannot be bundled" in done.stderr
+    assert f"no server found in {script}: define build(payments)" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "plain.mcpb").exists()
