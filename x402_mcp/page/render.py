@@ -236,9 +236,11 @@ def page_state(request: PaymentRequest, now: float, offer: Offer) -> PageState:
 def money_note(network: Network, *, demo: bool) -> tuple[str, str | None]:
     """The line about what kind of money this is, and the faucet link for test money (if any)."""
     if network.chain_id in LOCAL_CHAIN_IDS or demo:
+        # The demo wallet is named only where the page offers it (a DevChain's page).
+        offered = " The demo wallet pays with it at one click." if demo else ""
         return (
             f"{network.label} is a local test chain on the server's machine: this is test money "
-            "with no value. The demo wallet pays with it at one click.",
+            f"with no value.{offered}",
             None,
         )
     if network.testnet:
