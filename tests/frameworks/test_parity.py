@@ -24,12 +24,21 @@ from mcp.types import TextContent
 
 from tests.facilitator.serving import serving
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_HOSTED_URL, META_PRICE, META_REQUEST_ID, REQUEST_ID_ARGUMENT
+from x402_mcp.challenge import (
+    META_HOSTED_URL,
+    META_PAYMENT,
+    META_PAYMENT_RESPONSE,
+    META_PRICE,
+    META_REQUEST_ID,
+    REQUEST_ID_ARGUMENT,
+)
 from x402_mcp.devchain import DevChain
 from x402_mcp.frameworks import _fastmcp_seam as seam
 from x402_mcp.frameworks.choice import FRAMEWORKS, paid_server
 from x402_mcp.frameworks.handshake import IDENTIFIER
 from x402_mcp.page.card import CARD_URI, META_CARD
+from x402_mcp.payer import sign_payment
+from x402_mcp.wire import PaymentRequired
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +188,35 @@ async def test_a_raw_initialize_over_http_sees_the_payments_extension(
     result = httpx2.Response(200, content=body).json()["result"]
     assert result["protocolVersion"] == "2025-06-18"
     assert result["capabilities"]["extensions"][IDENTIFIER] == payments.settings()
+
+
+async def test_a_paid_tool_of_a_mounted_server_is_priced_and_gated_by_the_parents_payments(
+    payments: Payments, chain: DevChain
+) -> None:
+    runs: list[int] = []
+    child: FastMCP[Any] = FastMCP("child")
+
+    @child.tool()
+    @paid(price="0.05")
+    def square(n: int) -> int:
+        runs.append(n)
+        return n * n
+
+    parent: FastMCP[Any] = FastMCP("parent")
+    parent.mount(child, namespace="shop")
+    payments.install(parent)
+    parent.add_middleware(ResponseCachingMiddleware())
+    payer = chain.new_account(usdc="1")
+    async with Client(seam.lowlevel_server(parent)) as client:
+        for _ in range(2):  # the second listing from the cache
+            (tool,) = (await client.list_tools()).tools
+            assert tool.name == "shop_square" and (tool.meta or {})[META_PRICE]["amount"] == "50000"
+            assert REQUEST_ID_ARGUMENT in tool.input_schema["properties"]
+        unpaid = await client.call_tool("shop_square", {"n": 4})
+        assert unpaid.is_error and runs == []  # the proxy hides the function: it ran unpaid before
+        required = PaymentRequired.model_validate_json(unpaid.content[0].text)  # type: ignore[union-attr]
+        paid_result = await client.call_tool(
+            "shop_square", {"n": 4}, meta={META_PAYMENT: sign_payment(payer, required).dump()}
+        )
+    assert not paid_result.is_error and runs == [4]
+    assert (paid_result.meta or {})[META_PAYMENT_RESPONSE]["success"] is True

@@ -145,11 +145,16 @@ class FastMCPDoor:
     def _add_route(self, path: str, methods: list[str], app: Any) -> None:
         self.server.custom_route(path, methods=methods)(app)
 
-    async def paid_tool(self, name: str) -> tuple[Tool, PaidTool] | None:
+    async def paid_tool(self, name: str) -> tuple[Tool, Tool, PaidTool] | None:
+        """Tool `name` as listed, as its own server defines it (a mounted server's), and its
+        `@paid` marker; None for a free tool."""
         tool = await self.server.get_tool(name)
-        fn = None if tool is None else seam.tool_function(tool)
+        if tool is None:
+            return None
+        defining = await seam.defining_tool(tool)
+        fn = seam.tool_function(defining)
         spec = None if fn is None else paid_spec(fn)
-        return None if tool is None or spec is None else (tool, spec)
+        return None if spec is None else (tool, defining, spec)
 
 
 class GateMiddleware(Middleware):
@@ -166,7 +171,7 @@ class GateMiddleware(Middleware):
         found = await self.door.paid_tool(context.message.name)
         if found is None:
             return await call_next(context)
-        tool, spec = found
+        tool, defining, spec = found
         if not self.door.running:
             return ToolResult.from_mcp_result(self.door.not_running())
         if context.message.arguments is None:
@@ -187,7 +192,7 @@ class GateMiddleware(Middleware):
                 arguments=arguments,
                 meta=meta,
                 caller=caller_identity(_principal(), http_request),
-                validate=lambda checked: seam.validated_tool_arguments(tool, checked),
+                validate=lambda checked: seam.validated_tool_arguments(defining, checked),
                 run=run,
                 http_request=http_request,
                 offer_link=None
@@ -217,7 +222,7 @@ class GateMiddleware(Middleware):
         for tool in tools:
             # By name, from the registry: a cached list holds copies without their functions.
             found = await self.door.paid_tool(tool.name)
-            listed.append(tool if found is None else self._priced(tool, found[1], apps=apps))
+            listed.append(tool if found is None else self._priced(tool, found[2], apps=apps))
         return listed
 
     async def on_read_resource(
