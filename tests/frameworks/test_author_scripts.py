@@ -200,6 +200,15 @@ BAD_SCRIPTS = {
 }
 
 
+def test_bundle_refuses_a_script_that_serves_nothing_when_run(tmp_path: Path) -> None:
+    path = tmp_path / "haikus.py"
+    path.write_text(FASTMCP_SCRIPT.split("if __name__")[0])
+    done = cli("bundle", str(path), "--from-index", "-o", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"{path} serves nothing when run" in done.stderr and 'if __name__ == "__main__"' in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "haikus.mcpb").exists()
+
+
 @pytest.mark.parametrize("case", sorted(BAD_SCRIPTS))
 @pytest.mark.parametrize("command", ["serve", "bundle"])
 def test_a_script_that_does_not_fit_gets_a_clear_error(tmp_path: Path, case: str, command: str) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .samples import LoadedServer, sample_names
+from .samples import LoadedServer, sample_names, serves_when_run
 
 DISTRIBUTION = "mcp-x402"
 MANIFEST_VERSION = "0.4"
@@ -145,6 +145,7 @@ def build_bundle(
             an unsupported framework), an output that is not a `.mcpb` file in an existing
             folder, an unusable wheel, or a wheel that cannot be built here; the message says which.
     """
+    from ..errors import ConfigurationError
     from .samples import sample_path
 
     script = sample_path(server)
@@ -152,6 +153,11 @@ def build_bundle(
     version = _installed_version()
     with tempfile.TemporaryDirectory(prefix="x402-bundle-") as scratch:
         loaded, tools = _listed(server, Path(scratch))
+        if not serves_when_run(script):
+            raise ConfigurationError(
+                f"{script} serves nothing when run, and the host starts the bundle by running it: add "
+                'if __name__ == "__main__": mcp.run()  (with your server\'s name) at its end'
+            )
         shipped = None if from_index else _wheel(wheel, Path(scratch), version)
         files: dict[str, bytes] = {
             "manifest.json": json.dumps(manifest(loaded, tools, version), indent=2).encode() + b"\n",

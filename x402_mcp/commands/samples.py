@@ -11,6 +11,7 @@ framework is read from the server object itself.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib.util
 import os
@@ -137,6 +138,23 @@ def load_server(name: str, environ: Mapping[str, str] | None = None) -> LoadedSe
         value for value in vars(module).values() if isinstance(value, Payments) and value.server is server
     ]
     return LoadedServer(script, module, server, framework, installed[0] if installed else None)
+
+
+def serves_when_run(script: Path) -> bool:
+    """Whether `script` has a module-level `if __name__ == "__main__":` block (what a host
+    runs when it starts the script: without one, nothing would serve)."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+            parts = [node.test.left, *node.test.comparators]
+            names = {part.id for part in parts if isinstance(part, ast.Name)}
+            values = {part.value for part in parts if isinstance(part, ast.Constant)}
+            if names == {"__name__"} and values == {"__main__"}:
+                return True
+    return False
 
 
 def _module_server(script: Path, module: ModuleType) -> tuple[Any, str]:
