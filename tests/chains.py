@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
@@ -26,8 +25,10 @@ from x402_mcp.evm import sign_authorization
 from x402_mcp.settlement.local import LocalSettlement
 from x402_mcp.wire import PaymentPayload, PaymentRequirements
 
+from .npm import INSTALL_HINT, NODE_MODULES, missing
+
 ROOT = Path(__file__).resolve().parents[1]
-ANVIL_BINARY = ROOT / "tools" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+ANVIL_BINARY = NODE_MODULES / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 ANVIL_CHAIN_ID = 31337
 _LISTENING = re.compile(rb"Listening on 127\.0\.0\.1:(\d+)")
 
@@ -36,10 +37,7 @@ def anvil_or_skip() -> Path:
     """The anvil binary, or skip the test (fail instead when X402_REQUIRE_ANVIL=1)."""
     if ANVIL_BINARY.is_file() and os.access(ANVIL_BINARY, os.X_OK):
         return ANVIL_BINARY
-    reason = f"anvil not installed at {ANVIL_BINARY.relative_to(ROOT)}; run `npm ci` in tools/"
-    if os.environ.get("X402_REQUIRE_ANVIL") == "1":
-        pytest.fail(f"X402_REQUIRE_ANVIL=1 but {reason}")
-    pytest.skip(reason)
+    missing(f"anvil is not installed at {ANVIL_BINARY}; {INSTALL_HINT}", required_by="X402_REQUIRE_ANVIL")
 
 
 class AnvilChain(TokenChain):

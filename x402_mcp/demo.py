@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import textwrap
 from pathlib import Path
@@ -13,7 +14,7 @@ from mcp import Client
 from mcp.server import MCPServer
 from mcp.types import CallToolResult, TextContent
 
-from .challenge import META_PAYMENT_RESPONSE
+from .challenge import META_HOSTED_URL, META_PAYMENT_RESPONSE
 from .devchain import DevChain
 from .money import format_usd
 from .payer import payment_meta, read_challenge, sign_payment
@@ -38,8 +39,26 @@ def build_server(payments: Payments) -> MCPServer[Any]:
     return server
 
 
+PAGE_LINK = "<payment page link>"
+
+
 def _text(result: CallToolResult) -> str:
     return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+def _blocks(result: CallToolResult) -> tuple[str, str]:
+    """A challenge's two text blocks: the PaymentRequired JSON, and the words for people."""
+    texts = [block.text for block in result.content if isinstance(block, TextContent)]
+    return texts[0], "\n".join(texts[1:])
+
+
+def _pretty_json(text: str) -> str:
+    return json.dumps(json.loads(text), indent=2)
+
+
+def _without_link(text: str, hosted: str) -> str:
+    """`text` with the demo's page link replaced: that page closes when the demo ends."""
+    return text.replace(hosted, PAGE_LINK) if hosted else text
 
 
 async def _story(chain: DevChain, ledger_path: Path) -> int:
@@ -62,11 +81,19 @@ async def _story(chain: DevChain, ledger_path: Path) -> int:
 
         question = {"question": "Is x402 ready for MCP?"}
         unpaid = await client.call_tool("research_query", question)
-        say("2. An unpaid call of research_query gets a payment challenge (isError: true):")
-        say(textwrap.indent(_text(unpaid).split("\n", 1)[1], "     "))
         required = read_challenge(unpaid)
         option = required.accepts[0]
-        say(f"   For machines: x402 v2 PaymentRequired, amount {option.amount} on {option.network}\n")
+        hosted = str((unpaid.meta or {}).get(META_HOSTED_URL) or "")
+        for_machines, for_people = _blocks(unpaid)
+        say("2. An unpaid call of research_query gets a payment challenge (isError: true) in two parts.")
+        say("   For machines, the x402 v2 PaymentRequired as JSON:")
+        say(textwrap.indent(_without_link(_pretty_json(for_machines), hosted), "     "))
+        say("   For people, the same in words:")
+        say(textwrap.indent(_without_link(for_people, hosted), "     "))
+        say(
+            f"   {PAGE_LINK} stands for the link to a payment page that this demo serves only while it\n"
+            "   runs, so it is not printed. `x402-mcp serve textkit` serves one that stays open.\n"
+        )
 
         payment = sign_payment(payer, required)
         say("3. The agent signs an EIP-3009 transfer authorization and retries with _meta['x402/payment']")

@@ -16,8 +16,9 @@ suite runs the very same `TokenChain` on anvil.
 from __future__ import annotations
 
 import threading
+import weakref
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -212,6 +213,17 @@ class DevChain(TokenChain):
             token_version=token_version,
             gas_account=Account.from_key(gas_key),
         )
+        DevChain._live.add(self)
+
+    _live: ClassVar[weakref.WeakSet[DevChain]] = weakref.WeakSet()
+    """Every DevChain still in use, so a settlement can be traced back to its chain."""
+
+    @classmethod
+    def of_settlement(cls, settlement: object) -> DevChain | None:
+        """The DevChain whose `settlement()` `settlement` is, or None (any other backend)."""
+        if not isinstance(settlement, LocalSettlement):
+            return None
+        return next((chain for chain in list(cls._live) if chain._settlement is settlement), None)
 
 
 def _embedded_web3(chain_id: int) -> tuple[Web3, bytes]:

@@ -20,6 +20,8 @@ from mcp.types import CallToolRequestParams
 
 from . import _sdk
 from .errors import ConfigurationError
+from .frameworks.choice import framework_of
+from .frameworks.handshake import IDENTIFIER
 from .frameworks.mcpserver import MCPServerDoor
 from .gate import Gate
 from .pricing import PaidTool
@@ -35,7 +37,7 @@ class Payments(Gate, Extension):
     server (`payments.install(mcp)`). Takes the arguments of `Gate`.
     """
 
-    identifier = "dev.x402-mcp/payments"
+    identifier = IDENTIFIER
     # Set by `install` on an MCPServer (no __init__ here, so `Gate`'s typed signature is the one).
     _mcpserver: MCPServerDoor | None = None
 
@@ -70,7 +72,7 @@ class Payments(Gate, Extension):
             self._mcpserver = door
             door.attach()
             return
-        if _is_fastmcp(server):
+        if framework_of(server) == "fastmcp":
             from .frameworks.fastmcp import FastMCPDoor
 
             FastMCPDoor(self, server).attach()
@@ -96,10 +98,3 @@ class Payments(Gate, Extension):
         if self._mcpserver is None:
             raise ConfigurationError(NOT_INSTALLED)
         return await self._mcpserver.intercept(params, ctx, call_next)
-
-
-def _is_fastmcp(server: object) -> bool:
-    # Checked by class, without importing fastmcp where it is not installed.
-    return any(
-        cls.__module__.startswith("fastmcp.") and cls.__name__ == "FastMCP" for cls in type(server).__mro__
-    )

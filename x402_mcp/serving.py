@@ -35,9 +35,9 @@ from starlette.types import ASGIApp
 
 from .challenge import Offer
 from .collect import Collector
-from .devchain import DevChain
 from .links import DEFAULT_PAGE_PORT, LOOPBACK, own_base, public_base
 from .page import DemoWallet, PaymentPage
+from .page.demo import demo_chain_for
 from .text import shown
 
 __all__ = [
@@ -81,14 +81,14 @@ _call_base: contextvars.ContextVar[str | None] = contextvars.ContextVar("x402_mc
 
 def build_page(payments: Payments, *, server_name: str | None = None) -> PaymentPage:
     """The `PaymentPage` for `payments` (with the demo wallet only on a DevChain)."""
-    chain = payments.demo_chain
+    chain = demo_chain_for(payments.demo_chain, getattr(payments, "settlement", None))
     name = server_name or getattr(payments.server, "name", None) or "MCP server"
     return PaymentPage(
         payments.collector,
         lambda: payments.offer,
         link_base=lambda scope: payments.link.base_for(scope) or payments.offer.public_url,
         server_name=str(name),
-        demo_wallet=DemoWallet(chain) if isinstance(chain, DevChain) else None,
+        demo_wallet=None if chain is None else DemoWallet(chain),
     )
 
 

@@ -8,25 +8,23 @@ installs them).
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from mcp.server import MCPServer
 
+from tests.npm import INSTALL_HINT, NODE_MODULES, missing
 from tests.page.conftest import serving
 from x402_mcp import Payments
 from x402_mcp.devchain import TokenChain
 from x402_mcp.ledger.sqlite import SQLiteLedger
 
 ROOT = Path(__file__).resolve().parents[2]
-NODE_MODULES = ROOT / "tools" / "node_modules"
 INSPECTOR = NODE_MODULES / ".bin" / "mcp-inspector"
 HERE = Path(__file__).resolve().parent
 
@@ -36,12 +34,8 @@ def node_or_skip() -> str:
     node = shutil.which("node")
     if node is not None and (NODE_MODULES / "@modelcontextprotocol" / "sdk").is_dir() and INSPECTOR.exists():
         return node
-    reason = (
-        "node or tools/node_modules (the TypeScript MCP SDK, the Inspector) is missing; run npm in tools/"
-    )
-    if os.environ.get("X402_REQUIRE_ANVIL") == "1":
-        pytest.fail(f"X402_REQUIRE_ANVIL=1 but {reason}")
-    pytest.skip(reason)
+    reason = f"node or the TypeScript MCP SDK and the Inspector in {NODE_MODULES} are missing; {INSTALL_HINT}"
+    missing(reason, required_by="X402_REQUIRE_ANVIL")
 
 
 def node_script(name: str, workdir: Path) -> Path:

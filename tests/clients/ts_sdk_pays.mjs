@@ -18,6 +18,8 @@ const report = {};
 const client = new Client({ name: "x402-mcp-ts-sdk-test", version: "1.0.0" });
 await client.connect(new StreamableHTTPClientTransport(new URL(url)));
 try {
+  // The classic initialize handshake's answer: what the server advertises to a 1.x client.
+  report.capabilities = client.getServerCapabilities();
   // Hosts list tools first; that is also when the SDK starts validating outputs against schemas.
   const { tools } = await client.listTools();
   report.listed = tools.find((each) => each.name === tool);

@@ -23,12 +23,13 @@ from x402_mcp.challenge import META_HOSTED_URL, META_PRICE
 from x402_mcp.cli import main
 from x402_mcp.commands.bundle import build_bundle
 
+from ..npm import INSTALL_HINT, NODE_MODULES, missing
 from ..packaging.wheel import build_distributions
 from ..servers.test_samples import text_of
 
 ROOT = Path(__file__).resolve().parents[2]
-MCPB_PACKAGE = ROOT / "tools" / "node_modules" / "@anthropic-ai" / "mcpb"
-MCPB = ROOT / "tools" / "node_modules" / ".bin" / "mcpb"
+MCPB_PACKAGE = NODE_MODULES / "@anthropic-ai" / "mcpb"
+MCPB = NODE_MODULES / ".bin" / "mcpb"
 TOOLS = {
     "textkit": {"word_count", "summarize"},
     "mathlab": {"is_prime", "factorize"},
@@ -40,10 +41,11 @@ PAID = {"textkit": "summarize", "mathlab": "factorize", "passphrase": "passphras
 def mcpb_or_skip() -> Path:
     if MCPB.exists() and shutil.which("node"):
         return MCPB
-    reason = "node or @anthropic-ai/mcpb in tools/node_modules is missing; run npm in tools/"
-    if os.environ.get("X402_REQUIRE_ANVIL") == "1":  # CI installs tools/ and requires all of it
-        pytest.fail(f"X402_REQUIRE_ANVIL=1 but {reason}")
-    pytest.skip(reason)
+    # CI installs tools/ and requires all of it.
+    missing(
+        f"node or @anthropic-ai/mcpb in {NODE_MODULES} is missing; {INSTALL_HINT}",
+        required_by="X402_REQUIRE_ANVIL",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -237,11 +239,11 @@ def test_bad_input_is_named_and_writes_nothing(
     assert sorted(tmp_path.iterdir()) == before
 
 
-def test_the_command_refuses_a_script_without_build(tmp_path: Path) -> None:
+def test_the_command_refuses_a_script_without_a_server(tmp_path: Path) -> None:
     script = tmp_path / "plain.py"
-    script.write_text('"""plain: no build function."""\n')
+    script.write_text('"""plain: no build function, no server."""\n')
     done = bundle(str(script), "--from-index", cwd=tmp_path)
     assert done.returncode == 2
-    assert "has no build(payments) function, so it cannot be bundled" in done.stderr
+    assert f"no server found in {script}: define build(payments)" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "plain.mcpb").exists()

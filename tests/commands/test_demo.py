@@ -24,3 +24,10 @@ def assert_the_story_holds(out: str) -> None:
     assert "payee $0.00 -> $0.05" in out
     assert "already paid and used" in out
     assert "The story holds: paid once, ran once, replay refused." in out
+    # No link to the page the demo served: it is gone once the demo exits; the text says so.
+    assert "http://" not in out and "https://" not in out
+    assert "<payment page link> stands for the link to a payment page that this demo serves" in out
+    # "The JSON above" is printed above it.
+    json_at = out.index('"x402Version": 2')
+    assert json_at < out.index("(the requirements are the JSON above)")
+    assert '"paymentRequestId": "pr_' in out[json_at:]

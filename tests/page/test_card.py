@@ -10,11 +10,9 @@ sandboxed `srcdoc` iframe under a CSP built from the resource's `_meta.ui.csp`.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from mcp import Client
 from mcp.client.extension import advertise
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 
+from tests.npm import NODE_MODULES, npm_path_or_skip
 from tests.page.conftest import PRICE, Store, serving, text_of
 from tests.page.test_browser import ARTIFACTS, LAUNCH_ARGS, chromium_or_skip
 from tests.page.test_states import axe_violations
@@ -31,7 +30,6 @@ from x402_mcp.page.card import CARD_URI, META_CARD
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools" / "node_modules"
 APPS = advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})
 
 HOST_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Test host</title></head>
@@ -67,13 +65,10 @@ window.hostReady = true;
 @pytest.fixture(scope="module")
 def bridge_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The official AppBridge, bundled once for the browser by the pinned vite."""
-    vite = TOOLS / ".bin" / "vite"
-    if not vite.is_file() or not (TOOLS / "@modelcontextprotocol" / "ext-apps").is_dir():
-        if os.environ.get("X402_REQUIRE_BROWSER") == "1":
-            pytest.fail("X402_REQUIRE_BROWSER=1 but tools/node_modules lacks vite or ext-apps")
-        pytest.skip("tools/node_modules lacks vite or @modelcontextprotocol/ext-apps")
+    vite = npm_path_or_skip(".bin/vite", required_by="X402_REQUIRE_BROWSER")
+    npm_path_or_skip("@modelcontextprotocol/ext-apps", required_by="X402_REQUIRE_BROWSER")
     work = tmp_path_factory.mktemp("bridge")
-    (work / "node_modules").symlink_to(TOOLS)
+    (work / "node_modules").symlink_to(NODE_MODULES)
     (work / "entry.js").write_text(
         'export { AppBridge, PostMessageTransport } from "@modelcontextprotocol/ext-apps/app-bridge";\n'
     )

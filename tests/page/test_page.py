@@ -14,6 +14,7 @@ import pytest
 from eth_account import Account
 from mcp import Client
 
+from tests.chains import AnvilChain
 from tests.page.conftest import (
     PRICE,
     TRICKY,
@@ -116,14 +117,36 @@ async def test_demo_wallet_pays_on_the_devchain(store: Store) -> None:
     assert not result.is_error and store.payee_balance() == before + PRICE
 
 
-async def test_no_demo_wallet_without_the_devchain(page_chain: DevChain, tmp_path: Path) -> None:
-    store = build_store(page_chain, tmp_path / "l.sqlite", demo=False, page_port=0)
+@pytest.mark.anvil
+async def test_no_demo_wallet_without_the_devchain(anvil: AnvilChain, tmp_path: Path) -> None:
+    store = build_store(anvil, tmp_path / "l.sqlite", demo=False, page_port=0)
     async with connected(store) as client, http() as web:
         _, url = link_of(await client.call_tool("answer", {"question": "q"}))
         page = (await web.get(url, headers=HTML)).text
         demo = await web.post(f"{url}/demo", json={})
     assert 'id="demo-pay" type="button" class="secondary" hidden' in page
     assert demo.status_code == 404
+    # A local chain all the same, but the page claims no demo wallet it does not have.
+    assert "local test chain" in page and "demo wallet pays" not in page
+
+
+async def test_the_readme_snippet_on_a_devchain_gets_the_demo_wallet_it_is_told_of(
+    page_chain: DevChain, tmp_path: Path
+) -> None:
+    # Payments(..., settlement=chain.settlement()), with no Payments.from_env(): a chain inside
+    # this process, which no outside wallet can reach, so the demo wallet is the way to pay.
+    store = build_store(page_chain, tmp_path / "l.sqlite", demo=False, page_port=0)
+    assert store.payments.demo_chain is None
+    before = store.payee_balance()
+    async with connected(store) as client, http() as web:
+        _, url = link_of(await client.call_tool("answer", {"question": "q"}))
+        page = (await web.get(url, headers=HTML)).text
+        paid = await web.post(f"{url}/demo", json={})
+        result = await client.call_tool("answer", {"question": "q"})
+    assert "The demo wallet pays with it at one click." in page
+    assert 'id="demo-pay" type="button" class="secondary">' in page  # not hidden
+    assert paid.status_code == 200, paid.text
+    assert not result.is_error and store.payee_balance() == before + PRICE
 
 
 @pytest.mark.parametrize(

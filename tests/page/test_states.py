@@ -20,7 +20,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,13 +27,14 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from tests.npm import npm_path_or_skip
 from tests.page.conftest import PRICE, Store, connected, http, link_of, text_of
 from tests.page.test_browser import ARTIFACTS, LAUNCH_ARGS, chromium_or_skip
 from x402_mcp.lifecycle import State
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
-AXE = Path(__file__).resolve().parents[2] / "tools" / "node_modules" / "axe-core" / "axe.min.js"
+AXE = "axe-core/axe.min.js"
 AXE_RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 
 WALLET = """
@@ -97,6 +97,8 @@ WALLET = """
 def chromium_endpoint() -> Iterator[str]:
     """One Chromium for the whole module; each test opens its own context over CDP."""
     executable = chromium_or_skip()
+    # Every state is checked with axe-core: without it, skip before any browser work.
+    npm_path_or_skip(AXE, required_by="X402_REQUIRE_BROWSER")
     with tempfile.TemporaryDirectory() as profile:
         process = subprocess.Popen(
             [str(executable), *LAUNCH_ARGS, "--remote-debugging-port=0", f"--user-data-dir={profile}"],
@@ -170,7 +172,8 @@ async def reach(page: Any, state: str) -> None:
 async def axe_violations(target: Any) -> list[str]:
     """axe-core's WCAG 2.2 AA findings in a page or frame (injected by the driver, so CSP stays strict)."""
     if not await target.evaluate("() => typeof axe !== 'undefined'"):
-        await target.evaluate(AXE.read_text(encoding="utf-8"))
+        axe = npm_path_or_skip(AXE, required_by="X402_REQUIRE_BROWSER")
+        await target.evaluate(axe.read_text(encoding="utf-8"))
     found: list[str] = await target.evaluate(
         "(tags) => axe.run(document, { runOnly: { type: 'tag', values: tags } }).then((r) =>"
         " r.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', ')))",

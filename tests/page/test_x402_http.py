@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 from pathlib import Path
 
 import anyio
 import pytest
 
+from tests.npm import INSTALL_HINT, NODE_MODULES, missing
 from tests.page.conftest import PRICE, Store, connected, http, link_of, text_of
 from x402_mcp.lifecycle import State
 
 pytestmark = pytest.mark.anyio
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
 x402 = pytest.importorskip("x402", reason="the official x402 package is a test dependency")
 
 
@@ -154,14 +153,12 @@ def node_tools_or_skip() -> str:
     reason = None
     if node is None:
         reason = "node is not installed"
-    elif not (TOOLS / "node_modules" / "@x402" / "fetch" / "package.json").is_file():
-        reason = "the npm tools are not installed (cd tools && npm ci)"
+    elif not (NODE_MODULES / "@x402" / "fetch" / "package.json").is_file():
+        reason = f"@x402/fetch is not in {NODE_MODULES}; {INSTALL_HINT}"
     if reason is None and node is not None:
         return node
     # CI installs tools/ for anvil; the same install brings the x402 clients.
-    if os.environ.get("X402_REQUIRE_ANVIL") == "1":
-        pytest.fail(f"X402_REQUIRE_ANVIL=1 but {reason}")
-    pytest.skip(str(reason))
+    missing(str(reason), required_by="X402_REQUIRE_ANVIL")
 
 
 async def test_official_x402_fetch_pays_the_hosted_url(store: Store) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -25,17 +26,17 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from .samples import SAMPLES_DIR, sample_names
+from .samples import LoadedServer, sample_names, serves_when_run
 
 DISTRIBUTION = "mcp-x402"
 MANIFEST_VERSION = "0.4"
 ENTRY_DIR = "server"
 WHEELS_DIR = "wheels"
 PYTHON_REQUIREMENT = ">=3.11"
-CHECKOUT = SAMPLES_DIR.parent
+CHECKOUT = Path(__file__).resolve().parents[2]
+"""This project's checkout, when running from one (its pyproject.toml beside x402_mcp/)."""
 _WHEEL_NAME = re.compile(r"mcp_x402-(?P<version>[0-9][0-9A-Za-z.+!-]*)-py3-none-any\.whl")
 _BUILD_TIMEOUT_SECONDS = 300
 
@@ -140,24 +141,27 @@ def build_bundle(
     """Write the `.mcpb` of `server` (a sample's name or a server script) and return its path.
 
     Raises:
-        ConfigurationError: an unknown server, a script without `build(payments)`, an output
-            that is not a `.mcpb` file in an existing folder, an unusable wheel, or a wheel
-            that cannot be built here; the message says which.
+        ConfigurationError: an unknown server, a script with no server (or several, or one of
+            an unsupported framework), an output that is not a `.mcpb` file in an existing
+            folder, an unusable wheel, or a wheel that cannot be built here; the message says which.
     """
     from ..errors import ConfigurationError
-    from .samples import load_sample, sample_path
+    from .samples import sample_path
 
     script = sample_path(server)
     target = _output_path(output, script.stem)
-    module = load_sample(server)
-    if not callable(getattr(module, "build", None)):
-        raise ConfigurationError(f"{script} has no build(payments) function, so it cannot be bundled")
     version = _installed_version()
     with tempfile.TemporaryDirectory(prefix="x402-bundle-") as scratch:
+        loaded, tools = _listed(server, Path(scratch))
+        if not serves_when_run(script):
+            raise ConfigurationError(
+                f"{script} serves nothing when run, and the host starts the bundle by running it: add "
+                'if __name__ == "__main__": mcp.run()  (with your server\'s name) at its end'
+            )
         shipped = None if from_index else _wheel(wheel, Path(scratch), version)
         files: dict[str, bytes] = {
-            "manifest.json": json.dumps(manifest(script, module, version), indent=2).encode() + b"\n",
-            "pyproject.toml": _pyproject(script.stem, version, shipped).encode(),
+            "manifest.json": json.dumps(manifest(loaded, tools, version), indent=2).encode() + b"\n",
+            "pyproject.toml": _pyproject(script.stem, version, shipped, loaded.framework).encode(),
             f"{ENTRY_DIR}/{script.name}": script.read_bytes(),
         }
         if shipped is not None:
@@ -166,8 +170,9 @@ def build_bundle(
     return target
 
 
-def manifest(script: Path, module: ModuleType, version: str) -> dict[str, Any]:
-    """The bundle's `manifest.json` for the server `module` loaded from `script`."""
+def manifest(loaded: LoadedServer, tools: list[dict[str, str]], version: str) -> dict[str, Any]:
+    """The bundle's `manifest.json` for the server `loaded` from its script, listing `tools`."""
+    script, module = loaded.script, loaded.module
     name = script.stem
     summary = (module.__doc__ or "").strip().splitlines()
     description = summary[0] if summary else f"{name}: an MCP server with tools paid in USDC over x402"
@@ -193,7 +198,7 @@ def manifest(script: Path, module: ModuleType, version: str) -> dict[str, Any]:
                 "env": {setting.variable: f"${{user_config.{setting.key}}}" for setting in SETTINGS},
             },
         },
-        "tools": list_tools(module),
+        "tools": tools,
         "compatibility": {
             "platforms": ["darwin", "win32", "linux"],
             "runtimes": {"python": PYTHON_REQUIREMENT},
@@ -222,25 +227,28 @@ _LONG_DESCRIPTION = (
 )
 
 
-def list_tools(module: ModuleType) -> list[dict[str, str]]:
-    """The server's tools as `tools/list` shows them (descriptions with their prices), built
-    as the bundle's defaults build it: on an embedded chain, with a throwaway ledger."""
+def _listed(server: str, scratch: Path) -> tuple[LoadedServer, list[dict[str, str]]]:
+    """The server of script `server`, built as the bundle's defaults build it (on an embedded
+    chain, with a throwaway ledger), and its tools as `tools/list` shows them (descriptions
+    with their prices), on either framework."""
     import anyio
     from mcp import Client
 
-    from ..gate import Payments
+    from ..frameworks.choice import in_memory
+    from .samples import load_server
 
-    async def listed(server: Any) -> list[dict[str, str]]:
-        async with Client(server) as client:
+    async def listed(target: Any) -> list[dict[str, str]]:
+        async with Client(target) as client:
             tools = (await client.list_tools()).tools
         return [
             {"name": tool.name, "description": tool.description or tool.title or tool.name} for tool in tools
         ]
 
-    with tempfile.TemporaryDirectory(prefix="x402-bundle-ledger-") as scratch:
-        env = {"X402_SETTLEMENT": "devchain", "X402_LEDGER_URL": f"sqlite:///{scratch}/ledger.sqlite"}
-        server = module.build(Payments.from_env(env))
-        return anyio.run(listed, server)
+    # The person's environment, with the bundle's defaults over any X402_* setting of theirs.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("X402_")}
+    env.update({"X402_SETTLEMENT": "devchain", "X402_LEDGER_URL": f"sqlite:///{scratch}/ledger.sqlite"})
+    loaded = load_server(server, env)
+    return loaded, anyio.run(listed, in_memory(loaded.server))
 
 
 def _output_path(output: str | None, name: str) -> Path:
@@ -320,15 +328,17 @@ def _checked_wheel(path: Path, version: str) -> Path:
     return path
 
 
-def _pyproject(name: str, version: str, wheel: Path | None) -> str:
-    """The bundle's own project: no code of its own, only the environment the server runs in."""
+def _pyproject(name: str, version: str, wheel: Path | None, framework: str = "mcpserver") -> str:
+    """The bundle's own project: no code of its own, only the environment the server runs in
+    (with FastMCP, at the version installed here, for a FastMCP server)."""
+    requirements = [f"{DISTRIBUTION}=={version}", *_framework_requirements(framework)]
     lines = [
         '# The environment Claude Desktop makes with uv for this bundle (server type "uv").',
         "[project]",
         f"name = {json.dumps(f'x402-mcp-bundle-{name}')}",
         f"version = {json.dumps(version)}",
         f"requires-python = {json.dumps(PYTHON_REQUIREMENT)}",
-        f"dependencies = [{json.dumps(f'{DISTRIBUTION}=={version}')}]",
+        f"dependencies = [{', '.join(json.dumps(each) for each in requirements)}]",
     ]
     if wheel is not None:
         lines += [
@@ -347,6 +357,15 @@ def _pyproject(name: str, version: str, wheel: Path | None) -> str:
         lines += [f"    {json.dumps(pin)}," for pin in pins]
         lines.append("]")
     return "\n".join(lines) + "\n"
+
+
+def _framework_requirements(framework: str) -> list[str]:
+    """What a server of `framework` needs beyond mcp-x402 (FastMCP, as installed here)."""
+    if framework != "fastmcp":
+        return []
+    from importlib.metadata import version
+
+    return [f"fastmcp=={version('fastmcp')}"]
 
 
 def _tested_pins() -> list[str]:

@@ -90,12 +90,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..payments import Payments
-    from .samples import load_sample
+    from ..frameworks.choice import run_stdio
+    from .samples import load_server
 
-    server = load_sample(args.server).build(Payments.from_env())
+    server = load_server(args.server).server
     if (args.transport or "stdio") == "stdio":
-        server.run()
+        run_stdio(server)
         return 0
     listener = _listen(args.port)
 
@@ -111,8 +111,7 @@ def _run_on_devnet(args: argparse.Namespace) -> int:
 
     from ..devnet import Devnet
     from ..errors import ConfigurationError
-    from ..payments import Payments
-    from .samples import load_sample
+    from .samples import load_server
 
     if args.transport == "stdio":
         raise ConfigurationError("--devnet serves over streamable HTTP, for clients outside this process")
@@ -134,8 +133,14 @@ def _run_on_devnet(args: argparse.Namespace) -> int:
                 # A fresh chain gets a fresh ledger: requests of an earlier chain mean nothing here.
                 "X402_LEDGER_URL": args.ledger or f"sqlite:///{scratch}/ledger.sqlite",
             }
-            payments = Payments.from_env(env)
-            server = load_sample(args.server).build(payments)
+            loaded = load_server(args.server, env)
+            server, payments = loaded.server, loaded.payments
+            if payments is None:
+                raise ConfigurationError(
+                    f"{loaded.script}: its server has no Payments installed, so nothing would settle on "
+                    "the devnet; install one (payments = Payments.from_env(); payments.install(mcp)) "
+                    "or define build(payments)"
+                )
             listener = _listen(args.port)
 
             def announce(url: str) -> None:
@@ -185,8 +190,10 @@ def _serve_http(server: Any, listener: socket.socket, announce: Callable[[str], 
     """
     import anyio
 
+    from ..frameworks.choice import streamable_http_app
+
     url = f"http://{LOOPBACK}:{listener.getsockname()[1]}/mcp"
-    web = _server_leaving_signals_to_us(server.streamable_http_app(host=LOOPBACK))
+    web = _server_leaving_signals_to_us(streamable_http_app(server, LOOPBACK))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         web.should_exit = True

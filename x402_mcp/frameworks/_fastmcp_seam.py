@@ -24,14 +24,37 @@ from fastmcp import FastMCP
 from fastmcp.server.dependencies import without_injected_parameters
 from fastmcp.server.middleware import Middleware
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
+from fastmcp.server.providers.fastmcp_provider import FastMCPProviderTool
 from fastmcp.tools.base import Tool
 from mcp.server import Server
+from mcp.server.apps import client_supports_apps
+from mcp.server.context import ServerRequestContext
 
 
 def tool_function(tool: Tool) -> Callable[..., Any] | None:
     """The Python function behind a FastMCP tool (None for tools that have none)."""
     fn = getattr(tool, "fn", None)
     return fn if callable(fn) else None
+
+
+_MOUNT_DEPTH = 32
+"""More nested mounts than any real server has: a cycle, refused rather than followed."""
+
+
+async def defining_tool(tool: Tool) -> Tool:
+    """The tool as the server that defines it registered it, with its function.
+
+    A parent lists a mounted server's tool (`parent.mount(child)`) as a proxy that holds
+    the child and the tool's name there, not the function (nor its `@paid` marker).
+    """
+    for _ in range(_MOUNT_DEPTH):
+        if not isinstance(tool, FastMCPProviderTool) or tool._original_name is None:
+            return tool
+        inner = await tool._server.get_tool(tool._original_name)
+        if not isinstance(inner, Tool):
+            return tool
+        tool = inner
+    raise LookupError(f"tool {tool.name!r} is mounted more than {_MOUNT_DEPTH} servers deep")
 
 
 def validated_tool_arguments(tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -86,3 +109,14 @@ def lowlevel_server(server: FastMCP[Any]) -> Server[Any]:
     if not isinstance(lowlevel, Server):
         raise TypeError(f"FastMCP's _mcp_server is a {type(lowlevel).__name__}, not an MCP SDK Server")
     return lowlevel
+
+
+def client_takes_apps(request_context: Any) -> bool:
+    """Whether the client of a FastMCP request negotiated MCP Apps (the card).
+
+    The SDK's `client_supports_apps` reads only `.session.client_capabilities` of a context
+    that is not an `MCPServer` `Context`; FastMCP's request context has that session.
+    """
+    if request_context is None:
+        return False
+    return client_supports_apps(typing.cast(ServerRequestContext[Any, Any], request_context))

@@ -1,4 +1,5 @@
-"""Build a paid server on the framework of one's choice (what the sample servers do).
+"""Build a paid server on the framework of one's choice (what the sample servers do), and
+run one of either framework the same way (what `x402-mcp serve` and `bundle` do).
 
 ```python
 server = paid_server("textkit", payments, framework="fastmcp")   # or "mcpserver"
@@ -63,3 +64,31 @@ def run_stdio(server: MCPServer[Any] | FastMCP[Any]) -> None:
         server.run()
     else:
         server.run(show_banner=False)
+
+
+def framework_of(server: object) -> str | None:
+    """`mcpserver` or `fastmcp` for a server of a supported framework, else None."""
+    if isinstance(server, MCPServer):
+        return "mcpserver"
+    if any(
+        cls.__module__.startswith("fastmcp.") and cls.__name__ == "FastMCP" for cls in type(server).__mro__
+    ):
+        return "fastmcp"
+    return None
+
+
+def in_memory(server: MCPServer[Any] | FastMCP[Any]) -> Any:
+    """What the MCP SDK's `Client(...)` connects to in memory for `server` (either framework)."""
+    if isinstance(server, MCPServer):
+        return server
+    from ._fastmcp_seam import lowlevel_server
+
+    return lowlevel_server(server)
+
+
+def streamable_http_app(server: MCPServer[Any] | FastMCP[Any], host: str) -> Any:
+    """`server`'s streamable-HTTP ASGI app (MCP at `/mcp`, the payment page beside it), bound
+    for `host`; its lifespan runs the server's."""
+    if isinstance(server, MCPServer):
+        return server.streamable_http_app(host=host)
+    return server.http_app(transport="streamable-http")

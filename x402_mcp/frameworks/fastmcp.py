@@ -9,6 +9,11 @@
 - A `ServerExtension` advertises `capabilities.extensions["dev.x402-mcp/payments"]`;
   the page's lifespan (the stdio side port) is entered with the server's.
 - The page is mounted with `custom_route`, so `mcp.http_app()` serves it beside `/mcp`.
+- Prices are written into `tools/list` by tool name, from the server's own registry: a
+  `ResponseCachingMiddleware` inside the gate answers with plain copies of the tools
+  (their functions, and so their `@paid` markers, gone), which must still be priced.
+- The MCP Apps payment card (page/card.py) is its `ui://` resource, `_meta.ui` on paid
+  tools and, for a client that negotiated MCP Apps, the challenge as such a host shows it.
 - Paid calls are answered only while the server the payments are installed on runs:
   mounted into another server, the gate could not order that server's middleware.
 """
@@ -23,23 +28,27 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastmcp import FastMCP
+from fastmcp.resources.base import ResourceResult
 from fastmcp.server.dependencies import get_access_token
 from fastmcp.server.extensions import ServerExtension
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import Tool, ToolResult
+from mcp.server.apps import APP_MIME_TYPE
 from mcp.server.auth.provider import principal_components
-from mcp.types import CallToolRequestParams, CallToolResult, ListToolsRequest
+from mcp.types import CallToolRequestParams, CallToolResult, ListToolsRequest, ReadResourceRequestParams
 
 from .. import _sdk
 from ..callers import caller_identity
 from ..challenge import failure_result, fit_output_schema
 from ..errors import ConfigurationError
 from ..gate import Gate, ToolCall
+from ..page.card import CARD_URI, PaymentCard, card_html, mark_listed
 from ..pricing import PaidTool, paid_spec
 from . import _fastmcp_seam as seam
 from .elicitation import url_elicitation
+from .handshake import IDENTIFIER, AdvertiseOnInitialize
 
-IDENTIFIER = "dev.x402-mcp/payments"
+__all__ = ["IDENTIFIER", "FastMCPDoor", "GateMiddleware"]
 logger = logging.getLogger("x402_mcp")
 
 
@@ -50,6 +59,8 @@ class FastMCPDoor:
         self.gate = gate
         self.server = server
         self.middleware = GateMiddleware(self)
+        # The card's pieces, used by `GateMiddleware` (its MCPServer middleware is not used here).
+        self.card = PaymentCard(gate, lambda name: None)
         self.running = 0
         """How many runs of this server (its low-level lifespan) are live."""
 
@@ -64,9 +75,26 @@ class FastMCPDoor:
             raise ConfigurationError("a Payments gate is installed on this FastMCP server already")
         chain.insert(0, self.middleware)
         self.server.add_extension(PaymentsExtension(self))
+        lowlevel = seam.lowlevel_server(self.server)
+        lowlevel.middleware.append(AdvertiseOnInitialize(IDENTIFIER, self.gate.settings))
         self.gate.link.install(self._add_route, server_name=self.server.name)
-        _sdk.wrap_lowlevel_lifespan(seam.lowlevel_server(self.server), self._lifespan)
+        self._add_card()
+        _sdk.wrap_lowlevel_lifespan(lowlevel, self._lifespan)
         self.check_order()
+
+    def _add_card(self) -> None:
+        """The payment card's `ui://` resource (its `_meta.ui` is added per read, by the gate)."""
+
+        def payment_card() -> str:
+            return card_html()
+
+        self.server.resource(
+            CARD_URI,
+            name="x402-payment-card",
+            title="Payment card",
+            description="Shows a paid tool's price and follows its payment (MCP Apps).",
+            mime_type=APP_MIME_TYPE,
+        )(payment_card)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
@@ -117,11 +145,16 @@ class FastMCPDoor:
     def _add_route(self, path: str, methods: list[str], app: Any) -> None:
         self.server.custom_route(path, methods=methods)(app)
 
-    async def paid_tool(self, name: str) -> tuple[Tool, PaidTool] | None:
+    async def paid_tool(self, name: str) -> tuple[Tool, Tool, PaidTool] | None:
+        """Tool `name` as listed, as its own server defines it (a mounted server's), and its
+        `@paid` marker; None for a free tool."""
         tool = await self.server.get_tool(name)
-        fn = None if tool is None else seam.tool_function(tool)
+        if tool is None:
+            return None
+        defining = await seam.defining_tool(tool)
+        fn = seam.tool_function(defining)
         spec = None if fn is None else paid_spec(fn)
-        return None if tool is None or spec is None else (tool, spec)
+        return None if spec is None else (tool, defining, spec)
 
 
 class GateMiddleware(Middleware):
@@ -138,7 +171,7 @@ class GateMiddleware(Middleware):
         found = await self.door.paid_tool(context.message.name)
         if found is None:
             return await call_next(context)
-        tool, spec = found
+        tool, defining, spec = found
         if not self.door.running:
             return ToolResult.from_mcp_result(self.door.not_running())
         if context.message.arguments is None:
@@ -159,7 +192,7 @@ class GateMiddleware(Middleware):
                 arguments=arguments,
                 meta=meta,
                 caller=caller_identity(_principal(), http_request),
-                validate=lambda checked: seam.validated_tool_arguments(tool, checked),
+                validate=lambda checked: seam.validated_tool_arguments(defining, checked),
                 run=run,
                 http_request=http_request,
                 offer_link=None
@@ -172,6 +205,9 @@ class GateMiddleware(Middleware):
         if tool.output_schema is not None:
             # Strict clients validate structuredContent against outputSchema, errors included.
             result = fit_output_schema(result)
+        if seam.client_takes_apps(request_context):
+            shown = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+            result = CallToolResult.model_validate(await self.door.card.as_card(shown))
         return ToolResult.from_mcp_result(result)
 
     async def on_list_tools(
@@ -180,25 +216,48 @@ class GateMiddleware(Middleware):
         call_next: CallNext[ListToolsRequest, Sequence[Tool]],
     ) -> Sequence[Tool]:
         tools = await call_next(context)
-        return [self._priced(tool) for tool in tools]
+        request_context = context.fastmcp_context.request_context if context.fastmcp_context else None
+        apps = seam.client_takes_apps(request_context)
+        listed: list[Tool] = []
+        for tool in tools:
+            # By name, from the registry: a cached list holds copies without their functions.
+            found = await self.door.paid_tool(tool.name)
+            listed.append(tool if found is None else self._priced(tool, found[2], apps=apps))
+        return listed
 
-    def _priced(self, tool: Tool) -> Tool:
-        fn = seam.tool_function(tool)
-        spec = None if fn is None else paid_spec(fn)
-        if spec is None:
-            return tool
+    async def on_read_resource(
+        self,
+        context: MiddlewareContext[ReadResourceRequestParams],
+        call_next: CallNext[ReadResourceRequestParams, ResourceResult],
+    ) -> ResourceResult:
+        result = await call_next(context)
+        if str(context.message.uri) != CARD_URI:
+            return result
+        request_context = context.fastmcp_context.request_context if context.fastmcp_context else None
+        ui = await self.door.card.resource_ui(getattr(request_context, "request", None))
+        contents = [
+            content.model_copy(update={"meta": {**(content.meta or {}), "ui": ui}})
+            for content in result.contents
+        ]
+        return result.model_copy(update={"contents": contents})
+
+    def _priced(self, tool: Tool, spec: PaidTool, *, apps: bool) -> Tool:
         listed: dict[str, Any] = {
             "name": tool.name,
             "description": tool.description,
             "inputSchema": copy.deepcopy(tool.parameters),
             "_meta": dict(tool.meta or {}),
         }
+        if tool.output_schema is not None:
+            listed["outputSchema"] = tool.output_schema
         self.door.gate.advertise(listed, spec)
+        mark_listed(listed, apps=apps)
         return tool.model_copy(
             update={
                 "description": listed["description"],
                 "parameters": listed["inputSchema"],
                 "meta": listed["_meta"],
+                "output_schema": listed.get("outputSchema"),
             }
         )
 

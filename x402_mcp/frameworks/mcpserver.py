@@ -22,6 +22,7 @@ from ..gate import Gate, ToolCall
 from ..page.card import PaymentCard
 from ..pricing import PaidTool, paid_spec
 from .elicitation import url_elicitation
+from .handshake import IDENTIFIER, AdvertiseOnInitialize
 
 
 class MCPServerDoor:
@@ -35,6 +36,8 @@ class MCPServerDoor:
         """Add the middlewares, mount the page and wrap the lifespan (once per server)."""
         self.server.middleware.append(self._advertise_prices)
         self.server.middleware.append(self._fit_output_schemas)
+        # Handshake-era clients (a classic `initialize`) get `capabilities.extensions` too.
+        self.server.middleware.append(AdvertiseOnInitialize(IDENTIFIER, self.gate.settings))
         self.gate.link.install(self._add_route, server_name=self.server.name)
         _sdk.wrap_lifespan(self.server, self.gate.link.lifespan)
         # The MCP Apps payment card: its ui:// resource, `_meta.ui` on paid tools, and the

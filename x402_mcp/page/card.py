@@ -106,34 +106,32 @@ class PaymentCard:
             apps = client_supports_apps(ctx)
             for tool in result.get("tools", []):
                 if self.paid_tool(tool.get("name", "")) is not None:
-                    meta = tool.get("_meta") or {}
-                    tool["_meta"] = {**meta, "ui": {**(meta.get("ui") or {}), "resourceUri": CARD_URI}}
-                    if apps:
-                        # Its challenge is not an error here (module doc), and a client checks a
-                        # non-error result against `outputSchema`: the challenge could never pass.
-                        tool.pop("outputSchema", None)
+                    mark_listed(tool, apps=apps)
             return result
         if ctx.method == "resources/read" and params.get("uri") == CARD_URI:
             read = _as_dict(result)
-            return await self._with_csp(ctx, read) if isinstance(read, dict) else result
+            if not isinstance(read, dict):
+                return result
+            ui = await self.resource_ui(ctx.request)
+            for content in read.get("contents", []):
+                content["_meta"] = {**(content.get("_meta") or {}), "ui": ui}
+            return read
         if ctx.method == "tools/call" and client_supports_apps(ctx):
             called = _as_dict(result)
-            return await self._as_card(called) if isinstance(called, dict) else result
+            return await self.as_card(called) if isinstance(called, dict) else result
         return result
 
-    async def _with_csp(self, ctx: ServerRequestContext[Any, Any], result: dict[str, Any]) -> dict[str, Any]:
+    async def resource_ui(self, request: Any) -> dict[str, Any]:
+        """`_meta.ui` of the card's resource: its CSP (the hosted page's origin) and border."""
         # The hosted page's origin is known once the page is served (a side port starts on
         # first use), so the page is started, and its origin added, per read.
         try:
-            await self.payments.link.ensure(ctx.request)
+            await self.payments.link.ensure(request)
         except (OSError, TimeoutError):
             logger.exception("could not start the payment page; the card may not follow the payment")
-        ui = {"csp": card_csp(self.payments.offer.public_url), "prefersBorder": True}
-        for content in result.get("contents", []):
-            content["_meta"] = {**(content.get("_meta") or {}), "ui": ui}
-        return result
+        return {"csp": card_csp(self.payments.offer.public_url), "prefersBorder": True}
 
-    async def _as_card(self, result: dict[str, Any]) -> dict[str, Any]:
+    async def as_card(self, result: dict[str, Any]) -> dict[str, Any]:
         """A challenge, as an Apps host shows it: not an error, with what the card needs (module doc)."""
         meta = result.get("_meta") or {}
         request_id = meta.get(META_REQUEST_ID)
@@ -154,6 +152,17 @@ class PaymentCard:
         }
         shown = {key: value for key, value in result.items() if key != "structuredContent"}
         return {**shown, "isError": False, "_meta": {**meta, META_CARD: card}}
+
+
+def mark_listed(tool: dict[str, Any], *, apps: bool) -> None:
+    """Name the card in a paid tool's `tools/list` entry (`_meta.ui.resourceUri`); for a client
+    that negotiated MCP Apps, also leave out its `outputSchema`."""
+    meta = tool.get("_meta") or {}
+    tool["_meta"] = {**meta, "ui": {**(meta.get("ui") or {}), "resourceUri": CARD_URI}}
+    if apps:
+        # Its challenge is not an error here (module doc), and a client checks a
+        # non-error result against `outputSchema`: the challenge could never pass.
+        tool.pop("outputSchema", None)
 
 
 def _as_dict(result: Any) -> Any:

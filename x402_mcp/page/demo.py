@@ -1,7 +1,10 @@
 """The demo wallet: a funded account on the embedded DevChain that signs server-side.
 
 It lets anyone try the whole flow with no wallet installed. It only exists for
-a `DevChain` (its type is the guarantee): a real network never gets one.
+a `DevChain` (its type is the guarantee): a real network never gets one. It
+exists wherever the payments settle on a DevChain, however they were configured
+(`Payments.from_env()` on `X402_SETTLEMENT=devchain`, or `settlement=chain.settlement()`),
+since no outside wallet can reach a chain that lives inside the server's process.
 """
 
 from __future__ import annotations
@@ -14,6 +17,14 @@ from ..evm import sign_authorization
 from ..wire import ExactPayload, PaymentRequirements
 
 DEMO_FUNDING_USDC = "100"
+
+
+def demo_chain_for(demo_chain: object, settlement: object) -> DevChain | None:
+    """The DevChain the demo wallet pays on: the one configured (`Payments.demo_chain`), else
+    the one whose `settlement()` the payments settle with; None on any other chain."""
+    if isinstance(demo_chain, DevChain):
+        return demo_chain
+    return DevChain.of_settlement(settlement)
 
 
 class DemoWallet:

@@ -234,10 +234,11 @@ def page_state(request: PaymentRequest, now: float, offer: Offer) -> PageState:
 def money_note(network: Network, *, demo: bool) -> tuple[str, str | None]:
     """The line about what kind of money this is, and the faucet link for test money (if any)."""
     if network.is_dev_chain or demo:
-        wallet = " The demo wallet pays with it at one click." if demo else ""
+        # The demo wallet is named only where the page offers it (a DevChain's page).
+        offered = " The demo wallet pays with it at one click." if demo else ""
         return (
             f"{network.label} is a local test chain on the server's machine: this is test money "
-            f"with no value.{wallet}",
+            f"with no value.{offered}",
             None,
         )
     if network.is_known_testnet:  # not `testnet`: an unknown chain id is not assumed to be one
