@@ -19,6 +19,7 @@ from decimal import Decimal
 from mcp.types import CallToolResult
 
 from ..errors import X402MCPError
+from ..money import format_dollars
 
 
 class PaymentDeclined(X402MCPError):
@@ -38,12 +39,15 @@ class BudgetExceeded(PaymentDeclined):
         self.allowed = allowed
         self.would_be = would_be
         if limit == "per_call":
-            message = f"the price ${price} is above the budget's per_call limit of ${allowed}"
+            message = (
+                f"the price {format_dollars(price)} is above the budget's per_call limit of "
+                f"{format_dollars(allowed)}"
+            )
         else:
             span = "in the last 24 hours" if limit == "per_day" else "in total"
             message = (
-                f"paying ${price} would bring spending {span} to ${would_be}, "
-                f"above the budget's {limit} limit of ${allowed}"
+                f"paying {format_dollars(price)} would bring spending {span} to "
+                f"{format_dollars(would_be)}, above the budget's {limit} limit of {format_dollars(allowed)}"
             )
         super().__init__(message)
 

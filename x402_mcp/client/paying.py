@@ -33,7 +33,7 @@ from mcp.types import CallToolResult, TextContent
 
 from ..challenge import META_PAYMENT_RESPONSE
 from ..errors import ConfigurationError, X402MCPError
-from ..money import from_atomic
+from ..money import format_dollars, from_atomic
 from ..networks import Asset
 from ..payer import PaymentSigner, payment_meta, sign_payment
 from ..wire import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
@@ -209,7 +209,7 @@ class PayingClient:
             total, day = await self.store.committed(self.budget.name, now=self.clock())
             self.budget.check(price, requirement.pay_to, spent_total=total, spent_day=day)
             if not await self.budget.confirm(requirement):
-                raise NotConfirmed(f"the payment of ${price} for {name} was not confirmed")
+                raise NotConfirmed(f"the payment of {format_dollars(price)} for {name} was not confirmed")
         return await self.store.reserve(self.budget, requirement, usd=price, tool=name, now=self.clock())
 
     async def _probe_holding(

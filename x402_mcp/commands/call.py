@@ -118,6 +118,7 @@ async def _call(
 ) -> int:
     from ..client import PayingClient
     from ..client.offers import known_usdc
+    from ..money import format_dollars
 
     assets = [*known_usdc(), *extra_assets]
     async with PayingClient(url, account=account, budget=budget, assets=assets, networks=networks) as client:
@@ -129,12 +130,16 @@ async def _call(
         print(answer.text)
     if answer.paid and answer.requirement is not None:
         receipt = answer.receipt
-        print(f"\npaid ${answer.cost} to {answer.requirement.pay_to} on {answer.requirement.network}")
+        print(
+            f"\npaid {format_dollars(answer.cost)} to {answer.requirement.pay_to} "
+            f"on {answer.requirement.network}"
+        )
         if receipt is not None:
             print(f"receipt: transaction {receipt.transaction} (payer {receipt.payer})")
         else:
             print("receipt: none returned; the payment is counted as spent")
         print(
-            f"budget {budget.name!r}: ${spending.last_day} in the last 24 hours, ${spending.total} in total"
+            f"budget {budget.name!r}: {format_dollars(spending.last_day)} in the last 24 hours, "
+            f"{format_dollars(spending.total)} in total"
         )
     return 1 if answer.is_error else 0

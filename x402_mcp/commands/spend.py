@@ -39,6 +39,7 @@ async def _show(path: Path, only: str | None, latest: int) -> int:
     import time
 
     from ..client import SpendStore
+    from ..money import format_dollars
 
     store = SpendStore(path)
     await store.open()
@@ -48,16 +49,17 @@ async def _show(path: Path, only: str | None, latest: int) -> int:
         for name in names:
             spending = await store.spending(name, now=time.time())
             print(f"\nbudget {name!r}: {spending.payments} payments")
-            print(f"  total         ${spending.total}{_of(spending.total_limit)}")
-            print(f"  last 24 hours ${spending.last_day}{_of(spending.per_day)}")
+            print(f"  total         {format_dollars(spending.total)}{_of(spending.total_limit)}")
+            print(f"  last 24 hours {format_dollars(spending.last_day)}{_of(spending.per_day)}")
             if spending.per_call is not None:
-                print(f"  per call      at most ${spending.per_call}")
+                print(f"  per call      at most {format_dollars(spending.per_call)}")
             if spending.pending:
                 print(f"  {spending.pending} payments not yet confirmed (counted as spent)")
             for payment in await store.payments(name, limit=latest):
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(payment.created_at))
                 print(
-                    f"  {stamp}  ${payment.usd:<8} {payment.state.value:<9} {payment.tool} -> {payment.payee}"
+                    f"  {stamp}  {format_dollars(payment.usd):<9} {payment.state.value:<9} "
+                    f"{payment.tool} -> {payment.payee}"
                     f"  {payment.tx_hash or payment.detail}"
                 )
     finally:
@@ -66,4 +68,6 @@ async def _show(path: Path, only: str | None, latest: int) -> int:
 
 
 def _of(limit: Any) -> str:
-    return "" if limit is None else f" of ${limit}"
+    from ..money import format_dollars
+
+    return "" if limit is None else f" of {format_dollars(limit)}"

@@ -25,6 +25,7 @@ from fastmcp.server.dependencies import without_injected_parameters
 from fastmcp.server.middleware import Middleware
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
 from fastmcp.tools.base import Tool
+from fastmcp.tools.function_tool import FunctionTool
 from mcp.server import Server
 
 
@@ -86,3 +87,19 @@ def lowlevel_server(server: FastMCP[Any]) -> Server[Any]:
     if not isinstance(lowlevel, Server):
         raise TypeError(f"FastMCP's _mcp_server is a {type(lowlevel).__name__}, not an MCP SDK Server")
     return lowlevel
+
+
+def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Callable[..., Any]) -> int:
+    """Point each FastMCP `FunctionTool` among `holders` that runs `old` at `new` (same
+    arguments, as async as `old`); how many were.
+
+    `FastMCP.tool()` registers a function and returns it: `@paid` written above it puts
+    its guard in through here. FastMCP derived the schemas from `old` already and reads
+    `fn` again on every run.
+    """
+    rebound = 0
+    for holder in holders:
+        if isinstance(holder, FunctionTool) and holder.fn is old:
+            holder.fn = new
+            rebound += 1
+    return rebound
