@@ -103,3 +103,13 @@ def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Ca
             holder.fn = new
             rebound += 1
     return rebound
+
+
+def extensions(server: MCPServer[Any]) -> list[Any]:
+    """The extensions `server` was constructed with (`MCPServer(..., extensions=[...])`)."""
+    return list(server._extensions)
+
+
+def tool_functions(server: MCPServer[Any]) -> list[tuple[str, Callable[..., Any]]]:
+    """Every registered tool's name and the Python function a call of it runs."""
+    return [(tool.name, tool.fn) for tool in server._tool_manager.list_tools()]

@@ -229,6 +229,7 @@ def list_tools(module: ModuleType) -> list[dict[str, str]]:
     from mcp import Client
 
     from ..gate import Payments
+    from .samples import build_gated
 
     async def listed(server: Any) -> list[dict[str, str]]:
         async with Client(server) as client:
@@ -239,7 +240,7 @@ def list_tools(module: ModuleType) -> list[dict[str, str]]:
 
     with tempfile.TemporaryDirectory(prefix="x402-bundle-ledger-") as scratch:
         env = {"X402_SETTLEMENT": "devchain", "X402_LEDGER_URL": f"sqlite:///{scratch}/ledger.sqlite"}
-        server = module.build(Payments.from_env(env))
+        server = build_gated(module, Payments.from_env(env), Path(module.__file__ or module.__name__).name)
         return anyio.run(listed, server)
 
 

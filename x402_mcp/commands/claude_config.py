@@ -72,8 +72,10 @@ def config_entry(
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
+    from .samples import check_gated
 
     try:
+        check_gated(args.server)  # refuses a server whose paid tools would have no gate
         entry = config_entry(
             args.server,
             pay_to=args.pay_to,

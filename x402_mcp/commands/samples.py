@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from ..errors import ConfigurationError
 
@@ -35,3 +36,36 @@ def load_sample(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def build_gated(module: ModuleType, payments: Any, where: str) -> Any:
+    """`module.build(payments)`: the author's server, refused when it lists `@paid` tools that
+    no payments gate answers (its build forgot `extensions=[payments]` / `payments.install`).
+
+    Raises:
+        ConfigurationError: naming the tools and the line that installs the gate.
+    """
+    from ..frameworks.coverage import require_gate
+
+    server = module.build(payments)
+    require_gate(server, where)
+    return server
+
+
+def check_gated(name: str) -> None:
+    """Build server script `name` as its defaults would (embedded chain, throwaway ledger) and
+    refuse it when its paid tools have no gate; a script without `build(payments)` is not built.
+
+    Raises:
+        ConfigurationError: as `build_gated`.
+    """
+    import tempfile
+
+    from ..payments import Payments
+
+    module = load_sample(name)
+    if not callable(getattr(module, "build", None)):
+        return
+    with tempfile.TemporaryDirectory(prefix="x402-check-ledger-") as scratch:
+        env = {"X402_SETTLEMENT": "devchain", "X402_LEDGER_URL": f"sqlite:///{scratch}/ledger.sqlite"}
+        build_gated(module, Payments.from_env(env), sample_path(name).name)

@@ -83,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..payments import Payments
-    from .samples import load_sample
+    from .samples import build_gated, load_sample
 
-    server = load_sample(args.server).build(Payments.from_env())
+    server = build_gated(load_sample(args.server), Payments.from_env(), args.server)
     if (args.transport or "stdio") == "stdio":
         server.run()
         return 0
@@ -104,7 +104,7 @@ def _run_on_devnet(args: argparse.Namespace) -> int:
     from ..devnet import Devnet
     from ..errors import ConfigurationError
     from ..payments import Payments
-    from .samples import load_sample
+    from .samples import build_gated, load_sample
 
     if args.transport == "stdio":
         raise ConfigurationError("--devnet serves over streamable HTTP, for clients outside this process")
@@ -127,7 +127,7 @@ def _run_on_devnet(args: argparse.Namespace) -> int:
                 "X402_LEDGER_URL": args.ledger or f"sqlite:///{scratch}/ledger.sqlite",
             }
             payments = Payments.from_env(env)
-            server = load_sample(args.server).build(payments)
+            server = build_gated(load_sample(args.server), payments, args.server)
             listener = _listen(args.port)
 
             def announce(url: str) -> None:

@@ -103,3 +103,38 @@ def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Ca
             holder.fn = new
             rebound += 1
     return rebound
+
+
+async def tool_behind(tool: Tool) -> Tool:
+    """The tool a call of `tool` finally runs: a mounted server's tool is listed by its
+    parent as a `FastMCPProviderTool` that calls the child's own tool of `_original_name`."""
+    current = tool
+    for _ in range(MAX_DEPTH):
+        child, original = getattr(current, "_server", None), getattr(current, "_original_name", None)
+        if not isinstance(child, FastMCP) or not isinstance(original, str):
+            return current
+        inner = await child.get_tool(original)
+        if inner is None:
+            return current
+        current = inner
+    return current
+
+
+async def functions_behind(tool: Tool) -> list[Callable[..., Any]]:
+    """The functions a call of `tool` may run: through mounted servers, and through the tools
+    it was made from (`Tool.from_tool(...)` keeps the original as `parent_tool`)."""
+    found: list[Callable[..., Any]] = []
+    current: object = tool
+    for _ in range(MAX_DEPTH):
+        if not isinstance(current, Tool):
+            break
+        current = await tool_behind(current)
+        fn = tool_function(current)
+        if fn is not None:
+            found.append(fn)
+        current = getattr(current, "parent_tool", None)
+    return found
+
+
+MAX_DEPTH = 32
+"""Mounts and transforms followed at most (a cycle would otherwise never end)."""

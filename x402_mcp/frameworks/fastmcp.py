@@ -35,8 +35,10 @@ from ..callers import caller_identity
 from ..challenge import failure_result, fit_output_schema
 from ..errors import ConfigurationError
 from ..gate import Gate, ToolCall
+from ..guard import inside_gate
 from ..pricing import PaidTool, paid_spec
 from . import _fastmcp_seam as seam
+from .coverage import check_at_start
 from .elicitation import url_elicitation
 
 IDENTIFIER = "dev.x402-mcp/payments"
@@ -72,6 +74,7 @@ class FastMCPDoor:
     async def _lifespan(self) -> AsyncIterator[None]:
         # Middleware can be added until the server starts: check the order again now.
         self.check_order()
+        await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
         async with self.gate.link.lifespan():
             self.running += 1
             try:
@@ -118,7 +121,9 @@ class FastMCPDoor:
         self.server.custom_route(path, methods=methods)(app)
 
     async def paid_tool(self, name: str) -> tuple[Tool, PaidTool] | None:
-        tool = await self.server.get_tool(name)
+        listed = await self.server.get_tool(name)
+        # A mounted server's tool is priced and its arguments read by the tool it runs.
+        tool = None if listed is None else await seam.tool_behind(listed)
         fn = None if tool is None else seam.tool_function(tool)
         spec = None if fn is None else paid_spec(fn)
         return None if tool is None or spec is None else (tool, spec)
@@ -136,7 +141,8 @@ class GateMiddleware(Middleware):
         call_next: CallNext[CallToolRequestParams, ToolResult],
     ) -> ToolResult:
         found = await self.door.paid_tool(context.message.name)
-        if found is None:
+        if found is None or inside_gate():
+            # Free, or a mounted server's paid tool that its parent's gate let through already.
             return await call_next(context)
         tool, spec = found
         if not self.door.running:
@@ -180,10 +186,10 @@ class GateMiddleware(Middleware):
         call_next: CallNext[ListToolsRequest, Sequence[Tool]],
     ) -> Sequence[Tool]:
         tools = await call_next(context)
-        return [self._priced(tool) for tool in tools]
+        return [await self._priced(tool) for tool in tools]
 
-    def _priced(self, tool: Tool) -> Tool:
-        fn = seam.tool_function(tool)
+    async def _priced(self, tool: Tool) -> Tool:
+        fn = seam.tool_function(await seam.tool_behind(tool))
         spec = None if fn is None else paid_spec(fn)
         if spec is None:
             return tool
