@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 from .errors import ConfigurationError, InvalidPrice
 from .guard import guard
-from .money import USDC_DECIMALS, format_amount, parse_usd, places, to_atomic
+from .money import USDC_DECIMALS, format_usd, parse_usd, places, to_atomic
 from .text import shown
 from .wire import UINT256_LIMIT
 
@@ -167,7 +167,7 @@ def check_fixed_price(price: Price, decimals: int) -> int:
             "For a free tool, leave out @paid"
         )
     if places(value) > decimals:
-        smallest = format_amount(1, decimals)
+        smallest = format_usd(1, decimals)
         raise ConfigurationError(
             f"price {shown(price, 40)} is finer than the token's smallest unit, {smallest} "
             f"({decimals} decimal places); make it a whole multiple of {smallest}"
