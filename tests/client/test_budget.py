@@ -34,7 +34,7 @@ async def test_per_call_limit(shop: Shop) -> None:
     refused = await _refused(shop, shop.budget(per_call="0.10"), tool="dear")
     assert isinstance(refused, BudgetExceeded)
     assert refused.limit == "per_call"
-    assert str(refused) == "the price $0.5 is above the budget's per_call limit of $0.10"
+    assert str(refused) == "the price $0.50 is above the budget's per_call limit of $0.10"
 
 
 async def test_total_limit(shop: Shop) -> None:

@@ -5,6 +5,7 @@ own start-up hook), so that a forgotten gate is an error at start, not a refusal
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,6 +17,8 @@ from ..errors import ConfigurationError
 from ..gate import Gate
 from ..pricing import PaidTool, check_fixed_price, paid_spec
 from ..text import shown
+
+logger = logging.getLogger("x402_mcp")
 
 INSTALL_THE_GATE = (
     "install the payments gate: MCPServer(..., extensions=[payments]) on the MCP SDK, "
@@ -34,7 +37,7 @@ async def ungated_paid_tools(server: Any) -> list[str]:
 
         gated = any(isinstance(middleware, GateMiddleware) for middleware in seam.middleware_chain(server))
         uncovered = []
-        for tool in await server.list_tools(run_middleware=False):
+        for tool in await _listed_by_fastmcp(server):
             if any(paid_spec(fn) for fn in await seam.functions_behind(tool)):
                 # The gate knows a paid tool by the function of the tool it runs, as its door reads it.
                 fn = seam.tool_function(await seam.tool_behind(tool))
@@ -66,7 +69,7 @@ async def check_at_start(server: Any, decimals: int, symbol: str) -> None:
 
         listed = [
             (str(tool.name), seam.tool_function(await seam.tool_behind(tool)))
-            for tool in await server.list_tools(run_middleware=False)
+            for tool in await _listed_by_fastmcp(server)
         ]
     check_prices(paid_tools(listed), decimals, symbol)
 
@@ -110,6 +113,18 @@ def paid_tools(tools: Iterable[tuple[str, Callable[..., Any] | None]]) -> list[t
         if spec is not None:
             found.append((name, spec))
     return found
+
+
+async def _listed_by_fastmcp(server: Any) -> list[Any]:
+    """The tools a FastMCP server lists; none when its providers cannot list them now (a proxy
+    whose remote is down): each paid tool's own guard still refuses calls that bypass a gate."""
+    try:
+        return list(await server.list_tools(run_middleware=False))
+    except Exception:  # a provider's failure, not ours to judge at start
+        logger.warning(
+            "could not list the tools of FastMCP server %r to check their gate", server.name, exc_info=True
+        )
+        return []
 
 
 def _is_fastmcp(server: object) -> bool:
