@@ -189,3 +189,27 @@ def test_a_tool_takes_one_paid() -> None:
         @paid(price="0.01")
         def report() -> str:
             return ""
+
+
+def test_the_heap_is_searched_only_for_a_function_something_else_holds() -> None:
+    from x402_mcp import guard
+
+    # Measured on this interpreter: a function @paid is written right above is held by no one
+    # else, so no registration can hold it; a registered one is looked for (the tests above).
+    assert guard._unheld is not None
+    registry = []
+
+    def held() -> None: ...
+
+    registry.append(held)
+    seen: list[int] = []
+    guard._probe = seen
+    try:
+        paid(price="1")(held)
+
+        @paid(price="1")
+        def fresh() -> None: ...
+
+    finally:
+        guard._probe = None
+    assert seen[0] > guard._unheld and seen[1] == guard._unheld

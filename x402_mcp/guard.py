@@ -20,6 +20,7 @@ import gc
 import inspect
 import logging
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -69,6 +70,7 @@ def guard(fn: Callable[..., Any], marker: str, spec: object) -> Callable[..., An
     Every tool registration that already holds `fn` (`@paid` above the tool decorator)
     is pointed at the guard.
     """
+    held = sys.getrefcount(fn)
     reported = threading.Lock()
     said: list[bool] = []
 
@@ -115,8 +117,38 @@ def guard(fn: Callable[..., Any], marker: str, spec: object) -> Callable[..., An
 
         guarded = guarded_sync
     setattr(guarded, marker, spec)
-    _rebind_registrations(fn, guarded)
+    if _probe is not None:
+        _probe.append(held)
+    elif _unheld is None or held > _unheld:
+        # Something besides our caller holds `fn`: perhaps a framework's tool registration.
+        _rebind_registrations(fn, guarded)
     return guarded
+
+
+_unheld: int | None = None
+"""The references `guard` sees to a function that nothing but its caller holds (a function
+`@paid` is written right above). More means something else holds it, perhaps a tool
+registration, and only then are the holders looked for (a walk of the whole heap).
+None (not measured, or a build whose reference counts are not exact): always look."""
+_probe: list[int] | None = None
+
+
+def calibrate(decorate: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Measure `_unheld` through `decorate` (a `@paid(...)`) itself, as decorator and as a call,
+    so that the count is taken on the very path a tool's function takes on this interpreter."""
+    global _probe, _unheld
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return  # free-threaded CPython defers reference counts: always look
+    _probe = []
+    try:
+
+        @decorate
+        def probe() -> None: ...
+
+        decorate(lambda: None)
+    finally:
+        seen, _probe = _probe, None
+    _unheld = min(seen) if len(seen) == 2 else None
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

@@ -75,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
     from .samples import check_gated
 
     try:
-        check_gated(args.server)  # refuses a server whose paid tools would have no gate
         entry = config_entry(
             args.server,
             pay_to=args.pay_to,
@@ -86,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             asset_name=args.asset_name,
             asset_version=args.asset_version,
         )
+        check_gated(args.server)  # refuses a server whose paid tools would have no gate
     except ConfigurationError as exc:
         print(f"x402-mcp claude-config: {exc}", file=sys.stderr)
         return 2
