@@ -1,3 +1,4 @@
+import inspect
 from decimal import Decimal
 
 import pytest
@@ -7,13 +8,23 @@ from x402_mcp.errors import ConfigurationError, InvalidPrice
 from x402_mcp.pricing import SettleOrder, paid_spec
 
 
-def test_paid_marks_the_function_and_returns_it_unchanged() -> None:
-    def tool(x: int) -> int:
+def test_paid_returns_a_guard_that_looks_exactly_like_the_function() -> None:
+    def tool(x: int, *, note: str = "") -> int:
+        """Doubles x."""
         return x
 
     marked = paid(price="0.05")(tool)
-    assert marked is tool
-    spec = paid_spec(tool)
+    assert marked is not tool and marked.__wrapped__ is tool  # type: ignore[attr-defined]
+    assert (marked.__name__, marked.__qualname__, marked.__doc__, marked.__module__) == (
+        tool.__name__,
+        tool.__qualname__,
+        tool.__doc__,
+        tool.__module__,
+    )
+    assert inspect.signature(marked) == inspect.signature(tool)
+    assert marked.__annotations__ == tool.__annotations__
+    assert paid_spec(tool) is None, "the function itself stays as it was"
+    spec = paid_spec(marked)
     assert spec is not None and spec.atomic_price({}, 6) == 50_000 and spec.settle is SettleOrder.BEFORE
 
 

@@ -55,3 +55,25 @@ def test_the_tools_own_argument_model_validates_a_call() -> None:
     assert [error["loc"] for error in invalid.value.errors()] == [("pages",)]
     with pytest.raises(LookupError):
         validated_tool_arguments(server, "missing", {})
+
+
+def test_paid_above_the_tool_decorator_points_the_registered_tool_at_its_guard() -> None:
+    from x402_mcp._sdk import tool_functions
+
+    server: MCPServer[Any] = MCPServer("seam")
+
+    async def bare(pages: int) -> str:
+        return ""
+
+    registered = server.tool()(bare)
+    assert registered is bare, "MCPServer.tool() no longer returns the function it registered"
+    guarded = paid(price="0.01")(registered)
+    # The SDK's Tool keeps `fn` and runs it on each call; @paid above put its guard there.
+    assert tool_function(server, "bare") is guarded and guarded is not bare
+    assert dict(tool_functions(server)) == {"bare": guarded}
+    tool = server._tool_manager.get_tool("bare")
+    assert (
+        tool is not None
+        and tool.is_async
+        and tool.fn_metadata.validate_arguments({"pages": "2"}) == {"pages": 2}
+    )

@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from mcp.server import MCPServer, Server
+from mcp.server.mcpserver.tools.base import Tool
 
 
 def server_applying_extensions() -> MCPServer[Any] | None:
@@ -86,3 +87,29 @@ def wrap_lowlevel_lifespan(
             yield state
 
     lowlevel.lifespan = lifespan
+
+
+def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Callable[..., Any]) -> int:
+    """Point each `MCPServer` tool among `holders` that runs `old` at `new` (which must
+    take the same arguments and be as async as `old`); how many were.
+
+    `MCPServer.tool()` registers a function and returns it: `@paid` written above it
+    puts its guard in through here. Only the function called changes: the schemas,
+    description and `is_async` the SDK derived from `old` stay as they are.
+    """
+    rebound = 0
+    for holder in holders:
+        if isinstance(holder, Tool) and holder.fn is old:
+            holder.fn = new
+            rebound += 1
+    return rebound
+
+
+def extensions(server: MCPServer[Any]) -> list[Any]:
+    """The extensions `server` was constructed with (`MCPServer(..., extensions=[...])`)."""
+    return list(server._extensions)
+
+
+def tool_functions(server: MCPServer[Any]) -> list[tuple[str, Callable[..., Any]]]:
+    """Every registered tool's name and the Python function a call of it runs."""
+    return [(tool.name, tool.fn) for tool in server._tool_manager.list_tools()]

@@ -20,7 +20,7 @@ from mcp.types import CallToolResult, TextContent
 
 from .errors import ConfigurationError
 from .ledger.base import PaymentRequest
-from .money import format_usd, from_atomic
+from .money import format_amount, format_usd
 from .networks import Asset, Network, resolve_any_network
 from .pricing import PaidTool
 from .wire import PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
@@ -127,13 +127,13 @@ def human_text(
 ) -> str:
     """What a person (or the LLM relaying to one) needs: price, link, how to retry."""
     price = format_usd(request.price, offer.asset.decimals)
-    tokens = from_atomic(request.price, offer.asset.decimals)
+    tokens = format_amount(request.price, offer.asset.decimals, offer.asset.symbol)
     minutes = max(1, round((request.expires_at - now) / 60))
     lines = []
     if error:
         lines.append(f"The payment was not accepted: {error}")
     lines += [
-        f"Payment required: {price} ({tokens} {offer.asset.symbol} on {offer.network.label}) "
+        f"Payment required: {price} ({tokens} on {offer.network.label}) "
         f"for {request.description or request.tool}.",
         f"Pay here: {offer.hosted_url(request.id)}",
         f"{retry_sentence(request)} The link expires in about {minutes} minutes.",

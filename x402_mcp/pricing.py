@@ -7,10 +7,12 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from . import guard as _guard
 from .errors import ConfigurationError, InvalidPrice
-from .money import parse_usd, to_atomic
+from .guard import guard
+from .money import USDC_DECIMALS, format_usd, parse_usd, places, to_atomic
 from .text import shown
 from .wire import UINT256_LIMIT
 
@@ -65,13 +67,18 @@ class PaidTool:
 
         Raises:
             InvalidPrice: when the price function cannot take the arguments, raises,
-                or gives something that is not an exact, non-negative decimal price
-                below 2**256 atomic units.
+                or gives something that is not an exact decimal price above zero, in
+                whole atomic units of the token, below 2**256 atomic units.
         """
         price: object = self.price
         if callable(price):
             price = _call_price_function(price, arguments)
-        return _atomic(price, decimals)
+        atomic = _atomic(price, decimals)
+        if atomic == 0:
+            raise InvalidPrice(
+                f"the price is {shown(price, 40)}, which is zero: a paid call must cost more than $0"
+            )
+        return atomic
 
 
 def paid(
@@ -84,9 +91,10 @@ def paid(
 ) -> Callable[[F], F]:
     """Mark an MCP tool as paid.
 
-    Use it above or below `@server.tool()`; it only records the price on the
-    function, which stays exactly as it was (same schema, same behaviour for
-    free calls of other tools). The server's `Payments` extension does the rest.
+    Use it above or below `@server.tool()`. The server's `Payments` (its gate) does the
+    rest; without it the tool refuses every call with an error naming the missing
+    `MCPServer(..., extensions=[payments])` / `payments.install(mcp)`, and never runs
+    for free. The tool keeps its name, docstring, signature and schemas.
 
     Args:
         price: dollars as a decimal string (`"0.05"`), or a function called with
@@ -109,15 +117,16 @@ def paid(
 
     Raises:
         TypeError: when used bare (`@paid` instead of `@paid(price=...)`).
-        ConfigurationError: for a float, negative or malformed fixed price, a rule
-            that is empty, too long, has control characters or goes with a fixed price,
-            or `overlap` without `settle="after"`.
+        ConfigurationError: for a float, zero, negative or malformed fixed price, one
+            finer than USDC's smallest unit ($0.000001), a rule that is empty, too long,
+            has control characters or goes with a fixed price, `overlap` without
+            `settle="after"`, or a function that is `@paid` already.
     """
     if inspect.iscoroutinefunction(price):
         # Price functions are plain functions; an async one is the tool itself.
         raise TypeError('@paid needs a price: write @paid(price="0.05"), not bare @paid')
     if not callable(price):
-        parse_usd(price)
+        check_fixed_price(price, USDC_DECIMALS)
     if rule is not None:
         _check_rule(rule, dynamic=callable(price))
     order = SettleOrder(settle)
@@ -130,13 +139,44 @@ def paid(
     spec = PaidTool(price=price, description=description, settle=order, rule=rule, overlap=overlap)
 
     def mark(fn: F) -> F:
-        setattr(fn, PAID_ATTRIBUTE, spec)
-        return fn
+        if paid_spec(fn) is not None:
+            raise ConfigurationError(
+                f"{getattr(fn, '__name__', 'this tool')!r} is @paid already; a tool takes one @paid(...)"
+            )
+        # The framework gets (or, with @paid above its decorator, is pointed at) the guard.
+        return cast(F, guard(fn, PAID_ATTRIBUTE, spec))
 
     return mark
 
 
 MAX_RULE_LENGTH = 200
+
+
+def check_fixed_price(price: Price, decimals: int) -> int:
+    """A fixed price checked as `@paid` takes it: its atomic units of a `decimals` token.
+
+    Raises:
+        ConfigurationError: a float, malformed or negative price; zero (a free tool takes
+            no @paid); one finer than the token's smallest unit or too large to pay.
+    """
+    if isinstance(price, str) and len(price) > MAX_PRICE_TEXT:
+        raise ConfigurationError(f"price {shown(price, 40)} is too long; write it as a decimal like '0.05'")
+    value = parse_usd(price)
+    if value == 0:
+        raise ConfigurationError(
+            f"price {shown(price, 40)} is zero: a payment of $0 is no payment. "
+            "For a free tool, leave out @paid"
+        )
+    if places(value) > decimals:
+        smallest = format_usd(1, decimals)
+        raise ConfigurationError(
+            f"price {shown(price, 40)} is finer than the token's smallest unit, {smallest} "
+            f"({decimals} decimal places); make it a whole multiple of {smallest}"
+        )
+    try:
+        return _atomic(price, decimals)
+    except InvalidPrice as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _check_rule(rule: object, *, dynamic: bool) -> None:
@@ -210,3 +250,7 @@ def _beyond_uint256(price: object) -> InvalidPrice:
     return InvalidPrice(
         f"the price {shown(price, 40)} is at or beyond 2**256 atomic units, which no token can move"
     )
+
+
+# How many references a function @paid is written right above has, on this interpreter.
+_guard.calibrate(paid(price="1"))

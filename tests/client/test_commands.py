@@ -54,7 +54,7 @@ async def test_call_pays_and_prints_the_receipt_then_spend_shows_it(
     shown = capsys.readouterr().out
     assert "budget 'default': 1 payments" in shown
     assert "total         $0.05" in shown
-    assert "last 24 hours $0.05 of $1" in shown
+    assert "last 24 hours $0.05 of $1.00" in shown
     assert "per call      at most $0.10" in shown
     assert "spent" in shown and "answer -> " + shop.payee in shown
 

@@ -280,7 +280,7 @@ def test_the_extractor_reads_markers_and_indented_fences(tmp_path: Path) -> None
         "<!-- fragment: needs a funded key -->\n\n"
         "```sh\nx402-mcp call url tool\n```\n\n"
         "1. A step:\n\n"
-        "    <!-- server: wait-for=\"ready\" needs=anvil -->\n\n"
+        '    <!-- server: wait-for="ready" needs=anvil -->\n\n'
         "    ```sh\n    x402-mcp devnet\n    ```\n\n"
         "<!-- continues -->\n"
         "```python\nprint(1)\n```\n\n"

@@ -102,3 +102,27 @@ async def test_the_low_level_servers_lifespan_is_entered_by_an_in_memory_run() -
     async with Client(lowlevel) as client:
         await client.list_tools()
     assert entered == ["lifespan"]
+
+
+async def test_paid_above_is_put_in_the_registered_tool_and_mounts_resolve_to_it() -> None:
+    from fastmcp.tools.base import Tool as FastMCPTool
+
+    child: FastMCP[Any] = FastMCP("child")
+
+    def bare(pages: int) -> str:
+        return ""
+
+    registered = child.tool()(bare)
+    assert registered is bare, "FastMCP.tool() no longer returns the function it registered"
+    guarded = paid(price="0.01")(registered)
+    tool = await child.get_tool("bare")
+    assert tool is not None and seam.tool_function(tool) is guarded
+
+    parent: FastMCP[Any] = FastMCP("parent")
+    parent.mount(child, namespace="kid")
+    listed = await parent.get_tool("kid_bare")
+    assert listed is not None and seam.tool_function(listed) is None, "mounted tools now carry fn"
+    behind = await seam.tool_behind(listed)
+    assert seam.tool_function(behind) is guarded
+    made = FastMCPTool.from_tool(behind, name="other")
+    assert guarded in await seam.functions_behind(made)

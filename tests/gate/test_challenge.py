@@ -103,17 +103,23 @@ async def test_dynamic_price_follows_the_arguments(client: Client) -> None:
     assert long.accepts[0].amount == "250000"  # 250 words at $0.001
 
 
-async def test_a_fixed_price_finer_than_the_token_is_listed_and_answered_not_crashed(
+async def test_a_price_function_finer_than_the_token_or_zero_is_refused_at_the_call_not_crashed(
     shop: Shop, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # A fixed price finer than USDC's smallest unit is refused at decoration (tests/test_prices.py);
+    # a price function's answer is only known at the call.
     @shop.server.tool()
-    @paid(price="0.0000001")
-    def finer() -> str:
+    @paid(price=lambda cents: "0.0000001" if cents else "0")
+    def finer(cents: bool) -> str:
+        shop.runs["finer"] = shop.runs.get("finer", 0) + 1
         return "ran"
 
     async with Client(shop.connectable()) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
-        result = await client.call_tool("finer", {})
-    assert "finer" in tools and "could not advertise the price" in caplog.text
-    assert result.is_error and "price could not be computed" in text_of(result)
-    assert "more than 6 decimal places" in text_of(result)
+        sub_unit = await client.call_tool("finer", {"cents": True})
+        zero = await client.call_tool("finer", {"cents": False})
+    assert "finer" in tools
+    assert sub_unit.is_error and "price could not be computed" in text_of(sub_unit)
+    assert "more than 6 decimal places" in text_of(sub_unit)
+    assert zero.is_error and "price could not be computed" in text_of(zero) and "zero" in text_of(zero)
+    assert "finer" not in shop.runs

@@ -17,12 +17,12 @@ from typing import TextIO
 
 import anyio.to_thread
 
-from ..money import from_atomic
+from ..money import format_dollars, from_atomic
 from ..networks import Asset
 from ..text import shown
 from ..wire import PaymentRequirements
 from .budget import Confirm
-from .errors import NotConfirmed, dollars
+from .errors import NotConfirmed
 from .store import SpendStore
 
 ASK_ABOVE = Decimal("0.10")
@@ -100,17 +100,20 @@ def confirm_above_default(
         if price <= ASK_ABOVE:
             return True
         question = (
-            f"Pay {dollars(price)} {symbol} to {requirement.pay_to} on {requirement.network}"
+            f"Pay {format_dollars(price)} {symbol} to {requirement.pay_to} on {requirement.network}"
             f" for tool {shown(tool)}? [y/N] "
         )
         asker = ask if ask is not None else (_ask_terminal if _interactive() else None)
         if asker is None:
             raise NotConfirmed(
-                f"{shown(tool)} costs {dollars(price)}, above the {dollars(ASK_ABOVE)} a call pays without "
-                f"asking, and there is no terminal to ask on; pass --max {price} (or --yes) to pay it"
+                f"{shown(tool)} costs {format_dollars(price)}, above the {format_dollars(ASK_ABOVE)} a "
+                "call pays without asking, and there is no terminal to ask on; "
+                f"pass --max {price} (or --yes) to pay it"
             )
         if not await anyio.to_thread.run_sync(asker, question):
-            raise NotConfirmed(f"you declined to pay {dollars(price)} for {shown(tool)}; nothing was paid")
+            raise NotConfirmed(
+                f"you declined to pay {format_dollars(price)} for {shown(tool)}; nothing was paid"
+            )
         return True
 
     return confirm

@@ -20,13 +20,7 @@ from decimal import Decimal
 from mcp.types import CallToolResult
 
 from ..errors import X402MCPError
-
-
-def dollars(value: Decimal) -> str:
-    """Dollars as a person reads them: `$0.05`, `$0.50`, `$20.00`, `$1,234.5678`, never `$2E+1`."""
-    exponent = value.as_tuple().exponent
-    places = max(2, -exponent if isinstance(exponent, int) else 2)
-    return f"${value:,.{places}f}"
+from ..money import format_dollars
 
 
 class PaymentDeclined(X402MCPError):
@@ -46,12 +40,15 @@ class BudgetExceeded(PaymentDeclined):
         self.allowed = allowed
         self.would_be = would_be
         if limit == "per_call":
-            message = f"the price {dollars(price)} is above the budget's per_call limit of {dollars(allowed)}"
+            message = (
+                f"the price {format_dollars(price)} is above the budget's per_call limit of "
+                f"{format_dollars(allowed)}"
+            )
         else:
             span = "in the last 24 hours" if limit == "per_day" else "in total"
             message = (
-                f"paying {dollars(price)} would bring spending {span} to {dollars(would_be)}, "
-                f"above the budget's {limit} limit of {dollars(allowed)}"
+                f"paying {format_dollars(price)} would bring spending {span} to {format_dollars(would_be)}, "
+                f"above the budget's {limit} limit of {format_dollars(allowed)}"
             )
         super().__init__(message)
 

@@ -38,13 +38,13 @@ from web3 import Web3
 
 from ..challenge import META_PAYMENT_RESPONSE
 from ..errors import ConfigurationError, X402MCPError
-from ..money import from_atomic
+from ..money import format_dollars, from_atomic
 from ..networks import Asset
 from ..payer import PaymentSigner, payment_meta, sign_payment
 from ..text import shown
 from ..wire import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
 from .budget import Budget
-from .errors import BudgetExceeded, NotConfirmed, PaymentFailed, dollars
+from .errors import BudgetExceeded, NotConfirmed, PaymentFailed
 from .offers import choose, find_payment_required, known_usdc
 from .onchain import AuthorizationChain, Reconciled, reconcile
 from .store import SpendStore
@@ -271,7 +271,9 @@ class PayingClient:
                     raise
                 await self._check(requirement, price)
             if not await self.budget.confirm(requirement):
-                raise NotConfirmed(f"the payment of {dollars(price)} for {shown(name)} was not confirmed")
+                raise NotConfirmed(
+                    f"the payment of {format_dollars(price)} for {shown(name)} was not confirmed"
+                )
         try:
             return await self._reserve_now(name, requirement, price, window)
         except BudgetExceeded as exc:

@@ -155,8 +155,8 @@ async def _call(
 ) -> int:
     from ..client import Budget, PayingClient, SpendStore, default_budget_file
     from ..client.consent import confirm_above_default, merge_limits
-    from ..client.errors import dollars
     from ..client.offers import known_usdc
+    from ..money import format_dollars
     from ..text import shown
 
     assets = [*known_usdc(), *extra_assets]
@@ -202,13 +202,16 @@ async def _call(
         print(answer.text)
     if answer.paid and answer.requirement is not None:
         receipt = answer.receipt
-        print(f"\npaid {dollars(answer.cost)} to {answer.requirement.pay_to} on {answer.requirement.network}")
+        print(
+            f"\npaid {format_dollars(answer.cost)} to {answer.requirement.pay_to} "
+            f"on {answer.requirement.network}"
+        )
         if receipt is not None:
             print(f"receipt: transaction {receipt.transaction} (payer {shown(receipt.payer)})")
         else:
             print("receipt: none returned; the payment is counted as spent")
         print(
-            f"budget {budget.name!r}: {dollars(spending.last_day)} in the last 24 hours, "
-            f"{dollars(spending.total)} in total"
+            f"budget {budget.name!r}: {format_dollars(spending.last_day)} in the last 24 hours, "
+            f"{format_dollars(spending.total)} in total"
         )
     return 1 if answer.is_error else 0

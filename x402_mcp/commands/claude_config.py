@@ -77,6 +77,7 @@ def config_entry(
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
+    from .samples import check_gated
 
     try:
         entry = config_entry(
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             asset_name=args.asset_name,
             asset_version=args.asset_version,
         )
+        check_gated(args.server)  # refuses a server whose paid tools would have no gate
     except ConfigurationError as exc:
         print(f"x402-mcp claude-config: {exc}", file=sys.stderr)
         return 2

@@ -132,12 +132,36 @@ def load_server(name: str, environ: Mapping[str, str] | None = None) -> LoadedSe
                     f"{script}: build(payments) returned {_kind(server)}, not a supported server; "
                     "return an mcp MCPServer or a fastmcp.FastMCP server"
                 )
-            return LoadedServer(script, module, server, framework, payments)
+            return _gated(LoadedServer(script, module, server, framework, payments))
     server, framework = _module_server(script, module)
     installed = [
         value for value in vars(module).values() if isinstance(value, Payments) and value.server is server
     ]
-    return LoadedServer(script, module, server, framework, installed[0] if installed else None)
+    return _gated(LoadedServer(script, module, server, framework, installed[0] if installed else None))
+
+
+def _gated(loaded: LoadedServer) -> LoadedServer:
+    """`loaded`, refused when it lists `@paid` tools that no payments gate answers (the script
+    forgot `extensions=[payments]` / `payments.install`): a forgotten gate is an error at start."""
+    from ..frameworks.coverage import require_gate
+
+    require_gate(loaded.server, str(loaded.script))
+    return loaded
+
+
+def check_gated(name: str) -> None:
+    """Load server script `name` as its defaults would (embedded chain, throwaway ledger) and
+    refuse it when its paid tools have no gate.
+
+    Raises:
+        ConfigurationError: as `load_server`.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="x402-check-ledger-") as scratch:
+        env = {name: value for name, value in os.environ.items() if not name.startswith("X402_")}
+        env.update({"X402_SETTLEMENT": "devchain", "X402_LEDGER_URL": f"sqlite:///{scratch}/ledger.sqlite"})
+        load_server(name, env)
 
 
 def serves_when_run(script: Path) -> bool:

@@ -51,8 +51,8 @@ async def _show(path: Path, only: str | None, latest: int, chain: Any) -> int:
     import time
 
     from ..client import SpendStore
-    from ..client.errors import dollars
     from ..client.onchain import reconcile
+    from ..money import format_dollars
 
     store = SpendStore(path)
     await store.open()
@@ -68,10 +68,10 @@ async def _show(path: Path, only: str | None, latest: int, chain: Any) -> int:
                 )
             spending = await store.spending(name, now=time.time())
             print(f"\nbudget {name!r}: {spending.payments} payments")
-            print(f"  total         {dollars(spending.total)}{_of(spending.total_limit)}")
-            print(f"  last 24 hours {dollars(spending.last_day)}{_of(spending.per_day)}")
+            print(f"  total         {format_dollars(spending.total)}{_of(spending.total_limit)}")
+            print(f"  last 24 hours {format_dollars(spending.last_day)}{_of(spending.per_day)}")
             if spending.per_call is not None:
-                print(f"  per call      at most {dollars(spending.per_call)}")
+                print(f"  per call      at most {format_dollars(spending.per_call)}")
             if spending.pending:
                 print(
                     f"  {spending.pending} payments not confirmed (counted as spent until the chain shows "
@@ -79,7 +79,7 @@ async def _show(path: Path, only: str | None, latest: int, chain: Any) -> int:
                 )
             for payment in await store.payments(name, limit=latest):
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(payment.created_at))
-                amount, state = dollars(payment.usd), payment.state.value
+                amount, state = format_dollars(payment.usd), payment.state.value
                 print(
                     f"  {stamp}  {amount:<9} {state:<9} {payment.tool} -> {payment.payee}"
                     f"  {payment.tx_hash or payment.detail}"
@@ -90,6 +90,6 @@ async def _show(path: Path, only: str | None, latest: int, chain: Any) -> int:
 
 
 def _of(limit: Any) -> str:
-    from ..client.errors import dollars
+    from ..money import format_dollars
 
-    return "" if limit is None else f" of {dollars(limit)}"
+    return "" if limit is None else f" of {format_dollars(limit)}"

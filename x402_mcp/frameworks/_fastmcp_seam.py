@@ -26,6 +26,7 @@ from fastmcp.server.middleware import Middleware
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
 from fastmcp.server.providers.fastmcp_provider import FastMCPProviderTool
 from fastmcp.tools.base import Tool
+from fastmcp.tools.function_tool import FunctionTool
 from mcp.server import Server
 from mcp.server.apps import client_supports_apps
 from mcp.server.context import ServerRequestContext
@@ -120,3 +121,35 @@ def client_takes_apps(request_context: Any) -> bool:
     if request_context is None:
         return False
     return client_supports_apps(typing.cast(ServerRequestContext[Any, Any], request_context))
+
+
+def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Callable[..., Any]) -> int:
+    """Point each FastMCP `FunctionTool` among `holders` that runs `old` at `new` (same
+    arguments, as async as `old`); how many were.
+
+    `FastMCP.tool()` registers a function and returns it: `@paid` written above it puts
+    its guard in through here. FastMCP derived the schemas from `old` already and reads
+    `fn` again on every run.
+    """
+    rebound = 0
+    for holder in holders:
+        if isinstance(holder, FunctionTool) and holder.fn is old:
+            holder.fn = new
+            rebound += 1
+    return rebound
+
+
+async def functions_behind(tool: Tool) -> list[Callable[..., Any]]:
+    """The functions a call of `tool` may run: through mounted servers, and through the tools
+    it was made from (`Tool.from_tool(...)` keeps the original as `parent_tool`)."""
+    found: list[Callable[..., Any]] = []
+    current: object = tool
+    for _ in range(_MOUNT_DEPTH):
+        if not isinstance(current, Tool):
+            break
+        current = await defining_tool(current)
+        fn = tool_function(current)
+        if fn is not None:
+            found.append(fn)
+        current = getattr(current, "parent_tool", None)
+    return found

@@ -42,9 +42,11 @@ from ..callers import caller_identity
 from ..challenge import failure_result, fit_output_schema
 from ..errors import ConfigurationError
 from ..gate import Gate, ToolCall
+from ..guard import inside_gate
 from ..page.card import CARD_URI, PaymentCard, card_html, mark_listed
 from ..pricing import PaidTool, paid_spec
 from . import _fastmcp_seam as seam
+from .coverage import check_at_start
 from .elicitation import url_elicitation
 from .handshake import IDENTIFIER, AdvertiseOnInitialize
 
@@ -100,6 +102,7 @@ class FastMCPDoor:
     async def _lifespan(self) -> AsyncIterator[None]:
         # Middleware can be added until the server starts: check the order again now.
         self.check_order()
+        await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
         async with self.gate.link.lifespan():
             self.running += 1
             try:
@@ -169,7 +172,8 @@ class GateMiddleware(Middleware):
         call_next: CallNext[CallToolRequestParams, ToolResult],
     ) -> ToolResult:
         found = await self.door.paid_tool(context.message.name)
-        if found is None:
+        if found is None or inside_gate():
+            # Free, or a mounted server's paid tool that its parent's gate let through already.
             return await call_next(context)
         tool, defining, spec = found
         if not self.door.running:

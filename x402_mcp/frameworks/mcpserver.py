@@ -8,6 +8,8 @@ the door reads the call, and the SDK's tool registry (through `_sdk`), into a
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from mcp.server import MCPServer
@@ -21,6 +23,7 @@ from ..challenge import fit_output_schema
 from ..gate import Gate, ToolCall
 from ..page.card import PaymentCard
 from ..pricing import PaidTool, paid_spec
+from .coverage import check_at_start
 from .elicitation import url_elicitation
 from .handshake import IDENTIFIER, AdvertiseOnInitialize
 
@@ -39,10 +42,17 @@ class MCPServerDoor:
         # Handshake-era clients (a classic `initialize`) get `capabilities.extensions` too.
         self.server.middleware.append(AdvertiseOnInitialize(IDENTIFIER, self.gate.settings))
         self.gate.link.install(self._add_route, server_name=self.server.name)
-        _sdk.wrap_lifespan(self.server, self.gate.link.lifespan)
+        _sdk.wrap_lifespan(self.server, self._lifespan)
         # The MCP Apps payment card: its ui:// resource, `_meta.ui` on paid tools, and the
         # challenge as an Apps host shows it (page/card.py). Inner to the two above.
         PaymentCard(self.gate, self.paid_tool).install(self.server)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        # Tools are registered after the server is made: their prices are checked as it starts.
+        await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
+        async with self.gate.link.lifespan():
+            yield
 
     def _add_route(self, path: str, methods: list[str], app: Any) -> None:
         self.server.custom_route(path, methods=methods)(app)

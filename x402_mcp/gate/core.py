@@ -48,6 +48,7 @@ from ..errors import (
     SettlementError,
     TooManyOpenRequests,
 )
+from ..guard import gate_passed
 from ..ids import new_request_id
 from ..inbound import argument_problems, explicit_request_id, named_request_id, payment_from
 from ..ledger import open_ledger
@@ -793,7 +794,9 @@ class Gate:
     @staticmethod
     async def _invoke(call: _Call) -> CallToolResult:
         call.ran = True
-        return await call.source.run()
+        # The one place a paid tool's body runs: its @paid guard lets it run only in here.
+        with gate_passed(call.spec):
+            return await call.source.run()
 
     async def _transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
         return await self.collector.transition(request, event, **changes)

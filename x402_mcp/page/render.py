@@ -19,7 +19,7 @@ from typing import Any
 from ..challenge import Offer, retry_sentence
 from ..ledger.base import PaymentRequest
 from ..lifecycle import State
-from ..money import format_usd, from_atomic
+from ..money import format_amount, format_usd
 from ..networks import Network
 
 STATIC_FILES = {"pay.css": "text/css; charset=utf-8", "pay.js": "text/javascript; charset=utf-8"}
@@ -273,7 +273,7 @@ def receipt_fields(request: PaymentRequest, offer: Offer, network: str | None = 
     explorer_knows = request.tx_hash is not None and settled_on == offer.network.caip2
     return {
         "amount": format_usd(request.price, offer.asset.decimals),
-        "tokens": f"{from_atomic(request.price, offer.asset.decimals)} {offer.asset.symbol}",
+        "tokens": format_amount(request.price, offer.asset.decimals, offer.asset.symbol),
         "payer": request.payer,
         "paidAt": request.paid_at,
         "txHash": request.tx_hash,
@@ -356,7 +356,7 @@ def render_page(
     values = {
         "static": f"{prefix}/pay/_static",
         "price_usd": price_usd,
-        "tokens": str(from_atomic(request.price, decimals)),
+        "tokens": format_amount(request.price, decimals),
         "symbol": offer.asset.symbol,
         "tool": request.tool,
         "server": server_name,

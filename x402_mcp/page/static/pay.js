@@ -225,7 +225,8 @@
     const whole = atomic / scale;
     let fraction = (atomic % scale).toString().padStart(data.asset.decimals, "0").replace(/0+$/, "");
     if (fraction.length < 2) fraction = fraction.padEnd(2, "0");
-    return whole.toString() + "." + fraction + " " + data.asset.symbol;
+    // Thousands separated, as the server writes amounts (money.format_decimal).
+    return whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + fraction + " " + data.asset.symbol;
   }
 
   // balanceOf(payer) on the token, read through the wallet's own provider.
