@@ -122,7 +122,7 @@ async def test_paid_above_is_put_in_the_registered_tool_and_mounts_resolve_to_it
     parent.mount(child, namespace="kid")
     listed = await parent.get_tool("kid_bare")
     assert listed is not None and seam.tool_function(listed) is None, "mounted tools now carry fn"
-    behind = await seam.tool_behind(listed)
+    behind = await seam.defining_tool(listed)
     assert seam.tool_function(behind) is guarded
     made = FastMCPTool.from_tool(behind, name="other")
     assert guarded in await seam.functions_behind(made)
