@@ -194,7 +194,12 @@ async def test_the_bundle_runs_as_claude_desktop_starts_it_and_is_paid_through_i
             assert not result.is_error, text_of(result)
             assert "Cats" in text_of(result)
     # The ledger went where the host's environment put the user's data, inside the test's folder.
-    assert (tmp_path / "data" / "x402-mcp" / "ledger.sqlite").is_file()
+    # One file of this server's own (the default ledger is per server), none shared.
+    assert [
+        path.name.startswith("textkit")
+        for path in (tmp_path / "data" / "x402-mcp" / "ledgers").glob("*.sqlite")
+    ] == [True]
+    assert not (tmp_path / "data" / "x402-mcp" / "ledger.sqlite").exists()
 
 
 def test_from_index_ships_no_wheel_and_names_the_release(tmp_path: Path) -> None:
