@@ -37,7 +37,8 @@ from .lifecycle import Event, State
 from .matching import match_payment, match_solana_payment
 from .money import format_usd
 from .networks import Asset, Network
-from .settlement.base import Settlement
+from .settlement.base import OnChain, Settlement
+from .settlement.outcome import authorization_on_chain, may_release
 from .solana import Solana, solana_payee_on
 from .wire import (
     PaymentRequirements,
@@ -178,15 +179,31 @@ class Collector:
     async def verify(
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
     ) -> None:
+        """Have the backend verify `payload`; a refusal makes the request payable again,
+        unless the token shows its authorization used (see `_release_unless_moved`).
+
+        Returns normally when the authorization already paid this request on chain
+        (someone submitted it first): `settle` then records that transfer.
+
+        Raises:
+            Refused: the backend refused the payment (the request is `issued` again).
+            SettlementError / LedgerError: a crash (the request stays `settling` if the
+                authorization may have moved money).
+        """
         try:
             verdict = await self._verify(request, payload, requirements)
         except BaseException:
-            # Verification moves no money, so the request is safely payable again.
+            # Our verification moves no money, but someone else may have used the authorization.
             with anyio.CancelScope(shield=True):
-                await self.transition(request, Event.SETTLEMENT_FAILED)
+                try:
+                    await self._release_unless_moved(request, payload, requirements)
+                except Exception:
+                    logger.warning("%s stays settling: the chain cannot say it moved nothing", request.id)
             raise
         if not verdict.is_valid:
-            await self.transition(request, Event.SETTLEMENT_FAILED)
+            found = await self._release_unless_moved(request, payload, requirements)
+            if found.status == "settled":
+                return  # paid on chain already; `settle` is refused as a replay and records it
             refreshed = await self.ledger.get(request.id)
             raise Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), refreshed)
 
@@ -210,9 +227,18 @@ class Collector:
         # the transaction may have been broadcast, so only the chain can tell.
         receipt = await self._settle(request, payload, requirements)
         if not receipt.success:
-            await self.transition(request, Event.SETTLEMENT_FAILED)
-            refreshed = await self.ledger.get(request.id)
-            raise Refused(payment_error_for(receipt.error_reason, receipt.error_message), refreshed)
+            found = await self._release_unless_moved(request, payload, requirements)
+            if found.status != "settled" or found.tx_hash is None:
+                refreshed = await self.ledger.get(request.id)
+                raise Refused(payment_error_for(receipt.error_reason, receipt.error_message), refreshed)
+            # The backend said no, but the token shows this authorization paid this request
+            # (someone else submitted it first, or the node misreported our transaction).
+            logger.warning(
+                "%s: settlement refused, but the chain shows it paid in %s", request.id, found.tx_hash
+            )
+            receipt = receipt.model_copy(
+                update={"success": True, "transaction": found.tx_hash, "payer": None}
+            )
         claimed_payer = "" if isinstance(payload, SvmPaymentPayload) else payload.payload.authorization.from_
         record = SettlementRecord(
             tx_hash=receipt.transaction,
@@ -233,6 +259,36 @@ class Collector:
             lease_until=record.settled_at + lease_seconds,
             claim_id=claim_id,
         )
+
+    async def _release_unless_moved(
+        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
+    ) -> OnChain:
+        """Put a refused payment's request back to `issued`, unless its authorization may
+        have moved money; what the chain said either way.
+
+        The token is asked first (`authorization_on_chain`): a request goes back to
+        `issued` only when the authorization is unused or canceled (or the backend
+        cannot read the chain at all, and its refusal is all we have). `settled`
+        is returned for the caller to honour as the payment.
+
+        Raises:
+            SettlementError: the node could not be read, or the authorization was used
+                by a transaction we cannot match to this request: the request stays
+                `settling` for reconciliation, and the payer must not pay again.
+        """
+        backend: object = self.settlement
+        if isinstance(payload, SvmPaymentPayload):
+            backend = self._solana_option(payload, request).settlement
+        found = await authorization_on_chain(backend, payload, requirements)
+        if may_release(found):
+            await self.transition(request, Event.SETTLEMENT_FAILED)
+        elif found.status != "settled":
+            raise SettlementError(
+                f"the token shows the authorization for {request.id} used ({found.status}), but no "
+                "transaction paying this request was found; it is kept for reconciliation, so do not "
+                "pay again"
+            )
+        return found
 
     async def _verify(
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements

@@ -44,7 +44,6 @@ from ..contracts.eip3009 import (
     decode_bool,
     decode_uint,
     is_vrs_signature,
-    transfer_logged,
     transfer_with_authorization_calldata,
 )
 from ..erc6492 import Erc6492Signature, default_erc6492_factories
@@ -77,7 +76,7 @@ from .checks import (
     check_exact_payment,
     reported_network,
 )
-from .lookup import lookup_authorization
+from .lookup import lookup_authorization, payment_problem
 from .relayer import Relayer, Sent
 from .reverts import reason_for_revert
 
@@ -328,15 +327,19 @@ class LocalSettlement:
                 Refusal(refusal.reason, f"{refusal.message} (transaction {tx_hash})"), network, checked.payer
             )
         auth = checked.exact.authorization
-        if not transfer_logged(
-            receipt["logs"], token=asset, sender=auth.from_, recipient=auth.to, value=checked.value
-        ):
+        problem = payment_problem(
+            receipt["logs"],
+            asset=asset,
+            authorizer=auth.from_,
+            nonce=auth.nonce,
+            pay_to=auth.to,
+            value=checked.value,
+        )
+        if problem is not None:
+            # A refusal, not a payment: the caller asks the token whether the authorization
+            # was used before it lets the payer pay again (see `x402_mcp.collect`).
             return _failed(
-                Refusal(
-                    TRANSFER_EVENT_MISMATCH,
-                    f"Transaction {tx_hash} succeeded but the token logged no Transfer of {checked.value} "
-                    f"from {auth.from_} to {auth.to}.",
-                ),
+                Refusal(TRANSFER_EVENT_MISMATCH, f"Transaction {tx_hash} succeeded but {problem}."),
                 network,
                 checked.payer,
             )
