@@ -4,7 +4,8 @@
         ...  # point a settlement backend at node.url
 
 `lie(method, params, answer)` may return another answer (a JSON-RPC response
-object) or None to pass the real one on; `before(method, params)` runs before a
+object) or None to pass the real one on; `forge(method, params)` may answer
+(`{"result": ...}`) without asking the chain at all; `before(method, params)` runs before a
 call is forwarded (to front-run it, say). `trickle` methods have their answer
 sent a byte at a time, `trickle_delay` apart; `huge` methods are answered with
 an endless body (`declared` or not), counting in `huge_sent` what it could send.
@@ -33,6 +34,7 @@ class LyingNode:
         upstream: str,
         *,
         lie: Lie | None = None,
+        forge: Callable[[str, list[Any]], dict[str, Any] | None] | None = None,
         before: Callable[[str, list[Any]], None] | None = None,
         trickle: Collection[str] = (),
         trickle_delay: float = 0.25,
@@ -42,9 +44,12 @@ class LyingNode:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.lie = lie
+        self.forge = forge
         self.before = before
         self.trickle = frozenset(trickle)
         self.huge = frozenset(huge)
+        self.declared = declared
+        self.trickle_delay = trickle_delay
         self.huge_sent = 0
         self.seen: list[str] = []
         node = self
@@ -58,12 +63,16 @@ class LyingNode:
                 method, params = str(call.get("method")), list(call.get("params") or [])
                 node.seen.append(method)
                 if method in node.huge:
-                    self._endless(declared)
+                    self._endless(node.declared)
                     return
                 if node.before is not None:
                     node.before(method, params)
-                answer = json.loads(node.forward(body))
-                if node.lie is not None:
+                forged = node.forge(method, params) if node.forge is not None else None
+                if forged is not None:
+                    answer = {"jsonrpc": "2.0", "id": call.get("id"), **forged}
+                else:
+                    answer = json.loads(node.forward(body))
+                if node.lie is not None and forged is None:
                     answer = node.lie(method, params, answer) or answer
                 data = json.dumps(answer).encode()
                 self.send_response(200)
@@ -75,7 +84,7 @@ class LyingNode:
                         for index in range(len(data)):
                             self.wfile.write(data[index : index + 1])
                             self.wfile.flush()
-                            time.sleep(trickle_delay)
+                            time.sleep(node.trickle_delay)
                     else:
                         self.wfile.write(data)
                 except OSError:
