@@ -6,9 +6,9 @@ paid call while it waits, so every answer read over HTTP has a deadline for the
 whole answer and a size cap: our own keep-alive connections enforce them in
 `relayer._HttpJsonRpc`, and web3's requests session (which carries what ours do
 not: the chain id, code and log reads, and every call through a proxy) gets a
-`BoundedSession` from `bound_http_provider`. Either failure raises like a
-transport failure, which settlement turns into a `SettlementError`: the request
-then stays out of `issued` whenever money may have moved.
+`BoundedSession` from `bound_http_provider`. Either failure is a backend failure,
+which settlement turns into a `SettlementError`: the request then stays out of
+`issued` whenever money may have moved.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import time
 from typing import Any
 
 import requests
-from requests.exceptions import HTTPError, ReadTimeout
 from web3 import HTTPProvider
 
 __all__ = [
     "DEFAULT_ANSWER_SECONDS",
     "MAX_ANSWER_BYTES",
     "AnswerTooLarge",
+    "AnswerTooSlow",
     "BoundedSession",
     "bound_http_provider",
 ]
@@ -37,8 +37,16 @@ MAX_ANSWER_BYTES = 4 * 1024 * 1024
 _CHUNK = 64 * 1024
 
 
-class AnswerTooLarge(HTTPError):
-    """The node's answer is over the size cap; it was not read to the end."""
+class AnswerTooLarge(Exception):
+    """The node's answer is over the size cap; it was not read to the end.
+
+    Not a requests exception on purpose: web3 retries those, which would multiply the
+    bounds by its retry count.
+    """
+
+
+class AnswerTooSlow(Exception):
+    """The node's answer did not arrive whole by its deadline (see `AnswerTooLarge` on why)."""
 
 
 class BoundedSession(requests.Session):
@@ -76,7 +84,7 @@ class BoundedSession(requests.Session):
         size = 0
         while True:
             if time.monotonic() > ends:
-                raise ReadTimeout(
+                raise AnswerTooSlow(
                     f"the JSON-RPC node's answer did not arrive whole within {self.deadline:g} s"
                 )
             chunk = response.raw.read1(_CHUNK)
