@@ -196,7 +196,7 @@ class Collector:
             # Our verification moves no money, but someone else may have used the authorization.
             with anyio.CancelScope(shield=True):
                 try:
-                    await self._release_unless_moved(request, payload, requirements)
+                    await self.release(request, payload, requirements)
                 except Exception:
                     logger.warning("%s stays settling: the chain cannot say it moved nothing", request.id)
             raise
@@ -259,6 +259,21 @@ class Collector:
             lease_until=record.settled_at + lease_seconds,
             claim_id=claim_id,
         )
+
+    async def release(
+        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
+    ) -> None:
+        """Make `request` payable again when nothing we did settled it (verification failed,
+        or a `settle="after"` tool failed), unless the token shows its authorization used:
+        then it stays `settling`, and reconciliation records what the chain shows.
+
+        Raises:
+            Refused: the request moved on meanwhile (a state conflict).
+        """
+        try:
+            await self._release_unless_moved(request, payload, requirements)
+        except SettlementError as kept:
+            logger.warning("%s stays settling for reconciliation: %s", request.id, kept)
 
     async def _release_unless_moved(
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements

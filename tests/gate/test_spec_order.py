@@ -65,12 +65,12 @@ async def spec_client(shop: Shop) -> AsyncIterator[tuple[Client, Behaviour]]:
     @paid(price="0.05", settle="after")
     async def premium(topic: str) -> str:
         behaviour.runs += 1
-        if behaviour.fail:
-            raise ToolError("premium is broken today")
         if behaviour.front_run is not None:
             # Someone submits the same authorization first, so our own transaction reverts.
             receipt = await settlement_with_clock(shop.chain, time.time).settle(*behaviour.front_run)
             assert receipt.success
+        if behaviour.fail:
+            raise ToolError("premium is broken today")
         if behaviour.drain:
             _drain(shop)
         return f"secret insight on {topic}"
@@ -130,6 +130,33 @@ async def test_an_authorization_someone_else_settled_first_is_honoured_as_the_pa
     assert shop.balances() == (before[0] - PRICE, before[1] + PRICE)
     request = await shop.ledger.get(required.accepts[0].extra["paymentRequestId"])
     assert request is not None and request.state is State.CONSUMED and request.tx_hash
+
+
+async def test_a_failing_tool_whose_authorization_someone_else_settled_keeps_the_payment(
+    spec_client: tuple[Client, Behaviour], shop: Shop
+) -> None:
+    client, behaviour = spec_client
+    required = challenge_of(await client.call_tool("premium", {"topic": "x"}))
+    request_id = required.accepts[0].extra["paymentRequestId"]
+    payment = sign_payment(shop.payer, required)
+    behaviour.front_run = (payment, required.accepts[0])
+    behaviour.fail = True
+    before = shop.balances()
+
+    result = await client.call_tool("premium", {"topic": "x"}, meta={META_PAYMENT: payment.dump()})
+
+    assert result.is_error and "premium is broken today" in text_of(result)
+    assert shop.balances() == (before[0] - PRICE, before[1] + PRICE), "their transaction moved the money"
+    request = await shop.ledger.get(request_id)
+    assert request is not None and request.state is State.SETTLING, "never payable again: money moved"
+    reconciler = Reconciler(
+        shop.ledger, shop.chain.settlement(), shop.payments.asset, grace_seconds=-1, clock=lambda: 2**40
+    )
+    assert (await reconciler.run()).settled == [request_id]
+    behaviour.front_run, behaviour.fail = None, False
+    retry = await client.call_tool("premium", {"topic": "x", "payment_request_id": request_id})
+    assert not retry.is_error, text_of(retry)
+    assert shop.balances() == (before[0] - PRICE, before[1] + PRICE), "charged once"
 
 
 async def test_failed_settlement_withholds_the_output(

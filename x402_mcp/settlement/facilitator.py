@@ -162,7 +162,9 @@ class FacilitatorSettlement:
         token: shorthand for `auth=BearerToken(token)`, the bearer token of a
             facilitator run with `x402-mcp facilitator` (`BearerToken.from_env()`
             reads `$X402_FACILITATOR_TOKEN`).
-        timeout: seconds allowed for each request.
+        timeout: seconds allowed for each request, its whole answer included; an
+            answer over 256 KiB is not read (a `SettlementError`, or for `/settle` an
+            unknown outcome that keeps the payment pending).
         verify_attempts: how many times a verify is tried on transport errors
             and `429`/`5xx` answers (settle is always tried once).
         rpc_url: a JSON-RPC endpoint of the same chain, used only to read it:

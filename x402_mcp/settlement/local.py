@@ -194,8 +194,10 @@ class LocalSettlement:
         """Settle over JSON-RPC at `rpc_url` with the gas key `private_key`.
 
         Nothing is sent yet: the node's chain id is checked against `network` on
-        first use (a mismatch raises `SettlementError`). `request_timeout` bounds
-        each RPC request; the other options are the constructor's.
+        first use (a mismatch raises `SettlementError`). `request_timeout` is the
+        deadline for each whole JSON-RPC answer (headers and body: a node trickling
+        bytes cannot hold a call longer), and no answer over 4 MiB is read; either
+        failure is a `SettlementError`. The other options are the constructor's.
 
         Raises:
             ConfigurationError: for a network name that is not known, or a `poll_latency`
@@ -267,8 +269,10 @@ class LocalSettlement:
     async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
         """Send `transferWithAuthorization` and wait until it is mined.
 
-        Returns success only for a mined transaction with status 1 that logged
-        `Transfer(from, payTo, amount)` from the token. A refused or reverted
+        Returns success only for a mined transaction with status 1 whose receipt is
+        its own (the hash we computed from the signed bytes) and whose logs show,
+        from the token, `AuthorizationUsed(from, nonce)` and `Transfer(from, payTo, amount)`.
+        A node answering with another transaction's receipt raises `SettlementError`. A refused or reverted
         payment returns `success=False` with an x402 reason code.
 
         Raises:
