@@ -7,17 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from mcp import Client
 
+from x402_mcp.devchain import TokenChain
+from x402_mcp.errors import SettlementError
 from x402_mcp.facilitator import facilitator_app
 from x402_mcp.lifecycle import State
 from x402_mcp.settlement import FacilitatorSettlement
 
-from ..chains import AnvilChain
-from ..facilitator.serving import TOKEN, serving
+from ..chains import AnvilChain, pay, requirements_for
+from ..facilitator.serving import TOKEN, LyingFacilitator, serving
 from ..facilitator.test_paid_calls import _pay_and_call, paid_server
 
-pytestmark = [pytest.mark.anyio, pytest.mark.anvil]
+pytestmark = pytest.mark.anyio
 
 PRICE = 50_000  # paid_server's "0.05"
 
@@ -51,6 +54,7 @@ class SettlesButDenies:
         await send({"type": "http.response.body", "body": data})
 
 
+@pytest.mark.anvil
 async def test_a_settlement_the_facilitator_denies_but_the_chain_shows_is_honoured(
     anvil: AnvilChain, tmp_path: Path
 ) -> None:
@@ -70,3 +74,17 @@ async def test_a_settlement_the_facilitator_denies_but_the_chain_shows_is_honour
     assert anvil.balance_of(payer.address) == 10**6 - PRICE
     request = await payments.ledger.get(request_id)
     assert request is not None and request.state is State.CONSUMED and request.tx_hash
+
+
+@pytest.mark.parametrize("claim", ["", "0xabc", "0x" + "ab" * 32 + "00", "x" * 100_000])
+async def test_without_an_rpc_url_a_success_must_still_name_a_transaction_hash(
+    devchain: TokenChain, claim: str
+) -> None:
+    liar = LyingFacilitator(facilitator_app(devchain.settlement(), token=TOKEN), lambda: claim)
+    requirements = requirements_for(devchain, Account.create().address, amount=str(PRICE))
+    async with serving(liar) as url:
+        remote = FacilitatorSettlement(url, network=devchain.network_info, token=TOKEN)
+        with pytest.raises(SettlementError, match="named no transaction hash") as raised:
+            await remote.settle(pay(devchain.new_account("1"), requirements), requirements)
+        await remote.aclose()
+    assert len(str(raised.value)) < 600, "a reported string is never quoted whole"

@@ -316,9 +316,9 @@ class FacilitatorSettlement:
         if not is_tx_hash(answer.transaction):
             # Recorded in the ledger and shown to people: never an arbitrary string.
             raise SettlementError(
-                f"the facilitator at {self.url} reported the payment settled without a transaction hash "
-                f"({shown(repr(answer.transaction), 80)}); the payment is kept pending until the chain "
-                "shows what happened"
+                f"the facilitator at {self.url} reported the payment settled, but named no transaction "
+                f"hash ({shown(repr(answer.transaction), 80)}); the payment is kept pending until the "
+                "chain shows what happened"
             )
         reader = self._reader(requirements)
         if reader is None:
