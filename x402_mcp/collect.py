@@ -84,6 +84,9 @@ class Collector:
         self.asset = asset
         self.clock = clock
         self.solana = tuple(solana)
+        # Requests whose verification found their authorization already paid on chain (someone
+        # submitted it first), by id, with that transaction: `settle` records it, sending nothing.
+        self._paid_on_chain: dict[str, str] = {}
 
     async def accepts(self, request: PaymentRequest) -> list[PaymentRequirements]:
         """Every way to pay `request`: the EVM network first, then each Solana payee
@@ -202,8 +205,11 @@ class Collector:
             raise
         if not verdict.is_valid:
             found = await self._release_unless_moved(request, payload, requirements)
-            if found.status == "settled":
-                return  # paid on chain already; `settle` is refused as a replay and records it
+            if found.status == "settled" and found.tx_hash is not None:
+                if len(self._paid_on_chain) >= _PAID_ON_CHAIN_LIMIT:
+                    self._paid_on_chain.clear()  # only a gas saving: `settle` would find it anyway
+                self._paid_on_chain[request.id] = found.tx_hash
+                return
             refreshed = await self.ledger.get(request.id)
             raise Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), refreshed)
 
@@ -225,7 +231,12 @@ class Collector:
         """
         # A SettlementError here leaves the request in `settling` with its payload:
         # the transaction may have been broadcast, so only the chain can tell.
-        receipt = await self._settle(request, payload, requirements)
+        paid_in = self._paid_on_chain.pop(request.id, None)
+        if paid_in is None:
+            receipt = await self._settle(request, payload, requirements)
+        else:
+            # Already paid on chain (see `verify`): a transaction of ours could only revert.
+            receipt = SettleResponse(success=True, transaction=paid_in, network=requirements.network)
         if not receipt.success:
             found = await self._release_unless_moved(request, payload, requirements)
             if found.status != "settled" or found.tx_hash is None:
@@ -270,6 +281,7 @@ class Collector:
         Raises:
             Refused: the request moved on meanwhile (a state conflict).
         """
+        self._paid_on_chain.pop(request.id, None)
         try:
             await self._release_unless_moved(request, payload, requirements)
         except SettlementError as kept:
@@ -338,6 +350,9 @@ class Collector:
             return await self.ledger.transition(request.id, event, now=self.clock(), **changes)
         except StateConflict as conflict:
             raise Refused(conflict_error(conflict), None) from None
+
+
+_PAID_ON_CHAIN_LIMIT = 1024
 
 
 def check_payable(request: PaymentRequest, price: int, now: float, decimals: int) -> None:

@@ -208,6 +208,8 @@ async def test_an_authorization_someone_else_submitted_first_is_honoured(shop: S
     start = shop.balances()
     request_id, payment = await shop.quote()
     theirs = front_run(shop.anvil, payment)
+    signer = shop.payments.settlement.signer  # type: ignore[attr-defined]
+    sent_before = shop.anvil.w3.eth.get_transaction_count(signer)
 
     result = await shop.call(payment)
 
@@ -217,6 +219,7 @@ async def test_an_authorization_someone_else_submitted_first_is_honoured(shop: S
     request = await shop.ledger.get(request_id)
     assert request is not None and request.state is State.CONSUMED
     assert request.tx_hash == theirs
+    assert shop.anvil.w3.eth.get_transaction_count(signer) == sent_before, "no transaction of ours to revert"
 
 
 async def test_a_front_run_between_verify_and_send_is_honoured(shop: Shop, node: LyingNode) -> None:
