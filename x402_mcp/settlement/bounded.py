@@ -13,6 +13,9 @@ which settlement turns into a `SettlementError`: the request then stays out of
 
 from __future__ import annotations
 
+import http.client
+import io
+import socket
 import time
 from typing import Any
 
@@ -25,7 +28,9 @@ __all__ = [
     "AnswerTooLarge",
     "AnswerTooSlow",
     "BoundedSession",
+    "DeadlineResponse",
     "bound_http_provider",
+    "read_capped",
 ]
 
 DEFAULT_ANSWER_SECONDS = 10.0
@@ -110,3 +115,48 @@ def bound_http_provider(provider: object) -> None:
     timeout = dict(provider.get_request_kwargs()).get("timeout", DEFAULT_ANSWER_SECONDS)
     deadline = float(timeout) if isinstance(timeout, (int, float)) else DEFAULT_ANSWER_SECONDS
     manager._explicit_session = BoundedSession(deadline)
+
+
+class _DeadlineSocketReader(io.RawIOBase):
+    """Reads a socket, each read waiting only for what is left until `deadline` (monotonic)."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the whole answer did not arrive in time")
+        self._sock.settimeout(remaining)
+        return self._sock.recv_into(buffer)
+
+
+class DeadlineResponse(http.client.HTTPResponse):
+    """An `HTTPResponse` whose every read ends by `deadline`: a trickle cannot outlast it."""
+
+    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        original = self.fp
+        self.fp = io.BufferedReader(_DeadlineSocketReader(sock, deadline))
+        original.close()  # nothing was read through it yet; it only held a reference to the socket
+
+
+def read_capped(response: http.client.HTTPResponse, limit: int) -> bytes:
+    """The body of `response`, refused once it is over `limit` bytes (declared or read)."""
+    if response.length is not None and response.length > limit:
+        response.close()
+        raise AnswerTooLarge(f"the JSON-RPC node announced an answer of {response.length} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read(min(64 * 1024, limit + 1 - size)):
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise AnswerTooLarge(f"the JSON-RPC node's answer is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -19,6 +19,11 @@ request). Answers are mapped to the exceptions web3 and requests would raise
 handling are the same either way. Other providers (the embedded py-evm chain)
 keep web3's full path, whose formatters they need.
 
+Every answer over HTTP, on our connections or web3's, has a deadline for the whole
+answer and a size cap (see `bounded`), and every receipt must be the receipt of the
+transaction asked about (`_receipt_of`): a node answering with another one's is a
+`SettlementError`, never a mined transfer.
+
 A send asks for the receipt in the same round trip (`eth_sendRawTransactionSync`,
 EIP-7966) where the node offers it; a node that answers "method not found" is
 remembered as lacking it, and gets `eth_sendRawTransaction` and receipt polls.
@@ -28,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import http.client
-import io
 import itertools
 import json
 import logging
@@ -56,7 +60,14 @@ from web3.types import BlockIdentifier, LogReceipt, RPCEndpoint, TxParams, TxRec
 
 from ..errors import SettlementError
 from ..networks import Network
-from .bounded import DEFAULT_ANSWER_SECONDS, MAX_ANSWER_BYTES, AnswerTooLarge, bound_http_provider
+from .bounded import (
+    DEFAULT_ANSWER_SECONDS,
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    DeadlineResponse,
+    bound_http_provider,
+    read_capped,
+)
 from .reverts import revert_message
 
 __all__ = ["SEND_SYNC", "ChainReader", "Relayer", "Sent"]
@@ -562,10 +573,10 @@ class _HttpJsonRpc:
         if connection.sock is not None:
             connection.sock.settimeout(wait)
         # Every read of the answer (status line, headers, body) waits only until `deadline`.
-        connection.response_class = functools.partial(_DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
+        connection.response_class = functools.partial(DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
         connection.request("POST", self._path, body, self._headers)
         response = connection.getresponse()
-        data = _read_capped(response, self._max_bytes)
+        data = read_capped(response, self._max_bytes)
         return response.status, data, not response.will_close
 
     def _take(self) -> http.client.HTTPConnection | None:
@@ -600,51 +611,6 @@ class _HttpJsonRpc:
             # meets the node's delayed ACK and a request can wait about 40 ms.
             connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return connection
-
-
-class _DeadlineSocketReader(io.RawIOBase):
-    """Reads a socket, each read waiting only for what is left until `deadline` (monotonic)."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        super().__init__()
-        self._sock = sock
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the whole answer did not arrive in time")
-        self._sock.settimeout(remaining)
-        return self._sock.recv_into(buffer)
-
-
-class _DeadlineResponse(http.client.HTTPResponse):
-    """An `HTTPResponse` whose every read ends by `deadline`: a trickle cannot outlast it."""
-
-    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
-        original = self.fp
-        self.fp = io.BufferedReader(_DeadlineSocketReader(sock, deadline))
-        original.close()  # nothing was read through it yet; it only held a reference to the socket
-
-
-def _read_capped(response: http.client.HTTPResponse, limit: int) -> bytes:
-    """The body of `response`, refused once it is over `limit` bytes (declared or read)."""
-    if response.length is not None and response.length > limit:
-        response.close()
-        raise AnswerTooLarge(f"the JSON-RPC node announced an answer of {response.length} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := response.read(min(64 * 1024, limit + 1 - size)):
-        size += len(chunk)
-        if size > limit:
-            response.close()
-            raise AnswerTooLarge(f"the JSON-RPC node's answer is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _proxied(host: str) -> bool:
