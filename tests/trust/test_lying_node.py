@@ -1,6 +1,7 @@
 """A node that lies about settlements, and a payer's authorization submitted by someone else first.
 
-Everything is real: anvil, our USDC on it, a paid MCP server with a SQLite ledger,
+Everything is real: anvil, our USDC on it, a paid MCP server with a SQLite or a
+PostgreSQL ledger,
 an MCP client, and a lying JSON-RPC node (a loopback HTTP server in front of
 anvil that rewrites answers). Each test checks the ledger, both balances on
 chain, and what the caller is told.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from mcp.types import CallToolResult, TextContent
 
 from x402_mcp import Payments, paid
 from x402_mcp.contracts.eip3009 import transfer_with_authorization_calldata
-from x402_mcp.ledger.sqlite import SQLiteLedger
+from x402_mcp.ledger import Ledger
 from x402_mcp.lifecycle import State
 from x402_mcp.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.reconcile import Reconciler
@@ -33,6 +33,7 @@ from x402_mcp.settlement.relayer import SEND_SYNC
 from x402_mcp.wire import PaymentPayload
 
 from ..chains import AnvilChain
+from ..ledger.conftest import Store
 from ..settlement.lying_node import LyingNode
 
 pytestmark = [pytest.mark.anyio, pytest.mark.anvil]
@@ -50,10 +51,8 @@ class Shop:
     runs: list[str] = field(default_factory=list)
 
     @property
-    def ledger(self) -> SQLiteLedger:
-        ledger = self.payments.ledger
-        assert isinstance(ledger, SQLiteLedger)
-        return ledger
+    def ledger(self) -> Ledger:
+        return self.payments.ledger
 
     def balances(self) -> tuple[int, int]:
         return self.anvil.balance_of(self.payer.address), self.anvil.balance_of(self.payments.pay_to)
@@ -91,7 +90,7 @@ def node(anvil: AnvilChain) -> AsyncIterator[LyingNode]:
 
 
 @pytest.fixture
-async def shop(anvil: AnvilChain, node: LyingNode, tmp_path: Path) -> AsyncIterator[Shop]:
+async def shop(anvil: AnvilChain, node: LyingNode, store: Store) -> AsyncIterator[Shop]:
     gas = Account.create()
     anvil.fund_eth(gas.address, 10**18)
     settlement = LocalSettlement.from_rpc(
@@ -102,7 +101,7 @@ async def shop(anvil: AnvilChain, node: LyingNode, tmp_path: Path) -> AsyncItera
         network=anvil.network,
         asset=anvil.asset,
         settlement=settlement,
-        ledger=SQLiteLedger(tmp_path / "ledger.sqlite"),
+        ledger=store.ledger(),
     )
     server = MCPServer("lied-to", extensions=[payments])
     runs: list[str] = []
