@@ -251,6 +251,16 @@ class ChainReader:
             return None
         return _receipt_of(found, tx_hash)
 
+    def holds(self, tx_hash: HexBytes) -> bool:
+        """Whether the node knows the transaction `tx_hash` (pending or mined)."""
+        if self._lean:
+            return self._request("eth_getTransactionByHash", [tx_hash.to_0x_hex()]) is not None
+        try:
+            self._w3.eth.get_transaction(tx_hash)
+        except TransactionNotFound:
+            return False
+        return True
+
     def _request(
         self, method: str, params: list[Any], *, reverts: bool = False, timeout: float | None = None
     ) -> Any:
@@ -363,6 +373,9 @@ class Relayer(ChainReader):
                 with self._state:
                     self._nonce = None  # after any refusal the node's count is the truth
                 if message is not None:
+                    if self.holds(signed.hash):
+                        # Refused in words, yet the node holds (or mined) it: only its receipt tells.
+                        return Sent(signed.hash, None, None)
                     return Sent(None, None, message)
                 if "insufficient funds" in text:
                     raise SettlementError(
