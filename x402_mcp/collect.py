@@ -37,7 +37,8 @@ from .lifecycle import Event, State
 from .matching import match_payment, match_solana_payment
 from .money import format_usd
 from .networks import Asset, Network
-from .settlement.base import Settlement
+from .settlement.base import OnChain, Settlement
+from .settlement.outcome import authorization_on_chain, may_release
 from .solana import Solana, solana_payee_on
 from .text import shown
 from .wire import (
@@ -89,6 +90,9 @@ class Collector:
         self.asset = asset
         self.clock = clock
         self.solana = tuple(solana)
+        # Requests whose verification found their authorization already paid on chain (someone
+        # submitted it first), by id, with that transaction: `settle` records it, sending nothing.
+        self._paid_on_chain: dict[str, str] = {}
 
     async def get(self, request_id: str) -> PaymentRequest | None:
         """Request `request_id` if this server quoted it; None for an unknown id and for
@@ -200,15 +204,34 @@ class Collector:
     async def verify(
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
     ) -> None:
+        """Have the backend verify `payload`; a refusal makes the request payable again,
+        unless the token shows its authorization used (see `_release_unless_moved`).
+
+        Returns normally when the authorization already paid this request on chain
+        (someone submitted it first): `settle` then records that transfer.
+
+        Raises:
+            Refused: the backend refused the payment (the request is `issued` again).
+            SettlementError / LedgerError: a crash (the request stays `settling` if the
+                authorization may have moved money).
+        """
         try:
             verdict = await self._verify(request, payload, requirements)
         except BaseException:
-            # Verification moves no money, so the request is safely payable again.
+            # Our verification moves no money, but someone else may have used the authorization.
             with anyio.CancelScope(shield=True):
-                await self.transition(request, Event.SETTLEMENT_FAILED)
+                try:
+                    await self.release(request, payload, requirements)
+                except Exception:
+                    logger.warning("%s stays settling: the chain cannot say it moved nothing", request.id)
             raise
         if not verdict.is_valid:
-            await self.transition(request, Event.SETTLEMENT_FAILED)
+            found = await self._release_unless_moved(request, payload, requirements)
+            if found.status == "settled" and found.tx_hash is not None:
+                if len(self._paid_on_chain) >= _PAID_ON_CHAIN_LIMIT:
+                    self._paid_on_chain.clear()  # only a gas saving: `settle` would find it anyway
+                self._paid_on_chain[request.id] = found.tx_hash
+                return
             refreshed = await self.get(request.id)
             raise Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), refreshed)
 
@@ -230,11 +253,25 @@ class Collector:
         """
         # A SettlementError here leaves the request in `settling` with its payload:
         # the transaction may have been broadcast, so only the chain can tell.
-        receipt = await self._settle(request, payload, requirements)
+        paid_in = self._paid_on_chain.pop(request.id, None)
+        if paid_in is None:
+            receipt = await self._settle(request, payload, requirements)
+        else:
+            # Already paid on chain (see `verify`): a transaction of ours could only revert.
+            receipt = SettleResponse(success=True, transaction=paid_in, network=requirements.network)
         if not receipt.success:
-            await self.transition(request, Event.SETTLEMENT_FAILED)
-            refreshed = await self.get(request.id)
-            raise Refused(payment_error_for(receipt.error_reason, receipt.error_message), refreshed)
+            found = await self._release_unless_moved(request, payload, requirements)
+            if found.status != "settled" or found.tx_hash is None:
+                refreshed = await self.get(request.id)
+                raise Refused(payment_error_for(receipt.error_reason, receipt.error_message), refreshed)
+            # The backend said no, but the token shows this authorization paid this request
+            # (someone else submitted it first, or the node misreported our transaction).
+            logger.warning(
+                "%s: settlement refused, but the chain shows it paid in %s", request.id, found.tx_hash
+            )
+            receipt = receipt.model_copy(
+                update={"success": True, "transaction": found.tx_hash, "payer": None}
+            )
         claimed_payer = "" if isinstance(payload, SvmPaymentPayload) else payload.payload.authorization.from_
         record = SettlementRecord(
             tx_hash=receipt.transaction,
@@ -255,6 +292,52 @@ class Collector:
             lease_until=record.settled_at + lease_seconds,
             claim_id=claim_id,
         )
+
+    async def release(
+        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
+    ) -> None:
+        """Make `request` payable again when nothing we did settled it (verification failed,
+        or a `settle="after"` tool failed), unless the token shows its authorization used:
+        then it stays `settling`, and reconciliation records what the chain shows.
+
+        Raises:
+            Refused: the request moved on meanwhile (a state conflict).
+        """
+        self._paid_on_chain.pop(request.id, None)
+        try:
+            await self._release_unless_moved(request, payload, requirements)
+        except SettlementError as kept:
+            logger.warning("%s stays settling for reconciliation: %s", request.id, kept)
+
+    async def _release_unless_moved(
+        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
+    ) -> OnChain:
+        """Put a refused payment's request back to `issued`, unless its authorization may
+        have moved money; what the chain said either way.
+
+        The token is asked first (`authorization_on_chain`): a request goes back to
+        `issued` only when the authorization is unused or canceled (or the backend
+        cannot read the chain at all, and its refusal is all we have). `settled`
+        is returned for the caller to honour as the payment.
+
+        Raises:
+            SettlementError: the node could not be read, or the authorization was used
+                by a transaction we cannot match to this request: the request stays
+                `settling` for reconciliation, and the payer must not pay again.
+        """
+        backend: object = self.settlement
+        if isinstance(payload, SvmPaymentPayload):
+            backend = self._solana_option(payload, request).settlement
+        found = await authorization_on_chain(backend, payload, requirements)
+        if may_release(found):
+            await self.transition(request, Event.SETTLEMENT_FAILED)
+        elif found.status != "settled":
+            raise SettlementError(
+                f"the token shows the authorization for {request.id} used ({found.status}), but no "
+                "transaction paying this request was found; it is kept for reconciliation, so do not "
+                "pay again"
+            )
+        return found
 
     async def _verify(
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
@@ -297,6 +380,9 @@ def unknown_request(request_id: str) -> UnknownPaymentRequest:
     """What the caller hears of an id this server never quoted (unknown, or another
     server's sharing the ledger): the same words either way."""
     return UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
+
+
+_PAID_ON_CHAIN_LIMIT = 1024
 
 
 def check_payable(request: PaymentRequest, price: int, now: float, decimals: int) -> None:

@@ -11,11 +11,14 @@ presumed gone (its settling lease lapsed, or it began settling more than
 - it is unused (and still valid): finish the job and settle it now, since the
   payer signed it for exactly this request; the request is then paid and
   redeemable, and the payer's retry (or the page) redeems it;
-- it was canceled, expired unused, or the backend refuses it: the request
-  goes back to `issued`, payable again, with an audit line saying why;
+- it was canceled, or the backend refuses it and the token shows the
+  authorization unused (expired, say): the request goes back to `issued`,
+  payable again, with an audit line saying why (a refusal of an authorization
+  the token shows used is never released: see `settlement.outcome`);
 - the backend cannot tell (no `lookup`, or one answering `"unknown"` because
   it cannot read the chain; a node failure; an authorization used
-  by a transaction we cannot find): leave it in `settling`, listed by
+  by a transaction we cannot find; a stored payload that cannot be read):
+  leave it in `settling`, listed by
   `x402-mcp ledger pending` as awaiting reconciliation. Never guess.
 
 Settling twice is impossible by construction: the token accepts one
@@ -41,6 +44,7 @@ from .lifecycle import Event, State
 from .networks import Asset
 from .settlement.base import ChainLookup, OnChain, Settlement
 from .settlement.checks import NONCE_ALREADY_USED
+from .settlement.outcome import authorization_on_chain, may_release
 from .solana import Solana, solana_payee_on
 from .wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload, parse_payment_payload
 
@@ -138,7 +142,9 @@ class Reconciler:
         try:
             payload = parse_payment_payload(request.payload or "")
         except PaymentError:
-            return await self._release(request, "the stored payment payload is unreadable")
+            # Without the payload the chain cannot be asked whether it moved money: a person must look.
+            await self._note(request, "the stored payment payload is unreadable")
+            return None
         if isinstance(payload, SvmPaymentPayload):
             return await self._reconcile_solana(request, payload)
         requirements = requirements_for(request, self.asset)
@@ -158,6 +164,17 @@ class Reconciler:
             if found.status != "unknown":
                 return await self._conclude(request, payload, found)
             await self._note(request, "authorization used, but this backend cannot find the transaction")
+            return None
+        # Refused: but a node may misreport a mined transfer, and someone may have used the
+        # authorization meanwhile; only an authorization the token shows unused is released.
+        found = await authorization_on_chain(self.settlement, payload, requirements)
+        if found.status == "settled":
+            return await self._conclude(request, payload, found)
+        if not may_release(found):
+            await self._note(
+                request,
+                f"settling it now failed ({receipt.error_reason}), yet the authorization is {found.status}",
+            )
             return None
         return await self._release(request, f"settling it now failed: {receipt.error_reason}")
 

@@ -13,7 +13,7 @@ from eth_account import Account
 
 from x402_mcp.commands import facilitator
 from x402_mcp.evm import sign_authorization
-from x402_mcp.facilitator import AMOUNT_BELOW_MINIMUM, PAYEE_NOT_ALLOWED, TOKEN_VARIABLE
+from x402_mcp.facilitator import AMOUNT_BELOW_MINIMUM, ASSET_NOT_ALLOWED, PAYEE_NOT_ALLOWED, TOKEN_VARIABLE
 from x402_mcp.networks import BASE
 from x402_mcp.settlement.local import RECEIPT_POLL_SECONDS, LocalSettlement
 from x402_mcp.wire import PaymentPayload, PaymentRequirements
@@ -174,3 +174,25 @@ async def test_the_token_payees_and_minimum_reach_the_app(
     assert (stranger["isValid"], stranger["invalidReason"]) == (False, PAYEE_NOT_ALLOWED)
     cheap = (await _verify(app, _body(other, 4999), bearer)).json()
     assert (cheap["isValid"], cheap["invalidReason"]) == (False, AMOUNT_BELOW_MINIMUM)
+
+
+@pytest.mark.anyio
+async def test_the_tokens_it_serves_default_to_the_networks_usdc_and_asset_names_others(
+    served: list[tuple[Any, dict[str, Any]]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    other_token = Account.create().address
+    args = _parse("--pay-to", PAYEE, "--asset", other_token)
+    assert args.run(args) == 0
+    [(app, _)] = served
+    usdc = (await _verify(app, _body(PAYEE, 5000))).json()
+    assert (usdc["isValid"], usdc["invalidReason"]) == (False, ASSET_NOT_ALLOWED)
+    assert other_token.lower() in usdc["invalidMessage"]
+
+    for options, message in (
+        (["--asset", "0xnope"], "is not an address"),
+        (["--network", "eip155:999999"], "name the token contract(s)"),
+    ):
+        args = _parse("--pay-to", PAYEE, *options)
+        assert args.run(args) == 2
+        assert message in capsys.readouterr().err
+    assert len(served) == 1

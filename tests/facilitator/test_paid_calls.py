@@ -125,6 +125,7 @@ async def test_a_settle_that_fails_runs_nothing_and_moves_nothing(chain: TokenCh
             assert chain.w3.eth.wait_for_transaction_receipt(sent, poll_latency=0.01)["status"] == 1
 
     app = Interposer(facilitator_app(chain.settlement()), on_request=drain_payer_before_settling)
+    gas_nonce = chain.w3.eth.get_transaction_count(chain.settlement().signer)
     async with serving(app) as url:
         remote = FacilitatorSettlement(url, network=chain.network)
         server, payments, counter = paid_server(chain, remote, tmp_path / "l.sqlite")
@@ -134,7 +135,9 @@ async def test_a_settle_that_fails_runs_nothing_and_moves_nothing(chain: TokenCh
     assert result.is_error
     assert counter.runs == 0
     assert chain.balance_of(payments.pay_to) == 0
-    assert "balance is below the amount" in json_error(result)
+    # /settle verified again what it was asked to settle, and refused it before spending gas.
+    assert "holds 0 atomic units" in json_error(result)
+    assert chain.w3.eth.get_transaction_count(chain.settlement().signer) == gas_nonce
     request = await payments.ledger.get(request_id)
     assert request is not None and request.state is State.ISSUED
 

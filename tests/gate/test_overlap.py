@@ -3,7 +3,8 @@
 Overlap is checked by the order of events, never by time: the tool below waits
 for the settlement to begin (or to be recorded) before it ends, which in the
 strict order would never happen. The settlement backend is the embedded
-chain's, observed (and, to make it fail, front-run on the same chain).
+chain's, observed (and front-run on the same chain, or made to fail by the payer
+spending everything first).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mcp import Client
 from mcp.server.mcpserver.exceptions import ToolError
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_server, text_of
+from tests.gate.test_spec_order import _drain
 from x402_mcp import Payments, paid
 from x402_mcp.challenge import META_PAYMENT_RESPONSE
 from x402_mcp.errors import ConfigurationError
@@ -42,6 +44,7 @@ class Observed:
     inner: Settlement
     events: list[str]
     front_run: bool = False
+    drain: Any = None  # called before settling: the payer spends everything elsewhere
     began: anyio.Event = field(default_factory=anyio.Event)
     settled: anyio.Event = field(default_factory=anyio.Event)
 
@@ -54,6 +57,8 @@ class Observed:
         if self.front_run:
             # Someone submits the same authorization first, so ours fails on chain.
             assert (await self.inner.settle(payload, requirements)).success
+        if self.drain is not None:
+            self.drain()
         receipt = await self.inner.settle(payload, requirements)
         self.events.append("settled" if receipt.success else "settlement refused")
         self.settled.set()
@@ -164,8 +169,26 @@ async def test_a_tool_without_overlap_keeps_the_strict_order(overlap: Overlap, s
     assert stored is not None and stored.state is State.CONSUMED
 
 
-async def test_a_failed_settlement_withholds_the_output_as_in_the_strict_order(overlap: Overlap) -> None:
+async def test_an_authorization_someone_else_settled_first_is_honoured_as_the_payment(
+    overlap: Overlap, shop: Shop
+) -> None:
     overlap.backend.front_run = True
+    before = shop.balances()
+
+    result, request_id = await overlap.paid_call()
+
+    # Our own settlement was refused, but the token shows the payer's money reached the payee.
+    assert not result.is_error, text_of(result)
+    assert text_of(result) == "looked up x"
+    assert shop.balances() == (before[0] - PRICE, before[1] + PRICE)
+    stored = await overlap.payments.ledger.get(request_id)
+    assert stored is not None and stored.state is State.CONSUMED
+
+
+async def test_a_failed_settlement_withholds_the_output_as_in_the_strict_order(
+    overlap: Overlap, shop: Shop
+) -> None:
+    overlap.backend.drain = lambda: _drain(shop)
 
     result, request_id = await overlap.paid_call()
 

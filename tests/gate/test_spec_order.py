@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from mcp import Client
 from mcp.server.mcpserver.exceptions import ToolError
 
+from tests.chains import settlement_with_clock
 from tests.facilitator.serving import Interposer, serving
 from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_server, text_of
 from x402_mcp import Payments, paid
@@ -27,7 +30,27 @@ pytestmark = pytest.mark.anyio
 class Behaviour:
     fail = False
     front_run: tuple[PaymentPayload, PaymentRequirements] | None = None
+    drain = False
     runs = 0
+
+
+def _drain(shop: Shop) -> None:
+    """The payer spends their whole balance elsewhere, so a transfer from them must revert."""
+    chain, payer = shop.chain, shop.payer
+    chain.fund_eth(payer.address, 10**17)
+    with chain.lock:
+        token = chain.token.contract
+        tx = token.functions.transfer(
+            Account.create().address, chain.token.balance_of(payer.address)
+        ).build_transaction(
+            {
+                "from": payer.address,
+                "gas": 100_000,
+                "nonce": chain.w3.eth.get_transaction_count(payer.address),
+            }
+        )
+        sent = chain.w3.eth.send_raw_transaction(payer.sign_transaction(tx).raw_transaction)
+        assert chain.w3.eth.wait_for_transaction_receipt(sent, poll_latency=0.01)["status"] == 1
 
 
 @pytest.fixture
@@ -42,12 +65,14 @@ async def spec_client(shop: Shop) -> AsyncIterator[tuple[Client, Behaviour]]:
     @paid(price="0.05", settle="after")
     async def premium(topic: str) -> str:
         behaviour.runs += 1
+        if behaviour.front_run is not None:
+            # Someone submits the same authorization first, so our own transaction reverts.
+            receipt = await settlement_with_clock(shop.chain, time.time).settle(*behaviour.front_run)
+            assert receipt.success
         if behaviour.fail:
             raise ToolError("premium is broken today")
-        if behaviour.front_run is not None:
-            # Someone submits the same authorization first, so our settlement must fail.
-            receipt = await shop.chain.settlement().settle(*behaviour.front_run)
-            assert receipt.success
+        if behaviour.drain:
+            _drain(shop)
         return f"secret insight on {topic}"
 
     async with Client(connectable(server)) as client:
@@ -87,13 +112,60 @@ async def test_a_failing_tool_is_not_charged(spec_client: tuple[Client, Behaviou
     assert request is not None and request.state is State.ISSUED
 
 
-async def test_failed_settlement_withholds_the_output(
+async def test_an_authorization_someone_else_settled_first_is_honoured_as_the_payment(
     spec_client: tuple[Client, Behaviour], shop: Shop
 ) -> None:
     client, behaviour = spec_client
     required = challenge_of(await client.call_tool("premium", {"topic": "x"}))
     payment = sign_payment(shop.payer, required)
     behaviour.front_run = (payment, required.accepts[0])
+    before = shop.balances()
+
+    result = await client.call_tool("premium", {"topic": "x"}, meta={META_PAYMENT: payment.dump()})
+
+    # Our transaction reverted, but the payer's money reached the payee: that is the payment.
+    assert behaviour.runs == 1
+    assert not result.is_error, text_of(result)
+    assert text_of(result) == "secret insight on x"
+    assert shop.balances() == (before[0] - PRICE, before[1] + PRICE)
+    request = await shop.ledger.get(required.accepts[0].extra["paymentRequestId"])
+    assert request is not None and request.state is State.CONSUMED and request.tx_hash
+
+
+async def test_a_failing_tool_whose_authorization_someone_else_settled_keeps_the_payment(
+    spec_client: tuple[Client, Behaviour], shop: Shop
+) -> None:
+    client, behaviour = spec_client
+    required = challenge_of(await client.call_tool("premium", {"topic": "x"}))
+    request_id = required.accepts[0].extra["paymentRequestId"]
+    payment = sign_payment(shop.payer, required)
+    behaviour.front_run = (payment, required.accepts[0])
+    behaviour.fail = True
+    before = shop.balances()
+
+    result = await client.call_tool("premium", {"topic": "x"}, meta={META_PAYMENT: payment.dump()})
+
+    assert result.is_error and "premium is broken today" in text_of(result)
+    assert shop.balances() == (before[0] - PRICE, before[1] + PRICE), "their transaction moved the money"
+    request = await shop.ledger.get(request_id)
+    assert request is not None and request.state is State.SETTLING, "never payable again: money moved"
+    reconciler = Reconciler(
+        shop.ledger, shop.chain.settlement(), shop.payments.asset, grace_seconds=-1, clock=lambda: 2**40
+    )
+    assert (await reconciler.run()).settled == [request_id]
+    behaviour.front_run, behaviour.fail = None, False
+    retry = await client.call_tool("premium", {"topic": "x", "payment_request_id": request_id})
+    assert not retry.is_error, text_of(retry)
+    assert shop.balances() == (before[0] - PRICE, before[1] + PRICE), "charged once"
+
+
+async def test_failed_settlement_withholds_the_output(
+    spec_client: tuple[Client, Behaviour], shop: Shop
+) -> None:
+    client, behaviour = spec_client
+    required = challenge_of(await client.call_tool("premium", {"topic": "x"}))
+    payment = sign_payment(shop.payer, required)
+    behaviour.drain = True
 
     result = await client.call_tool("premium", {"topic": "x"}, meta={META_PAYMENT: payment.dump()})
 

@@ -79,6 +79,13 @@ def register(commands: Any) -> None:
         help="settle payments to any payee (anyone holding the token can then spend your gas on theirs)",
     )
     parser.add_argument(
+        "--asset",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a token contract it settles for (repeat); default: the network's USDC",
+    )
+    parser.add_argument(
         "--min-amount",
         type=atomic_amount,
         default=DEFAULT_MIN_AMOUNT,
@@ -154,7 +161,10 @@ def run(args: argparse.Namespace) -> int:
         payees = _payees(args)
         options = {} if args.receipt_poll is None else {"poll_latency": args.receipt_poll}
         settlement = LocalSettlement.from_rpc(args.rpc_url, key, network=args.network, **options)
-        app = facilitator_app(settlement, token=token, payees=payees, min_amount=args.min_amount)
+        assets = [asset.strip() for asset in args.asset] or None
+        app = facilitator_app(
+            settlement, token=token, payees=payees, assets=assets, min_amount=args.min_amount
+        )
     except ConfigurationError as exc:
         return _fail(str(exc))
     except ValueError:

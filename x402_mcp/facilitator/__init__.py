@@ -13,10 +13,18 @@ then use `FacilitatorSettlement(url)`. `x402-mcp facilitator` runs it.
 """
 
 from .access import TOKEN_VARIABLE
-from .app import AMOUNT_BELOW_MINIMUM, DEFAULT_MIN_AMOUNT, MAX_BODY_BYTES, PAYEE_NOT_ALLOWED, facilitator_app
+from .app import (
+    AMOUNT_BELOW_MINIMUM,
+    ASSET_NOT_ALLOWED,
+    DEFAULT_MIN_AMOUNT,
+    MAX_BODY_BYTES,
+    PAYEE_NOT_ALLOWED,
+    facilitator_app,
+)
 
 __all__ = [
     "AMOUNT_BELOW_MINIMUM",
+    "ASSET_NOT_ALLOWED",
     "DEFAULT_MIN_AMOUNT",
     "MAX_BODY_BYTES",
     "PAYEE_NOT_ALLOWED",

@@ -72,12 +72,12 @@ def is_loopback_host(host: str | None) -> bool:
 
 
 def payee_allowlist(
-    payees: Iterable[str] | None, *, token: str | None, what: str = "payees"
+    payees: Iterable[str] | None, *, tokens: Iterable[str] = (), what: str = "payees"
 ) -> frozenset[str] | None:
     """The payees the facilitator settles for, lower-cased for comparison; None for any payee.
 
     Each entry is held to `parse_payee`: a checksum that fails, the zero address, or
-    the token contract `token` itself (money sent there is lost) is refused, named.
+    one of the token contracts `tokens` itself (money sent there is lost) is refused, named.
 
     Raises:
         ConfigurationError: one string instead of a list, an entry that is not a
@@ -87,7 +87,13 @@ def payee_allowlist(
         return None
     if isinstance(payees, str):
         raise ConfigurationError(f"{what} must be a list of addresses, not one string")
-    listed = [parse_payee(payee, what=f"{what} entry", asset=token) for payee in payees]
+    forbidden = tuple(tokens)
+    listed = []
+    for payee in payees:
+        address = parse_payee(payee, what=f"{what} entry")
+        for token in forbidden:
+            parse_payee(address, what=f"{what} entry", asset=token)
+        listed.append(address)
     if not listed:
         raise ConfigurationError(
             f"{what} is empty, so nothing could be settled; pass None to allow any payee"

@@ -3,8 +3,10 @@
 Answers follow the official Python facilitator client's expectations: a payment
 that is refused is still a `200` carrying `isValid: false` (or `success: false`)
 with a reason code, because that client treats any other status as a transport
-failure. That includes this facilitator's own policy: a payee not on its list
-(`payee_not_allowed`) and an amount below its minimum (`amount_below_minimum`).
+failure. That includes this facilitator's own policy: a token it does not serve
+(`asset_not_allowed`), a payee not on its list (`payee_not_allowed`) and an
+amount below its minimum (`amount_below_minimum`). `/settle` verifies the very
+body it settles first, so a payment that would revert costs no gas.
 A caller without the bearer token gets a `401` (a `403` off loopback when there
 is no token, see `access`); a body not sent as JSON a `415`; a body that is not
 an x402 request at all a `400` naming what is wrong; a body over the size limit
@@ -25,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..addresses import parse_address
 from ..bodies import BadContentLength, BodyTooLarge, read_bounded
 from ..errors import ConfigurationError, MalformedPayment, SettlementError
 from ..networks import Network, resolve_network
@@ -47,6 +50,7 @@ from .access import bearer_matches, is_loopback_host, payee_allowlist, token_pro
 
 __all__ = [
     "AMOUNT_BELOW_MINIMUM",
+    "ASSET_NOT_ALLOWED",
     "DEFAULT_MIN_AMOUNT",
     "MAX_BODY_BYTES",
     "PAYEE_NOT_ALLOWED",
@@ -64,6 +68,7 @@ of tiny payments cannot cost the gas account more than it pays."""
 
 UNSUPPORTED_NETWORK = "invalid_network"
 PAYEE_NOT_ALLOWED = "payee_not_allowed"
+ASSET_NOT_ALLOWED = "asset_not_allowed"
 AMOUNT_BELOW_MINIMUM = "amount_below_minimum"
 
 
@@ -78,6 +83,7 @@ def facilitator_app(
     *,
     token: str | None = None,
     payees: Iterable[str] | None = None,
+    assets: Iterable[str] | None = None,
     min_amount: int = DEFAULT_MIN_AMOUNT,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
@@ -89,18 +95,25 @@ def facilitator_app(
             are served (else a 403): see `access`.
         payees: the only `payTo` addresses it verifies and settles for; None
             means any payee. Anything else is refused with `payee_not_allowed`.
+        assets: the token contracts it verifies and settles for; by default the
+            USDC of `settlement`'s network. A payment in any other `asset` is refused
+            with `asset_not_allowed` before the chain is asked, so nobody can spend
+            its gas calling a contract of their choosing.
         min_amount: the smallest amount (atomic units, at least 1) it verifies
             and settles; less is refused with `amount_below_minimum`.
 
+    `/settle` verifies exactly the payment it is asked to settle (its own earlier
+    `/verify` of another body proves nothing), and broadcasts only what passes.
+
     Raises:
-        ConfigurationError: a token too short to resist guessing, a payee that is
-            not an address, an empty payee list, or a minimum below 1.
+        ConfigurationError: a token too short to resist guessing, a payee or asset
+            that is not an address, an empty payee or asset list, no asset list for
+            a network without a known USDC, or a minimum below 1.
     """
     if token is not None and (problem := token_problem(token)) is not None:
         raise ConfigurationError(problem)
-    known = getattr(settlement, "network", None)
-    token_address = known.usdc.address if isinstance(known, Network) and known.usdc else None
-    allowed = payee_allowlist(payees, token=token_address)
+    tokens = _asset_set(assets, settlement)
+    allowed = payee_allowlist(payees, tokens=tokens)
     if type(min_amount) is not int or min_amount < 1:
         raise ConfigurationError(
             f"min_amount must be a whole number of atomic units of at least 1, not {min_amount!r}"
@@ -130,6 +143,12 @@ def facilitator_app(
         )
 
     def policy_refusal(requirements: PaymentRequirements) -> Refusal | None:
+        if requirements.asset.lower() not in tokens:
+            return Refusal(
+                ASSET_NOT_ALLOWED,
+                f"This facilitator does not settle payments in {shown(requirements.asset)}; "
+                f"it settles {', '.join(sorted(tokens))} only.",
+            )
         if allowed is not None and requirements.pay_to.lower() not in allowed:
             return Refusal(
                 PAYEE_NOT_ALLOWED,
@@ -163,8 +182,13 @@ def facilitator_app(
             refusal = _unserved(await supported(), payload, requirements) or policy_refusal(requirements)
             if refusal is not None:
                 return JSONResponse(_refused(endpoint, refusal, payload, requirements).dump())
+            verdict = await settlement.verify(payload, requirements)
             if endpoint == "verify":
-                return JSONResponse((await settlement.verify(payload, requirements)).dump())
+                return JSONResponse(verdict.dump())
+            if not verdict.is_valid:
+                # Settle exactly what verifies now: a refusal here spends no gas.
+                refusal = Refusal(verdict.invalid_reason or "invalid_payload", verdict.invalid_message or "")
+                return JSONResponse(_refused(endpoint, refusal, payload, requirements).dump())
             return JSONResponse((await settlement.settle(payload, requirements)).dump())
         except SettlementError as exc:
             return _backend_failed(endpoint, exc)
@@ -202,6 +226,24 @@ def _refused(
         error_reason=refusal.reason,
         error_message=refusal.message,
     )
+
+
+def _asset_set(assets: Iterable[str] | None, settlement: Settlement) -> frozenset[str]:
+    if assets is None:
+        network = getattr(settlement, "network", None)
+        usdc = network.usdc if isinstance(network, Network) else None
+        if usdc is None:
+            raise ConfigurationError(
+                "name the token contract(s) this facilitator settles for (assets=[...], or --asset): "
+                "its settlement backend's network has no known USDC"
+            )
+        return frozenset({usdc.address.lower()})
+    if isinstance(assets, str):
+        raise ConfigurationError("assets must be a list of token addresses, not one string")
+    listed = [parse_address(asset, what="assets entry") for asset in assets]
+    if not listed:
+        raise ConfigurationError("assets is empty, so nothing could be settled")
+    return frozenset(asset.lower() for asset in listed)
 
 
 class _Refused(Exception):

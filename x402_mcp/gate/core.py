@@ -613,10 +613,10 @@ class Gate:
             result = await self.redemption.holding(request, lambda: self._invoke(call))
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._transition(request, Event.SETTLEMENT_FAILED)
+                await self.collector.release(request, payload, requirements)
             raise
         if not isinstance(result, CallToolResult) or result.is_error:
-            await self._transition(request, Event.SETTLEMENT_FAILED)
+            await self.collector.release(request, payload, requirements)
             return result
         try:
             claimed = await self.collector.settle(

@@ -58,7 +58,7 @@ from ..wire import (
 )
 from .base import OnChain
 from .checks import NONCE_ALREADY_USED, reported_network
-from .lookup import lookup_authorization, settlement_problem
+from .lookup import is_tx_hash, lookup_authorization, settlement_problem
 from .relayer import ChainReader
 
 __all__ = [
@@ -144,6 +144,10 @@ class BearerToken:
         return "BearerToken(…)"  # never the token
 
 
+class _TooLarge(Exception):
+    """The facilitator's answer is over `MAX_RESPONSE_BYTES`; it was not read to the end."""
+
+
 class _Unknown(Exception):
     """A settle request whose outcome we cannot know from the answer (timeout, 5xx, dropped)."""
 
@@ -159,7 +163,9 @@ class FacilitatorSettlement:
         token: shorthand for `auth=BearerToken(token)`, the bearer token of a
             facilitator run with `x402-mcp facilitator` (`BearerToken.from_env()`
             reads `$X402_FACILITATOR_TOKEN`).
-        timeout: seconds allowed for each request.
+        timeout: seconds allowed for each request, its whole answer included; an
+            answer over 256 KiB is not read (a `SettlementError`, or for `/settle` an
+            unknown outcome that keeps the payment pending).
         verify_attempts: how many times a verify is tried on transport errors
             and `429`/`5xx` answers (settle is always tried once).
         rpc_url: a JSON-RPC endpoint of the same chain, used only to read it:
@@ -307,6 +313,13 @@ class FacilitatorSettlement:
         """
         if not answer.success or not isinstance(payload, PaymentPayload | PaymentPayloadV1):
             return answer
+        if not is_tx_hash(answer.transaction):
+            # Recorded in the ledger and shown to people: never an arbitrary string.
+            raise SettlementError(
+                f"the facilitator at {self.url} reported the payment settled, but named no transaction "
+                f"hash ({shown(repr(answer.transaction), 80)}); the payment is kept pending until the "
+                "chain shows what happened"
+            )
         reader = self._reader(requirements)
         if reader is None:
             return answer
@@ -350,10 +363,13 @@ class FacilitatorSettlement:
         if self._auth is not None:
             headers.update(self._auth.headers(endpoint, method, url))
         try:
+            # One deadline for the whole answer, body included: a trickle cannot outlast it.
             with anyio.fail_after(self._timeout + 1):
-                return await self._http().request(
-                    method, url, json=body, headers=headers, timeout=self._timeout
-                )
+                return await self._bounded(method, url, body, headers)
+        except _TooLarge as exc:
+            if outcome_may_be_unknown:
+                raise _Unknown(str(exc)) from exc
+            raise SettlementError(f"the facilitator at {self.url} answered /{endpoint} with {exc}") from exc
         except httpx2.ConnectError as exc:
             # The request never left: nothing can have been settled.
             raise SettlementError(
@@ -371,6 +387,27 @@ class FacilitatorSettlement:
             raise SettlementError(
                 f"the request to the facilitator at {self.url} failed ({type(exc).__name__})"
             ) from exc
+
+    async def _bounded(
+        self, method: str, url: str, body: dict[str, Any] | None, headers: Mapping[str, str]
+    ) -> httpx2.Response:
+        """The answer, read as it streams in and refused past `MAX_RESPONSE_BYTES` (decoded)."""
+        request = self._http().stream(method, url, json=body, headers=headers, timeout=self._timeout)
+        async with request as streamed:
+            declared = streamed.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+                raise _TooLarge(f"an answer of {declared} bytes (at most {MAX_RESPONSE_BYTES} are read)")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in streamed.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise _TooLarge(f"an answer over {MAX_RESPONSE_BYTES} bytes")
+                chunks.append(chunk)
+        kept = {name: value for name, value in streamed.headers.items() if name.lower() == "content-type"}
+        return httpx2.Response(
+            streamed.status_code, headers=kept, content=b"".join(chunks), request=streamed.request
+        )
 
     def _answer(self, model: type[ResponseT], response: httpx2.Response, endpoint: str) -> ResponseT:
         status = response.status_code

@@ -44,7 +44,6 @@ from ..contracts.eip3009 import (
     decode_bool,
     decode_uint,
     is_vrs_signature,
-    transfer_logged,
     transfer_with_authorization_calldata,
 )
 from ..erc6492 import Erc6492Signature, default_erc6492_factories
@@ -78,7 +77,7 @@ from .checks import (
     check_exact_payment,
     reported_network,
 )
-from .lookup import lookup_authorization
+from .lookup import lookup_authorization, payment_problem
 from .relayer import Relayer, Sent
 from .reverts import reason_for_revert
 
@@ -196,8 +195,10 @@ class LocalSettlement:
         """Settle over JSON-RPC at `rpc_url` with the gas key `private_key`.
 
         Nothing is sent yet: the node's chain id is checked against `network` on
-        first use (a mismatch raises `SettlementError`). `request_timeout` bounds
-        each RPC request; the other options are the constructor's.
+        first use (a mismatch raises `SettlementError`). `request_timeout` is the
+        deadline for each whole JSON-RPC answer (headers and body: a node trickling
+        bytes cannot hold a call longer), and no answer over 4 MiB is read; either
+        failure is a `SettlementError`. The other options are the constructor's.
 
         Raises:
             ConfigurationError: for a network name that is not known, or a `poll_latency`
@@ -270,8 +271,10 @@ class LocalSettlement:
     async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
         """Send `transferWithAuthorization` and wait until it is mined.
 
-        Returns success only for a mined transaction with status 1 that logged
-        `Transfer(from, payTo, amount)` from the token. A refused or reverted
+        Returns success only for a mined transaction with status 1 whose receipt is
+        its own (the hash we computed from the signed bytes) and whose logs show,
+        from the token, `AuthorizationUsed(from, nonce)` and `Transfer(from, payTo, amount)`.
+        A node answering with another transaction's receipt raises `SettlementError`. A refused or reverted
         payment returns `success=False` with an x402 reason code.
 
         Raises:
@@ -330,15 +333,19 @@ class LocalSettlement:
                 Refusal(refusal.reason, f"{refusal.message} (transaction {tx_hash})"), network, checked.payer
             )
         auth = checked.exact.authorization
-        if not transfer_logged(
-            receipt["logs"], token=asset, sender=auth.from_, recipient=auth.to, value=checked.value
-        ):
+        problem = payment_problem(
+            receipt["logs"],
+            asset=asset,
+            authorizer=auth.from_,
+            nonce=auth.nonce,
+            pay_to=auth.to,
+            value=checked.value,
+        )
+        if problem is not None:
+            # A refusal, not a payment: the caller asks the token whether the authorization
+            # was used before it lets the payer pay again (see `x402_mcp.collect`).
             return _failed(
-                Refusal(
-                    TRANSFER_EVENT_MISMATCH,
-                    f"Transaction {tx_hash} succeeded but the token logged no Transfer of {checked.value} "
-                    f"from {auth.from_} to {auth.to}.",
-                ),
+                Refusal(TRANSFER_EVENT_MISMATCH, f"Transaction {tx_hash} succeeded but {problem}."),
                 network,
                 checked.payer,
             )

@@ -29,7 +29,7 @@ from ..wire import AnyPaymentPayload, PaymentRequirements, parse_uint
 from .base import OnChain
 from .relayer import ChainReader
 
-__all__ = ["Disagreement", "lookup_authorization", "settlement_problem"]
+__all__ = ["Disagreement", "is_tx_hash", "lookup_authorization", "payment_problem", "settlement_problem"]
 
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
@@ -70,15 +70,26 @@ def lookup_authorization(
         if (
             receipt is not None
             and receipt["status"] == 1
-            and transfer_logged(
-                receipt["logs"], token=asset, sender=auth.from_, recipient=auth.to, value=value
+            and payment_problem(
+                receipt["logs"],
+                asset=asset,
+                authorizer=auth.from_,
+                nonce=auth.nonce,
+                pay_to=auth.to,
+                value=value,
             )
+            is None
         ):
             return OnChain("settled", tx_hash=tx_hash.to_0x_hex(), amount=value)
     canceled = authorization_topics(AUTHORIZATION_CANCELED_TOPIC, auth.from_, auth.nonce)
     if reader.logs(asset, canceled, lookback_blocks=lookback_blocks):
         return OnChain("canceled")
     return OnChain("used_elsewhere")
+
+
+def is_tx_hash(text: object) -> bool:
+    """Whether `text` is an EVM transaction hash: 0x and 64 hex digits."""
+    return isinstance(text, str) and _TX_HASH.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +115,7 @@ def settlement_problem(
         SettlementError: the node is on another chain than `reader`'s network.
         Exception: whatever the node raises when it fails (callers map it).
     """
-    if not isinstance(tx_hash, str) or _TX_HASH.fullmatch(tx_hash) is None:
+    if not isinstance(tx_hash, str) or not is_tx_hash(tx_hash):
         return Disagreement(f"{shown(repr(tx_hash))} is not a transaction hash")
     reader.ensure_chain()
     receipt = reader.receipt(HexBytes(tx_hash))
@@ -113,18 +124,32 @@ def settlement_problem(
     if receipt["status"] != 1:
         return Disagreement(f"transaction {tx_hash} failed (reverted)")
     auth = payload.payload.authorization
-    asset = requirements.asset
-    logs = receipt["logs"]
-    if not _logged(logs, asset, authorization_topics(AUTHORIZATION_USED_TOPIC, auth.from_, auth.nonce)):
-        return Disagreement(
-            f"transaction {tx_hash} did not use the authorization of {auth.from_} with nonce {auth.nonce}"
-        )
-    amount = parse_uint(requirements.amount, "amount")
-    if not transfer_logged(logs, token=asset, sender=auth.from_, recipient=requirements.pay_to, value=amount):
-        return Disagreement(
-            f"transaction {tx_hash} logged no Transfer of {amount} units of {asset} "
-            f"from {auth.from_} to {requirements.pay_to}"
-        )
+    problem = payment_problem(
+        receipt["logs"],
+        asset=requirements.asset,
+        authorizer=auth.from_,
+        nonce=auth.nonce,
+        pay_to=requirements.pay_to,
+        value=parse_uint(requirements.amount, "amount"),
+    )
+    return None if problem is None else Disagreement(f"transaction {tx_hash} {problem}")
+
+
+def payment_problem(
+    logs: Iterable[Mapping[str, Any]], *, asset: str, authorizer: str, nonce: str, pay_to: str, value: int
+) -> str | None:
+    """What the logs of one successful transaction lack to show it paid with this
+    authorization; None when they show it.
+
+    Both must come from the token `asset`: `AuthorizationUsed(authorizer, nonce)`,
+    the use of exactly this authorization, and `Transfer(authorizer, pay_to, value)`.
+    A receipt's status alone proves nothing about which transfer happened. The
+    answer completes "transaction <hash> …".
+    """
+    if not _logged(logs, asset, authorization_topics(AUTHORIZATION_USED_TOPIC, authorizer, nonce)):
+        return f"did not use the authorization of {authorizer} with nonce {nonce}"
+    if not transfer_logged(logs, token=asset, sender=authorizer, recipient=pay_to, value=value):
+        return f"logged no Transfer of {value} units of {asset} from {authorizer} to {pay_to}"
     return None
 
 

@@ -19,6 +19,11 @@ request). Answers are mapped to the exceptions web3 and requests would raise
 handling are the same either way. Other providers (the embedded py-evm chain)
 keep web3's full path, whose formatters they need.
 
+Every answer over HTTP, on our connections or web3's, has a deadline for the whole
+answer and a size cap (see `bounded`), and every receipt must be the receipt of the
+transaction asked about (`_receipt_of`): a node answering with another one's is a
+`SettlementError`, never a mined transfer.
+
 A send asks for the receipt in the same round trip (`eth_sendRawTransactionSync`,
 EIP-7966) where the node offers it; a node that answers "method not found" is
 remembered as lacking it, and gets `eth_sendRawTransaction` and receipt polls.
@@ -26,6 +31,7 @@ remembered as lacking it, and gets `eth_sendRawTransaction` and receipt polls.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import itertools
 import json
@@ -54,6 +60,14 @@ from web3.types import BlockIdentifier, LogReceipt, RPCEndpoint, TxParams, TxRec
 
 from ..errors import SettlementError
 from ..networks import Network
+from .bounded import (
+    DEFAULT_ANSWER_SECONDS,
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    DeadlineResponse,
+    bound_http_provider,
+    read_capped,
+)
 from .reverts import revert_message
 
 __all__ = ["SEND_SYNC", "ChainReader", "Relayer", "Sent"]
@@ -157,6 +171,9 @@ class ChainReader:
         self._call_from: str | None = None
         # Plain JSON-RPC for the per-settlement calls (see the module docstring).
         self._lean = isinstance(w3.provider, JSONBaseProvider)
+        # Every answer read over HTTP has a deadline and a size cap, on our own connections
+        # and on web3's requests session alike (which serves what ours does not).
+        bound_http_provider(w3.provider)
         self._http = _HttpJsonRpc.for_provider(w3.provider)
 
     @property
@@ -227,11 +244,22 @@ class ChainReader:
         """The receipt, or None while the transaction is not mined."""
         if self._lean:
             answer = self._request("eth_getTransactionReceipt", [tx_hash.to_0x_hex()])
-            return None if answer is None else _receipt(answer)
+            return None if answer is None else _receipt(answer, tx_hash)
         try:
-            return self._w3.eth.get_transaction_receipt(tx_hash)
+            found = self._w3.eth.get_transaction_receipt(tx_hash)
         except TransactionNotFound:
             return None
+        return _receipt_of(found, tx_hash)
+
+    def holds(self, tx_hash: HexBytes) -> bool:
+        """Whether the node knows the transaction `tx_hash` (pending or mined)."""
+        if self._lean:
+            return self._request("eth_getTransactionByHash", [tx_hash.to_0x_hex()]) is not None
+        try:
+            self._w3.eth.get_transaction(tx_hash)
+        except TransactionNotFound:
+            return False
+        return True
 
     def _request(
         self, method: str, params: list[Any], *, reverts: bool = False, timeout: float | None = None
@@ -345,6 +373,9 @@ class Relayer(ChainReader):
                 with self._state:
                     self._nonce = None  # after any refusal the node's count is the truth
                 if message is not None:
+                    if self.holds(signed.hash):
+                        # Refused in words, yet the node holds (or mined) it: only its receipt tells.
+                        return Sent(signed.hash, None, None)
                     return Sent(None, None, message)
                 if "insufficient funds" in text:
                     raise SettlementError(
@@ -420,12 +451,12 @@ class Relayer(ChainReader):
                     "the %s node lacks %s: sending, then polling for receipts", self._network.label, SEND_SYNC
                 )
                 self.send_sync = False
-            except ReadTimeout as exc:
+            except (ReadTimeout, AnswerTooLarge) as exc:
                 # The request reached the node, which may hold the transaction: look for it.
                 raise _Unconfirmed from exc
             else:
                 self.send_sync = True
-                return _receipt(answer)
+                return _receipt(answer, tx_hash)
         if self._lean:
             self._request("eth_sendRawTransaction", [raw_hex])
         else:
@@ -457,8 +488,11 @@ class _HttpJsonRpc:
     back, so a send waiting for its receipt never holds up a call in another thread.
     """
 
-    def __init__(self, url: str, *, timeout: float, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, url: str, *, timeout: float, headers: Mapping[str, str], max_bytes: int = MAX_ANSWER_BYTES
+    ) -> None:
         parts = urlsplit(url)
+        self._max_bytes = max_bytes
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or (443 if self._https else 80)
@@ -484,7 +518,7 @@ class _HttpJsonRpc:
             or _proxied(parts.hostname or "")
         ):
             return None
-        timeout = kwargs.get("timeout", 30.0)
+        timeout = kwargs.get("timeout", DEFAULT_ANSWER_SECONDS)
         if not isinstance(timeout, (int, float)):
             return None  # a (connect, read) pair: leave it to requests
         headers = {**HTTPProvider.get_request_headers(), **dict(kwargs.get("headers") or {})}
@@ -493,7 +527,10 @@ class _HttpJsonRpc:
     def request(self, method: str, params: list[Any], *, timeout: float | None = None) -> dict[str, Any]:
         """The decoded JSON-RPC response; transport failures raise as requests' would.
 
-        `timeout`: seconds to wait for the answer, when less than the connections' own.
+        `timeout`: seconds to wait for the whole answer, when less than the connections' own.
+        The connections' own is a deadline for the whole answer too (headers and body), not
+        for each read: a node trickling bytes cannot hold a call past it (`ReadTimeout`),
+        nor can an answer over `max_bytes` be read into memory (`AnswerTooLarge`).
         """
         body = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": next(self._ids)})
         wait = self._timeout if timeout is None else min(timeout, self._timeout)
@@ -527,6 +564,9 @@ class _HttpJsonRpc:
         except TimeoutError as exc:
             connection.close()
             raise ReadTimeout(f"the JSON-RPC node did not answer within {wait:g} s") from exc
+        except AnswerTooLarge:
+            connection.close()
+            raise
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
             raise RequestsConnectionError(
@@ -542,11 +582,14 @@ class _HttpJsonRpc:
     def _exchange(
         self, connection: http.client.HTTPConnection, body: bytes, wait: float
     ) -> tuple[int, bytes, bool]:
+        deadline = time.monotonic() + wait
         if connection.sock is not None:
             connection.sock.settimeout(wait)
+        # Every read of the answer (status line, headers, body) waits only until `deadline`.
+        connection.response_class = functools.partial(DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
         connection.request("POST", self._path, body, self._headers)
         response = connection.getresponse()
-        data = response.read()
+        data = read_capped(response, self._max_bytes)
         return response.status, data, not response.will_close
 
     def _take(self) -> http.client.HTTPConnection | None:
@@ -624,8 +667,32 @@ def _sync_timed_out(error: object) -> bool:
     return error.get("code") == _SYNC_TIMEOUT_CODE or "timeout" in message or "timed out" in message
 
 
-def _receipt(answer: Mapping[str, Any]) -> TxReceipt:
-    """The fields of a JSON-RPC receipt that settlement and lookups read, typed as web3 types them."""
+def _receipt_of(receipt: TxReceipt, tx_hash: HexBytes) -> TxReceipt:
+    """`receipt`, once it is known to be the receipt of `tx_hash`.
+
+    A node that answers with another transaction's receipt (a mined transfer of
+    someone else's, say) must never make ours look mined.
+
+    Raises:
+        SettlementError: it is another transaction's receipt.
+    """
+    answered = receipt.get("transactionHash")
+    if answered is None or HexBytes(answered) != HexBytes(tx_hash):
+        shown_hash = HexBytes(answered).to_0x_hex() if isinstance(answered, (bytes, str)) else "none"
+        raise SettlementError(
+            f"the RPC node answered with the receipt of transaction {shown_hash[:66]} when asked for "
+            f"{HexBytes(tx_hash).to_0x_hex()}; its answers cannot be trusted"
+        )
+    return receipt
+
+
+def _receipt(answer: Mapping[str, Any], tx_hash: HexBytes) -> TxReceipt:
+    """The fields of the JSON-RPC receipt of `tx_hash` that settlement and lookups read, typed
+    as web3 types them.
+
+    Raises:
+        SettlementError: it is another transaction's receipt (see `_receipt_of`).
+    """
     logs = [
         {
             "address": to_checksum_address(log["address"]),
@@ -646,4 +713,4 @@ def _receipt(answer: Mapping[str, Any]) -> TxReceipt:
         "contractAddress": to_checksum_address(contract) if contract else None,
         "logs": logs,
     }
-    return cast(TxReceipt, receipt)
+    return _receipt_of(cast(TxReceipt, receipt), tx_hash)
