@@ -189,7 +189,7 @@ async def test_the_tokens_it_serves_default_to_the_networks_usdc_and_asset_names
     assert other_token.lower() in usdc["invalidMessage"]
 
     for options, message in (
-        (["--asset", "0xnope"], "is not an address"),
+        (["--asset", "0xnope"], "is not an EVM address"),
         (["--network", "eip155:999999"], "name the token contract(s)"),
     ):
         args = _parse("--pay-to", PAYEE, *options)

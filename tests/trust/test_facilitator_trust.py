@@ -100,7 +100,7 @@ async def test_settle_verifies_the_very_payload_it_settles(
 
 
 def test_the_served_tokens_default_to_the_networks_usdc_and_are_checked(chain: TokenChain) -> None:
-    with pytest.raises(ConfigurationError, match="not an address"):
+    with pytest.raises(ConfigurationError, match="not an EVM address"):
         facilitator_app(chain.settlement(), assets=["0xnope"])
     with pytest.raises(ConfigurationError, match="assets is empty"):
         facilitator_app(chain.settlement(), assets=[])
