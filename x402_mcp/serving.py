@@ -36,6 +36,7 @@ from starlette.types import ASGIApp
 from .challenge import Offer
 from .collect import Collector
 from .devchain import DevChain
+from .httpguard import guarded_config
 from .links import DEFAULT_PAGE_PORT, LOOPBACK, own_base, public_base
 from .page import DemoWallet, PaymentPage
 from .text import shown
@@ -198,7 +199,8 @@ class PageLink:
                 return None
             listener = _bind(self.page_port)
             port = listener.getsockname()[1]
-            config = uvicorn.Config(
+            # Strangers reach this port: a request head, like a body, must arrive in time.
+            config = guarded_config(
                 build_page(self.payments).app(),
                 log_config=None,  # stdout is the MCP channel of a stdio server: never log there
                 access_log=False,

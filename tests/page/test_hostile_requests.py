@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from tests.page.conftest import Store, connected, http, link_of, serving
-from x402_mcp import bodies
+from x402_mcp import bodies, httpguard
 
 pytestmark = pytest.mark.anyio
 DEADLINE = 1.0
@@ -196,3 +196,54 @@ def test_the_parser_keeps_ordinary_json() -> None:
     assert bodies.parse_json_body(nested) is not None
     with pytest.raises(bodies.BadJson, match="nests more than 64"):
         bodies.parse_json_body(b"[" + nested + b"]")
+
+
+def drip(base: str, pieces: list[bytes], every: float, wait: float) -> tuple[bytes, float]:
+    """Send `pieces` one by one, `every` seconds apart, as a slowloris does; return what came
+    back and when the server closed the connection (or `wait` passed)."""
+    host, port = base.removeprefix("http://").split(":")
+    started = time.monotonic()
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=wait) as sock:
+        try:
+            for piece in pieces:
+                sock.sendall(piece)
+                time.sleep(every)
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
+            pass
+        return answer, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"GET /pay/x HTTP/1.1\r\n", b"Host: a\r\n"],  # a head that never ends
+        [b"G", b"E", b"T", b" ", b"/"] * 4,  # one byte at a time, forever
+        [],  # connects and says nothing
+    ],
+    ids=["partial-head", "drip", "silent"],
+)
+async def test_the_side_port_closes_a_connection_whose_head_never_arrives(
+    store: Store, pieces: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(httpguard, "HEAD_DEADLINE_SECONDS", DEADLINE)
+    async with page_base(store, "side") as (base, _):
+        answer, took = await anyio.to_thread.run_sync(lambda: drip(base, pieces, 0.2, DEADLINE + 8))
+        async with http() as web:  # and the page still serves everyone else
+            alive = await web.get(f"{base}/pay/_static/page.css")
+    assert answer == b"" and took < DEADLINE + 3, (answer, took)
+    assert alive.status_code in (200, 404)
+
+
+async def test_the_side_port_keeps_a_connection_that_asks_in_time(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(httpguard, "HEAD_DEADLINE_SECONDS", DEADLINE)
+    async with page_base(store, "side") as (base, request_id), http() as web:
+        answers = []
+        for _ in range(3):  # one keep-alive connection, well within the deadline each time
+            answers.append(await web.get(f"{base}/pay/{request_id}", headers={"Accept": "text/html"}))
+            await anyio.sleep(DEADLINE / 3)
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
