@@ -95,6 +95,10 @@ def test_every_subcommand_help_has_a_description_defaults_and_the_exit_codes(nam
         (["claude-config", "nope"], "no sample server 'nope'"),
         (["bundle", "nope"], "no sample server 'nope'"),
         (["bundle", "missing.py"], "'missing.py' is not a file"),
+        (
+            ["bundle", "mathlab", "--wheel", "gone/mcp_x402-0.1.0-py3-none-any.whl"],
+            "is not a file; give the path",
+        ),
     ],
 )
 def test_usage_and_configuration_errors_exit_2_and_say_what_to_do(

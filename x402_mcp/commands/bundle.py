@@ -311,6 +311,8 @@ def _wheel(given: str | None, scratch: Path, version: str) -> Path | None:
 def _checked_wheel(path: Path, version: str) -> Path:
     from ..errors import ConfigurationError
 
+    if not path.is_file():
+        raise ConfigurationError(f"--wheel {str(path)!r} is not a file; give the path of a built wheel")
     match = _WHEEL_NAME.fullmatch(path.name)
     if match is None:
         raise ConfigurationError(
