@@ -157,7 +157,9 @@ def facilitator_app(
         except _Refused as refused:
             return refused.response
         except _BadRequest as bad:
-            return JSONResponse({"error": str(bad)}, status_code=bad.status)
+            # A stalled body (408): answer, then drop the connection it is still holding.
+            close = {"Connection": "close"} if bad.status == 408 else None
+            return JSONResponse({"error": str(bad)}, status_code=bad.status, headers=close)
         try:
             refusal = _unserved(await supported(), payload, requirements) or policy_refusal(requirements)
             if refusal is not None:
