@@ -1,6 +1,6 @@
 """The `x402-mcp` command.
 
-Every subcommand follows one exit-code convention (`EXIT_CODES`), applied here
+Every subcommand follows one exit-code convention (`EPILOG`), applied here
 once for all of them: a `ConfigurationError` that escapes a command is a usage
 or configuration error (2), any other `X402MCPError` an operation that failed
 (1). argparse's own usage errors exit 2 as well.
