@@ -212,11 +212,19 @@ def test_malformed_fields_are_refused_by_name(path: tuple[str, ...], value: str)
 
 def test_a_number_too_long_for_python_is_malformed_not_a_crash() -> None:
     text = json.dumps(V2).replace('"maxTimeoutSeconds": 60', '"maxTimeoutSeconds": 1' + "0" * 5000)
-    with pytest.raises(MalformedPayment, match="too long"):
+    with pytest.raises(MalformedPayment, match="integer of 5001 digits; at most 4300"):
         parse_payment_payload(text)
     huge = _with(("accepted", "maxTimeoutSeconds"), 10**5000)
     with pytest.raises(MalformedPayment, match="plain JSON"):
         parse_payment_payload(huge)
+
+
+@pytest.mark.parametrize("depth", [65, 7000])
+def test_a_payment_nested_too_deep_is_malformed_not_a_crash(depth: int) -> None:
+    # py-evm raises the recursion limit to 100,000: the C decoder would overflow the stack.
+    text = json.dumps(V2)[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}"
+    with pytest.raises(MalformedPayment, match="nests more than 64 levels deep"):
+        parse_payment_payload(text)
 
 
 def test_outside_text_in_a_refusal_is_neutralised() -> None:

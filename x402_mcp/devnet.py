@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,35 @@ def _linux_prctl() -> Callable[[int, int], int] | None:
     return function
 
 
+_TAIL_LINES = 15
+
+
+def _tail(log: Path) -> str:
+    """The last lines of anvil's log, safe to print (the log is deleted right after)."""
+    from .text import shown
+
+    lines = log.read_bytes().decode("utf-8", "replace").strip().splitlines()[-_TAIL_LINES:]
+    return "\n".join(f"  {shown(line, 300)}" for line in lines) or "  (nothing)"
+
+
+def _require_free_port(port: int) -> None:
+    """Refuse a taken port before anvil starts, with what to do (anvil itself only exits)."""
+    if port == 0:
+        return
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As anvil binds: a port only in TIME_WAIT from an earlier run is free to it.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError as exc:
+        raise ConfigurationError(
+            f"port {port} on 127.0.0.1 is not free ({exc.strerror}): another devnet or anvil may be "
+            "running; stop it, or choose another port (0: any free port)"
+        ) from None
+    finally:
+        probe.close()
+
+
 class Devnet:
     """A running anvil with USDC deployed; `stop()` (or leaving the `with` block) ends it.
 
@@ -130,6 +160,7 @@ class Devnet:
         self, *, port: int = 8545, chain_id: int = 31337, accounts: int = 3, usdc: str = "1000"
     ) -> None:
         binary = find_anvil()
+        _require_free_port(port)
         self._log = tempfile.NamedTemporaryFile(prefix="x402-devnet-", suffix=".log", delete=False)  # noqa: SIM115
         command = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)]
         self._process = subprocess.Popen(
@@ -163,9 +194,12 @@ class Devnet:
             if match:
                 return int(match.group(1))
             if self._process.poll() is not None:
-                raise X402MCPError(f"anvil exited with status {self._process.returncode}; see {log_path}")
+                raise X402MCPError(
+                    f"anvil exited with status {self._process.returncode}; it said:\n{_tail(log_path)}"
+                )
             time.sleep(0.01)
-        raise X402MCPError(f"anvil did not start within {timeout:g} s; see {log_path}")
+        # The log is removed when this start-up fails: quote it rather than point at it.
+        raise X402MCPError(f"anvil did not start within {timeout:g} s; it said:\n{_tail(log_path)}")
 
     def _funded(self, usdc: str) -> DevnetAccount:
         account = Account.create()

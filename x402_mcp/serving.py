@@ -35,6 +35,7 @@ from starlette.types import ASGIApp
 
 from .challenge import Offer
 from .collect import Collector
+from .httpguard import guarded_config
 from .links import DEFAULT_PAGE_PORT, LOOPBACK, own_base, public_base
 from .page import DemoWallet, PaymentPage
 from .page.demo import demo_chain_for
@@ -202,7 +203,8 @@ class PageLink:
                 return None
             listener = _bind(self.page_port)
             port = listener.getsockname()[1]
-            config = uvicorn.Config(
+            # Strangers reach this port: a request head, like a body, must arrive in time.
+            config = guarded_config(
                 build_page(self.payments).app(),
                 log_config=None,  # stdout is the MCP channel of a stdio server: never log there
                 access_log=False,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from .errors import MalformedPayment
+from .safejson import UntrustedJsonError, loads_untrusted
 from .text import shown
 
 MAX_PAYLOAD_BYTES = 16 * 1024
@@ -312,11 +313,9 @@ def _json_object(raw: Any) -> dict[str, Any]:
         except (binascii.Error, UnicodeDecodeError):
             raise MalformedPayment("the payment is neither a JSON object nor base64 of one") from None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MalformedPayment(f"the payment is not valid JSON ({exc.msg} at position {exc.pos})") from None
-    except ValueError:  # an integer of more than 4300 digits, which Python refuses to read
-        raise MalformedPayment("the payment holds a number too long to be read") from None
+        value = loads_untrusted(text)
+    except UntrustedJsonError as exc:  # not JSON, too deep for the C decoder, an unreadable number
+        raise MalformedPayment(f"the payment is not accepted: {exc}") from None
     if not isinstance(value, dict):
         raise MalformedPayment("the payment must be a JSON object")
     return value

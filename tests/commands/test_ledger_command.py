@@ -88,5 +88,5 @@ def test_an_unknown_state_or_url_scheme_is_a_clear_error(
     assert status == 2
     assert "unknown state 'lost'" in err
     status, err = _run(capsys, "--url", "mysql://user:secret@host/db")
-    assert status == 1
+    assert status == 2  # a configuration error (see `x402-mcp --help`)
     assert "unsupported ledger URL scheme" in err and "secret" not in err

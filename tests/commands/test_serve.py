@@ -178,7 +178,7 @@ def test_a_sample_on_the_x402_variables_settles_on_the_devnet_chain(tmp_path: Pa
 
 def test_serve_devnet_refuses_stdio_before_starting_anything() -> None:
     with running(["serve", "textkit", "--devnet", "--transport", "stdio"]) as command:
-        assert command.process.wait(timeout=60) == 1
+        assert command.process.wait(timeout=60) == 2  # a usage error
         assert "--devnet serves over streamable HTTP" in command.output()
 
 
@@ -195,7 +195,7 @@ def test_serve_names_a_bad_x402_variable_without_quoting_the_key() -> None:
         "X402_ASSET_NAME": "USD Coin",
     }
     with running(["serve", "textkit", "--transport", "streamable-http", "--port", "0"], env) as command:
-        assert command.process.wait(timeout=60) == 1
+        assert command.process.wait(timeout=60) == 2  # a configuration error
         output = command.output()
     assert "X402_SETTLEMENT_KEY must be a private key" in output
     assert secret not in output and "Traceback" not in output

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,10 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 """This project's checkout, when running from one (its pyproject.toml beside x402_mcp/)."""
 _WHEEL_NAME = re.compile(r"mcp_x402-(?P<version>[0-9][0-9A-Za-z.+!-]*)-py3-none-any\.whl")
 _BUILD_TIMEOUT_SECONDS = 300
+# A script's file name goes into the archive, the manifest and the host's command line:
+# plain letters, digits, '_' and '-' only, so no platform reads a folder or a drive in it.
+_SCRIPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}\.py")
+_DRIVE = re.compile(r"[A-Za-z]:")
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,11 @@ def build_bundle(
     from .samples import sample_path
 
     script = sample_path(server)
+    if _SCRIPT_NAME.fullmatch(script.name) is None:
+        raise ConfigurationError(
+            f"the script's file name {script.name!r} cannot go into a bundle: rename it to letters, "
+            "digits, '_' and '-' ending in .py (e.g. my_server.py)"
+        )
     target = _output_path(output, script.stem)
     version = _installed_version()
     with tempfile.TemporaryDirectory(prefix="x402-bundle-") as scratch:
@@ -308,6 +318,8 @@ def _wheel(given: str | None, scratch: Path, version: str) -> Path | None:
 def _checked_wheel(path: Path, version: str) -> Path:
     from ..errors import ConfigurationError
 
+    if not path.is_file():
+        raise ConfigurationError(f"--wheel {str(path)!r} is not a file; give the path of a built wheel")
     match = _WHEEL_NAME.fullmatch(path.name)
     if match is None:
         raise ConfigurationError(
@@ -383,17 +395,70 @@ def _tested_pins() -> list[str]:
     return [pin for pin in pins if isinstance(pin, str)]
 
 
-def _write_zip(target: Path, files: dict[str, bytes]) -> None:
-    """Write the archive beside `target` and move it into place: never a half-written bundle."""
+def safe_entry_name(name: str) -> str:
+    """`name` when it is a relative archive path that every extractor keeps inside the bundle.
+
+    Checked as Windows and POSIX both read it, whatever this OS is: no backslash (a folder
+    separator on Windows), no absolute path, no drive ("C:"), no ':' at all, no empty, `.` or
+    `..` part, no control character.
+
+    Raises:
+        ConfigurationError: naming the entry and what is wrong with it.
+    """
     from ..errors import ConfigurationError
 
-    partial = target.with_name(f".{target.name}.partial")
+    parts = name.split("/")
+    problem = (
+        "contains a backslash"
+        if "\\" in name
+        else "is absolute"
+        if name.startswith("/")
+        else "names a drive"
+        if _DRIVE.match(name) or ":" in name
+        else "has an empty, '.' or '..' part"
+        if any(part in ("", ".", "..") for part in parts)
+        else "contains a control character"
+        if any(ord(char) < 32 or ord(char) == 127 for char in name)
+        else None
+    )
+    if problem is not None:
+        raise ConfigurationError(
+            f"the bundle entry {name!r} {problem}; it would be written outside the bundle"
+        )
+    return name
+
+
+def _write_zip(target: Path, files: dict[str, bytes]) -> None:
+    """Write the archive beside `target` and move it into place: never a half-written bundle.
+
+    The partial file has a fresh random name in the target's folder and is created
+    exclusively without following a symlink (O_EXCL | O_NOFOLLOW): nothing planted there
+    beforehand is written through. The rename replaces `target` itself, never a file it
+    links to, and a `target` that is a symlink is refused.
+    """
+    from ..errors import ConfigurationError
+
+    entries = {safe_entry_name(name): data for name, data in files.items()}
+    if target.is_symlink():
+        raise ConfigurationError(
+            f"--output {str(target)!r} is a symbolic link; remove it or choose another file"
+        )
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(8)}.partial")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    created = False
     try:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name, data in files.items():
+        descriptor = os.open(partial, flags, 0o644)
+        created = True
+        with (
+            os.fdopen(descriptor, "wb") as file,
+            zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        ):
+            for name, data in entries.items():
                 archive.writestr(name, data)
-        partial.replace(target)
+        os.replace(partial, target)
+        created = False
     except OSError as exc:
         raise ConfigurationError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        if created:
+            partial.unlink(missing_ok=True)

@@ -29,7 +29,9 @@ def add_chain_options(parser: Any, *, port_option: str) -> None:
         metavar="PORT",
         help="anvil's port on 127.0.0.1 (0: any free port)",
     )
-    parser.add_argument("--chain-id", type=whole_number(1, MAX_CHAIN_ID), default=31337)
+    parser.add_argument(
+        "--chain-id", type=whole_number(1, MAX_CHAIN_ID), default=31337, help="the chain id anvil reports"
+    )
     parser.add_argument(
         "--accounts", type=whole_number(0, MAX_ACCOUNTS), default=3, help="how many funded test accounts"
     )
@@ -65,7 +67,7 @@ def _dollars(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..devnet import Devnet
-    from ..errors import X402MCPError
+    from ..errors import ConfigurationError, X402MCPError
 
     # Block the signals first, so one arriving during start-up still stops anvil cleanly.
     stop_signals = {signal.SIGINT, signal.SIGTERM}
@@ -83,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
             }
             print(json.dumps(info) if args.json else _human(info), flush=True)
             signal.sigwait(stop_signals)
+    except ConfigurationError as exc:  # exit 2: usage or configuration (a taken port, no anvil)
+        print(f"x402-mcp devnet: {exc}", file=sys.stderr)
+        return 2
     except X402MCPError as exc:
         print(f"x402-mcp devnet: {exc}", file=sys.stderr)
         return 1

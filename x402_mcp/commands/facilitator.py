@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import socket
 import sys
 from typing import Any
 
 from ._options import address_list_option, url_option
+from .devnet import whole_number
 
 KEY_VARIABLE = "X402_FACILITATOR_KEY"
 PAY_TO_VARIABLE = "X402_FACILITATOR_PAY_TO"
@@ -57,7 +59,7 @@ def register(commands: Any) -> None:
         help="JSON-RPC URL of the chain to settle on",
     )
     parser.add_argument("--network", required=True, help="base, base-sepolia or a CAIP-2 id (eip155:N)")
-    parser.add_argument("--port", type=int, default=8403)
+    parser.add_argument("--port", type=whole_number(1, 65535), default=8403, help="the port to listen on")
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -168,8 +170,11 @@ def run(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         return _fail(str(exc))
     except ValueError:
-        # From a malformed key: its text would contain the key, so name only the variable.
-        return _fail(f"{KEY_VARIABLE} is not a valid private key (0x and 64 hex digits)")
+        # From a malformed key; its text would contain the key, so only the variable is named.
+        return _fail(f"{KEY_VARIABLE} is not a valid private key (0x followed by 64 hex digits)")
+    problem = _unlistenable(args.host, args.port)
+    if problem is not None:
+        return _fail(problem)
     access = "bearer token required" if token else "no token: loopback clients only"
     print(
         f"x402 facilitator for {settlement.network.caip2} on http://{args.host}:{args.port} "
@@ -181,3 +186,15 @@ def run(args: argparse.Namespace) -> int:
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _unlistenable(host: str, port: int) -> str | None:
+    """Why the facilitator could not listen on `host:port`, said before it announces anything
+    (uvicorn alone would log a bare errno and exit), or None when it can."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        why = exc.strerror or exc
+        return f"cannot listen on {host}:{port} ({why}); stop what uses that port or pass another --port"
+    return None

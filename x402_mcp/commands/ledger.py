@@ -30,19 +30,31 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "ledger", help="list payment requests, payments, and anything awaiting reconciliation or refund"
     )
-    parser.add_argument("view", nargs="?", choices=VIEWS, default="list", help="what to show (default: list)")
-    parser.add_argument("--url", help="the ledger (default: $X402_LEDGER_URL, else a server's default file)")
+    parser.add_argument(
+        "view",
+        nargs="?",
+        choices=VIEWS,
+        default="list",
+        help="what to show: payment requests, settlements, or what awaits reconciliation",
+    )
+    parser.add_argument(
+        "--url",
+        help="the ledger to read, an SQLite path or URL or a PostgreSQL URL; it must exist "
+        "(default: $X402_LEDGER_URL, else a server's default file)",
+    )
     parser.add_argument(
         "--server", metavar="NAME", help="the default ledger file of the server called NAME (see `files`)"
     )
-    parser.add_argument("--state", help="list: only requests in this state (issued, paid, consumed, ...)")
-    parser.add_argument("--limit", type=int, default=50, metavar="N", help="show at most N rows (default 50)")
+    parser.add_argument(
+        "--state", help="list: only requests in this state (issued, paid, consumed, ...; default: all)"
+    )
+    parser.add_argument("--limit", type=int, default=50, metavar="N", help="show at most N rows")
     parser.add_argument(
         "--grace",
         type=float,
         default=300.0,
         metavar="SECONDS",
-        help="pending: a settlement older than this is presumed cut short (default 300)",
+        help="pending: a settlement older than this is presumed cut short",
     )
     parser.set_defaults(run=run)
 
@@ -70,12 +82,38 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         ledger = open_ledger(url)
+        _require_existing(ledger, given=args.url is not None)
         show = {"list": _requests, "payments": _payments, "pending": _pending}[args.view]
         anyio.run(_opened, show, ledger, args, states)
-    except (ConfigurationError, LedgerError) as exc:
+    except ConfigurationError as exc:
+        print(f"x402-mcp ledger: {exc}", file=sys.stderr)
+        return 2
+    except LedgerError as exc:
         print(f"x402-mcp ledger: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _require_existing(ledger: Any, *, given: bool) -> None:
+    """Refuse an SQLite ledger file that does not exist: opening it would create an empty one,
+    and a mistyped path would then look like a ledger with nothing in it.
+
+    Raises:
+        ConfigurationError: naming the path, where it came from, and what to do.
+    """
+    from pathlib import Path
+
+    from ..errors import ConfigurationError
+    from ..ledger.sqlite import SQLiteLedger
+
+    if not isinstance(ledger, SQLiteLedger) or ledger.path == ":memory:" or Path(ledger.path).is_file():
+        return
+    source = "--url" if given else "X402_LEDGER_URL" if os.environ.get("X402_LEDGER_URL") else "the default"
+    raise ConfigurationError(
+        f"there is no ledger file at {ledger.path} ({source}); this command only reads a ledger and "
+        "never creates one. Check the path, or point --url at the ledger a server wrote "
+        "(its X402_LEDGER_URL)"
+    )
 
 
 async def _opened(show: Any, ledger: Any, args: argparse.Namespace, states: Any) -> None:

@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from ..text import shown
 
 if TYPE_CHECKING:
     from ..payments import Payments
@@ -46,27 +47,33 @@ def sample_names() -> list[str]:
     folder = samples_dir()
     if folder is None:
         return []
-    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+    return sorted(p.stem for p in folder.glob("*.py") if p.stem.isidentifier() and not p.stem.startswith("_"))
 
 
 def sample_path(name: str) -> Path:
     """The absolute path of sample `name`, or of a server script given by path.
 
+    A name is only ever looked up in the known list, never joined to a folder: "../x",
+    "/tmp/x" or "a\\b" name no sample. Anything ending in `.py` is a path the user chose.
+
     Raises:
-        ConfigurationError: neither a sample nor an existing `.py` file, naming the samples.
+        ConfigurationError: a path that is not a file, or a name that is not a known sample.
     """
-    candidate = Path(name)
-    if candidate.suffix == ".py" and candidate.is_file():
+    if name.endswith(".py"):
+        candidate = Path(name)
+        if not candidate.is_file():
+            raise ConfigurationError(
+                f"{name!r} is not a file; give the path of an existing server script, or a sample's name"
+            )
         return candidate.resolve()
+    known = sample_names()
     folder = samples_dir()
-    if folder is not None and not name.startswith("_") and "/" not in name and os.sep not in name:
-        path = folder / f"{name}.py"
-        if path.is_file():
-            return path
-    known = ", ".join(sample_names()) or "none found"
-    if candidate.suffix == ".py":
-        raise ConfigurationError(f"no server script at {name!r} (the file does not exist)")
-    raise ConfigurationError(f"no sample server {name!r} (known: {known}); or give a path to a .py file")
+    if name not in known or folder is None:
+        listed = ", ".join(known) or "none found"
+        raise ConfigurationError(
+            f"no sample server {shown(name, 80)!r} (known: {listed}); or give a path to a .py file"
+        )
+    return folder / f"{name}.py"
 
 
 def load_sample(name: str) -> ModuleType:

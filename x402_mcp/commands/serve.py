@@ -34,7 +34,10 @@ def register(commands: Any) -> None:
     )
     serve.add_argument("server", help=f"a sample ({', '.join(sample_names())}) or a path to a server .py")
     serve.add_argument(
-        "--transport", choices=("stdio", "streamable-http"), default=None, help="stdio unless --devnet"
+        "--transport",
+        choices=("stdio", "streamable-http"),
+        default=None,
+        help="how clients connect (default: stdio, or streamable-http with --devnet)",
     )
     serve.add_argument(
         "--port",
@@ -61,7 +64,7 @@ def register(commands: Any) -> None:
     page = commands.add_parser(
         "page", help="run the payment page alone, sharing the ledger of $X402_LEDGER_URL"
     )
-    page.add_argument("--port", type=int, default=8402, help="port on 127.0.0.1")
+    page.add_argument("--port", type=whole_number(1, 65535), default=8402, help="port on 127.0.0.1")
     page.add_argument(
         "--server",
         metavar="NAME",
@@ -71,7 +74,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import X402MCPError
+    from ..errors import ConfigurationError, X402MCPError
 
     # stdout carries MCP messages over stdio (and the announcement on a devnet):
     # every log line goes to stderr.
@@ -84,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         if args.devnet:
             return _run_on_devnet(args)
         return _run(args)
+    except ConfigurationError as exc:  # exit 2: usage or configuration (see `x402-mcp --help`)
+        print(f"x402-mcp serve: {exc}", file=sys.stderr)
+        return 2
     except X402MCPError as exc:
         print(f"x402-mcp serve: {exc}", file=sys.stderr)
         return 1
@@ -253,6 +259,7 @@ def _human(info: dict[str, Any]) -> str:
 def run_page(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..httpguard import guarded_config
     from ..payments import Payments
     from ..serving import page_app
 
@@ -269,5 +276,6 @@ def run_page(args: argparse.Namespace) -> int:
         payments.use_default_ledger_of(args.server)
     if payments.public_url is None:
         payments.public_url = f"http://127.0.0.1:{args.port}"
-    uvicorn.run(page_app(payments), host="127.0.0.1", port=args.port, log_config=None)
+    listener = _listen(args.port)  # a taken port is a ConfigurationError that says what to do
+    uvicorn.Server(guarded_config(page_app(payments), log_config=None)).run(sockets=[listener])
     return 0

@@ -16,7 +16,6 @@ goes to the log, never RPC URLs, keys or the token).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
@@ -28,9 +27,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..addresses import parse_address
-from ..bodies import BadContentLength, BodyTooLarge, read_bounded
+from ..bodies import BadContentLength, BodyTimeout, BodyTooLarge, read_bounded
 from ..errors import ConfigurationError, MalformedPayment, SettlementError
 from ..networks import Network, resolve_network
+from ..safejson import UntrustedJsonError, loads_untrusted
 from ..settlement.base import Settlement
 from ..settlement.checks import Refusal, reported_network
 from ..text import shown
@@ -177,7 +177,9 @@ def facilitator_app(
         except _Refused as refused:
             return refused.response
         except _BadRequest as bad:
-            return JSONResponse({"error": str(bad)}, status_code=bad.status)
+            # A stalled body (408): answer, then drop the connection it is still holding.
+            close = {"Connection": "close"} if bad.status == 408 else None
+            return JSONResponse({"error": str(bad)}, status_code=bad.status, headers=close)
         try:
             refusal = _unserved(await supported(), payload, requirements) or policy_refusal(requirements)
             if refusal is not None:
@@ -270,6 +272,8 @@ async def _body(request: Request, limit: int) -> bytes:
                 f"the body is {large.declared} bytes; at most {limit} are accepted", 413
             ) from None
         raise _BadRequest(f"the body is larger than {limit} bytes", 413) from None
+    except BodyTimeout as timeout:
+        raise _BadRequest(f"{timeout}; send it again", 408) from None
 
 
 async def _read(
@@ -290,8 +294,8 @@ async def _read(
         raise _Refused(JSONResponse({"error": "the body must be sent as application/json"}, status_code=415))
     raw = await _body(request, limit)
     try:
-        body: Any = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an integer too long to read
+        body: Any = loads_untrusted(raw)
+    except UntrustedJsonError as exc:  # not JSON, too deep for the C decoder, an unreadable number
         raise _BadRequest(f"the body is not JSON ({shown(str(exc), 120)})") from None
     if not isinstance(body, dict):
         raise _BadRequest("the body must be a JSON object")

@@ -31,11 +31,10 @@ Who may call what, from where:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from eth_utils.address import is_address, to_checksum_address
 from pydantic import ValidationError
@@ -47,7 +46,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..bodies import BadContentLength, BodyTooLarge, read_bounded
+from ..bodies import BadContentLength, BadJson, BodyTimeout, BodyTooLarge, parse_json_body, read_bounded
 from ..challenge import Offer, payment_required, requirements_for, retry_sentence
 from ..collect import Collector, Refused
 from ..errors import LedgerError, MalformedPayment, SettlementError
@@ -111,9 +110,10 @@ MAX_ERROR_CHARS = 400
 class PageError(Exception):
     """A caller-fixable problem with a request to the page, answered as JSON `{error}`."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
 
 
 class SecureHeaders:
@@ -178,6 +178,7 @@ class PaymentPage:
         return [
             Route("/pay/_static/{name}", self.static, methods=["GET"]),
             Route("/pay/{request_id}", self.resource, methods=["GET", "POST", "OPTIONS"]),
+            Route("/pay/{request_id}/", self.without_slash, methods=["GET", "HEAD"]),
             Route("/pay/{request_id}/authorization", self.authorization, methods=["POST"]),
             Route("/pay/{request_id}/demo", self.demo, methods=["POST"]),
         ]
@@ -185,7 +186,11 @@ class PaymentPage:
     def app(self) -> ASGIApp:
         """The page as an ASGI app of its own: a side port, a separate process, or mounted at /pay."""
         handlers = {HTTPException: self._http_error, Exception: self._crash}
-        return SecureHeaders(Starlette(routes=self.routes(), exception_handlers=handlers))
+        app = Starlette(routes=self.routes(), exception_handlers=handlers)
+        # Starlette's own slash redirect builds an absolute Location from the request's Host
+        # header, which the caller writes: `without_slash` redirects relatively instead.
+        app.router.redirect_slashes = False
+        return SecureHeaders(app)
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -207,6 +212,14 @@ class PaymentPage:
         response.headers["Vary"] = "Accept"  # one URL, two representations
         return response
 
+    async def without_slash(self, request: Request) -> Response:
+        """`/pay/{id}/` (a link with a slash added) to `/pay/{id}`, by a relative Location only:
+        never built from `Host`, so no request can make the page send a payer elsewhere."""
+        request_id = request.path_params["request_id"]
+        if not is_request_id(request_id):
+            raise HTTPException(404)
+        return Response(status_code=308, headers={"Location": f"../{quote(request_id, safe='')}"})
+
     async def authorization(self, request: Request) -> Response:
         return await self._guarded(request, self._authorization)
 
@@ -218,7 +231,7 @@ class PaymentPage:
             await self.collector.ledger.open()
             return await handler(request)
         except PageError as error:
-            return _json(error.status, {"error": shown(str(error), MAX_ERROR_CHARS)})
+            return _json(error.status, {"error": shown(str(error), MAX_ERROR_CHARS)}, error.headers)
         except (SettlementError, LedgerError) as crash:
             logger.error("the payment page failed on %s", request.url.path, exc_info=crash)
             return _json(500, {"error": CRASH_MESSAGE})
@@ -530,18 +543,22 @@ def _json_value(value: Any) -> Any:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
+    """The JSON object a page action sends, read with the one bounded reader and parser."""
     try:
         raw = await read_bounded(request, MAX_BODY_BYTES)
     except (BadContentLength, BodyTooLarge):
         raise PageError(
             413, f"the request body is too large; at most {MAX_BODY_BYTES} bytes are accepted"
         ) from None
+    except BodyTimeout as timeout:
+        # The client is still sending (or stalled): answer and drop the connection.
+        raise PageError(408, f"{timeout}; send it again", {"Connection": "close"}) from None
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise PageError(400, "the request body is not valid JSON") from None
+        value = parse_json_body(raw)
+    except BadJson as error:
+        raise PageError(400, str(error)) from None
     if not isinstance(value, dict):
         raise PageError(400, "the request body must be a JSON object")
     return value
