@@ -90,7 +90,10 @@ def test_every_subcommand_help_has_a_description_defaults_and_the_exit_codes(nam
         (["nonsense"], "invalid choice: 'nonsense'"),
         (["devnet", "--port", "70000"], "expected a whole number from 0 to 65535"),
         (["page", "--port", "0"], "expected a whole number from 1 to 65535"),
-        (["facilitator", "--rpc-url", "x", "--network", "base", "--port", "-1"], "whole number"),
+        (
+            ["facilitator", "--rpc-url", "http://127.0.0.1:1", "--network", "base", "--port", "-1"],
+            "whole number",
+        ),
         (["serve", "nope"], "no sample server 'nope' (known: mathlab, passphrase, textkit)"),
         (["claude-config", "nope"], "no sample server 'nope'"),
         (["bundle", "nope"], "no sample server 'nope'"),
@@ -125,7 +128,8 @@ def test_ledger_refuses_a_missing_default_ledger_and_creates_nothing(tmp_path: P
     for view in ("list", "payments", "pending"):
         done = cli("ledger", view, env=env)
         assert done.returncode == 2, done.stderr
-        assert f"there is no ledger file at {tmp_path}" in done.stderr and "(the default)" in done.stderr
+        # No server has a default ledger file there yet (each server has its own).
+        assert f"no server has a default ledger in {tmp_path}" in done.stderr and "--url" in done.stderr
     assert list(tmp_path.iterdir()) == []
     done = cli("ledger", env={**env, "X402_LEDGER_URL": f"sqlite://{tmp_path}/x.sqlite"})
     assert done.returncode == 2 and "(X402_LEDGER_URL)" in done.stderr
@@ -144,7 +148,7 @@ def test_facilitator_on_a_busy_port_says_what_to_do(taken_port: int) -> None:
     env = {**os.environ, "X402_FACILITATOR_KEY": "0x" + "11" * 32, "X402_FACILITATOR_PAY_TO": ""}
     done = cli(
         "facilitator", "--rpc-url", "http://127.0.0.1:1", "--network", "eip155:31337",
-        "--any-payee", "--port", str(taken_port), env=env,
+        "--asset", "0x" + "22" * 20, "--any-payee", "--port", str(taken_port), env=env,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert f"cannot listen on 127.0.0.1:{taken_port}" in done.stderr and "pass another --port" in done.stderr

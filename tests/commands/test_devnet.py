@@ -94,8 +94,19 @@ def test_facilitator_command_serves_supported_for_its_network(anvil: AnvilChain)
         "X402_FACILITATOR_PAY_TO": Account.create().address,
     }
     bearer = {"Authorization": f"Bearer {token}"}
+    serves = ["--asset", anvil.usdc]  # the devnet's token: its chain has no known USDC
     process = subprocess.Popen(
-        [*CLI, "facilitator", "--rpc-url", anvil.rpc_url, "--network", anvil.network, "--port", str(port)],
+        [
+            *CLI,
+            "facilitator",
+            "--rpc-url",
+            anvil.rpc_url,
+            "--network",
+            anvil.network,
+            *serves,
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -44,7 +44,7 @@ def build(payments):
 """,
 }
 COMMANDS = {
-    "serve": (["serve"], 1),
+    "serve": (["serve"], 2),
     "bundle": (["bundle", "--from-index"], 2),
     "claude-config": (["claude-config"], 2),
 }
