@@ -22,6 +22,7 @@ import anyio
 from .challenge import requirements_for
 from .claims import payment_key
 from .errors import (
+    LedgerError,
     PaymentError,
     PaymentExpired,
     PaymentInProgress,
@@ -39,6 +40,7 @@ from .money import format_usd
 from .networks import Asset, Network
 from .settlement.base import Settlement
 from .solana import Solana, solana_payee_on
+from .telemetry import Telemetry
 from .text import shown
 from .wire import (
     PaymentRequirements,
@@ -81,9 +83,11 @@ class Collector:
         *,
         solana: Sequence[Solana] = (),
         owner: Owner | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.ledger = ledger
         self.owner = owner
+        self.telemetry = telemetry or Telemetry()
         self.settlement = settlement
         self.network = network
         self.asset = asset
@@ -201,7 +205,10 @@ class Collector:
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
     ) -> None:
         try:
-            verdict = await self._verify(request, payload, requirements)
+            with self.telemetry.backend("verify", request, requirements.scheme) as verifying:
+                verdict = await self._verify(request, payload, requirements)
+                if not verdict.is_valid:
+                    verifying.refused(payment_error_for(verdict.invalid_reason, None).reason)
         except BaseException:
             # Verification moves no money, so the request is safely payable again.
             with anyio.CancelScope(shield=True):
@@ -230,11 +237,21 @@ class Collector:
         """
         # A SettlementError here leaves the request in `settling` with its payload:
         # the transaction may have been broadcast, so only the chain can tell.
-        receipt = await self._settle(request, payload, requirements)
+        try:
+            with self.telemetry.backend("settle", request, requirements.scheme) as settling:
+                receipt = await self._settle(request, payload, requirements)
+                if not receipt.success:
+                    settling.refused(payment_error_for(receipt.error_reason, None).reason)
+        except (SettlementError, LedgerError):
+            # Still `settling` (recorded by `begin`): reconciliation asks the chain.
+            self.telemetry.settlement_failed(request, "backend_error", requirements.scheme, self.clock())
+            raise
         if not receipt.success:
             await self.transition(request, Event.SETTLEMENT_FAILED)
             refreshed = await self.get(request.id)
-            raise Refused(payment_error_for(receipt.error_reason, receipt.error_message), refreshed)
+            error = payment_error_for(receipt.error_reason, receipt.error_message)
+            self.telemetry.settlement_failed(request, error.reason, requirements.scheme, self.clock())
+            raise Refused(error, refreshed)
         claimed_payer = "" if isinstance(payload, SvmPaymentPayload) else payload.payload.authorization.from_
         record = SettlementRecord(
             tx_hash=receipt.transaction,
@@ -246,15 +263,18 @@ class Collector:
         )
         logger.info("settled %s for %r in %s", format_usd(request.price), request.tool, receipt.transaction)
         if claim is None:
-            return await self.transition(request, Event.SETTLED, settlement=record)
-        lease_seconds, claim_id = claim
-        return await self.transition(
-            request,
-            Event.SETTLED,
-            settlement=record,
-            lease_until=record.settled_at + lease_seconds,
-            claim_id=claim_id,
-        )
+            settled = await self.transition(request, Event.SETTLED, settlement=record)
+        else:
+            lease_seconds, claim_id = claim
+            settled = await self.transition(
+                request,
+                Event.SETTLED,
+                settlement=record,
+                lease_until=record.settled_at + lease_seconds,
+                claim_id=claim_id,
+            )
+        self.telemetry.paid(settled, record, requirements.scheme)  # recorded: now it may be told
+        return settled
 
     async def _verify(
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
@@ -286,9 +306,10 @@ class Collector:
 
     async def transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
         try:
-            return await self.ledger.transition(
-                request.id, event, now=self.clock(), owner=self.owner, **changes
-            )
+            with self.telemetry.ledger_step(event.value, request.id):
+                return await self.ledger.transition(
+                    request.id, event, now=self.clock(), owner=self.owner, **changes
+                )
         except StateConflict as conflict:
             raise Refused(conflict_error(conflict), None) from None
 

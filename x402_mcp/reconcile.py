@@ -42,6 +42,7 @@ from .networks import Asset
 from .settlement.base import ChainLookup, OnChain, Settlement
 from .settlement.checks import NONCE_ALREADY_USED
 from .solana import Solana, solana_payee_on
+from .telemetry import Telemetry
 from .wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload, parse_payment_payload
 
 logger = logging.getLogger("x402_mcp")
@@ -96,9 +97,11 @@ class Reconciler:
         clock: Callable[[], float],
         solana: Sequence[Solana] = (),
         owner: Owner | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.ledger = ledger
         self.owner = owner
+        self.telemetry = telemetry or Telemetry()
         self.settlement = settlement
         self.asset = asset
         self.solana = tuple(solana)
@@ -224,11 +227,13 @@ class Reconciler:
             await self._note(request, str(exc))
             return None
         logger.info("reconciled %s: paid by %s", request.id, tx_hash)
+        self.telemetry.reconciled(request, record, self.clock())
         return True
 
     async def _release(self, request: PaymentRequest, why: str) -> bool:
         await self.ledger.transition(request.id, Event.SETTLEMENT_FAILED, now=self.clock(), owner=self.owner)
         await self.ledger.audit(request.id, "reconciled", f"payable again: {why}", now=self.clock())
+        self.telemetry.reconciled(request, None, self.clock())
         return False
 
     async def _note(self, request: PaymentRequest, why: str) -> None:

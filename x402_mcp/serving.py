@@ -141,7 +141,9 @@ class PageLink:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as group:
+        # The author's payment hooks run for as long as the server does (telemetry/hooks.py).
+        hooks = self.payments.collector.telemetry.hooks
+        async with hooks.running(), anyio.create_task_group() as group:
             self._background = group
             try:
                 yield

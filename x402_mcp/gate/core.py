@@ -66,6 +66,7 @@ from ..settlement.base import Settlement
 from ..settlement.facilitator import default_settlement
 from ..solana import Solana
 from ..sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
+from ..telemetry import Telemetry
 from ..text import shown
 from ..wire import PaymentPayloadV1, PaymentRequirements, ReceivedPayment, parse_payment_payload
 from .call import ToolCall
@@ -224,6 +225,8 @@ class Gate:
             result_retention_seconds=result_retention_seconds,
             owner=self.owner,
         )
+        # Spans, metrics and hooks of payment events (x402_mcp/telemetry), shared below.
+        self.telemetry = Telemetry()
         self.reconciler = Reconciler(
             self.ledger,
             settlement,
@@ -232,6 +235,7 @@ class Gate:
             clock=lambda: self.clock(),
             solana=self.also_accept,
             owner=self.owner,
+            telemetry=self.telemetry,
         )
         self.upkeep_interval_seconds = upkeep_interval_seconds
         self._upkeep_due = 0.0
@@ -244,6 +248,7 @@ class Gate:
             lambda: self.clock(),
             solana=self.also_accept,
             owner=self.owner,
+            telemetry=self.telemetry,
         )
         self.redemption = Redemption(self.collector, lease_seconds=redemption_lease_seconds)
         # Set to the embedded DevChain to offer its demo wallet on the payment page.
@@ -330,7 +335,8 @@ class Gate:
             self._upkeep_due = self.clock() + self.upkeep_interval_seconds
             try:
                 await self.reconciler.run()
-                await self.sweeper.sweep(now=self.clock())
+                swept = await self.sweeper.sweep(now=self.clock())
+                self.telemetry.swept(swept.expired, self.network.caip2)
             except (LedgerError, SettlementError):
                 logger.exception("ledger upkeep (reconciliation, sweep) failed; it will be retried")
 
@@ -346,6 +352,11 @@ class Gate:
 
     async def handle(self, tool_call: ToolCall) -> CallToolResult:
         """Answer one call of a paid tool: run it paid for, or say what it costs and why not."""
+        # The framework's span of this call gets the payment's outcome (telemetry/tracing.py).
+        with self.telemetry.call():
+            return await self._handle(tool_call)
+
+    async def _handle(self, tool_call: ToolCall) -> CallToolResult:
         call = _Call(tool_call)
         arguments = tool_call.arguments
         # Ours, not the tool's: its function never sees it (it is not in its signature).
@@ -380,6 +391,7 @@ class Gate:
             return await self._challenge(request)
         except TooManyOpenRequests as capped:
             logger.info("refused to quote %r: %s", call.tool, capped)
+            self.telemetry.refused(call.tool, capped.reason, None, self.clock())
             return refusal_result(str(capped))
         except _Refused as refused:
             return await self._refuse(call, price, refused.error, refused.request)
@@ -471,8 +483,10 @@ class Gate:
 
     async def _store(self, call: _Call, request: PaymentRequest) -> PaymentRequest:
         # Counted against the caller's cap and stored in one ledger transaction.
-        await self.sweeper.issue(request)
+        with self.telemetry.ledger_step("issue", request.id):
+            await self.sweeper.issue(request)
         call.request_id = request.id
+        self.telemetry.quoted(request)
         return request
 
     async def _challenge(self, request: PaymentRequest, error: str | None = None) -> CallToolResult:
@@ -499,6 +513,7 @@ class Gate:
         except LedgerError:
             logger.exception("could not write the audit line of a refused payment for %r", call.tool)
         logger.info("refused a payment for %r: %s (%s)", call.tool, message, reason)
+        self.telemetry.refused(call.tool, reason, request, now)
         if request is not None and self._payable_by(call, price, request, now):
             # The same request can still be paid: point at it again, changing nothing.
             try:
