@@ -9,6 +9,8 @@ frameworks, real MCP client sessions).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from opentelemetry import metrics, trace
@@ -19,6 +21,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.gate.conftest import client, framework, gate_chain, shop  # noqa: F401 - fixtures
+from x402_mcp.errors import SettlementError
+from x402_mcp.settlement.base import Settlement
+from x402_mcp.wire import (
+    AnyPaymentPayload,
+    PaymentRequirements,
+    SettleResponse,
+    SupportedResponse,
+    VerifyResponse,
+)
 
 _exporter = InMemorySpanExporter()
 _reader = InMemoryMetricReader()
@@ -72,3 +83,32 @@ def children_of(exporter: InMemorySpanExporter, parent: ReadableSpan) -> list[Re
                 below.append(span)
                 grew = True
     return below
+
+
+@dataclass
+class FrontRun:
+    """The chain's own backend, but someone submits each authorization first: ours then fails
+    on chain (a real settlement refusal), after verification passed."""
+
+    inner: Settlement
+
+    async def verify(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> VerifyResponse:
+        return await self.inner.verify(payload, requirements)
+
+    async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
+        assert (await self.inner.settle(payload, requirements)).success
+        return await self.inner.settle(payload, requirements)
+
+    async def supported(self) -> SupportedResponse:
+        return await self.inner.supported()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@dataclass
+class Unreachable(FrontRun):
+    """A settlement backend that verifies but is down when asked to settle (nothing moves)."""
+
+    async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
+        raise SettlementError("connection refused by the settlement backend")

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
-from tests.telemetry.conftest import call_spans, children_of
+from tests.telemetry.conftest import FrontRun, Unreachable, call_spans, children_of
 from x402_mcp.challenge import META_PAYMENT, META_REQUEST_ID
 from x402_mcp.payer import sign_payment
 
@@ -103,3 +103,27 @@ async def test_a_free_tool_gets_no_payment_attributes(
     assert not (await client.call_tool("ping", {})).is_error
     [span] = call_spans(spans, "ping")
     assert not any(key.startswith("x402.") for key in (span.attributes or {}))
+
+
+@pytest.mark.parametrize("backend", [FrontRun, Unreachable])
+async def test_a_failed_settlement_is_marked_settle_failed_and_stays_an_error(
+    client: Client, shop: Shop, spans: InMemorySpanExporter, backend: type[FrontRun]
+) -> None:
+    shop.payments.collector.settlement = backend(shop.payments.collector.settlement)
+    required = challenge_of(await client.call_tool("answer", {"question": "why"}))
+    payment = sign_payment(shop.payer, required)
+    result = await client.call_tool("answer", {"question": "why"}, meta={META_PAYMENT: payment.dump()})
+    assert result.is_error
+    assert shop.runs == {}
+
+    _, failed = call_spans(spans)
+    attributes = dict(failed.attributes or {})
+    assert attributes["x402.outcome"] == "settle_failed"
+    [settle] = [child for child in children_of(spans, failed) if child.name == "x402.settle"]
+    if backend is Unreachable:
+        assert attributes["x402.refusal.reason"] == "backend_error"
+        assert settle.status.status_code is StatusCode.ERROR
+        assert (settle.attributes or {})["error.type"] == "SettlementError"
+    else:
+        assert attributes["x402.refusal.reason"] == (settle.attributes or {})["x402.refusal.reason"]
+        assert settle.status.status_code is StatusCode.UNSET

@@ -21,7 +21,7 @@ from ..errors import LedgerError, StateConflict
 from .events import EVENT_KINDS, EventKind, PaymentEvent
 from .hooks import Hook, Hooks
 from .metrics import METRICS, PaymentMetrics
-from .tracing import CallTrace, operation_span, record_on_call, refusal_reason, traced_call
+from .tracing import CallTrace, current_outcome, operation_span, record_on_call, refusal_reason, traced_call
 
 if TYPE_CHECKING:
     from ..ledger.base import PaymentRequest, SettlementRecord
@@ -139,6 +139,8 @@ class Telemetry:
         self.emit(_event("redeemed", request, at=at))
 
     def refused(self, tool: str, reason: str, request: PaymentRequest | None, at: float) -> None:
+        if current_outcome() == "settle_failed":
+            return  # the gate answers a refused settlement as a refusal: it was told already
         if request is None:
             self.emit(PaymentEvent("refused", None, tool, reason=reason, at=at))
         else:

@@ -70,6 +70,12 @@ _current_call: contextvars.ContextVar[CallTrace | None] = contextvars.ContextVar
 )
 
 
+def current_outcome() -> str | None:
+    """The payment outcome recorded so far in the paid call under way (None outside one)."""
+    call = _current_call.get()
+    return None if call is None else call.outcome
+
+
 def event_attributes(event: PaymentEvent, outcome: str) -> dict[str, Any]:
     attributes: dict[str, Any] = {"x402.outcome": outcome}
     optional = {
