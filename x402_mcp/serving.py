@@ -134,6 +134,9 @@ class PageLink:
         # answers carry the page's headers too; /mcp and other routes are untouched.
         for path in ("/pay", "/pay/{path:path}"):
             add_route(path, ROUTED_METHODS, app)
+        metrics = self.payments.collector.telemetry.endpoint
+        if metrics is not None:  # opt-in: Payments(metrics=True) or a metrics token
+            add_route("/metrics", ["GET"], metrics)
 
     def lifespan(self) -> contextlib.AbstractAsyncContextManager[None]:
         """The context a server's lifespan enters: it hosts the side port while it runs."""

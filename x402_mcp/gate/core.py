@@ -150,10 +150,14 @@ class Gate:
             and reconciliation; both also run when the ledger opens.
         page_port: the loopback port a stdio server serves its payment page
             on when no `public_url` is given (a free port when it is taken).
+        metrics: serve Prometheus metrics at `/metrics` on the server's HTTP app.
+        metrics_token: the bearer token `/metrics` requires (else `X402_METRICS_TOKEN`);
+            setting one also turns `/metrics` on. Without one only loopback may scrape.
 
     Raises:
         ConfigurationError: for an invalid payee, an unknown network, a network
-            without a known USDC and no `asset`, or no settlement backend.
+            without a known USDC and no `asset`, no settlement backend, or a
+            metrics token shorter than 16 characters.
     """
 
     def __init__(
@@ -175,6 +179,8 @@ class Gate:
         settlement_grace_seconds: float = 300,
         upkeep_interval_seconds: float = 60,
         page_port: int = DEFAULT_PAGE_PORT,
+        metrics: bool = False,
+        metrics_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(pay_to, str) or not is_address(pay_to):
@@ -226,7 +232,7 @@ class Gate:
             owner=self.owner,
         )
         # Spans, metrics and hooks of payment events (x402_mcp/telemetry), shared below.
-        self.telemetry = Telemetry()
+        self.telemetry = Telemetry(metrics_endpoint=metrics, metrics_token=metrics_token)
         self.reconciler = Reconciler(
             self.ledger,
             settlement,

@@ -21,6 +21,7 @@ from ..errors import LedgerError, StateConflict
 from .events import EVENT_KINDS, EventKind, PaymentEvent
 from .hooks import Hook, Hooks
 from .metrics import METRICS, PaymentMetrics
+from .prometheus import MetricsEndpoint
 from .tracing import CallTrace, current_outcome, operation_span, record_on_call, refusal_reason, traced_call
 
 if TYPE_CHECKING:
@@ -50,8 +51,19 @@ class BackendCall:
 class Telemetry:
     """Spans, metrics and hooks for the payment events of one `Payments`."""
 
-    def __init__(self, *, hook_queue_size: int = 1000, hook_timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        hook_queue_size: int = 1000,
+        hook_timeout_seconds: float = 30.0,
+        metrics_endpoint: bool = False,
+        metrics_token: str | None = None,
+    ) -> None:
         self.metrics = PaymentMetrics()
+        self.endpoint = MetricsEndpoint.configure(
+            self.metrics.registry, enabled=metrics_endpoint, token=metrics_token
+        )
+        """The Prometheus `/metrics` route, when enabled (mounted beside the page)."""
         self.hooks = Hooks(
             queue_size=hook_queue_size, timeout_seconds=hook_timeout_seconds, on_failure=self._hook_failed
         )
