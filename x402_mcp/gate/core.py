@@ -343,6 +343,7 @@ class Gate:
                 await self.reconciler.run()
                 swept = await self.sweeper.sweep(now=self.clock())
                 self.telemetry.swept(swept.expired, self.network.caip2)
+                await self.telemetry.refresh_open(self.ledger, self.owner, self.clock())
             except (LedgerError, SettlementError):
                 logger.exception("ledger upkeep (reconciliation, sweep) failed; it will be retried")
 

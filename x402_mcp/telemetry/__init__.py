@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.trace import Span
 
 from ..errors import LedgerError, StateConflict
+from ..lifecycle import State
 from .events import EVENT_KINDS, EventKind, PaymentEvent
 from .hooks import Hook, Hooks
 from .metrics import METRICS, PaymentMetrics
@@ -25,11 +26,12 @@ from .prometheus import MetricsEndpoint
 from .tracing import CallTrace, current_outcome, operation_span, record_on_call, refusal_reason, traced_call
 
 if TYPE_CHECKING:
-    from ..ledger.base import PaymentRequest, SettlementRecord
+    from ..ledger.base import Ledger, Owner, PaymentRequest, SettlementRecord
 
 __all__ = ["EVENT_KINDS", "METRICS", "EventKind", "Hook", "PaymentEvent", "Telemetry"]
 
 logger = logging.getLogger("x402_mcp.telemetry")
+OPEN_COUNT_LIMIT = 10_000
 
 
 class BackendCall:
@@ -184,8 +186,14 @@ class Telemetry:
         if expired:
             self.metrics.add("x402.requests.expired", expired, {"network": network})
 
-    def open_requests(self, count: int, network: str) -> None:
-        self.metrics.set_open(count, {"network": network})
+    async def refresh_open(self, ledger: Ledger, owner: Owner, now: float) -> None:
+        """Count the issued, unexpired requests of `owner` for `x402.requests.open` (at upkeep).
+
+        Counts at most `OPEN_COUNT_LIMIT`: past that the gauge reads the limit.
+        """
+        issued = await ledger.requests(states=[State.ISSUED], limit=OPEN_COUNT_LIMIT, owner=owner)
+        count = sum(1 for request in issued if not request.is_expired(now))
+        self.metrics.set_open(count, {"network": owner.network})
 
     def _count(self, event: PaymentEvent) -> None:
         where = {"tool": event.tool, "network": event.network or ""}
