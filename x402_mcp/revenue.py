@@ -36,6 +36,8 @@ class Payment:
     asset: str
     network: str
     tx_hash: str
+    payee: str = ""
+    """The request's `pay_to` (empty for a settlement no request names)."""
 
     @property
     def day(self) -> str:
@@ -63,6 +65,8 @@ class Report:
     until: float | None
     payments: list[Payment] = field(default_factory=list)
     decimals: int = USDC_DECIMALS
+    recorded: set[str] = field(default_factory=set)
+    """The transaction of every settlement in the ledger (any period), lower-case."""
 
     @property
     def total(self) -> Group:
@@ -105,6 +109,7 @@ async def revenue_report(
     }
     report = Report(since, until, decimals=decimals)
     for record in await ledger.settlements():
+        report.recorded.add(record.tx_hash.lower())
         if (since is not None and record.settled_at < since) or (
             until is not None and record.settled_at >= until
         ):
@@ -120,6 +125,7 @@ async def revenue_report(
                 asset=record.asset,
                 network=record.network,
                 tx_hash=record.tx_hash,
+                payee=request.pay_to if request else "",
             )
         )
     report.payments.sort(key=lambda payment: (payment.settled_at, payment.tx_hash))

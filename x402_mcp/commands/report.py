@@ -15,8 +15,12 @@ import csv
 import datetime
 import io
 import json
+from functools import partial
 from typing import Any
 
+import anyio.to_thread
+
+from ..chain_revenue import ChainCheck, check_chain
 from ..errors import ConfigurationError
 from ..revenue import Group, Report, revenue_report
 
@@ -28,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--until", type=until_moment, metavar="DATE", help="report: count up to this UTC day (inclusive)"
+    )
+    parser.add_argument(
+        "--rpc-url",
+        metavar="URL",
+        help="report: also compare with the payee's Transfer logs on this EVM node (same network)",
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--csv", action="store_true", help="report: CSV (group,key,payments,revenue,...)")
@@ -72,12 +81,24 @@ async def show(ledger: Any, args: argparse.Namespace, states: Any) -> None:
     if args.since is not None and args.until is not None and args.until <= args.since:
         raise ConfigurationError("--until must come after --since: the period is empty")
     report = await revenue_report(ledger, since=args.since, until=args.until)
+    checks: list[ChainCheck] | None = None
+    if args.rpc_url:
+        checks = await anyio.to_thread.run_sync(
+            partial(
+                check_chain,
+                args.rpc_url,
+                report.payments,
+                report.recorded,
+                since=args.since,
+                until=args.until,
+            )
+        )
     if args.json:
-        print(json.dumps(as_json(report), indent=2))
+        print(json.dumps(as_json(report, checks), indent=2))
     elif args.csv:
-        print(as_csv(report), end="")
+        print(as_csv(report, checks), end="")
     else:
-        print(as_table(report), end="")
+        print(as_table(report, checks), end="")
 
 
 def _when(at: float | None) -> str | None:
@@ -95,9 +116,29 @@ def _group_json(report: Report, group: Group) -> dict[str, Any]:
     }
 
 
-def as_json(report: Report) -> dict[str, Any]:
-    """The report as JSON-ready data: amounts as decimal strings, never floats."""
+def _check_json(report: Report, check: ChainCheck) -> dict[str, Any]:
     return {
+        "network": check.network,
+        "payee": check.payee,
+        "asset": check.asset,
+        "from_block": check.from_block,
+        "to_block": check.to_block,
+        "ledger": str(report.amount(check.ledger_total)),
+        "ledger_atomic": str(check.ledger_total),
+        "received": str(report.amount(check.chain_total)),
+        "received_atomic": str(check.chain_total),
+        "difference": str(report.amount(check.difference)),
+        "unconfirmed": check.unconfirmed,
+        "unrecorded": [
+            {"transaction": tx, "amount": str(report.amount(amount)), "amount_atomic": str(amount)}
+            for tx, amount in check.unrecorded
+        ],
+    }
+
+
+def as_json(report: Report, checks: list[ChainCheck] | None = None) -> dict[str, Any]:
+    """The report as JSON-ready data: amounts as decimal strings, never floats."""
+    data = {
         "since": _when(report.since),
         "until": _when(report.until),
         "currency": "USDC",
@@ -121,10 +162,14 @@ def as_json(report: Report) -> dict[str, Any]:
             for payment in report.payments
         ],
     }
+    if checks is not None:
+        data["chain"] = [_check_json(report, check) for check in checks]
+    return data
 
 
-def as_csv(report: Report) -> str:
-    """One row per group: `group` is total, day, tool or payer."""
+def as_csv(report: Report, checks: list[ChainCheck] | None = None) -> str:
+    """One row per group: `group` is total, day, tool or payer; with `--rpc-url` also
+    `chain_ledger` and `chain_received` per `network/payee/asset`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["group", "key", "payments", "revenue", "revenue_atomic"])
@@ -133,10 +178,18 @@ def as_csv(report: Report) -> str:
     for name, groups in sections:
         for group in groups:
             writer.writerow([name, group.key, group.payments, report.amount(group.revenue), group.revenue])
+    for check in checks or []:
+        key = f"{check.network}/{check.payee}/{check.asset}"
+        settled = sum(1 for p in report.payments if p.payee.lower() == check.payee.lower())
+        for name, count, total in (
+            ("chain_ledger", settled, check.ledger_total),
+            ("chain_received", check.transfers, check.chain_total),
+        ):
+            writer.writerow([name, key, count, report.amount(total), total])
     return out.getvalue()
 
 
-def as_table(report: Report) -> str:
+def as_table(report: Report, checks: list[ChainCheck] | None = None) -> str:
     since = _when(report.since) or "the start"
     until = _when(report.until) or "now"
     total = report.total
@@ -153,4 +206,18 @@ def as_table(report: Report) -> str:
         lines.append(f"{'by ' + title:<{width}}  {'payments':>8}  {'revenue (USDC)':>18}")
         for group in groups:
             lines.append(f"{group.key:<{width}}  {group.payments:>8}  {report.amount(group.revenue)!s:>18}")
+    for check in checks or []:
+        agree = "agree" if check.difference == 0 and not check.unconfirmed else "DIFFER"
+        lines += [
+            "",
+            f"on chain {check.network}, blocks {check.from_block}-{check.to_block}: payee {check.payee}, "
+            f"asset {check.asset}: ledger and chain {agree}",
+            f"  settled in the ledger  {report.amount(check.ledger_total)!s:>18}",
+            f"  received on chain      {report.amount(check.chain_total)!s:>18}",
+            f"  difference             {report.amount(check.difference)!s:>18}",
+        ]
+        lines += [f"  not found on chain: {tx}" for tx in check.unconfirmed]
+        lines += [
+            f"  received, in no settlement: {tx} {report.amount(amount)}" for tx, amount in check.unrecorded
+        ]
     return "\n".join(lines) + "\n"
