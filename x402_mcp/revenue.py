@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from .ledger.base import Ledger, PaymentRequest
+from .ledger.base import Ledger, Owner, PaymentRequest
 from .lifecycle import State
 from .money import USDC_DECIMALS, from_atomic
 
@@ -95,15 +95,21 @@ def _grouped(payments: Iterable[Payment], key: Callable[[Payment], str]) -> list
 
 
 async def revenue_report(
-    ledger: Ledger, *, since: float | None, until: float | None, decimals: int = USDC_DECIMALS
+    ledger: Ledger,
+    *,
+    since: float | None,
+    until: float | None,
+    decimals: int = USDC_DECIMALS,
+    owner: Owner | None = None,
 ) -> Report:
     """The settlements recorded in `[since, until)`, oldest first, each with its request's tool.
 
     A settlement is matched to its request by transaction (a settled request keeps the
     hash of what paid it); one no settled request names (which the toolkit does not
     write) is still counted, under tool `UNMATCHED`, so the revenue is never short.
+    With `owner`, only the settlements of that server's requests are counted.
     """
-    requests = await ledger.requests(states=SETTLED_STATES, limit=MAX_REQUESTS)
+    requests = await ledger.requests(states=SETTLED_STATES, limit=MAX_REQUESTS, owner=owner)
     by_transaction: dict[str, PaymentRequest] = {
         request.tx_hash.lower(): request for request in requests if request.tx_hash
     }
@@ -115,6 +121,8 @@ async def revenue_report(
         ):
             continue
         request = by_transaction.get(record.tx_hash.lower())
+        if request is None and owner is not None:
+            continue  # another server's settlement, in a shared ledger
         report.payments.append(
             Payment(
                 settled_at=record.settled_at,

@@ -134,6 +134,12 @@ class PageLink:
         # answers carry the page's headers too; /mcp and other routes are untouched.
         for path in ("/pay", "/pay/{path:path}"):
             add_route(path, ROUTED_METHODS, app)
+        from .page.operator import operator_page
+
+        operator = operator_page(self.payments, server_name or "MCP server")  # type: ignore[arg-type]
+        if operator is not None:  # opt-in: an operator token
+            for path in ("/operator", "/operator/{path:path}"):
+                add_route(path, ROUTED_METHODS, operator)
         metrics = self.payments.collector.telemetry.endpoint
         if metrics is not None:  # opt-in: Payments(metrics=True) or a metrics token
             add_route("/metrics", ["GET"], metrics)

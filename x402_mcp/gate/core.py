@@ -58,6 +58,7 @@ from ..links import DEFAULT_PAGE_PORT
 from ..matching import match_payment
 from ..money import format_usd
 from ..networks import Asset, Network, resolve_network
+from ..page.operator import operator_token as checked_operator_token
 from ..pricing import PaidTool, SettleOrder
 from ..reconcile import Reconciler
 from ..redemption import Hold, Redemption
@@ -153,11 +154,13 @@ class Gate:
         metrics: serve Prometheus metrics at `/metrics` on the server's HTTP app.
         metrics_token: the bearer token `/metrics` requires (else `X402_METRICS_TOKEN`);
             setting one also turns `/metrics` on. Without one only loopback may scrape.
+        operator_token: serve the read-only operator page at `/operator`, behind this
+            token (else `X402_OPERATOR_TOKEN`; no token, no page).
 
     Raises:
         ConfigurationError: for an invalid payee, an unknown network, a network
             without a known USDC and no `asset`, no settlement backend, or a
-            metrics token shorter than 16 characters.
+            metrics or operator token shorter than 16 characters.
     """
 
     def __init__(
@@ -181,6 +184,7 @@ class Gate:
         page_port: int = DEFAULT_PAGE_PORT,
         metrics: bool = False,
         metrics_token: str | None = None,
+        operator_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(pay_to, str) or not is_address(pay_to):
@@ -233,6 +237,8 @@ class Gate:
         )
         # Spans, metrics and hooks of payment events (x402_mcp/telemetry), shared below.
         self.telemetry = Telemetry(metrics_endpoint=metrics, metrics_token=metrics_token)
+        # The read-only operator page at /operator, served only with a token (page/operator.py).
+        self.operator_token = checked_operator_token(operator_token)
         self.reconciler = Reconciler(
             self.ledger,
             settlement,
