@@ -127,3 +127,21 @@ async def test_a_failed_settlement_is_marked_settle_failed_and_stays_an_error(
     else:
         assert attributes["x402.refusal.reason"] == (settle.attributes or {})["x402.refusal.reason"]
         assert settle.status.status_code is StatusCode.UNSET
+
+
+async def test_an_unpaid_id_answered_with_its_challenge_again_is_not_an_error(
+    client: Client, shop: Shop, spans: InMemorySpanExporter
+) -> None:
+    required = challenge_of(await client.call_tool("answer", {"question": "why"}))
+    request_id = required.accepts[0].extra["paymentRequestId"]
+    again = await client.call_tool("answer", {"question": "why"}, meta={META_REQUEST_ID: request_id})
+    assert challenge_of(again).accepts[0].extra["paymentRequestId"] == request_id
+
+    _, restated = call_spans(spans)
+    attributes = dict(restated.attributes or {})
+    assert attributes["x402.outcome"] == "payment_required"
+    assert attributes["x402.payment_request_id"] == request_id
+    assert restated.status.status_code is not StatusCode.ERROR
+    # Nothing new was quoted: the restated challenge is not counted as issued again.
+    issued = shop.payments.telemetry.metrics.registry.counters["x402.requests.issued"]
+    assert sum(issued.values()) == 1

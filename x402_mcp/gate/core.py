@@ -504,7 +504,9 @@ class Gate:
 
     async def _challenge(self, request: PaymentRequest, error: str | None = None) -> CallToolResult:
         accepts = await self.collector.accepts(request)
-        return challenge_result(request, self.offer, now=self.clock(), error=error, accepts=accepts)
+        result = challenge_result(request, self.offer, now=self.clock(), error=error, accepts=accepts)
+        self.telemetry.challenged(request)  # a challenge answered again is one too (not an error)
+        return result
 
     async def _refuse(
         self, call: _Call, price: int, error: PaymentError, request: PaymentRequest | None

@@ -23,7 +23,15 @@ from .events import EVENT_KINDS, EventKind, PaymentEvent
 from .hooks import Hook, Hooks
 from .metrics import METRICS, PaymentMetrics
 from .prometheus import MetricsEndpoint
-from .tracing import CallTrace, current_outcome, operation_span, record_on_call, refusal_reason, traced_call
+from .tracing import (
+    CallTrace,
+    current_outcome,
+    operation_span,
+    record_challenge,
+    record_on_call,
+    refusal_reason,
+    traced_call,
+)
 
 if TYPE_CHECKING:
     from ..ledger.base import Ledger, Owner, PaymentRequest, SettlementRecord
@@ -132,6 +140,14 @@ class Telemetry:
 
     def quoted(self, request: PaymentRequest) -> None:
         self.emit(_event("quoted", request, at=request.created_at))
+
+    def challenged(self, request: PaymentRequest) -> None:
+        """The call is answered with `request`'s challenge: on the span only (no event, no count;
+        the quote was counted when issued)."""
+        try:
+            record_challenge(_event("quoted", request, at=request.created_at))
+        except Exception:  # telemetry must never fail a payment
+            logger.exception("could not record the challenge of %s", request.id)
 
     def paid(self, request: PaymentRequest, record: SettlementRecord, scheme: str | None) -> None:
         self.emit(

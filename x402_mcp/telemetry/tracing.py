@@ -59,6 +59,14 @@ class CallTrace:
         self.outcome = outcome
         self.span.set_attributes(event_attributes(event, outcome))
 
+    def challenged(self, event: PaymentEvent) -> None:
+        """The call is answered with the challenge of an existing request (an unpaid id, a
+        payment refused while its request stays payable): `payment_required`, unless the
+        call already recorded what happened (a refusal keeps its reason)."""
+        if self.outcome is None:
+            self.outcome = "payment_required"
+            self.span.set_attributes(event_attributes(event, self.outcome))
+
     def finish(self) -> None:
         """Called when the gate answers: a challenge is not an error (see the module doc)."""
         if self.outcome == "payment_required":
@@ -68,6 +76,13 @@ class CallTrace:
 _current_call: contextvars.ContextVar[CallTrace | None] = contextvars.ContextVar(
     "x402_mcp_call_trace", default=None
 )
+
+
+def record_challenge(event: PaymentEvent) -> None:
+    """A challenge restated in the call under way (see `CallTrace.challenged`)."""
+    call = _current_call.get()
+    if call is not None:
+        call.challenged(event)
 
 
 def current_outcome() -> str | None:
