@@ -90,7 +90,7 @@ def check_chain(
             if (payment.payee.lower(), payment.asset.lower()) != (payee, asset):
                 continue
             found = received.get(payment.tx_hash.lower())
-            if found is None and to_block >= from_block:
+            if found is None:  # mined just outside the period's blocks: ask for its receipt
                 found = _receipt_transfer(w3, payment.tx_hash, asset, payee)
             if found is None or found < payment.amount:
                 check.unconfirmed.append(payment.tx_hash)
