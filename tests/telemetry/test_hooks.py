@@ -10,12 +10,13 @@ from mcp import Client
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
 from tests.telemetry.conftest import FrontRun
-from x402_mcp.challenge import META_PAYMENT, META_REQUEST_ID
+from x402_mcp.challenge import META_PAYMENT, META_REQUEST_ID, requirements_for
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.lifecycle import State
 from x402_mcp.payer import sign_payment
 from x402_mcp.telemetry import PaymentEvent
 from x402_mcp.telemetry.hooks import Hooks
+from x402_mcp.wire import PaymentRequired
 
 pytestmark = pytest.mark.anyio
 
@@ -148,3 +149,22 @@ async def test_a_bad_registration_is_refused(
 
     with pytest.raises(ConfigurationError, match=words):
         shop.payments.on(event, callback or fine)  # type: ignore[arg-type]
+
+
+async def test_a_payment_on_the_page_is_told_to_the_hooks_too(client: Client, shop: Shop) -> None:
+    seen = Seen(shop)
+    shop.payments.on("paid", seen)
+    required = challenge_of(await client.call_tool("answer", {"question": "q"}))
+    request = await shop.ledger.get(required.accepts[0].extra["paymentRequestId"])
+    assert request is not None
+    # The page's path: the shared collector settles a payment that names the request.
+    requirements = requirements_for(request, shop.payments.asset)
+    payload = sign_payment(shop.payer, PaymentRequired(accepts=[requirements]))
+    await shop.payments.collector.collect(request, payload, requirements, decimals=6)
+    await seen.wait_for(1)
+
+    [(paid, state)] = seen.events
+    assert (paid.kind, paid.request_id, paid.amount) == ("paid", request.id, PRICE)
+    assert state is State.PAID
+    revenue = shop.payments.telemetry.metrics.registry.counters["x402.revenue"]
+    assert sum(revenue.values()) == PRICE
