@@ -22,6 +22,7 @@ import anyio
 from .challenge import requirements_for
 from .claims import payment_key
 from .errors import (
+    LedgerError,
     PaymentError,
     PaymentExpired,
     PaymentInProgress,
@@ -40,6 +41,7 @@ from .networks import Asset, Network
 from .settlement.base import OnChain, Settlement
 from .settlement.outcome import authorization_on_chain, may_release
 from .solana import Solana, solana_payee_on
+from .telemetry import Telemetry
 from .text import shown
 from .wire import (
     PaymentRequirements,
@@ -82,9 +84,11 @@ class Collector:
         *,
         solana: Sequence[Solana] = (),
         owner: Owner | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.ledger = ledger
         self.owner = owner
+        self.telemetry = telemetry or Telemetry()
         self.settlement = settlement
         self.network = network
         self.asset = asset
@@ -216,7 +220,10 @@ class Collector:
                 authorization may have moved money).
         """
         try:
-            verdict = await self._verify(request, payload, requirements)
+            with self.telemetry.backend("verify", request, requirements.scheme) as verifying:
+                verdict = await self._verify(request, payload, requirements)
+                if not verdict.is_valid:
+                    verifying.refused(payment_error_for(verdict.invalid_reason, None).reason)
         except BaseException:
             # Our verification moves no money, but someone else may have used the authorization.
             with anyio.CancelScope(shield=True):
@@ -254,16 +261,26 @@ class Collector:
         # A SettlementError here leaves the request in `settling` with its payload:
         # the transaction may have been broadcast, so only the chain can tell.
         paid_in = self._paid_on_chain.pop(request.id, None)
-        if paid_in is None:
-            receipt = await self._settle(request, payload, requirements)
-        else:
-            # Already paid on chain (see `verify`): a transaction of ours could only revert.
-            receipt = SettleResponse(success=True, transaction=paid_in, network=requirements.network)
+        try:
+            with self.telemetry.backend("settle", request, requirements.scheme) as settling:
+                if paid_in is None:
+                    receipt = await self._settle(request, payload, requirements)
+                else:
+                    # Already paid on chain (see `verify`): a transaction of ours could only revert.
+                    receipt = SettleResponse(success=True, transaction=paid_in, network=requirements.network)
+                if not receipt.success:
+                    settling.refused(payment_error_for(receipt.error_reason, None).reason)
+        except (SettlementError, LedgerError):
+            # Still `settling` (recorded by `begin`): reconciliation asks the chain.
+            self.telemetry.settlement_failed(request, "backend_error", requirements.scheme, self.clock())
+            raise
         if not receipt.success:
             found = await self._release_unless_moved(request, payload, requirements)
             if found.status != "settled" or found.tx_hash is None:
                 refreshed = await self.get(request.id)
-                raise Refused(payment_error_for(receipt.error_reason, receipt.error_message), refreshed)
+                error = payment_error_for(receipt.error_reason, receipt.error_message)
+                self.telemetry.settlement_failed(request, error.reason, requirements.scheme, self.clock())
+                raise Refused(error, refreshed)
             # The backend said no, but the token shows this authorization paid this request
             # (someone else submitted it first, or the node misreported our transaction).
             logger.warning(
@@ -283,15 +300,18 @@ class Collector:
         )
         logger.info("settled %s for %r in %s", format_usd(request.price), request.tool, receipt.transaction)
         if claim is None:
-            return await self.transition(request, Event.SETTLED, settlement=record)
-        lease_seconds, claim_id = claim
-        return await self.transition(
-            request,
-            Event.SETTLED,
-            settlement=record,
-            lease_until=record.settled_at + lease_seconds,
-            claim_id=claim_id,
-        )
+            settled = await self.transition(request, Event.SETTLED, settlement=record)
+        else:
+            lease_seconds, claim_id = claim
+            settled = await self.transition(
+                request,
+                Event.SETTLED,
+                settlement=record,
+                lease_until=record.settled_at + lease_seconds,
+                claim_id=claim_id,
+            )
+        self.telemetry.paid(settled, record, requirements.scheme)  # recorded: now it may be told
+        return settled
 
     async def release(
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
@@ -369,9 +389,10 @@ class Collector:
 
     async def transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
         try:
-            return await self.ledger.transition(
-                request.id, event, now=self.clock(), owner=self.owner, **changes
-            )
+            with self.telemetry.ledger_step(event.value, request.id):
+                return await self.ledger.transition(
+                    request.id, event, now=self.clock(), owner=self.owner, **changes
+                )
         except StateConflict as conflict:
             raise Refused(conflict_error(conflict), None) from None
 

@@ -25,6 +25,7 @@ from .frameworks.handshake import IDENTIFIER
 from .frameworks.mcpserver import MCPServerDoor
 from .gate import Gate
 from .pricing import PaidTool
+from .telemetry import Hook
 
 NOT_INSTALLED = (
     "Payments is not installed on a server: pass it as MCPServer(..., extensions=[payments]), "
@@ -82,6 +83,16 @@ class Payments(Gate, Extension):
             f"cannot install Payments on {type(server).__name__}: pass an mcp MCPServer "
             "(extensions=[payments]) or a fastmcp.FastMCP server"
         )
+
+    def on(self, event: str, callback: Hook) -> Hook:
+        """Run `async callback(event: PaymentEvent)` after each payment event of kind `event`
+        (`quoted`, `paid`, `redeemed`, `refused`, `settlement_failed`, `reconciled`), once the
+        ledger recorded it, off the call's path (see `x402_mcp.telemetry.hooks`).
+
+        Returns `callback`. Raises `ConfigurationError` for an unknown event or a callback
+        that is not an `async def` function.
+        """
+        return self.telemetry.hooks.on(event, callback)
 
     attach = install
     """The name `install` had before FastMCP support; kept for callers of `attach(server)`."""

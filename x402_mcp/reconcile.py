@@ -46,6 +46,7 @@ from .settlement.base import ChainLookup, OnChain, Settlement
 from .settlement.checks import NONCE_ALREADY_USED
 from .settlement.outcome import authorization_on_chain, may_release
 from .solana import Solana, solana_payee_on
+from .telemetry import Telemetry
 from .wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload, parse_payment_payload
 
 logger = logging.getLogger("x402_mcp")
@@ -100,9 +101,11 @@ class Reconciler:
         clock: Callable[[], float],
         solana: Sequence[Solana] = (),
         owner: Owner | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.ledger = ledger
         self.owner = owner
+        self.telemetry = telemetry or Telemetry()
         self.settlement = settlement
         self.asset = asset
         self.solana = tuple(solana)
@@ -241,11 +244,13 @@ class Reconciler:
             await self._note(request, str(exc))
             return None
         logger.info("reconciled %s: paid by %s", request.id, tx_hash)
+        self.telemetry.reconciled(request, record, self.clock())
         return True
 
     async def _release(self, request: PaymentRequest, why: str) -> bool:
         await self.ledger.transition(request.id, Event.SETTLEMENT_FAILED, now=self.clock(), owner=self.owner)
         await self.ledger.audit(request.id, "reconciled", f"payable again: {why}", now=self.clock())
+        self.telemetry.reconciled(request, None, self.clock())
         return False
 
     async def _note(self, request: PaymentRequest, why: str) -> None:

@@ -226,6 +226,7 @@ class Redemption:
             # The fencing token: if our lease lapsed and another run took over, we may not consume.
             claim_id=claimed.claim_id,
         )
+        self.collector.telemetry.redeemed(consumed, self.collector.clock())
         if network is None:
             settled = await ledger.settlements(consumed.id)
             network = settled[-1].network if settled else None

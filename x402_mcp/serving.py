@@ -137,6 +137,15 @@ class PageLink:
         # answers carry the page's headers too; /mcp and other routes are untouched.
         for path in ("/pay", "/pay/{path:path}"):
             add_route(path, ROUTED_METHODS, app)
+        from .page.operator import operator_page
+
+        operator = operator_page(self.payments, server_name or "MCP server")  # type: ignore[arg-type]
+        if operator is not None:  # opt-in: an operator token
+            for path in ("/operator", "/operator/{path:path}"):
+                add_route(path, ROUTED_METHODS, operator)
+        metrics = self.payments.collector.telemetry.endpoint
+        if metrics is not None:  # opt-in: Payments(metrics=True) or a metrics token
+            add_route("/metrics", ["GET"], metrics)
 
     def lifespan(self) -> contextlib.AbstractAsyncContextManager[None]:
         """The context a server's lifespan enters: it hosts the side port while it runs."""
@@ -146,7 +155,9 @@ class PageLink:
     async def _lifespan(self) -> AsyncIterator[None]:
         # At start, not at the first paid call: a ledger that cannot be written stops the server here.
         await self.payments.open_ledger()
-        async with anyio.create_task_group() as group:
+        # The author's payment hooks run for as long as the server does (telemetry/hooks.py).
+        hooks = self.payments.collector.telemetry.hooks
+        async with hooks.running(), anyio.create_task_group() as group:
             self._background = group
             try:
                 yield

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-VIEWS = ("list", "payments", "pending", "files")
+VIEWS = ("list", "payments", "pending", "files", "report")
 ATTENTION_EVENTS = ("awaiting_reconciliation", "awaiting_refund")
 
 
@@ -56,6 +56,9 @@ def register(commands: Any) -> None:
         metavar="SECONDS",
         help="pending: a settlement older than this is presumed cut short",
     )
+    from . import report
+
+    report.add_arguments(parser)  # `ledger report`: revenue by day, tool and payer
     parser.set_defaults(run=run)
 
 
@@ -83,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         ledger = open_ledger(url)
         _require_existing(ledger, given=args.url is not None)
-        show = {"list": _requests, "payments": _payments, "pending": _pending}[args.view]
+        from .report import show as _report
+
+        show = {"list": _requests, "payments": _payments, "pending": _pending, "report": _report}[args.view]
         anyio.run(_opened, show, ledger, args, states)
     except ConfigurationError as exc:
         print(f"x402-mcp ledger: {exc}", file=sys.stderr)

@@ -60,6 +60,7 @@ from ..links import DEFAULT_PAGE_PORT
 from ..matching import match_payment
 from ..money import format_usd
 from ..networks import Asset, Network, resolve_network
+from ..page.operator import operator_token as checked_operator_token
 from ..pricing import PaidTool, SettleOrder
 from ..reconcile import Reconciler
 from ..redemption import Hold, Redemption
@@ -68,6 +69,7 @@ from ..settlement.base import Settlement
 from ..settlement.facilitator import default_settlement
 from ..solana import Solana
 from ..sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
+from ..telemetry import Telemetry
 from ..text import shown
 from ..wire import PaymentPayloadV1, PaymentRequirements, ReceivedPayment, parse_payment_payload
 from .call import ToolCall
@@ -151,10 +153,16 @@ class Gate:
             and reconciliation; both also run when the ledger opens.
         page_port: the loopback port a stdio server serves its payment page
             on when no `public_url` is given (a free port when it is taken).
+        metrics: serve Prometheus metrics at `/metrics` on the server's HTTP app.
+        metrics_token: the bearer token `/metrics` requires (else `X402_METRICS_TOKEN`);
+            setting one also turns `/metrics` on. Without one only loopback may scrape.
+        operator_token: serve the read-only operator page at `/operator`, behind this
+            token (else `X402_OPERATOR_TOKEN`; no token, no page).
 
     Raises:
         ConfigurationError: for an invalid payee, an unknown network, a network
-            without a known USDC and no `asset`, or no settlement backend.
+            without a known USDC and no `asset`, no settlement backend, or a
+            metrics or operator token shorter than 16 characters.
     """
 
     def __init__(
@@ -176,6 +184,9 @@ class Gate:
         settlement_grace_seconds: float = 300,
         upkeep_interval_seconds: float = 60,
         page_port: int = DEFAULT_PAGE_PORT,
+        metrics: bool = False,
+        metrics_token: str | None = None,
+        operator_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         pay_to = parse_address(pay_to, what="pay_to")
@@ -226,6 +237,10 @@ class Gate:
             result_retention_seconds=result_retention_seconds,
             owner=self.owner,
         )
+        # Spans, metrics and hooks of payment events (x402_mcp/telemetry), shared below.
+        self.telemetry = Telemetry(metrics_endpoint=metrics, metrics_token=metrics_token)
+        # The read-only operator page at /operator, served only with a token (page/operator.py).
+        self.operator_token = checked_operator_token(operator_token)
         self.reconciler = Reconciler(
             self.ledger,
             settlement,
@@ -234,6 +249,7 @@ class Gate:
             clock=lambda: self.clock(),
             solana=self.also_accept,
             owner=self.owner,
+            telemetry=self.telemetry,
         )
         self.upkeep_interval_seconds = upkeep_interval_seconds
         self._upkeep_due = 0.0
@@ -246,6 +262,7 @@ class Gate:
             lambda: self.clock(),
             solana=self.also_accept,
             owner=self.owner,
+            telemetry=self.telemetry,
         )
         self.redemption = Redemption(self.collector, lease_seconds=redemption_lease_seconds)
         # Set to the embedded DevChain to offer its demo wallet on the payment page.
@@ -340,7 +357,9 @@ class Gate:
             self._upkeep_due = self.clock() + self.upkeep_interval_seconds
             try:
                 await self.reconciler.run()
-                await self.sweeper.sweep(now=self.clock())
+                swept = await self.sweeper.sweep(now=self.clock())
+                self.telemetry.swept(swept.expired, self.network.caip2)
+                await self.telemetry.refresh_open(self.ledger, self.owner, self.clock())
             except (LedgerError, SettlementError):
                 logger.exception("ledger upkeep (reconciliation, sweep) failed; it will be retried")
 
@@ -356,6 +375,11 @@ class Gate:
 
     async def handle(self, tool_call: ToolCall) -> CallToolResult:
         """Answer one call of a paid tool: run it paid for, or say what it costs and why not."""
+        # The framework's span of this call gets the payment's outcome (telemetry/tracing.py).
+        with self.telemetry.call():
+            return await self._handle(tool_call)
+
+    async def _handle(self, tool_call: ToolCall) -> CallToolResult:
         call = _Call(tool_call)
         arguments = tool_call.arguments
         # Ours, not the tool's: its function never sees it (it is not in its signature).
@@ -390,6 +414,7 @@ class Gate:
             return await self._challenge(request)
         except TooManyOpenRequests as capped:
             logger.info("refused to quote %r: %s", call.tool, capped)
+            self.telemetry.refused(call.tool, capped.reason, None, self.clock())
             return refusal_result(str(capped))
         except _Refused as refused:
             return await self._refuse(call, price, refused.error, refused.request)
@@ -481,13 +506,17 @@ class Gate:
 
     async def _store(self, call: _Call, request: PaymentRequest) -> PaymentRequest:
         # Counted against the caller's cap and stored in one ledger transaction.
-        await self.sweeper.issue(request)
+        with self.telemetry.ledger_step("issue", request.id):
+            await self.sweeper.issue(request)
         call.request_id = request.id
+        self.telemetry.quoted(request)
         return request
 
     async def _challenge(self, request: PaymentRequest, error: str | None = None) -> CallToolResult:
         accepts = await self.collector.accepts(request)
-        return challenge_result(request, self.offer, now=self.clock(), error=error, accepts=accepts)
+        result = challenge_result(request, self.offer, now=self.clock(), error=error, accepts=accepts)
+        self.telemetry.challenged(request)  # a challenge answered again is one too (not an error)
+        return result
 
     async def _refuse(
         self, call: _Call, price: int, error: PaymentError, request: PaymentRequest | None
@@ -509,6 +538,7 @@ class Gate:
         except LedgerError:
             logger.exception("could not write the audit line of a refused payment for %r", call.tool)
         logger.info("refused a payment for %r: %s (%s)", call.tool, message, reason)
+        self.telemetry.refused(call.tool, reason, request, now)
         if request is not None and self._payable_by(call, price, request, now):
             # The same request can still be paid: point at it again, changing nothing.
             try:
