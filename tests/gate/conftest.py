@@ -153,3 +153,22 @@ def text_of(result: CallToolResult) -> str:
 def challenge_of(result: CallToolResult) -> PaymentRequired:
     assert result.is_error, text_of(result)
     return read_challenge(result)
+
+
+def drain_payer(shop: Shop) -> None:
+    """The payer spends their whole balance elsewhere, so a transfer from them must revert."""
+    chain, payer = shop.chain, shop.payer
+    chain.fund_eth(payer.address, 10**17)
+    with chain.lock:
+        token = chain.token.contract
+        tx = token.functions.transfer(
+            Account.create().address, chain.token.balance_of(payer.address)
+        ).build_transaction(
+            {
+                "from": payer.address,
+                "gas": 100_000,
+                "nonce": chain.w3.eth.get_transaction_count(payer.address),
+            }
+        )
+        sent = chain.w3.eth.send_raw_transaction(payer.sign_transaction(tx).raw_transaction)
+        assert chain.w3.eth.wait_for_transaction_receipt(sent, poll_latency=0.01)["status"] == 1

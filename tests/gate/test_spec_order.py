@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 from mcp import Client
 from mcp.server.mcpserver.exceptions import ToolError
 
 from tests.chains import settlement_with_clock
 from tests.facilitator.serving import Interposer, serving
-from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_server, text_of
+from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, drain_payer, new_server, text_of
 from x402_mcp import Payments, paid
 from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
 from x402_mcp.facilitator import facilitator_app
@@ -32,25 +31,6 @@ class Behaviour:
     front_run: tuple[PaymentPayload, PaymentRequirements] | None = None
     drain = False
     runs = 0
-
-
-def _drain(shop: Shop) -> None:
-    """The payer spends their whole balance elsewhere, so a transfer from them must revert."""
-    chain, payer = shop.chain, shop.payer
-    chain.fund_eth(payer.address, 10**17)
-    with chain.lock:
-        token = chain.token.contract
-        tx = token.functions.transfer(
-            Account.create().address, chain.token.balance_of(payer.address)
-        ).build_transaction(
-            {
-                "from": payer.address,
-                "gas": 100_000,
-                "nonce": chain.w3.eth.get_transaction_count(payer.address),
-            }
-        )
-        sent = chain.w3.eth.send_raw_transaction(payer.sign_transaction(tx).raw_transaction)
-        assert chain.w3.eth.wait_for_transaction_receipt(sent, poll_latency=0.01)["status"] == 1
 
 
 @pytest.fixture
@@ -72,7 +52,7 @@ async def spec_client(shop: Shop) -> AsyncIterator[tuple[Client, Behaviour]]:
         if behaviour.fail:
             raise ToolError("premium is broken today")
         if behaviour.drain:
-            _drain(shop)
+            drain_payer(shop)
         return f"secret insight on {topic}"
 
     async with Client(connectable(server)) as client:

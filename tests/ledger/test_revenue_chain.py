@@ -90,7 +90,14 @@ def test_the_report_compares_the_ledger_with_the_payees_transfers(
 
 def test_an_unreachable_rpc_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ledger.sqlite"
+    anyio.run(_empty_file, path)  # `ledger` reads a ledger, never makes one
     with pytest.raises(SystemExit) as exited:
         main(["ledger", "--url", f"sqlite://{path}", "report", "--rpc-url", "http://127.0.0.1:9"])
-    assert exited.value.code == 1
+    assert exited.value.code == 2  # a setting to correct: exit 2, as every configuration error
     assert "the RPC at --rpc-url could not be asked for its chain" in capsys.readouterr().err
+
+
+async def _empty_file(path: Path) -> None:
+    ledger = SQLiteLedger(path)
+    await ledger.open()
+    await ledger.close()

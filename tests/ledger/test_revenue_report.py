@@ -167,6 +167,7 @@ def test_the_command_prints_a_table_csv_and_json(tmp_path: Path, capsys: pytest.
 def test_a_bad_period_is_refused_with_what_to_write(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
 ) -> None:
+    anyio.run(_filled_file, tmp_path / "ledger.sqlite")  # `ledger` reads a ledger, never makes one
     with pytest.raises(SystemExit) as exited:
         main(["ledger", "--url", f"sqlite://{tmp_path / 'ledger.sqlite'}", "report", *argv])
     assert exited.value.code not in (0, None)

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.gate.conftest import client, framework, gate_chain, shop  # noqa: F401 - fixtures
+from tests.gate.conftest import Shop, client, drain_payer, framework, gate_chain, shop  # noqa: F401 - fixtures
 from x402_mcp.errors import SettlementError
 from x402_mcp.settlement.base import Settlement
 from x402_mcp.wire import (
@@ -86,17 +86,19 @@ def children_of(exporter: InMemorySpanExporter, parent: ReadableSpan) -> list[Re
 
 
 @dataclass
-class FrontRun:
-    """The chain's own backend, but someone submits each authorization first: ours then fails
-    on chain (a real settlement refusal), after verification passed."""
+class DrainedFirst:
+    """The chain's own backend, but the payer empties their balance between verification and
+    settlement: ours is then refused (a real settlement refusal, nothing moved), so the
+    request is released and reported as a failed settlement."""
 
     inner: Settlement
+    shop: Shop
 
     async def verify(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> VerifyResponse:
         return await self.inner.verify(payload, requirements)
 
     async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
-        assert (await self.inner.settle(payload, requirements)).success
+        drain_payer(self.shop)
         return await self.inner.settle(payload, requirements)
 
     async def supported(self) -> SupportedResponse:
@@ -107,7 +109,7 @@ class FrontRun:
 
 
 @dataclass
-class Unreachable(FrontRun):
+class Unreachable(DrainedFirst):
     """A settlement backend that verifies but is down when asked to settle (nothing moves)."""
 
     async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:

@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
-from tests.telemetry.conftest import FrontRun
+from tests.telemetry.conftest import DrainedFirst
 from x402_mcp.challenge import META_PAYMENT, META_REQUEST_ID, requirements_for
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.lifecycle import State
@@ -78,7 +78,7 @@ async def test_refusals_and_failed_settlements_are_told_once_each(client: Client
     required = challenge_of(await client.call_tool("answer", {"question": "q"}))
     broke = sign_payment(shop.chain.new_account(usdc="0"), required)
     assert (await client.call_tool("answer", {"question": "q"}, meta={META_PAYMENT: broke.dump()})).is_error
-    shop.payments.collector.settlement = FrontRun(shop.payments.collector.settlement)
+    shop.payments.collector.settlement = DrainedFirst(shop.payments.collector.settlement, shop)
     again = challenge_of(await client.call_tool("answer", {"question": "q"}))
     payment = sign_payment(shop.payer, again)
     assert (await client.call_tool("answer", {"question": "q"}, meta={META_PAYMENT: payment.dump()})).is_error

@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from tests.gate.conftest import PRICE, Shop, challenge_of
-from tests.telemetry.conftest import FrontRun
+from tests.telemetry.conftest import DrainedFirst
 from tests.telemetry.test_hooks import Seen
 from x402_mcp.challenge import META_PAYMENT
 from x402_mcp.errors import SettlementError
@@ -19,7 +19,7 @@ from x402_mcp.wire import AnyPaymentPayload, PaymentRequirements, SettleResponse
 pytestmark = pytest.mark.anyio
 
 
-class LostAnswer(FrontRun):
+class LostAnswer(DrainedFirst):
     """Settles on chain, then the answer is lost on its way back (a timeout, a crash)."""
 
     async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
@@ -33,7 +33,7 @@ async def test_a_settlement_finished_from_the_chain_is_reconciled_paid_and_count
     seen = Seen(shop)
     for kind in ("paid", "settlement_failed", "reconciled"):
         shop.payments.on(kind, seen)
-    shop.payments.collector.settlement = LostAnswer(shop.payments.collector.settlement)
+    shop.payments.collector.settlement = LostAnswer(shop.payments.collector.settlement, shop)
     required = challenge_of(await client.call_tool("answer", {"question": "q"}))
     request_id = required.accepts[0].extra["paymentRequestId"]
     payment = sign_payment(shop.payer, required)

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
-from tests.telemetry.conftest import FrontRun, Unreachable, call_spans, children_of
+from tests.telemetry.conftest import DrainedFirst, Unreachable, call_spans, children_of
 from x402_mcp.challenge import META_PAYMENT, META_REQUEST_ID
 from x402_mcp.payer import sign_payment
 
@@ -105,11 +105,11 @@ async def test_a_free_tool_gets_no_payment_attributes(
     assert not any(key.startswith("x402.") for key in (span.attributes or {}))
 
 
-@pytest.mark.parametrize("backend", [FrontRun, Unreachable])
+@pytest.mark.parametrize("backend", [DrainedFirst, Unreachable])
 async def test_a_failed_settlement_is_marked_settle_failed_and_stays_an_error(
-    client: Client, shop: Shop, spans: InMemorySpanExporter, backend: type[FrontRun]
+    client: Client, shop: Shop, spans: InMemorySpanExporter, backend: type[DrainedFirst]
 ) -> None:
-    shop.payments.collector.settlement = backend(shop.payments.collector.settlement)
+    shop.payments.collector.settlement = backend(shop.payments.collector.settlement, shop)
     required = challenge_of(await client.call_tool("answer", {"question": "why"}))
     payment = sign_payment(shop.payer, required)
     result = await client.call_tool("answer", {"question": "why"}, meta={META_PAYMENT: payment.dump()})
