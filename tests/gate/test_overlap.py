@@ -18,8 +18,7 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver.exceptions import ToolError
 
-from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_server, text_of
-from tests.gate.test_spec_order import _drain
+from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, drain_payer, new_server, text_of
 from x402_mcp import Payments, paid
 from x402_mcp.challenge import META_PAYMENT_RESPONSE
 from x402_mcp.errors import ConfigurationError
@@ -188,7 +187,7 @@ async def test_an_authorization_someone_else_settled_first_is_honoured_as_the_pa
 async def test_a_failed_settlement_withholds_the_output_as_in_the_strict_order(
     overlap: Overlap, shop: Shop
 ) -> None:
-    overlap.backend.drain = lambda: _drain(shop)
+    overlap.backend.drain = lambda: drain_payer(shop)
 
     result, request_id = await overlap.paid_call()
 
