@@ -95,6 +95,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "x402_mcp.facilitator": [
         "AMOUNT_BELOW_MINIMUM",
+        "ASSET_NOT_ALLOWED",
         "DEFAULT_MIN_AMOUNT",
         "MAX_BODY_BYTES",
         "PAYEE_NOT_ALLOWED",
