@@ -52,19 +52,19 @@ def chart(report: Report, days: list[Group]) -> str:
             "</title></rect>"
         )
     first, last = escape(days[0].key), escape(days[-1].key)
-    labels = (
-        f'<text class="label" x="4" y="{CHART_HEIGHT + 16}">{first}</text>'
-        f'<text class="label" x="{CHART_WIDTH - 4}" y="{CHART_HEIGHT + 16}" text-anchor="end">{last}</text>'
-        f'<text class="label" x="4" y="14">highest day: {report.amount(top if top > 1 else 0)} USDC</text>'
-    )
+    # The words sit in HTML around the drawing, not in it: an SVG scaled to a phone's width
+    # would shrink its text with it.
     return (
-        f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT + 22}" role="img" '
-        f'aria-labelledby="chart-title">'
+        '<div class="chart-box">'
+        f'<p class="chart-note">highest day: {report.amount(top if top > 1 else 0)} USDC</p>'
+        f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" preserveAspectRatio="none" '
+        f'role="img" aria-labelledby="chart-title">'
         f'<title id="chart-title">Revenue per day from {first} to {last}, in USDC</title>'
         f'<line class="axis" x1="0" y1="{CHART_HEIGHT}" x2="{CHART_WIDTH}" y2="{CHART_HEIGHT}"/>'
         + "".join(bars)
-        + labels
         + "</svg>"
+        f'<p class="chart-dates"><span>{first}</span><span>{last}</span></p>'
+        "</div>"
     )
 
 
