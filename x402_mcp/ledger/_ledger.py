@@ -13,18 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from functools import partial
-from typing import TypeVar
+from typing import TypeVar, Unpack
 
 from ..errors import LedgerError, StateConflict
 from ..lifecycle import Event, State
 from ._changes import (
+    ClaimTerms,
+    EventArguments,
     audit_line,
     cap_reached,
     check_lease,
+    claim_of,
     expiry,
     issue_detail,
     missing,
-    plan_claim,
     plan_transition,
     possible_id,
     request_from_row,
@@ -33,15 +35,6 @@ from ._changes import (
 )
 from ._dialect import Result, Rows, Script, Statement
 from ._scripts import LedgerScripts, single_statement
-from ._sql import (
-    count_open_sql,
-    expired_where,
-    get_sql,
-    owned_clause,
-    redeemable_sql,
-    renew_sql,
-    requests_sql,
-)
 from .base import Claim, Owner, PaymentKey, PaymentRequest, SettlementRecord
 
 T = TypeVar("T")
@@ -66,6 +59,13 @@ class SQLLedger(LedgerScripts):
     ) -> Result:
         return await self._execute(partial(single_statement, Statement(sql, params)), write=write, long=long)
 
+    async def _every_or_of(self, every: str, of_one: str, request_id: str | None) -> Rows:
+        """The rows of `every` (a listing: long), or of `of_one` for one request (none for an
+        id that cannot exist)."""
+        if request_id is None:
+            return (await self._run(every, [], long=True)).rows
+        return (await self._run(of_one, [request_id])).rows if possible_id(request_id) else []
+
     # -- the Ledger protocol -------------------------------------------------------------------------
 
     async def issue(self, request: PaymentRequest, *, max_open: int | None = None) -> None:
@@ -85,8 +85,8 @@ class SQLLedger(LedgerScripts):
                 if self._d.caller_lock is not None:
                     # The empty string stands for "no identity": no caller id is ever empty.
                     yield Statement(self._d.caller_lock, [request.caller or ""])
-                sql, params = count_open_sql(self._t, self._d.param, request.caller, Owner.of(request))
-                held = int((yield Statement(sql, [*params, request.created_at])).rows[0][0])
+                counted = self._q.count_open(request.caller, request.created_at, Owner.of(request))
+                held = int((yield Statement(*counted)).rows[0][0])
                 if held >= max_open:
                     raise cap_reached(request.caller, held, max_open)
             yield from self._logged(
@@ -139,14 +139,13 @@ class SQLLedger(LedgerScripts):
         check_lease(lease_until, now)
         if not possible_id(request_id):
             return False
-        sql, params = renew_sql(self._q, request_id, claim_id, lease_until)
-        return (await self._run(sql, params, write=True)).rowcount == 1
+        return (await self._run(*self._q.renew(request_id, claim_id, lease_until), write=True)).rowcount == 1
 
     async def get(self, request_id: str, *, owner: Owner | None = None) -> PaymentRequest | None:
         """The request as it now stands, or None when there is no such id (or `owner` did not quote it)."""
         if not possible_id(request_id):
             return None
-        rows = (await self._run(*get_sql(self._q, request_id, owner))).rows
+        rows = (await self._run(*self._q.get(request_id, owner))).rows
         return request_from_row(rows[0]) if rows else None
 
     async def transition(
@@ -155,33 +154,12 @@ class SQLLedger(LedgerScripts):
         event: Event,
         *,
         now: float,
-        payload: str | None = None,
-        settlement: SettlementRecord | None = None,
-        lease_until: float | None = None,
-        result: str | None = None,
-        claim_id: str | None = None,
         owner: Owner | None = None,
+        **given: Unpack[EventArguments],
     ) -> PaymentRequest:
-        """Apply `event` as one compare-and-set and return the request as it now stands.
-
-        Raises:
-            StateConflict: the request is missing or not `owner`'s (`current` None) or not in a
-                state `event` starts from. A `begin_settlement` on an issued
-                request at or past `expires_at` expires it and reports
-                `current == "expired"`.
-            LedgerError: an argument is missing or misplaced, or the settlement's
-                transaction is already recorded (for any request).
-        """
-        change = plan_transition(
-            event,
-            now=now,
-            payload=payload,
-            settlement=settlement,
-            lease_until=lease_until,
-            result=result,
-            claim_id=claim_id,
-            owner=owner,
-        )
+        """See `Ledger.transition`: one compare-and-set; a `begin_settlement` refused because
+        the quote expired expires it (`StateConflict.current == "expired"`)."""
+        change = plan_transition(event, now=now, owner=owner, **given)
         if not possible_id(request_id):
             raise missing(request_id, event)
         current: str | None = None
@@ -193,58 +171,34 @@ class SQLLedger(LedgerScripts):
             raise StateConflict(request_id, event.value, current)
         return request_from_row(row)
 
-    async def claim(
-        self,
-        request_id: str,
-        *,
-        tool: str,
-        price: int,
-        lease_until: float,
-        claim_id: str,
-        now: float,
-        owner: Owner | None = None,
-    ) -> Claim | None:
-        """Claim paid `request_id` for one run of `tool` costing `price`, with the network it
-        settled on; None (nothing written) when it is not claimable so (or not `owner`'s)."""
-        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id, owner=owner)
+    async def claim(self, request_id: str, **terms: Unpack[ClaimTerms]) -> Claim | None:
+        """See `Ledger.claim`: one UPDATE, guarded by the tool and price too, and its audit line."""
+        change = claim_of(terms)
         if not possible_id(request_id):
             return None
-        return await self._execute(partial(self._take, request_id, None, change, tool, price), write=True)
+        take = partial(self._take, request_id, None, change, terms["tool"], terms["price"])
+        return await self._execute(take, write=True)
 
-    async def claim_redeemable(
-        self,
-        *,
-        tool: str,
-        caller: str,
-        price: int,
-        lease_until: float,
-        claim_id: str,
-        now: float,
-        owner: Owner | None = None,
-    ) -> Claim | None:
-        """Claim the request `find_redeemable` would find, if it covers `price`, as `claim` does."""
-        change = plan_claim(now=now, lease_until=lease_until, claim_id=claim_id, owner=owner)
-        pick = redeemable_sql(self._q, tool=tool, caller=caller, now=now, owner=owner, ids_only=True)
-        return await self._execute(partial(self._take, "", pick, change, tool, price), write=True)
+    async def claim_redeemable(self, *, caller: str, **terms: Unpack[ClaimTerms]) -> Claim | None:
+        """See `Ledger.claim_redeemable`: as `claim`, of the request `find_redeemable` would find."""
+        change = claim_of(terms)
+        tool, owner = terms["tool"], terms.get("owner")
+        pick = self._q.redeemable(tool=tool, caller=caller, now=change.now, owner=owner, ids_only=True)
+        return await self._execute(partial(self._take, "", pick, change, tool, terms["price"]), write=True)
 
     async def find_redeemable(
         self, *, tool: str, caller: str, now: float, owner: Owner | None = None
     ) -> PaymentRequest | None:
         """The oldest request of `caller` for `tool` (quoted by `owner`, when given) that is
         paid, or redeeming under a lapsed lease."""
-        sql, params = redeemable_sql(self._q, tool=tool, caller=caller, now=now, owner=owner, ids_only=False)
-        rows = (await self._run(sql, params)).rows
+        found = self._q.redeemable(tool=tool, caller=caller, now=now, owner=owner, ids_only=False)
+        rows = (await self._run(*found)).rows
         return request_from_row(rows[0]) if rows else None
 
     async def settlements(self, request_id: str | None = None) -> list[SettlementRecord]:
         """Recorded settlements, oldest first: all of them, or those of one request."""
-        if request_id is None:
-            result = await self._run(self._q.settlements, [], long=True)
-        elif not possible_id(request_id):
-            return []
-        else:
-            result = await self._run(self._q.settlements_of, [request_id])
-        return [settlement_from_row(row) for row in result.rows]
+        rows = await self._every_or_of(self._q.settlements, self._q.settlements_of, request_id)
+        return [settlement_from_row(row) for row in rows]
 
     async def audit(self, request_id: str | None, event: str, detail: str, *, now: float) -> None:
         """Append one line to the audit trail (its detail bounded)."""
@@ -253,35 +207,27 @@ class SQLLedger(LedgerScripts):
 
     async def audit_trail(self, request_id: str | None = None) -> list[tuple[float, str | None, str, str]]:
         """Audit lines `(at, request_id, event, detail)` in the order written: all, or one request's."""
-        if request_id is None:
-            result = await self._run(self._q.audit_trail, [], long=True)
-        elif not possible_id(request_id):
-            return []
-        else:
-            result = await self._run(self._q.audit_trail_of, [request_id])
-        return [(at, rid, event, detail) for at, rid, event, detail in result.rows]
+        rows = await self._every_or_of(self._q.audit_trail, self._q.audit_trail_of, request_id)
+        return [(at, rid, event, detail) for at, rid, event, detail in rows]
 
     async def requests(
         self, *, states: Collection[State] | None = None, limit: int = 100, owner: Owner | None = None
     ) -> list[PaymentRequest]:
         """Requests in any of `states` (all when None) of `owner` (any when None), newest first,
         at most `limit`."""
-        result = await self._run(*requests_sql(self._t, self._d.param, states, limit, owner), long=True)
+        result = await self._run(*self._q.requests(states, limit, owner), long=True)
         return [request_from_row(row) for row in result.rows]
 
     async def count_open(self, *, caller: str | None, now: float, owner: Owner | None = None) -> int:
         """How many requests issued to `caller` (None: to callers without an identity)
         are still unpaid and unexpired at `now` (of `owner`, when given)."""
-        sql, params = count_open_sql(self._t, self._d.param, caller, owner)
-        return int((await self._run(sql, [*params, now])).rows[0][0])
+        return int((await self._run(*self._q.count_open(caller, now, owner))).rows[0][0])
 
     async def purge_expired(self, *, before: float, owner: Owner | None = None) -> int:
         """Delete expired requests (of `owner`, when given) whose `expires_at` is before
         `before`, their audit lines and their payment claims."""
-        t = self._t
-        where, owned = expired_where(self._d.param, owner)
-        params = [State.EXPIRED.value, before, *owned]
-        gone = f"SELECT id FROM {t.requests} WHERE {where}"
+        t, params = self._t, list[object]([before])
+        where = f"{self._q.expired}{self._q.owned(owner, params)}"
         if self._d.one_statement_writes:
             sql = (
                 f"WITH gone AS (DELETE FROM {t.requests} WHERE {where} RETURNING id),"
@@ -293,6 +239,7 @@ class SQLLedger(LedgerScripts):
 
         def script() -> Script[int]:
             # The dependents first, while the requests that name them are still there.
+            gone = f"SELECT id FROM {t.requests} WHERE {where}"
             yield Statement(f"DELETE FROM {t.audit} WHERE request_id IN ({gone})", params)
             yield Statement(f"DELETE FROM {t.claims} WHERE request_id IN ({gone})", params)
             return (yield Statement(f"DELETE FROM {t.requests} WHERE {where}", params)).rowcount
@@ -305,22 +252,15 @@ class SQLLedger(LedgerScripts):
 
     async def clear_results(self, *, before: float, owner: Owner | None = None) -> int:
         """Forget the stored results of requests (of `owner`, when given) consumed before `before`."""
-        params: list[object] = [before]
-        sql = self._q.clear_results
-        if owner is not None:
-            sql, params = self._q.clear_results_owned, [before, *owner.values()]
+        sql, params = self._q.clear_results(before, owner)
         return (await self._run(sql, params, write=True, long=True)).rowcount
 
     async def expire_overdue(self, *, now: float, owner: Owner | None = None) -> list[str]:
         """Expire every issued request (of `owner`, when given) whose `expires_at` is at or
         before `now`; return their ids."""
         change = expiry(now, "overdue", owner)
-        p = self._d.param
-        where = f"state = {p} AND expires_at <= {p}"
-        params: list[object] = [State.ISSUED.value, now]
-        if owner is not None:
-            where += f" AND {owned_clause(p)}"
-            params += owner.values()
+        p, params = self._d.param, [State.ISSUED.value, now]
+        where = f"state = {p} AND expires_at <= {p}{self._q.owned(owner, params)}"
 
         def script() -> Script[list[str]]:
             if self._d.one_statement_writes:

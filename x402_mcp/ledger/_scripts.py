@@ -10,7 +10,7 @@ from ..lifecycle import State
 from ._changes import COLUMNS, Change, duplicate_settlement, expires_instead, expiry, request_from_row
 from ._dialect import Dialect, Result, Rows, Script, Statement
 from ._migrations import ledger_migrations, pending
-from ._sql import SETTLEMENT_COLUMNS, Queries, owned_clause, update_sql
+from ._sql import SETTLEMENT_COLUMNS, Queries
 from .base import Claim, SettlementRecord
 
 
@@ -24,7 +24,7 @@ class LedgerScripts:
     def __init__(self, dialect: Dialect, where: str) -> None:
         self._d = dialect
         self._t = dialect.tables
-        self._q = Queries.render(dialect.tables, dialect.param)
+        self._q = Queries(dialect.tables, dialect.param)
         #: Names the store in errors (never a password).
         self._where = where
         # The network of the request's latest settlement, as `settlements()` lists it last.
@@ -94,12 +94,8 @@ class LedgerScripts:
             rows = (yield read_back).rows if done.rowcount == 1 else []
         for row in rows:
             if settlement is not None:
-                yield Statement(
-                    f"INSERT INTO {t.settlements} (request_id, {SETTLEMENT_COLUMNS})"
-                    f" VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})",
-                    [row[0], *recorded],
-                    partial(duplicate_settlement, settlement),
-                )
+                duplicate = partial(duplicate_settlement, settlement)
+                yield Statement(self._q.insert_settlement, [row[0], *recorded], duplicate)
             yield Statement(self._q.insert_audit, [row[0], *audit])
         return rows
 
@@ -114,7 +110,7 @@ class LedgerScripts:
     ) -> Script[tuple[Any, ...] | None]:
         """Apply `change` (with the extra WHERE `guard`) to `request_id`, or to the row `pick`
         selects: the moved row, or None when the compare-and-set lost."""
-        sql, params = update_sql(change, request_id, table=self._t.requests, param=self._d.param, pick=pick)
+        sql, params = self._q.update(change, request_id, pick)
         s = change.settlement
         rows = yield from self._logged(
             Statement(
@@ -135,14 +131,13 @@ class LedgerScripts:
         left a moment later. If the row became eligible in between, the change is applied
         after all and its row returned instead.
         """
-        p = self._d.param
         # Another server's request is missing to this one: its state is not told.
-        owned, params = (
-            ("", []) if change.owner is None else (f" AND {owned_clause(p)}", change.owner.values())
-        )
+        params: list[object] = [request_id]
+        owned = self._q.owned(change.owner, params)
         found = yield Statement(
-            f"SELECT state, expires_at FROM {self._t.requests} WHERE id = {p}{owned}{self._d.lock_rows}",
-            [request_id, *params],
+            f"SELECT state, expires_at FROM {self._t.requests} WHERE id = {self._d.param}{owned}"
+            f"{self._d.lock_rows}",
+            params,
         )
         if not found.rows:
             return None, None
