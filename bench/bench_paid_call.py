@@ -50,7 +50,7 @@ from mcp import Client
 from x402_mcp import Payments, paid
 from x402_mcp.demo import build_server
 from x402_mcp.devchain import DevChain
-from x402_mcp.ledger._changes import plan_claim, plan_transition
+from x402_mcp.ledger._changes import claim_of, plan_transition
 from x402_mcp.ledger._dialect import run_script
 from x402_mcp.ledger.sqlite import SQLiteLedger, execute_on, immediate
 from x402_mcp.lifecycle import Event
@@ -360,7 +360,9 @@ def _claim_and_consume(conn: sqlite3.Connection, request_id: str, price: int, re
     now = time.time()
     claim_id = "floor"
     execute = partial(execute_on, conn)
-    claim = plan_claim(now=now, lease_until=now + 300, claim_id=claim_id)
+    claim = claim_of(
+        {"tool": "research_query", "price": price, "lease_until": now + 300, "claim_id": claim_id, "now": now}
+    )
     with immediate(conn):
         taken = run_script(_STATEMENTS._take(request_id, None, claim, "research_query", price), execute)
     assert taken is not None, f"{request_id} was not claimable"

@@ -236,11 +236,6 @@ def plan_transition(
     )
 
 
-def plan_claim(*, now: float, lease_until: float, claim_id: str, owner: Owner | None = None) -> Change:
-    """The CLAIM a redemption makes (see `Ledger.claim`)."""
-    return plan_transition(Event.CLAIM, now=now, lease_until=lease_until, claim_id=claim_id, owner=owner)
-
-
 class ClaimTerms(TypedDict):
     """The arguments of `Ledger.claim` and `Ledger.claim_redeemable` but the request or caller."""
 
@@ -253,24 +248,14 @@ class ClaimTerms(TypedDict):
 
 
 def claim_of(terms: ClaimTerms) -> Change:
-    """The CLAIM `terms` ask for."""
-    return plan_claim(
-        now=terms["now"],
-        lease_until=terms["lease_until"],
-        claim_id=terms["claim_id"],
-        owner=terms.get("owner"),
+    """The CLAIM a redemption on `terms` makes (see `Ledger.claim`)."""
+    now, lease_until, claim_id, owner = (
+        terms["now"],
+        terms["lease_until"],
+        terms["claim_id"],
+        terms.get("owner"),
     )
-
-
-def claimable(row: PaymentRequest, *, tool: str, price: int, now: float, owner: Owner | None = None) -> bool:
-    """Whether `Ledger.claim` may take `row` for one run of `tool` costing `price`: quoted for
-    that tool at that price or more (by `owner`, when given), and paid (or redeeming under a
-    lapsed lease)."""
-    if row.tool != tool or row.price < price or (owner is not None and not owner.owns(row)):
-        return False
-    if row.state is State.PAID:
-        return True
-    return row.state is State.REDEEMING and row.lease_until is not None and row.lease_until < now
+    return plan_transition(Event.CLAIM, now=now, lease_until=lease_until, claim_id=claim_id, owner=owner)
 
 
 def check_lease(lease_until: float | None, now: float) -> float:

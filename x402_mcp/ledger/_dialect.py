@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 from ._sql import Tables
 
@@ -24,11 +24,8 @@ Rows: TypeAlias = list[tuple[Any, ...]]
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """One SQL statement and its parameters.
-
-    `duplicate` makes the error it returns the one raised when the statement
-    breaks a uniqueness constraint (instead of the driver's own error).
-    """
+    """One SQL statement and its parameters; when it breaks a uniqueness constraint, the
+    error `duplicate` makes (if any) is raised instead of the driver's own."""
 
     sql: str
     params: Sequence[object] = ()
@@ -37,8 +34,7 @@ class Statement:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What a statement gave back: its rows (none for a write without RETURNING) and the
-    number of rows it changed."""
+    """A statement's rows (none for a write without RETURNING) and how many rows it changed."""
 
     rows: Rows
     rowcount: int
@@ -55,8 +51,7 @@ def run_script(script: Script[T], execute: Callable[[Statement], Result]) -> T:
         while True:
             statement = script.send(execute(statement))
     except StopIteration as finished:
-        value: T = finished.value
-        return value
+        return cast(T, finished.value)
 
 
 @dataclass(frozen=True, slots=True)

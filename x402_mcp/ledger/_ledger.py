@@ -60,8 +60,7 @@ class SQLLedger(LedgerScripts):
         return await self._execute(partial(single_statement, Statement(sql, params)), write=write, long=long)
 
     async def _every_or_of(self, every: str, of_one: str, request_id: str | None) -> Rows:
-        """The rows of `every` (a listing: long), or of `of_one` for one request (none for an
-        id that cannot exist)."""
+        """The rows of `every` (long), or of `of_one` for one request (none for an impossible id)."""
         if request_id is None:
             return (await self._run(every, [], long=True)).rows
         return (await self._run(of_one, [request_id])).rows if possible_id(request_id) else []
@@ -69,15 +68,8 @@ class SQLLedger(LedgerScripts):
     # -- the Ledger protocol -------------------------------------------------------------------------
 
     async def issue(self, request: PaymentRequest, *, max_open: int | None = None) -> None:
-        """Store a newly minted request and note it in the audit trail; with `max_open`,
-        only while its caller holds fewer open requests (counted in the same transaction,
-        after the issues for that caller before it).
-
-        Raises:
-            TooManyOpenRequests: the caller is at `max_open` (nothing is written).
-            LedgerError: the id is taken, the request is not `issued`, or its
-                price is not a whole number of atomic units below 2**256.
-        """
+        """See `Ledger.issue`: the request and its audit line; with `max_open`, counted in the
+        same transaction, after the issues for that caller before it."""
         values = request_values(request, amount=self._d.amount)
 
         def script() -> Script[None]:
@@ -89,26 +81,17 @@ class SQLLedger(LedgerScripts):
                 held = int((yield Statement(*counted)).rows[0][0])
                 if held >= max_open:
                     raise cap_reached(request.caller, held, max_open)
-            yield from self._logged(
-                Statement(
-                    self._q.insert_request,
-                    values,
-                    lambda: LedgerError(f"payment request {request.id} already exists"),
-                ),
-                returning="id",
-                key=request.id,
-                audit=[request.created_at, "issue", issue_detail(request)],
-            )
+            taken = partial(LedgerError, f"payment request {request.id} already exists")
+            insert = Statement(self._q.insert_request, values, taken)
+            audit = [request.created_at, "issue", issue_detail(request)]
+            yield from self._logged(insert, returning="id", key=request.id, audit=audit)
 
         await self._execute(script, write=True, atomic=max_open is not None)
 
     async def claim_payment(self, key: PaymentKey, request_id: str, *, now: float) -> str:
-        """Bind `key` to `request_id` unless it is bound already; return the request it is bound to.
-
-        The primary key makes the first claim win. A claim committed by another
-        transaction while this one waited on it may not be in the insert's
-        snapshot; the read that follows, a statement of its own, sees it.
-        """
+        """See `Ledger.claim_payment`. A claim committed by another transaction while this one
+        waited on it may not be in the insert's snapshot; the read that follows, a statement of
+        its own, sees it."""
         q, where = self._q, [key.network, key.payer, key.nonce]
 
         def script() -> Script[str]:
@@ -134,8 +117,7 @@ class SQLLedger(LedgerScripts):
     async def renew_lease(
         self, request_id: str, claim_id: str | None, *, lease_until: float, now: float
     ) -> bool:
-        """Extend the lease of the claim `claim_id` (None: of a settlement in progress);
-        False when the request is no longer held so."""
+        """See `Ledger.renew_lease` (`claim_id` None: the lease of a settlement in progress)."""
         check_lease(lease_until, now)
         if not possible_id(request_id):
             return False
@@ -189,8 +171,7 @@ class SQLLedger(LedgerScripts):
     async def find_redeemable(
         self, *, tool: str, caller: str, now: float, owner: Owner | None = None
     ) -> PaymentRequest | None:
-        """The oldest request of `caller` for `tool` (quoted by `owner`, when given) that is
-        paid, or redeeming under a lapsed lease."""
+        """See `Ledger.find_redeemable`: paid, or redeeming under a lapsed lease; oldest first."""
         found = self._q.redeemable(tool=tool, caller=caller, now=now, owner=owner, ids_only=False)
         rows = (await self._run(*found)).rows
         return request_from_row(rows[0]) if rows else None
@@ -213,19 +194,16 @@ class SQLLedger(LedgerScripts):
     async def requests(
         self, *, states: Collection[State] | None = None, limit: int = 100, owner: Owner | None = None
     ) -> list[PaymentRequest]:
-        """Requests in any of `states` (all when None) of `owner` (any when None), newest first,
-        at most `limit`."""
+        """See `Ledger.requests`: newest first, at most `limit`."""
         result = await self._run(*self._q.requests(states, limit, owner), long=True)
         return [request_from_row(row) for row in result.rows]
 
     async def count_open(self, *, caller: str | None, now: float, owner: Owner | None = None) -> int:
-        """How many requests issued to `caller` (None: to callers without an identity)
-        are still unpaid and unexpired at `now` (of `owner`, when given)."""
+        """See `Ledger.count_open`: unpaid and unexpired at `now`."""
         return int((await self._run(*self._q.count_open(caller, now, owner))).rows[0][0])
 
     async def purge_expired(self, *, before: float, owner: Owner | None = None) -> int:
-        """Delete expired requests (of `owner`, when given) whose `expires_at` is before
-        `before`, their audit lines and their payment claims."""
+        """See `Ledger.purge_expired`: the requests, their audit lines and their payment claims."""
         t, params = self._t, list[object]([before])
         where = f"{self._q.expired}{self._q.owned(owner, params)}"
         if self._d.one_statement_writes:
@@ -256,8 +234,7 @@ class SQLLedger(LedgerScripts):
         return (await self._run(sql, params, write=True, long=True)).rowcount
 
     async def expire_overdue(self, *, now: float, owner: Owner | None = None) -> list[str]:
-        """Expire every issued request (of `owner`, when given) whose `expires_at` is at or
-        before `now`; return their ids."""
+        """See `Ledger.expire_overdue`: every issued request due at `now`; their ids, sorted."""
         change = expiry(now, "overdue", owner)
         p, params = self._d.param, [State.ISSUED.value, now]
         where = f"state = {p} AND expires_at <= {p}{self._q.owned(owner, params)}"

@@ -32,13 +32,8 @@ class Tables:
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> Tables:
-        return cls(
-            f"{prefix}payment_requests",
-            f"{prefix}settlements",
-            f"{prefix}audit",
-            f"{prefix}schema_migrations",
-            f"{prefix}claimed_payments",
-        )
+        names = ("payment_requests", "settlements", "audit", "schema_migrations", "claimed_payments")
+        return cls(*(f"{prefix}{name}" for name in names))
 
 
 class Queries:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..errors import ConfigurationError, LedgerError
 from ._dialect import Dialect, Result, Script
@@ -91,8 +91,7 @@ async def _run_script(conn: AsyncConnection[Any], script: Script[T]) -> T:
         try:
             statement = script.send(Result(rows, cursor.rowcount))
         except StopIteration as finished:
-            value: T = finished.value
-            return value
+            return cast(T, finished.value)
 
 
 class PostgresLedger(SQLLedger):

@@ -128,12 +128,13 @@ def execute_on(conn: sqlite3.Connection, statement: Statement) -> Result:
         raise statement.duplicate() from exc
 
 
-def _run_on(script: Script[T], write: bool, conn: sqlite3.Connection) -> T:
-    """`script` on `conn`, a write in one `BEGIN IMMEDIATE` transaction."""
+def _run_fresh(script: Callable[[], Script[T]], write: bool, conn: sqlite3.Connection) -> T:
+    """A new `script()` on `conn` (so a run refused on the loop runs again, from its start, in a
+    thread), a write in one `BEGIN IMMEDIATE` transaction."""
     if not write:
-        return run_script(script, partial(execute_on, conn))
+        return run_script(script(), partial(execute_on, conn))
     with immediate(conn):
-        return run_script(script, partial(execute_on, conn))
+        return run_script(script(), partial(execute_on, conn))
 
 
 @dataclass(slots=True)
@@ -233,7 +234,7 @@ class SQLiteLedger(SQLLedger):
             with self._translate():
                 writer = await anyio.to_thread.run_sync(self._connect, False)
                 opened.append(writer)
-                await anyio.to_thread.run_sync(_run_on, self._migrate(), True, writer)
+                await anyio.to_thread.run_sync(_run_fresh, self._migrate, True, writer)
                 for _ in range(self._readers):
                     opened.append(await anyio.to_thread.run_sync(self._connect, True))
                 for conn in opened:
@@ -279,15 +280,8 @@ class SQLiteLedger(SQLLedger):
         self, script: Callable[[], Script[T]], *, write: bool, long: bool = False, atomic: bool = False
     ) -> T:
         # Every write is one BEGIN IMMEDIATE transaction, so `atomic` asks nothing more.
-        work = partial(self._fresh, script, write)
+        work = partial(_run_fresh, script, write)
         return await (self._write(work, long=long) if write else self._read(work, long=long))
-
-    @staticmethod
-    def _fresh(script: Callable[[], Script[T]], write: bool, conn: sqlite3.Connection) -> T:
-        # A new script each time: a run refused on the loop runs again, from the start, in a thread.
-        return _run_on(script(), write, conn)
-
-    # -- inside the worker threads -------------------------------------------------------------------
 
     def _connect(self, readonly: bool) -> sqlite3.Connection:
         if not self._memory and not readonly:
