@@ -234,7 +234,7 @@ class SQLLedger(LedgerScripts):
         return (await self._run(sql, params, write=True, long=True)).rowcount
 
     async def expire_overdue(self, *, now: float, owner: Owner | None = None) -> list[str]:
-        """See `Ledger.expire_overdue`: every issued request due at `now`; their ids, sorted."""
+        """See `Ledger.expire_overdue`: every issued request due at `now`; their ids, in order."""
         change = expiry(now, "overdue", owner)
         p, params = self._d.param, [State.ISSUED.value, now]
         where = f"state = {p} AND expires_at <= {p}{self._q.owned(owner, params)}"
@@ -248,7 +248,7 @@ class SQLLedger(LedgerScripts):
                     key=None,
                     audit=[now, change.event.value, change.detail],
                 )
-                return sorted(str(request_id) for (request_id,) in moved)
+                return [str(request_id) for (request_id,) in moved]
             # Read under the write transaction, so every id read is still issued when it moves.
             found = yield Statement(f"SELECT id FROM {self._t.requests} WHERE {where} ORDER BY id", params)
             ids = [str(request_id) for (request_id,) in found.rows]

@@ -84,7 +84,7 @@ class LedgerScripts:
                 f"logged AS (INSERT INTO {t.audit} (request_id, at, event, detail)"
                 f" SELECT id, {d.time_param}, {p}, {p} FROM moved)"
             )
-            sql = f"WITH {', '.join(parts)} SELECT * FROM moved"
+            sql = f"WITH {', '.join(parts)} SELECT * FROM moved ORDER BY id"
             return (yield Statement(sql, [*write.params, *recorded, *audit], write.duplicate)).rows
         if d.returning:
             rows = (yield Statement(f"{write.sql} RETURNING {returning}", write.params, write.duplicate)).rows
