@@ -112,15 +112,11 @@ class LedgerScripts:
         selects: the moved row, or None when the compare-and-set lost."""
         sql, params = self._q.update(change, request_id, pick)
         s = change.settlement
-        rows = yield from self._logged(
-            Statement(
-                sql + guard[0], params + guard[1], None if s is None else partial(duplicate_settlement, s)
-            ),
-            returning=returning,
-            key=request_id,
-            audit=[change.now, change.event.value, change.detail],
-            settlement=s,
+        write = Statement(
+            sql + guard[0], params + guard[1], None if s is None else partial(duplicate_settlement, s)
         )
+        audit: list[object] = [change.now, change.event.value, change.detail]
+        rows = yield from self._logged(write, returning=returning, key=request_id, audit=audit, settlement=s)
         return rows[0] if rows else None
 
     def _refusal(self, request_id: str, change: Change) -> Script[tuple[tuple[Any, ...] | None, str | None]]:
