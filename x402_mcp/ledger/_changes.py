@@ -1,8 +1,8 @@
 """What a lifecycle event writes, worked out before any SQL runs.
 
-Both ledgers turn a `transition()` call into a `Change` here (and render it
-with `_sql.update_sql`), so the two backends cannot drift apart on which
-arguments an event needs, which columns it sets, or which rows it may move.
+`SQLLedger` turns a `transition()` call into a `Change` here (and renders it
+with `Queries.update`): which arguments an event needs, which columns it sets,
+and which rows it may move are decided once, before any dialect is involved.
 This module does no I/O.
 """
 
