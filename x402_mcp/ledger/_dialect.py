@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, NamedTuple, TypeAlias, TypeVar, cast
 
 from ._sql import Tables
 
@@ -22,8 +22,7 @@ T = TypeVar("T")
 Rows: TypeAlias = list[tuple[Any, ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class Statement:
+class Statement(NamedTuple):
     """One SQL statement and its parameters; when it breaks a uniqueness constraint, the
     error `duplicate` makes (if any) is raised instead of the driver's own."""
 
@@ -32,8 +31,7 @@ class Statement:
     duplicate: Callable[[], Exception] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
     """A statement's rows (none for a write without RETURNING) and how many rows it changed."""
 
     rows: Rows
@@ -85,6 +83,3 @@ class Dialect:
     caller_lock: str | None = None
     #: Run first in the migration's transaction (its lock, the schema).
     migration_prelude: tuple[str, ...] = ()
-
-    def covers_params(self, price: int) -> list[object]:
-        return [self.amount(price)] * self.covers.count(self.param)

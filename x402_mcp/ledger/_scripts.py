@@ -27,10 +27,14 @@ class LedgerScripts:
         self._q = Queries(dialect.tables, dialect.param)
         #: Names the store in errors (never a password).
         self._where = where
-        # The network of the request's latest settlement, as `settlements()` lists it last.
-        self._settled_network = (
-            f"(SELECT network FROM {self._t.settlements} s WHERE s.request_id = {self._t.requests}.id"
-            " ORDER BY s.settled_at DESC, s.tx_hash DESC LIMIT 1)"
+        # A claim's guards join its compare-and-set: the tool, and a stored price that covers the
+        # one asked (every parameter of `Dialect.covers` is that price).
+        self._claim_guard = f" AND tool = {dialect.param} AND {dialect.covers}"
+        self._covers_params = dialect.covers.count(dialect.param)
+        # A claim returns the row and the network of its latest settlement (as `settlements()` lists it last).
+        self._claim_returning = (
+            f"{', '.join(COLUMNS)}, (SELECT network FROM {self._t.settlements} s"
+            f" WHERE s.request_id = {self._t.requests}.id ORDER BY s.settled_at DESC, s.tx_hash DESC LIMIT 1)"
         )
 
     def _migrate(self) -> Script[None]:
@@ -160,8 +164,8 @@ class LedgerScripts:
             if not picked:
                 return None
             request_id, pick = str(picked[0][0]), None
-        guard = (f" AND tool = {self._d.param} AND {self._d.covers}", [tool, *self._d.covers_params(price)])
-        returning = f"{', '.join(COLUMNS)}, {self._settled_network}"
+        guard = (self._claim_guard, [tool, *[self._d.amount(price)] * self._covers_params])
+        returning = self._claim_returning
         row = yield from self._compare_and_set(
             request_id, change, guard=guard, pick=pick, returning=returning
         )
