@@ -87,7 +87,9 @@ async def _run_script(conn: AsyncConnection[Any], script: Script[T]) -> T:
             if statement.duplicate is None:
                 raise
             raise statement.duplicate() from exc
-        rows = await cursor.fetchall() if cursor.description is not None else []
+        # `rownumber` is None when the statement returned no rows to fetch (cheaper to ask than
+        # `description`, which builds a column object for every column).
+        rows = await cursor.fetchall() if cursor.rownumber is not None else []
         try:
             statement = script.send(Result(rows, cursor.rowcount))
         except StopIteration as finished:

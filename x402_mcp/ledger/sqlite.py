@@ -121,7 +121,7 @@ def execute_on(conn: sqlite3.Connection, statement: Statement) -> Result:
     try:
         # fetchall: the statement must be finished before the transaction commits.
         cursor = conn.execute(statement.sql, statement.params)
-        return Result(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+        return Result(cursor.fetchall(), cursor.rowcount)
     except sqlite3.IntegrityError as exc:
         if statement.duplicate is None:
             raise
