@@ -50,13 +50,16 @@ from mcp import Client
 from x402_mcp import Payments, paid
 from x402_mcp.demo import build_server
 from x402_mcp.devchain import DevChain
-from x402_mcp.ledger._changes import plan_claim, plan_transition
-from x402_mcp.ledger._sql import update_sql
-from x402_mcp.ledger.sqlite import _COVERS, _Q, _RETURNING, _SETTLED_NETWORK, _TABLES
+from x402_mcp.ledger._changes import claim_of, plan_transition
+from x402_mcp.ledger._dialect import run_script
+from x402_mcp.ledger.sqlite import SQLiteLedger, execute_on, immediate
 from x402_mcp.lifecycle import Event
 from x402_mcp.matching import match_payment
 from x402_mcp.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.wire import PaymentPayload, PaymentRequired, PaymentRequirements
+
+# The SQLite ledger's statements, run by `_claim_and_consume` (never opened: it holds no connection).
+_STATEMENTS = SQLiteLedger(":memory:")
 
 QUESTION = {"question": "bench"}
 
@@ -352,26 +355,21 @@ class Bench:
 def _claim_and_consume(conn: sqlite3.Connection, request_id: str, price: int, result: str) -> None:
     """What a redemption writes, as the SQLite ledger writes it: claim (the guarded UPDATE,
     RETURNING the row and settled network, and its audit line), then consume (the fenced
-    UPDATE, RETURNING the row, and its audit line); each one `BEGIN IMMEDIATE` transaction."""
+    UPDATE, RETURNING the row, and its audit line); each one `BEGIN IMMEDIATE` transaction.
+    The ledger's own statements, run straight on the connection (no limiter, no loop)."""
     now = time.time()
     claim_id = "floor"
-    claim = plan_claim(now=now, lease_until=now + 300, claim_id=claim_id)
-    sql, params = update_sql(claim, request_id, table=_TABLES.requests, param="?")
-    digits = str(price)
-    conn.execute("BEGIN IMMEDIATE")
-    rows = conn.execute(
-        sql + _COVERS + _RETURNING + _SETTLED_NETWORK, [*params, "research_query", digits, digits, digits]
-    ).fetchall()
-    assert rows, f"{request_id} was not claimable"
-    conn.execute(_Q.insert_audit, (request_id, now, claim.event.value, claim.detail))
-    conn.execute("COMMIT")
+    execute = partial(execute_on, conn)
+    claim = claim_of(
+        {"tool": "research_query", "price": price, "lease_until": now + 300, "claim_id": claim_id, "now": now}
+    )
+    with immediate(conn):
+        taken = run_script(_STATEMENTS._take(request_id, None, claim, "research_query", price), execute)
+    assert taken is not None, f"{request_id} was not claimable"
     consume = plan_transition(Event.CONSUME, now=now, result=result, claim_id=claim_id)
-    sql, params = update_sql(consume, request_id, table=_TABLES.requests, param="?")
-    conn.execute("BEGIN IMMEDIATE")
-    rows = conn.execute(sql + _RETURNING, params).fetchall()
-    assert rows, f"{request_id} was not consumed"
-    conn.execute(_Q.insert_audit, (request_id, now, consume.event.value, consume.detail))
-    conn.execute("COMMIT")
+    with immediate(conn):
+        consumed = run_script(_STATEMENTS._compare_and_set(request_id, consume), execute)
+    assert consumed is not None, f"{request_id} was not consumed"
 
 
 def main() -> None:

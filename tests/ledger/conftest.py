@@ -13,7 +13,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import anyio.to_thread
 import pytest
 
 from x402_mcp.ledger import Ledger, PostgresLedger, SQLiteLedger
+from x402_mcp.ledger import sqlite as sqlite_module
 
 POSTGRES_URL = os.environ.get("X402_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -97,9 +98,15 @@ async def fresh_schema(url: str) -> AsyncIterator[Store]:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=["sqlite", "sqlite-without-returning", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
+    if request.param == "sqlite-without-returning":
+        # As on SQLite before 3.35 (no RETURNING): moved rows are read back in the same transaction.
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setattr(sqlite_module, "SQLITE", replace(sqlite_module.SQLITE, returning=False))
+    if request.param.startswith("sqlite"):
         yield sqlite_store(tmp_path / "ledger.sqlite")
     else:
         async with fresh_schema(request.getfixturevalue("postgres_url")) as postgres:

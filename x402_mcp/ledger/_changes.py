@@ -1,8 +1,8 @@
 """What a lifecycle event writes, worked out before any SQL runs.
 
-Both ledgers turn a `transition()` call into a `Change` here (and render it
-with `_sql.update_sql`), so the two backends cannot drift apart on which
-arguments an event needs, which columns it sets, or which rows it may move.
+`SQLLedger` turns a `transition()` call into a `Change` here (and renders it
+with `Queries.update`): which arguments an event needs, which columns it sets,
+and which rows it may move are decided once, before any dialect is involved.
 This module does no I/O.
 """
 
@@ -13,7 +13,7 @@ import json
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from ..errors import LedgerError, StateConflict, TooManyOpenRequests
 from ..lifecycle import TRANSITIONS, Event, State
@@ -152,16 +152,18 @@ _ARGUMENTS: dict[Event, frozenset[str]] = {
 }
 
 
+class EventArguments(TypedDict, total=False):
+    """The optional arguments of `Ledger.transition` that some events take (see `_ARGUMENTS`)."""
+
+    payload: str | None
+    settlement: SettlementRecord | None
+    lease_until: float | None
+    result: str | None
+    claim_id: str | None
+
+
 def plan_transition(
-    event: Event,
-    *,
-    now: float,
-    payload: str | None = None,
-    settlement: SettlementRecord | None = None,
-    lease_until: float | None = None,
-    result: str | None = None,
-    claim_id: str | None = None,
-    owner: Owner | None = None,
+    event: Event, *, now: float, owner: Owner | None = None, **given: Unpack[EventArguments]
 ) -> Change:
     """The change `event` makes, with its arguments checked; with `owner`, only to a
     request that server quoted.
@@ -170,13 +172,8 @@ def plan_transition(
         LedgerError: an argument the event needs is missing, or one it does not
             take was given (nothing is written).
     """
-    given = {
-        "payload": payload,
-        "settlement": settlement,
-        "lease_until": lease_until,
-        "result": result,
-        "claim_id": claim_id,
-    }
+    payload, settlement, result = given.get("payload"), given.get("settlement"), given.get("result")
+    lease_until, claim_id = given.get("lease_until"), given.get("claim_id")
     allowed = _ARGUMENTS.get(event, frozenset())
     extra = sorted(name for name, value in given.items() if value is not None and name not in allowed)
     if extra:
@@ -239,20 +236,26 @@ def plan_transition(
     )
 
 
-def plan_claim(*, now: float, lease_until: float, claim_id: str, owner: Owner | None = None) -> Change:
-    """The CLAIM a redemption makes (see `Ledger.claim`)."""
+class ClaimTerms(TypedDict):
+    """The arguments of `Ledger.claim` and `Ledger.claim_redeemable` but the request or caller."""
+
+    tool: str
+    price: int
+    lease_until: float
+    claim_id: str
+    now: float
+    owner: NotRequired[Owner | None]
+
+
+def claim_of(terms: ClaimTerms) -> Change:
+    """The CLAIM a redemption on `terms` makes (see `Ledger.claim`)."""
+    now, lease_until, claim_id, owner = (
+        terms["now"],
+        terms["lease_until"],
+        terms["claim_id"],
+        terms.get("owner"),
+    )
     return plan_transition(Event.CLAIM, now=now, lease_until=lease_until, claim_id=claim_id, owner=owner)
-
-
-def claimable(row: PaymentRequest, *, tool: str, price: int, now: float, owner: Owner | None = None) -> bool:
-    """Whether `Ledger.claim` may take `row` for one run of `tool` costing `price`: quoted for
-    that tool at that price or more (by `owner`, when given), and paid (or redeeming under a
-    lapsed lease)."""
-    if row.tool != tool or row.price < price or (owner is not None and not owner.owns(row)):
-        return False
-    if row.state is State.PAID:
-        return True
-    return row.state is State.REDEEMING and row.lease_until is not None and row.lease_until < now
 
 
 def check_lease(lease_until: float | None, now: float) -> float:

@@ -1,17 +1,21 @@
-"""Versioned schema migrations, shared by both ledgers.
+"""Versioned schema migrations: the one schema both ledgers keep, in a dialect's types.
 
-Each backend lists its own `Migration`s (the SQL differs by dialect) and
-applies `pending()` ones in order inside one locked transaction at `open()`,
-recording each version in `schema_migrations`.
+`SQLLedger` applies the `pending()` ones in order inside one locked transaction at
+`open()`, recording each version in `schema_migrations`. A migration, once released,
+never changes: a ledger made by an older x402-mcp is brought up to date by the later ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import LedgerError
-from ._sql import Tables
+from ..lifecycle import State
+
+if TYPE_CHECKING:
+    from ._dialect import Dialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,32 +25,81 @@ class Migration:
     statements: tuple[str, ...]
 
 
-def bounded_state_statements(requests: str) -> tuple[str, ...]:
-    """Version 2, the same in both dialects: the claim fencing token, and indexes for
-    the per-caller cap on open requests and for finding settlements to reconcile."""
-    return (
-        f"ALTER TABLE {requests} ADD COLUMN claim_id TEXT",
-        f"CREATE INDEX payment_requests_open ON {requests} (caller, expires_at) WHERE state = 'issued'",
-        f"CREATE INDEX payment_requests_settling ON {requests} (lease_until) WHERE state = 'settling'",
+def ledger_migrations(d: Dialect) -> tuple[Migration, ...]:
+    """Every migration of the ledger schema, rendered for `d`."""
+    t, time = d.tables, d.time_type
+    states = ", ".join(f"'{state.value}'" for state in State)
+    price, amount = d.amount_column.format(column="price"), d.amount_column.format(column="amount")
+    created = (
+        f"""CREATE TABLE {t.requests} (
+            id TEXT PRIMARY KEY,
+            tool TEXT NOT NULL,
+            price {price},
+            asset TEXT NOT NULL,
+            network TEXT NOT NULL,
+            pay_to TEXT NOT NULL,
+            caller TEXT,
+            created_at {time} NOT NULL,
+            expires_at {time} NOT NULL,
+            max_timeout_seconds INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ({states})),
+            description TEXT NOT NULL,
+            payload TEXT,
+            tx_hash TEXT,
+            payer TEXT,
+            paid_at {time},
+            lease_until {time},
+            consumed_at {time},
+            result TEXT
+        )""",
+        f"CREATE INDEX payment_requests_redeemable ON {t.requests} (tool, caller, state, created_at)",
+        f"CREATE INDEX payment_requests_expiry ON {t.requests} (expires_at) WHERE state = 'issued'",
+        f"""CREATE TABLE {t.settlements} (
+            network TEXT NOT NULL,
+            tx_hash TEXT NOT NULL,
+            request_id TEXT NOT NULL REFERENCES {t.requests} (id),
+            payer TEXT NOT NULL,
+            amount {amount},
+            asset TEXT NOT NULL,
+            settled_at {time} NOT NULL,
+            PRIMARY KEY (network, tx_hash)
+        )""",
+        f"CREATE INDEX settlements_request ON {t.settlements} (request_id)",
+        f"""CREATE TABLE {t.audit} (
+            id {d.audit_id},
+            request_id TEXT,
+            at {time} NOT NULL,
+            event TEXT NOT NULL,
+            detail TEXT NOT NULL
+        )""",
+        f"CREATE INDEX audit_request ON {t.audit} (request_id, id)",
     )
-
-
-def claimed_payments_statements(t: Tables, *, time_type: str) -> tuple[str, ...]:
-    """Version 3: the payments claimed by requests (one authorization or transaction pays
-    for one request only), and indexes for purging unattached audit lines and old results.
-    `time_type` is the dialect's floating-point column type."""
-    return (
+    # The claim fencing token, and indexes for the per-caller cap on open requests and for
+    # finding settlements to reconcile.
+    bounded = (
+        f"ALTER TABLE {t.requests} ADD COLUMN claim_id TEXT",
+        f"CREATE INDEX payment_requests_open ON {t.requests} (caller, expires_at) WHERE state = 'issued'",
+        f"CREATE INDEX payment_requests_settling ON {t.requests} (lease_until) WHERE state = 'settling'",
+    )
+    # The payments claimed by requests (one authorization or transaction pays for one request
+    # only), and indexes for purging unattached audit lines and old results.
+    claimed = (
         f"""CREATE TABLE {t.claims} (
             network TEXT NOT NULL,
             payer TEXT NOT NULL,
             nonce TEXT NOT NULL,
             request_id TEXT NOT NULL,
-            claimed_at {time_type} NOT NULL,
+            claimed_at {time} NOT NULL,
             PRIMARY KEY (network, payer, nonce)
         )""",
         f"CREATE INDEX claimed_payments_request ON {t.claims} (request_id)",
         f"CREATE INDEX audit_unattached ON {t.audit} (at) WHERE request_id IS NULL",
         f"CREATE INDEX payment_requests_results ON {t.requests} (consumed_at) WHERE result IS NOT NULL",
+    )
+    return (
+        Migration(1, "payment requests, settlements, audit", created),
+        Migration(2, "claim fencing token; open and settling indexes", bounded),
+        Migration(3, "claimed payments; unattached audit and stored result indexes", claimed),
     )
 
 

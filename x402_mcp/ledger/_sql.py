@@ -1,8 +1,9 @@
-"""The SQL both ledgers speak, rendered for a driver's placeholder and table names.
+"""The SQL of the ledger, rendered for a driver's placeholder and table names.
 
-The two dialects differ in their DDL (see each backend's migrations) but not
-in these statements, which are written once here so the backends stay in step.
-Table names come from `Tables`, never from callers' data.
+Every statement is written once here; a method gives it with its parameters.
+Table names come from `Tables`, never from callers' data. Every read or write
+of requests that takes an `owner` confines itself to that server's rows
+(`owned`), so a foreign row is as if missing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from ._changes import COLUMNS, Change
 from .base import Owner
 
 SETTLEMENT_COLUMNS = "tx_hash, payer, amount, asset, network, settled_at"
+
+Params = list[object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,249 +32,142 @@ class Tables:
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> Tables:
-        return cls(
-            f"{prefix}payment_requests",
-            f"{prefix}settlements",
-            f"{prefix}audit",
-            f"{prefix}schema_migrations",
-            f"{prefix}claimed_payments",
-        )
+        names = ("payment_requests", "settlements", "audit", "schema_migrations", "claimed_payments")
+        return cls(*(f"{prefix}{name}" for name in names))
 
 
-@dataclass(frozen=True, slots=True)
 class Queries:
-    """The statements both ledgers run as they are, but for `param`."""
+    """The statements of the ledger over `tables`, with `param` as the placeholder."""
 
-    get: str
-    get_owned: str
-    redeemable: str
-    redeemable_id: str
-    redeemable_owned: str
-    redeemable_owned_id: str
-    settlements: str
-    settlements_of: str
-    settled_network: str
-    audit_trail: str
-    audit_trail_of: str
-    insert_request: str
-    insert_audit: str
-    claim_payment: str
-    claim_owner: str
-    renew_lease: str
-    renew_settling: str
-    purge_unattached_audit: str
-    clear_results: str
-    clear_results_owned: str
-
-    @classmethod
-    def render(cls, tables: Tables, param: str) -> Queries:
-        select = f"SELECT {', '.join(COLUMNS)} FROM {tables.requests}"
-        settlements = f"SELECT {SETTLEMENT_COLUMNS} FROM {tables.settlements}"
-        audit = f"SELECT at, request_id, event, detail FROM {tables.audit}"
-        # Parameters: tool, caller, now (then the owner's, for the owned variant). Oldest first,
-        # so a caller holding several paid requests spends them in the order bought.
-        redeemable = (
-            f" FROM {tables.requests} WHERE tool = {param} AND caller = {param}"
-            f" AND (state = '{State.PAID.value}'"
-            f" OR (state = '{State.REDEEMING.value}' AND lease_until < {param}))"
+    def __init__(self, tables: Tables, param: str) -> None:
+        p = self.param = param
+        t = self.tables = tables
+        self.select = f"SELECT {', '.join(COLUMNS)} FROM {t.requests}"
+        settlements = f"SELECT {SETTLEMENT_COLUMNS} FROM {t.settlements}"
+        self.settlements = f"{settlements} ORDER BY settled_at, tx_hash"
+        self.settlements_of = f"{settlements} WHERE request_id = {p} ORDER BY settled_at, tx_hash"
+        audit = f"SELECT at, request_id, event, detail FROM {t.audit}"
+        self.audit_trail = f"{audit} ORDER BY id"
+        self.audit_trail_of = f"{audit} WHERE request_id = {p} ORDER BY id"
+        self.insert_request = (
+            f"INSERT INTO {t.requests} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})"
         )
-        oldest = " ORDER BY created_at, id LIMIT 1"
-        owned = f" AND {owned_clause(param)}"
-        return cls(
-            get=f"{select} WHERE id = {param}",
-            get_owned=f"{select} WHERE id = {param}{owned}",
-            redeemable=f"SELECT {', '.join(COLUMNS)}{redeemable}{oldest}",
-            redeemable_id=f"SELECT id{redeemable}{oldest}",
-            redeemable_owned=f"SELECT {', '.join(COLUMNS)}{redeemable}{owned}{oldest}",
-            redeemable_owned_id=f"SELECT id{redeemable}{owned}{oldest}",
-            settlements=f"{settlements} ORDER BY settled_at, tx_hash",
-            settlements_of=f"{settlements} WHERE request_id = {param} ORDER BY settled_at, tx_hash",
-            # The last of `settlements_of`: where the payment that a receipt names was settled.
-            settled_network=(
-                f"SELECT network FROM {tables.settlements} WHERE request_id = {param}"
-                " ORDER BY settled_at DESC, tx_hash DESC LIMIT 1"
-            ),
-            audit_trail=f"{audit} ORDER BY id",
-            audit_trail_of=f"{audit} WHERE request_id = {param} ORDER BY id",
-            insert_request=(
-                f"INSERT INTO {tables.requests} ({', '.join(COLUMNS)})"
-                f" VALUES ({', '.join([param] * len(COLUMNS))})"
-            ),
-            insert_audit=(
-                f"INSERT INTO {tables.audit} (request_id, at, event, detail)"
-                f" VALUES ({param}, {param}, {param}, {param})"
-            ),
-            # Parameters: network, payer, nonce, request_id, claimed_at. The primary key makes
-            # the first claim win; a later one changes nothing and reads the owner back.
-            claim_payment=(
-                f"INSERT INTO {tables.claims} (network, payer, nonce, request_id, claimed_at)"
-                f" VALUES ({param}, {param}, {param}, {param}, {param})"
-                " ON CONFLICT (network, payer, nonce) DO NOTHING"
-            ),
-            claim_owner=(
-                f"SELECT request_id FROM {tables.claims}"
-                f" WHERE network = {param} AND payer = {param} AND nonce = {param}"
-            ),
-            # Parameters: lease_until, id, claim_id. Fenced: only the claim that holds the run renews it.
-            renew_lease=(
-                f"UPDATE {tables.requests} SET lease_until = {param}"
-                f" WHERE id = {param} AND state = '{State.REDEEMING.value}' AND claim_id = {param}"
-            ),
-            # Parameters: lease_until, id. A settler's lease, renewed while a spec-order tool runs.
-            renew_settling=(
-                f"UPDATE {tables.requests} SET lease_until = {param}"
-                f" WHERE id = {param} AND state = '{State.SETTLING.value}'"
-            ),
-            purge_unattached_audit=f"DELETE FROM {tables.audit} WHERE request_id IS NULL AND at < {param}",
-            clear_results=(
-                f"UPDATE {tables.requests} SET result = NULL"
-                f" WHERE result IS NOT NULL AND state = '{State.CONSUMED.value}' AND consumed_at < {param}"
-            ),
-            clear_results_owned=(
-                f"UPDATE {tables.requests} SET result = NULL"
-                f" WHERE result IS NOT NULL AND state = '{State.CONSUMED.value}' AND consumed_at < {param}"
-                f"{owned}"
-            ),
+        self.insert_audit = (
+            f"INSERT INTO {t.audit} (request_id, at, event, detail) VALUES ({p}, {p}, {p}, {p})"
         )
+        self.insert_settlement = (
+            f"INSERT INTO {t.settlements} (request_id, {SETTLEMENT_COLUMNS}) VALUES ({', '.join([p] * 7)})"
+        )
+        # Parameters: network, payer, nonce, request_id, claimed_at. The primary key makes
+        # the first claim win; a later one changes nothing and reads the owner back.
+        self.claim_payment = (
+            f"INSERT INTO {t.claims} (network, payer, nonce, request_id, claimed_at)"
+            f" VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (network, payer, nonce) DO NOTHING"
+        )
+        self.claim_owner = (
+            f"SELECT request_id FROM {t.claims} WHERE network = {p} AND payer = {p} AND nonce = {p}"
+        )
+        self.purge_unattached_audit = f"DELETE FROM {t.audit} WHERE request_id IS NULL AND at < {p}"
+        self.expired = f"state = '{State.EXPIRED.value}' AND expires_at < {p}"
 
+    def owned(self, owner: Owner | None, params: Params) -> str:
+        """The condition that a row is `owner`'s (nothing when None), its values added to `params`."""
+        if owner is None:
+            return ""
+        params += owner.values()
+        p = self.param
+        return f" AND pay_to = {p} AND network = {p} AND asset = {p}"
 
-def owned_clause(param: str) -> str:
-    """The condition that a request row belongs to an `Owner` (parameters: `Owner.values()`)."""
-    return f"pay_to = {param} AND network = {param} AND asset = {param}"
+    def get(self, request_id: str, owner: Owner | None) -> tuple[str, Params]:
+        """The read of one request: any server's (owner None) or only `owner`'s."""
+        params: Params = [request_id]
+        return f"{self.select} WHERE id = {self.param}{self.owned(owner, params)}", params
 
+    def redeemable(
+        self, *, tool: str, caller: str, now: float, owner: Owner | None, ids_only: bool
+    ) -> tuple[str, Params]:
+        """The oldest redeemable request of `caller` for `tool`: any server's, or only `owner`'s
+        (so a foreign row never hides the caller's own from `claim_redeemable`). Oldest first,
+        so a caller holding several paid requests spends them in the order bought."""
+        p, params = self.param, [tool, caller, now]
+        return (
+            f"SELECT {'id' if ids_only else ', '.join(COLUMNS)} FROM {self.tables.requests}"
+            f" WHERE tool = {p} AND caller = {p} AND (state = '{State.PAID.value}'"
+            f" OR (state = '{State.REDEEMING.value}' AND lease_until < {p})){self.owned(owner, params)}"
+            " ORDER BY created_at, id LIMIT 1"
+        ), params
 
-def get_sql(queries: Queries, request_id: str, owner: Owner | None) -> tuple[str, list[object]]:
-    """The read of one request: any server's (owner None) or only `owner`'s."""
-    if owner is None:
-        return queries.get, [request_id]
-    return queries.get_owned, [request_id, *owner.values()]
+    def update(
+        self, change: Change, request_id: str, pick: tuple[str, Params] | None = None
+    ) -> tuple[str, Params]:
+        """`UPDATE … WHERE id = ? AND state IN (…)`, the compare-and-set, and its parameters.
 
-
-def redeemable_sql(
-    queries: Queries, *, tool: str, caller: str, now: float, owner: Owner | None, ids_only: bool
-) -> tuple[str, list[object]]:
-    """The oldest redeemable request of `caller` for `tool`: any server's, or only `owner`'s
-    (so a foreign row never hides the caller's own from `claim_redeemable`)."""
-    params: list[object] = [tool, caller, now]
-    if owner is None:
-        return (queries.redeemable_id if ids_only else queries.redeemable), params
-    sql = queries.redeemable_owned_id if ids_only else queries.redeemable_owned
-    return sql, [*params, *owner.values()]
-
-
-def update_sql(
-    change: Change,
-    request_id: str,
-    *,
-    table: str,
-    param: str,
-    pick: tuple[str, list[object]] | None = None,
-) -> tuple[str, list[object]]:
-    """`UPDATE … WHERE id = ? AND state IN (…)`, the compare-and-set, and its parameters.
-
-    Zero rows updated means the compare-and-set lost: the row is missing or in
-    a state the event does not start from. (No RETURNING here: SQLite has it
-    only since 3.35, so the SQLite ledger reads the row back in the same
-    transaction instead; PostgreSQL appends it.) `pick`, a query of one id and its
-    parameters, names the row instead of `request_id`: the compare-and-set still
-    guards whichever row it picks.
-    """
-    assignments = ", ".join(f"{column} = {param}" for column in ("state", *(c for c, _ in change.sets)))
-    params: list[object] = [change.target.value, *(value for _, value in change.sets)]
-    if pick is None:
-        target = param
-        params.append(request_id)
-    else:
-        target = f"({pick[0]})"
-        params += pick[1]
-    allowed = f"state IN ({', '.join([param] * len(change.sources))})"
-    params += [state.value for state in change.sources]
-    if change.reclaims_lapsed_lease:
-        # The run that held the lease died (or overran it): the request is redeemable again.
-        allowed = f"({allowed} OR (state = {param} AND lease_until < {param}))"
-        params += [State.REDEEMING.value, change.now]
-    where = f"id = {target} AND {allowed}"
-    if change.fence is not None:
-        where += f" AND claim_id = {param}"
-        params.append(change.fence)
-    if change.requires_unexpired:
-        where += f" AND expires_at > {param}"
-        params.append(change.now)
-    if change.owner is not None:
+        Zero rows updated means the compare-and-set lost: the row is missing or in a state
+        the event does not start from. `pick`, a query of one id and its parameters, names
+        the row instead of `request_id`: the compare-and-set still guards whichever row it picks.
+        """
+        p = self.param
+        assignments = ", ".join(f"{column} = {p}" for column in ("state", *(c for c, _ in change.sets)))
+        params: Params = [change.target.value, *(value for _, value in change.sets)]
+        target = p if pick is None else f"({pick[0]})"
+        params += [request_id] if pick is None else pick[1]
+        allowed = f"state IN ({', '.join([p] * len(change.sources))})"
+        params += [state.value for state in change.sources]
+        if change.reclaims_lapsed_lease:
+            # The run that held the lease died (or overran it): the request is redeemable again.
+            allowed = f"({allowed} OR (state = {p} AND lease_until < {p}))"
+            params += [State.REDEEMING.value, change.now]
+        where = f"id = {target} AND {allowed}"
+        if change.fence is not None:
+            where += f" AND claim_id = {p}"
+            params.append(change.fence)
+        if change.requires_unexpired:
+            where += f" AND expires_at > {p}"
+            params.append(change.now)
         # Another server's request sharing this ledger is never moved: it is as if missing.
-        where += f" AND {owned_clause(param)}"
-        params += change.owner.values()
-    return f"UPDATE {table} SET {assignments} WHERE {where}", params
+        where += self.owned(change.owner, params)
+        return f"UPDATE {self.tables.requests} SET {assignments} WHERE {where}", params
 
+    def requests(
+        self, states: Collection[State] | None, limit: int, owner: Owner | None
+    ) -> tuple[str, Params]:
+        """Requests in any of `states` (all when None) of `owner` (any when None), newest
+        first, at most `limit`."""
+        p, params, where = self.param, list[object](), "1 = 1"
+        if states is not None:
+            chosen = sorted(states)
+            where = f"state IN ({', '.join([p] * len(chosen))})" if chosen else "1 = 0"
+            params += [state.value for state in chosen]
+        where += self.owned(owner, params)
+        params.append(max(limit, 0))
+        return f"{self.select} WHERE {where} ORDER BY created_at DESC, id DESC LIMIT {p}", params
 
-def requests_sql(
-    tables: Tables, param: str, states: Collection[State] | None, limit: int, owner: Owner | None = None
-) -> tuple[str, list[object]]:
-    """Requests in any of `states` (all when None) of `owner` (any when None), newest
-    first, at most `limit`."""
-    sql = f"SELECT {', '.join(COLUMNS)} FROM {tables.requests}"
-    conditions: list[str] = []
-    params: list[object] = []
-    if states is not None:
-        chosen = sorted(states)
-        if not chosen:
-            return f"{sql} WHERE 1 = 0", []
-        conditions.append(f"state IN ({', '.join([param] * len(chosen))})")
-        params += [state.value for state in chosen]
-    if owner is not None:
-        conditions.append(owned_clause(param))
-        params += owner.values()
-    if conditions:
-        sql += f" WHERE {' AND '.join(conditions)}"
-    params.append(max(limit, 0))
-    return f"{sql} ORDER BY created_at DESC, id DESC LIMIT {param}", params
+    def renew(self, request_id: str, claim_id: str | None, lease_until: float) -> tuple[str, Params]:
+        """The lease renewal for a claim (fenced: only the claim that holds the run renews it) or,
+        with None, for a settler's lease, renewed while a spec-order tool runs."""
+        p = self.param
+        sql = f"UPDATE {self.tables.requests} SET lease_until = {p} WHERE id = {p} AND state = "
+        if claim_id is None:
+            return f"{sql}'{State.SETTLING.value}'", [lease_until, request_id]
+        return f"{sql}'{State.REDEEMING.value}' AND claim_id = {p}", [lease_until, request_id, claim_id]
 
+    def count_open(self, caller: str | None, now: float, owner: Owner | None) -> tuple[str, Params]:
+        """Unpaid, unexpired requests of one caller, or of all callers without an identity
+        (caller None), from `owner` (any when None)."""
+        params: Params = [] if caller is None else [caller]
+        who = "caller IS NULL" if caller is None else f"caller = {self.param}"
+        who += self.owned(owner, params)
+        params.append(now)
+        return (
+            f"SELECT count(*) FROM {self.tables.requests}"
+            f" WHERE {who} AND state = '{State.ISSUED.value}' AND expires_at > {self.param}",
+            params,
+        )
 
-def renew_sql(
-    queries: Queries, request_id: str, claim_id: str | None, lease_until: float
-) -> tuple[str, list[object]]:
-    """The lease renewal for a claim (fenced by `claim_id`) or, with None, for a settlement."""
-    if claim_id is None:
-        return queries.renew_settling, [lease_until, request_id]
-    return queries.renew_lease, [lease_until, request_id, claim_id]
-
-
-def count_open_sql(
-    tables: Tables, param: str, caller: str | None, owner: Owner | None = None
-) -> tuple[str, list[object]]:
-    """Unpaid, unexpired requests of one caller, or of all callers without an identity
-    (caller None), from `owner` (any when None), and the parameters but `now`, which comes last."""
-    params: list[object] = [] if caller is None else [caller]
-    who = "caller IS NULL" if caller is None else f"caller = {param}"
-    if owner is not None:
-        who += f" AND {owned_clause(param)}"
-        params += owner.values()
-    return (
-        f"SELECT count(*) FROM {tables.requests}"
-        f" WHERE {who} AND state = '{State.ISSUED.value}' AND expires_at > {param}",
-        params,
-    )
-
-
-def expired_where(param: str, owner: Owner | None) -> tuple[str, list[object]]:
-    """The WHERE of expired requests that may be purged (parameters: the expired state,
-    before, then the owner's): of `owner` only, when given, so a server sharing the ledger
-    never deletes another's requests on its own retention."""
-    where = f"state = {param} AND expires_at < {param}"
-    if owner is None:
-        return where, []
-    return f"{where} AND {owned_clause(param)}", owner.values()
-
-
-def purge_expired_sql(tables: Tables, param: str, owner: Owner | None = None) -> tuple[str, str, str]:
-    """The statements that delete, before expired requests go, their audit lines and
-    payment claims, then the requests (parameters of each: the expired state, before, and
-    `expired_where`'s). SQLite runs them in its write transaction; PostgreSQL folds the same
-    deletes into one statement."""
-    where, _ = expired_where(param, owner)
-    gone = f"SELECT id FROM {tables.requests} WHERE {where}"
-    return (
-        f"DELETE FROM {tables.audit} WHERE request_id IN ({gone})",
-        f"DELETE FROM {tables.claims} WHERE request_id IN ({gone})",
-        f"DELETE FROM {tables.requests} WHERE {where}",
-    )
+    def clear_results(self, before: float, owner: Owner | None) -> tuple[str, Params]:
+        """Forget the stored results of requests (of `owner`, when given) consumed before `before`."""
+        params: Params = [before]
+        return (
+            f"UPDATE {self.tables.requests} SET result = NULL WHERE result IS NOT NULL"
+            f" AND state = '{State.CONSUMED.value}' AND consumed_at < {self.param}{self.owned(owner, params)}"
+        ), params

@@ -94,7 +94,7 @@ class Owner:
         return (request.pay_to, request.network, request.asset) == (self.pay_to, self.network, self.asset)
 
     def values(self) -> list[object]:
-        """The parameters of `_sql.owned_clause`, in its order."""
+        """The parameters of `Queries.owned`, in its order."""
         return [self.pay_to, self.network, self.asset]
 
 
@@ -220,9 +220,9 @@ class Ledger(Protocol):
         tool: str,
         caller: str,
         price: int,
+        now: float,
         lease_until: float,
         claim_id: str,
-        now: float,
         owner: Owner | None = None,
     ) -> Claim | None:
         """`claim` of the request `find_redeemable` would find, if it covers `price`, in the
