@@ -106,17 +106,9 @@ def dashboard(
         )
         or '<tr><td colspan="3">Nothing awaits reconciliation, a refund or a claim.</td></tr>'
     )
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>Revenue of {escape(server_name)}</title>
-<link rel="stylesheet" href="/operator/operator.css">
-</head>
-<body>
-<main>
+    return (
+        _page(f"Revenue of {server_name}")
+        + f"""<main>
 <h1>Revenue of {escape(server_name)}</h1>
 <p class="summary">Last {days} days: <strong>{total.payments}</strong> payment(s),
 <strong>{report.amount(total.revenue)} USDC</strong>. Read-only; figures from the payment ledger.</p>
@@ -152,6 +144,7 @@ def dashboard(
 </body>
 </html>
 """
+    )
 
 
 def login(server_name: str, *, refused: bool) -> str:
@@ -162,17 +155,9 @@ def login(server_name: str, *, refused: bool) -> str:
         if refused
         else ""
     )
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>Operator sign-in: {escape(server_name)}</title>
-<link rel="stylesheet" href="/operator/operator.css">
-</head>
-<body>
-<main>
+    return (
+        _page(f"Operator sign-in: {server_name}")
+        + f"""<main>
 <h1>Revenue of {escape(server_name)}</h1>
 {error}
 <form method="post" action="/operator/login">
@@ -184,3 +169,15 @@ def login(server_name: str, *, refused: bool) -> str:
 </body>
 </html>
 """
+    )
+
+
+def _page(title: str) -> str:
+    """The start of an operator page, up to its <body>: one stylesheet, never indexed."""
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="robots" content="noindex">\n'
+        f"<title>{escape(title)}</title>\n"
+        '<link rel="stylesheet" href="/operator/operator.css">\n</head>\n<body>\n'
+    )
