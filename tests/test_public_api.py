@@ -89,6 +89,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "PaymentKey",
         "PaymentRequest",
         "PostgresLedger",
+        "SQLLedger",
         "SQLiteLedger",
         "SettlementRecord",
         "open_ledger",

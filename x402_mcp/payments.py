@@ -20,7 +20,7 @@ from mcp.types import CallToolRequestParams
 
 from . import _sdk
 from .errors import ConfigurationError
-from .frameworks.choice import framework_of
+from .frameworks.detect import framework_of
 from .frameworks.handshake import IDENTIFIER
 from .frameworks.mcpserver import MCPServerDoor
 from .gate import Gate

@@ -123,7 +123,7 @@ def load_server(name: str, environ: Mapping[str, str] | None = None) -> LoadedSe
         ConfigurationError: no such script; no server in it; several servers; a server of
             an unsupported framework; or a setting `Payments.from_env` refuses.
     """
-    from ..frameworks.choice import framework_of
+    from ..frameworks.detect import framework_of
     from ..payments import Payments
 
     with _environment(environ):
@@ -189,7 +189,7 @@ def serves_when_run(script: Path) -> bool:
 
 
 def _module_server(script: Path, module: ModuleType) -> tuple[Any, str]:
-    from ..frameworks.choice import framework_of
+    from ..frameworks.detect import framework_of
 
     found: dict[int, tuple[str, Any]] = {}
     unsupported: list[str] = []

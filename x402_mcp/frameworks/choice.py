@@ -66,17 +66,6 @@ def run_stdio(server: MCPServer[Any] | FastMCP[Any]) -> None:
         server.run(show_banner=False)
 
 
-def framework_of(server: object) -> str | None:
-    """`mcpserver` or `fastmcp` for a server of a supported framework, else None."""
-    if isinstance(server, MCPServer):
-        return "mcpserver"
-    if any(
-        cls.__module__.startswith("fastmcp.") and cls.__name__ == "FastMCP" for cls in type(server).__mro__
-    ):
-        return "fastmcp"
-    return None
-
-
 def in_memory(server: MCPServer[Any] | FastMCP[Any]) -> Any:
     """What the MCP SDK's `Client(...)` connects to in memory for `server` (either framework)."""
     if isinstance(server, MCPServer):

@@ -17,6 +17,7 @@ from ..errors import ConfigurationError
 from ..gate import Gate
 from ..pricing import PaidTool, check_fixed_price, paid_spec
 from ..text import shown
+from .detect import framework_of
 
 logger = logging.getLogger("x402_mcp")
 
@@ -31,7 +32,7 @@ async def ungated_paid_tools(server: Any) -> list[str]:
     if isinstance(server, MCPServer):
         gated = any(isinstance(extension, Gate) for extension in _sdk.extensions(server))
         return [] if gated else [name for name, fn in _sdk.tool_functions(server) if paid_spec(fn)]
-    if _is_fastmcp(server):
+    if framework_of(server) == "fastmcp":
         from . import _fastmcp_seam as seam
         from .fastmcp import GateMiddleware
 
@@ -125,10 +126,3 @@ async def _listed_by_fastmcp(server: Any) -> list[Any]:
             "could not list the tools of FastMCP server %r to check their gate", server.name, exc_info=True
         )
         return []
-
-
-def _is_fastmcp(server: object) -> bool:
-    # Checked by class, without importing fastmcp where it is not installed.
-    return any(
-        cls.__module__.startswith("fastmcp.") and cls.__name__ == "FastMCP" for cls in type(server).__mro__
-    )
