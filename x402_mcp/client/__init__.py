@@ -22,7 +22,8 @@ from .errors import (
 from .offers import find_payment_required
 from .onchain import AuthorizationChain, Reconciled
 from .paying import PaidResult, PayingClient
-from .store import Spend, Spending, SpendState, SpendStore
+from .spend_records import Spend, Spending, SpendState
+from .store import SpendStore
 
 __all__ = [
     "AuthorizationChain",
