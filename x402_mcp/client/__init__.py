@@ -21,7 +21,8 @@ from .errors import (
 )
 from .offers import find_payment_required
 from .onchain import AuthorizationChain, Reconciled
-from .paying import PaidResult, PayingClient
+from .paying import PayingClient
+from .results import PaidResult
 from .spend_records import Spend, Spending, SpendState
 from .store import SpendStore
 
