@@ -188,11 +188,11 @@ class StepTimer:
             step = "retry" if kwargs.get("meta") else "probe"
             return await self.wrap_async(step, original_call)(name, arguments, **kwargs)
 
-        saved = {name: getattr(paying, name) for name in ("find_payment_required", "choose", "_receipt_of")}
+        saved = {name: getattr(paying, name) for name in ("find_payment_required", "choose", "receipt_of")}
         mcp_client.call_tool = call_tool
         paying.find_payment_required = self.wrap("parse", saved["find_payment_required"])  # type: ignore[attr-defined]
         paying.choose = self.wrap("parse", saved["choose"])  # type: ignore[attr-defined]
-        paying._receipt_of = self.wrap("receipt", saved["_receipt_of"])
+        paying.receipt_of = self.wrap("receipt", saved["receipt_of"])  # type: ignore[attr-defined]
         store = client.store
         for method in ("committed", "reserve", "discard"):
             if hasattr(store, method):

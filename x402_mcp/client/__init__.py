@@ -21,8 +21,10 @@ from .errors import (
 )
 from .offers import find_payment_required
 from .onchain import AuthorizationChain, Reconciled
-from .paying import PaidResult, PayingClient
-from .store import Spend, Spending, SpendState, SpendStore
+from .paying import PayingClient
+from .results import PaidResult
+from .spend_records import Spend, Spending, SpendState
+from .store import SpendStore
 
 __all__ = [
     "AuthorizationChain",

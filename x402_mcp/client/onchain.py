@@ -23,7 +23,8 @@ from web3.types import TxParams
 
 from ..contracts.eip3009 import authorization_state_calldata, decode_bool
 from ..errors import ConfigurationError
-from .store import Spend, SpendStore
+from .spend_records import Spend
+from .store import SpendStore
 
 logger = logging.getLogger("x402_mcp.client")
 

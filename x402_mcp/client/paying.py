@@ -19,13 +19,10 @@ used, otherwise (another price, no payment, an error) it is discarded.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
@@ -33,52 +30,27 @@ from typing import Any, Self
 import anyio
 from eth_account.signers.local import LocalAccount
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
 from web3 import Web3
 
-from ..challenge import META_PAYMENT_RESPONSE
 from ..errors import ConfigurationError, X402MCPError
 from ..money import format_dollars, from_atomic
 from ..networks import Asset
 from ..payer import PaymentSigner, payment_meta, sign_payment
 from ..text import shown
-from ..wire import PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse
+from ..wire import PaymentPayload, PaymentRequired, PaymentRequirements
 from .budget import Budget
 from .errors import BudgetExceeded, NotConfirmed, PaymentFailed
 from .offers import choose, find_payment_required, known_usdc
 from .onchain import AuthorizationChain, Reconciled, reconcile
+from .reserve_ahead import probe_while_reserving, same_charge
+
+# PaidResult is re-exported (`as`): it was defined here, and may be imported from here.
+from .results import PaidResult as PaidResult
+from .results import failure_reason, receipt_of
 from .store import SpendStore
 from .window import DEFAULT_VALIDITY_SECONDS, Window, check_signed, plan_window, validity_seconds
 
 logger = logging.getLogger("x402_mcp.client")
-
-
-@dataclass(frozen=True, slots=True)
-class PaidResult:
-    """A tool's result, and what was paid for it.
-
-    `receipt` is the server's settlement response (`_meta["x402/payment-response"]`)
-    and `cost` the dollars charged to the budget; for a free call both are empty.
-    `spend_id` names the payment in the budget file.
-    """
-
-    result: CallToolResult
-    receipt: SettleResponse | None = None
-    requirement: PaymentRequirements | None = None
-    cost: Decimal = Decimal(0)
-    spend_id: str | None = None
-
-    @property
-    def paid(self) -> bool:
-        return self.requirement is not None
-
-    @property
-    def is_error(self) -> bool:
-        return bool(self.result.is_error)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(block.text for block in self.result.content if isinstance(block, TextContent))
 
 
 class PayingClient:
@@ -201,7 +173,15 @@ class PayingClient:
             first, held, held_window = await self.client.call_tool(name, arguments), None, None
         else:
             held_window = self._window(guess[0])
-            first, held = await self._probe_holding(name, arguments, *guess, held_window)
+            first, held = await probe_while_reserving(
+                lambda: self.client.call_tool(name, arguments),
+                self.store,
+                self.budget,
+                *guess,
+                tool=name,
+                window=held_window,
+                clock=self.clock,
+            )
         try:
             required = find_payment_required(first) if first.is_error else None
             if required is None:
@@ -215,7 +195,7 @@ class PayingClient:
                 held is not None
                 and held_window is not None
                 and guess is not None
-                and _same_charge(guess[0], requirement)
+                and same_charge(guess[0], requirement)
             ):
                 # Reserved and synced before anything is signed; the window was fixed then.
                 spend_id, held, window = held, None, held_window
@@ -295,56 +275,6 @@ class PayingClient:
             return False
         return (await self.reconcile()).released > 0
 
-    async def _probe_holding(
-        self,
-        name: str,
-        arguments: dict[str, Any] | None,
-        guess: PaymentRequirements,
-        price: Decimal,
-        window: Window,
-    ) -> tuple[CallToolResult, str | None]:
-        """The unpaid call, while `guess` is reserved beside it; returns the result and the
-        reservation's id, or None when the budget (or the file) refused it: the check after the
-        probe then decides, and says why, as it would have without the guess."""
-        spend_id = self.store.new_id()
-        reserved = False
-        probe_error: Exception | None = None
-
-        async def hold() -> None:
-            nonlocal reserved
-            try:
-                await self.store.reserve(
-                    self.budget,
-                    guess,
-                    usd=price,
-                    tool=name,
-                    now=self.clock(),
-                    spend_id=spend_id,
-                    window=window,
-                )
-                reserved = True
-            except Exception:
-                logger.debug("no reservation ahead of the probe of %r", name, exc_info=True)
-
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(hold)
-                try:
-                    result = await self.client.call_tool(name, arguments)
-                except Exception as exc:  # raised as itself below, not inside a group
-                    probe_error = exc
-        except BaseException:
-            # Cancelled: the reservation may have committed without `hold` hearing of it.
-            with anyio.CancelScope(shield=True):
-                await self.store.discard(spend_id)
-            raise
-        if probe_error is not None:
-            if reserved:
-                with anyio.CancelScope(shield=True):
-                    await self.store.discard(spend_id)
-            raise probe_error
-        return result, spend_id if reserved else None
-
     def _sign(
         self, required: PaymentRequired, requirement: PaymentRequirements, window: Window
     ) -> PaymentPayload:
@@ -378,13 +308,13 @@ class PayingClient:
                     spend_id, f"the paid call failed: {shown(repr(exc), 200)}", now=self.clock()
                 )
             raise
-        receipt = _receipt_of(result)
+        receipt = receipt_of(result)
         if receipt is not None and receipt.success:
             await self.store.mark_spent(spend_id, tx_hash=receipt.transaction or None, now=self.clock())
             return PaidResult(result, receipt, requirement, price, spend_id)
         refused = find_payment_required(result) if result.is_error else None
         if refused is not None or (receipt is not None and not receipt.success):
-            reason = shown(_failure_reason(result, receipt, refused), 200)
+            reason = shown(failure_reason(result, receipt, refused), 200)
             # The server's word is not proof: it holds the signed authorization, and may have
             # settled it (or may still). The payment counts until the chain shows it expired unused.
             await self.store.mark_uncertain(
@@ -407,63 +337,8 @@ class PayingClient:
         return await self.store.spending(self.budget.name, now=self.clock())
 
 
-def _same_charge(reserved: PaymentRequirements, asked: PaymentRequirements) -> bool:
-    """Whether a reservation made for `reserved` records exactly the payment `asked` is
-    (the challenge's own fields, such as a request id in `extra`, differ every time)."""
-    return (
-        reserved.scheme,
-        reserved.network,
-        reserved.asset.lower(),
-        reserved.amount,
-        reserved.pay_to.lower(),
-        reserved.max_timeout_seconds,  # the reserved window was cut to it
-    ) == (
-        asked.scheme,
-        asked.network,
-        asked.asset.lower(),
-        asked.amount,
-        asked.pay_to.lower(),
-        asked.max_timeout_seconds,
-    )
-
-
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     leaves: list[BaseException] = []
     for inner in group.exceptions:
         leaves.extend(_leaves(inner) if isinstance(inner, BaseExceptionGroup) else [inner])
     return leaves
-
-
-def _receipt_of(result: CallToolResult) -> SettleResponse | None:
-    """The settlement response in `result`, or None when there is none or it is not one: too
-    large, or a transaction that is not a transaction hash."""
-    raw = (result.meta or {}).get(META_PAYMENT_RESPONSE)
-    if raw is None and isinstance(result.structured_content, dict):
-        # The official Python server reports a failed settlement inside structuredContent.
-        raw = result.structured_content.get(META_PAYMENT_RESPONSE)
-    if not isinstance(raw, dict) or len(json.dumps(raw, default=str)) > _MAX_RECEIPT_CHARS:
-        return None
-    try:
-        receipt = SettleResponse.model_validate(raw)
-    except ValueError:
-        return None
-    if receipt.success and not _TX_HASH.fullmatch(receipt.transaction or ""):
-        return None  # counted as spent all the same, as a result without a receipt is
-    return receipt
-
-
-_MAX_RECEIPT_CHARS = 16_384
-"""A settlement response is a few hundred characters; anything far larger is not one."""
-
-_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
-
-
-def _failure_reason(
-    result: CallToolResult, receipt: SettleResponse | None, refused: PaymentRequired | None
-) -> str:
-    if receipt is not None and not receipt.success:
-        return receipt.error_reason or receipt.error_message or "settlement failed"
-    if refused is not None and refused.error:
-        return refused.error
-    texts = [block.text for block in result.content if isinstance(block, TextContent)]
-    return texts[-1] if texts else "refused"

@@ -27,9 +27,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,132 +35,26 @@ import anyio
 import anyio.to_thread
 
 from ..errors import LedgerError
-from ..ledger._migrations import Migration, pending
+from ..ledger._migrations import pending
 from ..ledger.sqlite import immediate, without_waiting
 from ..wire import PaymentRequirements
 from .budget import DAY_SECONDS, Budget
+
+# The records and schema live in `spend_records`; they are re-exported (`X as X`) so that
+# `from x402_mcp.client.store import Spend` keeps working, as it did when they were defined here.
+from .spend_records import MIGRATIONS as MIGRATIONS
+from .spend_records import PAYMENT_COLUMNS, decimal_or_none, spend_from_row
+from .spend_records import Spend as Spend
+from .spend_records import Spending as Spending
+from .spend_records import SpendState as SpendState
 from .window import Window
 
 T = TypeVar("T")
 
 
-class SpendState(StrEnum):
-    RESERVED = "reserved"
-    SPENT = "spent"
-    RELEASED = "released"
-    UNCERTAIN = "uncertain"
-
-
-_STATES = ", ".join(f"'{state.value}'" for state in SpendState)
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "payments, budget limits",
-        (
-            f"""CREATE TABLE payments (
-                id TEXT PRIMARY KEY,
-                budget TEXT NOT NULL,
-                tool TEXT NOT NULL,
-                payee TEXT NOT NULL,
-                network TEXT NOT NULL,
-                asset TEXT NOT NULL,
-                amount TEXT NOT NULL,
-                usd TEXT NOT NULL,
-                state TEXT NOT NULL CHECK (state IN ({_STATES})),
-                created_at REAL NOT NULL,
-                updated_at REAL NOT NULL,
-                tx_hash TEXT,
-                detail TEXT NOT NULL DEFAULT ''
-            )""",
-            "CREATE INDEX payments_budget ON payments (budget, created_at)",
-            """CREATE TABLE budgets (
-                name TEXT PRIMARY KEY,
-                committed TEXT NOT NULL,
-                per_call TEXT,
-                total TEXT,
-                per_day TEXT,
-                payees TEXT,
-                updated_at REAL NOT NULL
-            )""",
-        ),
-    ),
-    Migration(
-        2,
-        "the signed authorization of each payment",
-        (
-            # Which EIP-3009 authorization a payment signs, so it can be looked up on chain,
-            # and when it expires (a unix time, as text: validBefore is a uint256).
-            "ALTER TABLE payments ADD COLUMN payer TEXT",
-            "ALTER TABLE payments ADD COLUMN nonce TEXT",
-            "ALTER TABLE payments ADD COLUMN valid_before TEXT",
-        ),
-    ),
-)
-
-_PAYMENT_COLUMNS = (
-    "id, budget, tool, payee, network, asset, amount, usd, state, created_at, updated_at, tx_hash, detail,"
-    " payer, nonce, valid_before"
-)
 _COMMITTED = "SELECT committed FROM budgets WHERE name = ?"
 _AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 _DAY_ROWS = "SELECT usd FROM payments WHERE budget = ? AND state != 'released' AND created_at > ?"
-
-
-@dataclass(frozen=True, slots=True)
-class Spend:
-    """One payment of a budget, as recorded."""
-
-    id: str
-    budget: str
-    tool: str
-    payee: str
-    network: str
-    asset: str
-    amount: int
-    usd: Decimal
-    state: SpendState
-    created_at: float
-    updated_at: float
-    tx_hash: str | None
-    detail: str
-    payer: str | None = None
-    nonce: str | None = None
-    valid_before: int | None = None
-    """The signed (or to be signed) authorization: `from`, `nonce`, `validBefore`."""
-
-
-@dataclass(frozen=True, slots=True)
-class Spending:
-    """What one budget has committed: `total` ever, `last_day` in the last 24 hours.
-
-    Both include payments still `reserved` or `uncertain` (`pending` counts those).
-    The limits are the ones the budget was last opened with.
-    """
-
-    budget: str
-    total: Decimal
-    last_day: Decimal
-    payments: int
-    pending: int
-    per_call: Decimal | None
-    total_limit: Decimal | None
-    per_day: Decimal | None
-
-
-def _spend(row: tuple[object, ...]) -> Spend:
-    (id_, budget, tool, payee, network, asset, amount, usd, state, created, updated, tx, detail) = row[:13]
-    payer, nonce, valid_before = row[13:]
-    return Spend(
-        str(id_), str(budget), str(tool), str(payee), str(network), str(asset), int(str(amount)),
-        Decimal(str(usd)), SpendState(str(state)), float(str(created)), float(str(updated)),
-        None if tx is None else str(tx), str(detail), None if payer is None else str(payer),
-        None if nonce is None else str(nonce), None if valid_before is None else int(str(valid_before)),
-    )  # fmt: skip
-
-
-def _decimal(value: object) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
 
 
 class SpendStore:
@@ -250,7 +142,7 @@ class SpendStore:
                 total, day = self._committed(conn, budget.name, now)
                 budget.check(usd, requirement.pay_to, spent_total=total, spent_day=day)
                 conn.execute(
-                    f"INSERT INTO payments ({_PAYMENT_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+                    f"INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ({', '.join('?' * 16)})",
                     (
                         spend_id, budget.name, tool, requirement.pay_to, requirement.network,
                         requirement.asset, requirement.amount, str(usd), SpendState.RESERVED.value,
@@ -303,33 +195,33 @@ class SpendStore:
     async def get(self, spend_id: str) -> Spend | None:
         row = await self._run(
             lambda conn: conn.execute(
-                f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = ?", (spend_id,)
+                f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?", (spend_id,)
             ).fetchone()
         )
-        return None if row is None else _spend(row)
+        return None if row is None else spend_from_row(row)
 
     async def payments(self, budget: str, *, limit: int = 20) -> list[Spend]:
         """The budget's most recent payments, newest first."""
         rows = await self._run(
             lambda conn: conn.execute(
-                f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE budget = ?"
+                f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE budget = ?"
                 " ORDER BY created_at DESC, rowid DESC LIMIT ?",
                 (budget, limit),
             ).fetchall()
         )
-        return [_spend(row) for row in rows]
+        return [spend_from_row(row) for row in rows]
 
     async def unsettled(self, budget: str) -> list[Spend]:
         """The budget's payments still counted without a receipt (reserved or uncertain) whose
         authorization is known, oldest first: the ones the chain may settle either way."""
         rows = await self._run(
             lambda conn: conn.execute(
-                f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE budget = ? AND nonce IS NOT NULL"
+                f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE budget = ? AND nonce IS NOT NULL"
                 " AND state IN ('reserved', 'uncertain') ORDER BY created_at, rowid",
                 (budget,),
             ).fetchall()
         )
-        return [_spend(row) for row in rows]
+        return [spend_from_row(row) for row in rows]
 
     async def limits(self, budget: str) -> tuple[str | None, str | None, str | None, str | None] | None:
         """The limits `budget` was last opened with (per_call, total, per_day, payees as
@@ -356,7 +248,9 @@ class SpendStore:
             limits = conn.execute(
                 "SELECT per_call, total, per_day FROM budgets WHERE name = ?", (budget,)
             ).fetchone() or (None, None, None)
-            return Spending(budget, total, day, int(count), int(pending_), *(_decimal(v) for v in limits))
+            return Spending(
+                budget, total, day, int(count), int(pending_), *(decimal_or_none(v) for v in limits)
+            )
 
         return await self._run(read)
 
