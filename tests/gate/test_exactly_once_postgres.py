@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from mcp.server.mcpserver.exceptions import ToolError
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_server, text_of
 from tests.gate.test_exactly_once import at_once, successes
@@ -34,6 +35,7 @@ class PgShop:
     payments: Payments
     client: Client
     runs: dict[str, int]
+    fail_next: list[bool]
 
 
 @pytest.fixture
@@ -45,12 +47,15 @@ async def pg_shop(shop: Shop, postgres_url: str) -> AsyncIterator[PgShop]:  # no
             settlement=shop.chain.settlement(),
             ledger=store.ledger(),
         )
+        fail_next: list[bool] = []
         server = new_server(shop.framework, "pg-exactly-once", payments)
         runs: dict[str, int] = {}
 
         async def run(name: str) -> str:
             runs[name] = runs.get(name, 0) + 1
             await anyio.sleep(0.3)  # so that the concurrent calls overlap the run
+            if fail_next and fail_next.pop():
+                raise ToolError(f"{name} is down")
             return f"{name} ran"
 
         @server.tool()
@@ -65,7 +70,7 @@ async def pg_shop(shop: Shop, postgres_url: str) -> AsyncIterator[PgShop]:  # no
 
         try:
             async with Client(connectable(server)) as client:
-                yield PgShop(shop, payments, client, runs)
+                yield PgShop(shop, payments, client, runs, fail_next)
         finally:
             await payments.ledger.close()
 
@@ -125,3 +130,35 @@ async def test_a_consumed_request_redeemed_by_id_24_times_at_once_never_runs_aga
     assert pg_shop.runs == {"settle_first": 1}, "a consumed request ran the tool again"
     assert successes(results) == []
     assert shop.balances() == (payer_before, payee_before)
+
+
+@pytest.mark.parametrize("tool", ["spec_order", "settle_first"])
+async def test_after_a_failed_run_24_retries_at_once_run_once_more_and_charge_once_on_postgresql(
+    pg_shop: PgShop, tool: str
+) -> None:
+    """A paid run that failed leaves its request paid, to be tried again with the same payment
+    or its id: a burst of such retries (both ways at once) gets one more run, not 24."""
+    shop, client = pg_shop.shop, pg_shop.client
+    first = await client.call_tool(tool, {"topic": "t"})
+    request_id = challenge_of(first).accepts[0].extra["paymentRequestId"]
+    meta: dict[str, Any] = {META_PAYMENT: shop.pay(first).dump()}
+    payer_before, payee_before = shop.balances()
+    pg_shop.fail_next.append(True)
+    failed = await client.call_tool(tool, {"topic": "t"}, meta=dict(meta))
+    assert failed.is_error and "is down" in text_of(failed), text_of(failed)
+
+    by_payment = at_once(12, lambda: client.call_tool(tool, {"topic": "t"}, meta=dict(meta)))
+    results: list[Any] = []
+
+    async def by_id() -> None:
+        arguments = {"topic": "t", "payment_request_id": request_id}
+        results.extend(await at_once(12, lambda: client.call_tool(tool, arguments)))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(by_id)
+        results.extend(await by_payment)
+
+    assert pg_shop.runs == {tool: 2}, "the failed run and exactly one retry"
+    assert len(successes(results)) == 1
+    assert shop.balances() == (payer_before - PRICE, payee_before + PRICE)
+    assert len(await pg_shop.payments.ledger.settlements()) == 1
