@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from tests.gate.conftest import PRICE, Shop, connectable, new_server, text_of
+from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_server, text_of
 from x402_mcp import Payments, paid
 from x402_mcp.challenge import META_PAYMENT
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.lifecycle import State
+from x402_mcp.lifecycle import Event, State
+from x402_mcp.reconcile import Reconciler
 from x402_mcp.settlement.base import Settlement
 from x402_mcp.wire import (
     AnyPaymentPayload,
@@ -113,3 +114,57 @@ async def test_a_backend_raising_a_plain_exception_is_a_named_crash_that_keeps_a
         assert stored.state is State.ISSUED  # nothing was sent: it may be paid again
     else:
         assert stored.state is State.SETTLING, "money may have moved: kept for reconciliation"
+
+
+class FirstSettleRaises:
+    """The DevChain's settlement whose first `settle` raises a plain exception."""
+
+    def __init__(self, inner: Settlement) -> None:
+        self.inner = inner
+        self.raised = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def settle(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> SettleResponse:
+        if not self.raised:
+            self.raised = True
+            raise ConnectionResetError(f"node {SECRET} reset the connection")
+        return await self.inner.settle(payload, requirements)
+
+
+async def test_one_request_whose_backend_raises_does_not_stop_reconciling_the_others(
+    client: Client, shop: Shop
+) -> None:
+    """A plain exception for one cut-short settlement leaves it awaiting reconciliation and
+    the pass goes on: otherwise every pass would stop at the same request, and the payments
+    behind it would never be recorded."""
+    cut_short = []
+    for _ in range(2):
+        quoted = await client.call_tool("answer", {"question": "q"})
+        request_id = challenge_of(quoted).accepts[0].extra["paymentRequestId"]
+        cut_short.append(
+            await shop.ledger.transition(
+                request_id,
+                Event.BEGIN_SETTLEMENT,
+                now=shop.payments.clock(),
+                payload=shop.pay(quoted).to_json(),
+            )
+        )
+    before = shop.balances()
+    reconciler = Reconciler(
+        shop.ledger,
+        FirstSettleRaises(shop.payments.settlement),  # type: ignore[arg-type]
+        shop.payments.asset,
+        grace_seconds=-1,
+        clock=shop.payments.clock,
+    )
+
+    outcome = await reconciler.run()
+
+    assert len(outcome.pending) == 1 and len(outcome.settled) == 1, outcome
+    assert {*outcome.pending, *outcome.settled} == {request.id for request in cut_short}
+    assert shop.balances() == (before[0] - PRICE, before[1] + PRICE)
+    [still] = outcome.pending
+    stored = await shop.ledger.get(still)
+    assert stored is not None and stored.state is State.SETTLING
