@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_server, text_of
-from x402_mcp import Payments, paid
+from x402_mcp import Payments, Solana, paid
 from x402_mcp.challenge import META_PAYMENT
 from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.lifecycle import Event, State
@@ -31,6 +31,7 @@ from x402_mcp.wire import (
 
 pytestmark = pytest.mark.anyio
 
+SOLANA_PAYEE = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
 SECRET = "https://user:hunter2-secret@rpc.example/v2/hunter2-secret"
 
 
@@ -168,3 +169,35 @@ async def test_one_request_whose_backend_raises_does_not_stop_reconciling_the_ot
     [still] = outcome.pending
     stored = await shop.ledger.get(still)
     assert stored is not None and stored.state is State.SETTLING
+
+
+class NoFeePayer:
+    """A Solana facilitator whose fee-payer question raises a plain exception."""
+
+    async def fee_payer(self, network: str) -> str:
+        raise RuntimeError(f"facilitator {SECRET} is down")
+
+
+async def test_a_solana_facilitator_raising_a_plain_exception_leaves_solana_out_of_the_challenge(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """Otherwise every paid call of the server would fail with an opaque error, EVM included."""
+    payments = Payments(
+        pay_to=shop.payee,
+        network=shop.chain.network,
+        settlement=shop.chain.settlement(),
+        ledger=SQLiteLedger(tmp_path / "solana.sqlite"),
+        also_accept=[Solana(SOLANA_PAYEE, settlement=NoFeePayer())],  # type: ignore[arg-type]
+    )
+    server = new_server(shop.framework, "solana-down", payments)
+
+    @server.tool()
+    @paid(price="0.05")
+    def answer(question: str) -> str:
+        return "answered"
+
+    async with Client(connectable(server)) as client:
+        challenge = challenge_of(await client.call_tool("answer", {"question": "q"}))
+    await payments.ledger.close()
+    assert [option.network for option in challenge.accepts] == [shop.chain.network]
+    assert "hunter2" not in challenge.model_dump_json()
