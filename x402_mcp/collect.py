@@ -38,7 +38,7 @@ from .lifecycle import Event, State
 from .matching import match_payment, match_solana_payment
 from .money import format_usd
 from .networks import Asset, Network
-from .settlement.base import OnChain, Settlement
+from .settlement.base import OnChain, Settlement, backend_failures
 from .settlement.outcome import authorization_on_chain, may_release
 from .solana import Solana, solana_payee_on
 from .telemetry import Telemetry
@@ -191,7 +191,8 @@ class Collector:
             raise Refused(error, request) from None
         if not isinstance(payload, SvmPaymentPayload) and not matched.signature_checked:
             # Only the chain can check this signature; a refusal here leaves the request untouched.
-            verdict = await self.settlement.verify(payload, requirements)
+            with backend_failures("verify"):
+                verdict = await self.settlement.verify(payload, requirements)
             if not verdict.is_valid:
                 raise Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), request)
         owner = await self.ledger.claim_payment(payment_key(payload, requirements), request.id, now=now)
@@ -363,15 +364,21 @@ class Collector:
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
     ) -> VerifyResponse:
         if isinstance(payload, SvmPaymentPayload):
-            return await self._solana_option(payload, request).settlement.verify(payload, requirements)
-        return await self.settlement.verify(payload, requirements)
+            option = self._solana_option(payload, request)
+            with backend_failures("verify"):
+                return await option.settlement.verify(payload, requirements)
+        with backend_failures("verify"):
+            return await self.settlement.verify(payload, requirements)
 
     async def _settle(
         self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
     ) -> SettleResponse:
         if isinstance(payload, SvmPaymentPayload):
-            return await self._solana_option(payload, request).settlement.settle(payload, requirements)
-        return await self.settlement.settle(payload, requirements)
+            option = self._solana_option(payload, request)
+            with backend_failures("settle"):
+                return await option.settlement.settle(payload, requirements)
+        with backend_failures("settle"):
+            return await self.settlement.settle(payload, requirements)
 
     def _solana_option(self, payload: SvmPaymentPayload, request: PaymentRequest) -> Solana:
         network = payload.accepted.network

@@ -42,7 +42,7 @@ from .errors import LedgerError, PaymentError, SettlementError, StateConflict
 from .ledger.base import Ledger, Owner, PaymentRequest, SettlementRecord
 from .lifecycle import Event, State
 from .networks import Asset
-from .settlement.base import ChainLookup, OnChain, Settlement
+from .settlement.base import ChainLookup, OnChain, Settlement, backend_failures
 from .settlement.checks import NONCE_ALREADY_USED
 from .settlement.outcome import authorization_on_chain, may_release
 from .solana import Solana, solana_payee_on
@@ -153,17 +153,22 @@ class Reconciler:
         requirements = requirements_for(request, self.asset)
         lookup = self.settlement if isinstance(self.settlement, ChainLookup) else None
         if lookup is not None:
-            found = await lookup.lookup(payload, requirements)
+            with backend_failures("read the authorization on chain"):
+                found = await lookup.lookup(payload, requirements)
             if found.status not in ("unused", "unknown"):  # unknown: as if it had no lookup
                 return await self._conclude(request, payload, found)
-        receipt = await self.settlement.settle(payload, requirements)
+        with backend_failures("settle"):
+            receipt = await self.settlement.settle(payload, requirements)
         if receipt.success:
             amount = int(receipt.amount) if receipt.amount else int(payload.payload.authorization.value)
             payer = receipt.payer or payload.payload.authorization.from_
             return await self._record(request, requirements, receipt.transaction, amount, payer)
         if receipt.error_reason == NONCE_ALREADY_USED:
             # Used meanwhile (a transaction of the dead settler mined late): ask the chain again.
-            found = await lookup.lookup(payload, requirements) if lookup is not None else OnChain("unknown")
+            found = OnChain("unknown")
+            if lookup is not None:
+                with backend_failures("read the authorization on chain"):
+                    found = await lookup.lookup(payload, requirements)
             if found.status != "unknown":
                 return await self._conclude(request, payload, found)
             await self._note(request, "authorization used, but this backend cannot find the transaction")
@@ -188,7 +193,8 @@ class Reconciler:
         if option is None or requirements is None:
             await self._note(request, f"no facilitator for {network} is available to settle it")
             return None
-        receipt = await option.settlement.settle(payload, requirements)
+        with backend_failures("settle"):
+            receipt = await option.settlement.settle(payload, requirements)
         if receipt.success:
             amount = int(receipt.amount) if receipt.amount else request.price
             return await self._record(request, requirements, receipt.transaction, amount, receipt.payer or "")

@@ -18,7 +18,7 @@ from .errors import ConfigurationError, SettlementError
 from .ledger.base import PaymentRequest
 from .money import USDC_DECIMALS
 from .networks import SolanaNetwork, is_solana_address, resolve_solana_network
-from .settlement.base import SolanaSettlement
+from .settlement.base import SolanaSettlement, backend_failures
 from .settlement.facilitator import default_settlement
 from .wire import PaymentRequirements
 
@@ -80,7 +80,8 @@ class Solana:
         """The facilitator's fee payer on our network (read once), or None while it cannot say."""
         if self._fee_payer is None and time.monotonic() >= self._retry_at:
             try:
-                self._fee_payer = await self.settlement.fee_payer(self.network.caip2)
+                with backend_failures("name its Solana fee payer"):
+                    self._fee_payer = await self.settlement.fee_payer(self.network.caip2)
             except SettlementError:
                 self._retry_at = time.monotonic() + FEE_PAYER_RETRY_SECONDS
                 logger.warning(

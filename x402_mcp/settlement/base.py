@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from ..errors import LedgerError, PaymentError, SettlementError
 from ..wire import (
     AnyPaymentPayload,
     PaymentRequirements,
@@ -82,3 +85,25 @@ class SolanaSettlement(Protocol):
     ) -> SettleResponse: ...
 
     async def fee_payer(self, network: str) -> str: ...
+
+
+@contextlib.contextmanager
+def backend_failures(step: str) -> Iterator[None]:
+    """Around one call of a settlement backend: any exception but the protocol's own
+    (`SettlementError`, or a `PaymentError`/`LedgerError` it chose to raise) becomes a
+    `SettlementError`.
+
+    The protocol says a failing backend raises `SettlementError`; one that lets another
+    exception through (an author's own backend, a library's timeout or connection error)
+    would otherwise reach the framework as an opaque "Internal server error", and the
+    payer would not learn that the request is kept for reconciliation, nor its id. Its
+    words are not repeated (they may hold a node URL with its key); the log keeps the cause.
+    """
+    try:
+        yield
+    except (SettlementError, PaymentError, LedgerError):
+        raise
+    except Exception as failure:
+        raise SettlementError(
+            f"the settlement backend failed to {step}: it raised {type(failure).__name__}"
+        ) from failure

@@ -12,7 +12,7 @@ through `authorization_on_chain`, and `may_release` says what that answer allows
 from __future__ import annotations
 
 from ..wire import AnyPaymentPayload, PaymentRequirements, ReceivedPayment, SvmPaymentPayload
-from .base import ChainLookup, OnChain
+from .base import ChainLookup, OnChain, backend_failures
 
 __all__ = ["RELEASABLE", "authorization_on_chain", "may_release"]
 
@@ -47,4 +47,5 @@ async def authorization_on_chain(
     """
     if isinstance(payload, SvmPaymentPayload) or not isinstance(settlement, ChainLookup):
         return OnChain("unknown")
-    return await settlement.lookup(payload, requirements)
+    with backend_failures("read the authorization on chain"):
+        return await settlement.lookup(payload, requirements)
