@@ -1,5 +1,6 @@
 import inspect
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -113,3 +114,29 @@ def test_the_largest_quotable_price_is_exact() -> None:
         _priced(lambda: dollars(largest + 1))
     assert _priced(lambda: "0.000001") == 1
     assert _priced(lambda: "$1.5") == 1_500_000
+
+
+@pytest.mark.parametrize("framework", ["mcpserver", "fastmcp"])
+@pytest.mark.parametrize("order", ["paid-above", "paid-below"])
+def test_a_tool_with_its_own_payment_request_id_parameter_is_refused_at_decoration(
+    framework: str, order: str
+) -> None:
+    # The gate adds `payment_request_id` to a paid tool and removes it before the tool runs:
+    # a tool of its own with that parameter could never receive it, so every call would fail.
+    from fastmcp import FastMCP
+    from mcp.server import MCPServer
+
+    def lookup(payment_request_id: str) -> str:
+        return payment_request_id
+
+    register = MCPServer("s").tool() if framework == "mcpserver" else FastMCP("s").tool()
+
+    def below(fn: Any) -> Any:  # @paid sees the function before the framework does
+        return register(paid(price="0.01")(fn))
+
+    def above(fn: Any) -> Any:  # @paid sees what the framework registered
+        return paid(price="0.01")(register(fn))
+
+    decorate = below if order == "paid-below" else above
+    with pytest.raises(ConfigurationError, match=r"parameter named 'payment_request_id'.*rename it"):
+        decorate(lookup)

@@ -22,6 +22,7 @@ from .errors import ConfigurationError
 from .ledger.base import PaymentRequest
 from .money import format_amount, format_usd
 from .networks import Asset, Network, resolve_any_network
+from .pricing import REQUEST_ID_ARGUMENT as REQUEST_ID_ARGUMENT  # re-exported: the wire name lives with @paid
 from .pricing import PaidTool
 from .wire import PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
 
@@ -31,7 +32,6 @@ META_ERROR = "x402/error"
 META_REQUEST_ID = "x402-mcp/paymentRequestId"
 META_HOSTED_URL = "x402-mcp/hostedUrl"
 META_PRICE = "x402-mcp/price"
-REQUEST_ID_ARGUMENT = "payment_request_id"
 
 ResultT = TypeVar("ResultT")
 

@@ -18,6 +18,9 @@ from .wire import UINT256_LIMIT
 
 PAID_ATTRIBUTE = "__x402_paid__"
 
+REQUEST_ID_ARGUMENT = "payment_request_id"
+"""The optional argument the gate adds to a paid tool (and takes off before it runs)."""
+
 Price = str | Decimal | int
 PriceFunction = Callable[..., Price]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -143,6 +146,7 @@ def paid(
             raise ConfigurationError(
                 f"{getattr(fn, '__name__', 'this tool')!r} is @paid already; a tool takes one @paid(...)"
             )
+        _check_own_parameters(fn)
         # The framework gets (or, with @paid above its decorator, is pointed at) the guard.
         return cast(F, guard(fn, PAID_ATTRIBUTE, spec))
 
@@ -150,6 +154,20 @@ def paid(
 
 
 MAX_RULE_LENGTH = 200
+
+
+def _check_own_parameters(fn: Callable[..., Any]) -> None:
+    """Refuse a tool with a parameter of the name the gate adds (and takes off the call before
+    the tool runs): every call would fail, the argument never reaching it."""
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to read: the framework will say so itself
+        return
+    if REQUEST_ID_ARGUMENT in parameters:
+        raise ConfigurationError(
+            f"{getattr(fn, '__name__', 'this tool')!r} has a parameter named {REQUEST_ID_ARGUMENT!r}, which "
+            "the payment gate adds to every paid tool and removes before the tool runs; rename it"
+        )
 
 
 def check_fixed_price(price: Price, decimals: int) -> int:
