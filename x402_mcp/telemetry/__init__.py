@@ -150,20 +150,7 @@ class Telemetry:
             logger.exception("could not record the challenge of %s", request.id)
 
     def paid(self, request: PaymentRequest, record: SettlementRecord, scheme: str | None) -> None:
-        self.emit(
-            PaymentEvent(
-                "paid",
-                request.id,
-                request.tool,
-                amount=record.amount,
-                asset=record.asset,
-                network=record.network,
-                scheme=scheme,
-                payer=record.payer,
-                tx_hash=record.tx_hash,
-                at=record.settled_at,
-            )
-        )
+        self.emit(_settled_event("paid", request, record, at=record.settled_at, scheme=scheme))
 
     def redeemed(self, request: PaymentRequest, at: float) -> None:
         self.emit(_event("redeemed", request, at=at))
@@ -182,21 +169,8 @@ class Telemetry:
     def reconciled(self, request: PaymentRequest, record: SettlementRecord | None, at: float) -> None:
         if record is None:
             self.emit(_event("reconciled", request, at=at, paid=False))
-            return
-        self.emit(
-            PaymentEvent(
-                "reconciled",
-                request.id,
-                request.tool,
-                amount=record.amount,
-                asset=record.asset,
-                network=record.network,
-                payer=record.payer,
-                tx_hash=record.tx_hash,
-                paid=True,
-                at=at,
-            )
-        )
+        else:
+            self.emit(_settled_event("reconciled", request, record, at=at, paid=True))
 
     def swept(self, expired: int, network: str) -> None:
         if expired:
@@ -249,6 +223,32 @@ def _event(
         payer=request.payer,
         tx_hash=request.tx_hash,
         reason=reason,
+        paid=paid,
+        at=at,
+    )
+
+
+def _settled_event(
+    kind: EventKind,
+    request: PaymentRequest,
+    record: SettlementRecord,
+    *,
+    at: float,
+    scheme: str | None = None,
+    paid: bool | None = None,
+) -> PaymentEvent:
+    """An event of `request` with what its settlement says (amount, asset, network, payer and
+    transaction as the chain recorded them, not as quoted)."""
+    return PaymentEvent(
+        kind,
+        request.id,
+        request.tool,
+        amount=record.amount,
+        asset=record.asset,
+        network=record.network,
+        scheme=scheme,
+        payer=record.payer,
+        tx_hash=record.tx_hash,
         paid=paid,
         at=at,
     )
