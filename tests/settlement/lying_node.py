@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 import time
 from collections.abc import Callable, Collection
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import urlsplit
+
+from tests.settlement.loopback import LoopbackServer
 
 __all__ = ["LyingNode"]
 
 Lie = Callable[[str, list[Any], dict[str, Any]], dict[str, Any] | None]
 
 
-class LyingNode:
+class LyingNode(LoopbackServer):
     def __init__(
         self,
         upstream: str,
@@ -41,8 +40,7 @@ class LyingNode:
         huge: Collection[str] = (),
         declared: bool = True,
     ) -> None:
-        parts = urlsplit(upstream)
-        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        super().__init__(upstream)
         self.lie = lie
         self.forge = forge
         self.before = before
@@ -110,20 +108,7 @@ class LyingNode:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> LyingNode:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(Handler)
 
     def forward(self, body: bytes) -> bytes:
         """The real node's answer to `body`."""

@@ -17,21 +17,20 @@ import json
 import socket
 import threading
 from collections.abc import Collection
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import urlsplit
+
+from tests.settlement.loopback import LoopbackServer
 
 __all__ = ["RecordingProxy"]
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
     """Listens on a free loopback port; `url` is where to send JSON-RPC instead of `upstream`."""
 
     def __init__(self, upstream: str, *, missing: Collection[str] = ()) -> None:
-        parts = urlsplit(upstream)
+        super().__init__(upstream)
         self._missing = frozenset(missing)
-        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._seen: list[str] = []
         self._seen_lock = threading.Lock()
         self._local = threading.local()
@@ -59,20 +58,7 @@ class RecordingProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> RecordingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(Handler)
 
     def take(self) -> list[str]:
         """The JSON-RPC methods forwarded since the last `take` (a batch counts each of its calls)."""
