@@ -8,8 +8,6 @@ caching trap), the extension it registers, the routes and lifespan it adds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -31,24 +29,6 @@ from x402_mcp.payer import sign_payment
 from x402_mcp.wire import PaymentRequired
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def chain() -> DevChain:
-    return DevChain()
-
-
-@pytest.fixture
-def payments(chain: DevChain, tmp_path: Path) -> Iterator[Payments]:
-    snapshot = chain.snapshot()
-    yield Payments(
-        pay_to="0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
-        network=chain.network,
-        settlement=chain.settlement(),
-        ledger=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
-        page_port=0,
-    )
-    chain.revert(snapshot)
 
 
 class Shop:

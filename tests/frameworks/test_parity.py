@@ -8,7 +8,6 @@ low-level server, in memory) and, for the raw handshake, over streamable HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +42,6 @@ from x402_mcp.wire import PaymentRequired
 pytestmark = pytest.mark.anyio
 
 APPS = advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})
-
-
-@pytest.fixture(scope="module")
-def chain() -> DevChain:
-    return DevChain()
-
-
-@pytest.fixture
-def payments(chain: DevChain, tmp_path: Path) -> Iterator[Payments]:
-    snapshot = chain.snapshot()
-    yield Payments(
-        pay_to="0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
-        network=chain.network,
-        settlement=chain.settlement(),
-        ledger=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
-        page_port=0,
-    )
-    chain.revert(snapshot)
 
 
 def shop(payments: Payments, framework: str) -> MCPServer[Any] | FastMCP[Any]:
