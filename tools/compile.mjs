@@ -32,6 +32,7 @@ const BUILDS = [
     contracts: ["x402BatchSettlement", "ERC3009DepositCollector"],
   },
   { source: join(root, "x402_mcp", "chains", "contracts", "Multicall3.sol"), contracts: ["Multicall3"] },
+  { source: join(root, "tests", "contracts", "HostileCollector.sol"), contracts: ["HostileCollector"] },
   {
     source: join(root, "tests", "contracts", "Delegate7702.sol"),
     contracts: ["SelfSigned7702Delegate", "Strict7702Delegate"],

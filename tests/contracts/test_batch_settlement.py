@@ -8,6 +8,7 @@ oracle for ids and digests.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from eth_utils.crypto import keccak
 from web3.logs import DISCARD
 
 from x402_mcp.chains.contracts import missing_canonical_contracts
+from x402_mcp.contracts import load_artifact
 from x402_mcp.devchain import TokenChain
 from x402_mcp.schemes.batch.constants import (
     BATCH_SETTLEMENT_ADDRESS,
@@ -165,6 +167,38 @@ def test_only_the_settlement_contract_may_use_the_collector(batch: BatchContract
         channel.payer.address, channel.token, DEPOSIT, batch.channel_id(channel), data
     )
     assert batch.refused(steal) == "caller is not the settlement contract"
+
+
+@pytest.fixture
+def hostile_collector(batch: BatchContracts) -> str:
+    """A collector paying from its own 1 USDC (tests/contracts/HostileCollector.sol)."""
+    compiled = load_artifact(Path(__file__).with_name("HostileCollector.json"))  # type: ignore[arg-type]
+    factory = batch.w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
+    receipt = batch.send(factory.constructor())
+    address = str(receipt["contractAddress"])
+    batch.chain.mint(address, "1")
+    return address
+
+
+def _hostile_data(short_by: int = 0, reenter_with: bytes = b"") -> bytes:
+    return abi_encode(["uint256", "bytes"], [short_by, reenter_with])
+
+
+def test_a_deposit_credits_only_what_arrived_and_cannot_be_reentered(
+    batch: BatchContracts, hostile_collector: str
+) -> None:
+    channel = batch.open_channel()
+    deposit = batch.settlement.functions.deposit
+    short = deposit(channel.config, DEPOSIT, hostile_collector, _hostile_data(short_by=1))
+    assert batch.refused(short) == "collector delivered a wrong amount"
+    # A collector re-entering deposit would have one transfer seen by two balance checks.
+    inner = deposit(channel.config, 1_000, hostile_collector, _hostile_data())
+    inner_data = bytes.fromhex(inner._encode_transaction_data()[2:])
+    reentering = deposit(channel.config, 1_000, hostile_collector, _hostile_data(reenter_with=inner_data))
+    assert batch.refused(reentering) == "reentrant call"
+    # Any collector that delivers the exact amount is fine: the balance is the proof.
+    batch.send(deposit(channel.config, DEPOSIT, hostile_collector, _hostile_data()))
+    assert batch.state(channel) == (DEPOSIT, 0)
 
 
 @pytest.mark.parametrize(
