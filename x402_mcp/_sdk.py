@@ -11,12 +11,14 @@ release moves them.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from mcp.server import MCPServer, Server
+from mcp.server import MCPServer
 from mcp.server.mcpserver.tools.base import Tool
+
+from .frameworks._lowlevel import wrap_lowlevel_lifespan
 
 
 def server_applying_extensions() -> MCPServer[Any] | None:
@@ -72,21 +74,6 @@ def wrap_lifespan(server: MCPServer[Any], outer: Callable[[], AbstractAsyncConte
     low-level server enters `self.lifespan` when it starts serving.
     """
     wrap_lowlevel_lifespan(server._lowlevel_server, outer)
-
-
-def wrap_lowlevel_lifespan(
-    lowlevel: Server[Any], outer: Callable[[], AbstractAsyncContextManager[None]]
-) -> None:
-    """Run `outer()` around a low-level `Server`'s lifespan, in the task that runs the server
-    (so a task group `outer` opens is closed by the task that opened it)."""
-    inner = lowlevel.lifespan
-
-    @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[Any]:
-        async with outer(), inner(app) as state:
-            yield state
-
-    lowlevel.lifespan = lifespan
 
 
 def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Callable[..., Any]) -> int:
