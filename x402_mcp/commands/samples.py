@@ -215,8 +215,8 @@ def _module_server(script: Path, module: ModuleType) -> tuple[Any, str]:
     if unsupported:
         raise ConfigurationError(
             f"{script}: {', '.join(unsupported)} is not of a supported framework; x402-mcp serves an "
-            "mcp MCPServer (MCP SDK 2.x), an mcp.server.fastmcp.FastMCP (SDK 1.x) or a fastmcp.FastMCP server "
-            "(FastMCP 3 or 4)"
+            "mcp MCPServer (MCP SDK 2.x), an mcp.server.fastmcp.FastMCP (SDK 1.x) or a "
+            "fastmcp.FastMCP server (FastMCP 3 or 4)"
         )
     raise ConfigurationError(
         f"no server found in {script}: define build(payments) returning an MCPServer or FastMCP server, "
