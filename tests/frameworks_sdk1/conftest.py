@@ -25,8 +25,12 @@ from x402_mcp.frameworks.detect import sdk_major
 from x402_mcp.ledger.sqlite import SQLiteLedger
 
 ON_SDK1 = sdk_major() < 2
-collect_ignore = [] if ON_SDK1 else ["test_doors.py", "test_sdk1_seam.py", "test_fastmcp3.py"]
-collect_ignore += ["test_cross_line.py"] if ON_SDK1 else []
+IN_PROCESS = ["test_doors.py", "test_sdk1_seam.py", "test_fail_closed.py"]
+collect_ignore = ["test_cross_line.py"] if ON_SDK1 else IN_PROCESS
+
+if not ON_SDK1:
+    # The official x402 MCP package's environment, for test_cross_line.py (next to SDK 2.x).
+    from tests.interop_official_mcp.conftest import official  # noqa: F401
 
 PRICE = 50_000  # $0.05
 

@@ -123,7 +123,7 @@ class SDK1Door:
                     run=run,
                     http_request=context.request,
                     offer_link=url_elicitation(
-                        session, client.protocolVersion if client else "", context.request_id
+                        session, str(client.protocolVersion) if client else "", context.request_id
                     ),
                 )
             )
