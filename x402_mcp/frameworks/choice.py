@@ -106,11 +106,11 @@ def streamable_http_app(server: Any, host: str) -> Any:
 
 
 def _sdk_tool_error() -> type[Exception]:
-    if "mcpserver" in FRAMEWORKS:
-        from mcp.server.mcpserver.exceptions import ToolError
-    else:
-        from mcp.server.fastmcp.exceptions import ToolError
-    return ToolError
+    import importlib
+
+    line = "mcpserver" if "mcpserver" in FRAMEWORKS else "fastmcp"
+    error: type[Exception] = importlib.import_module(f"mcp.server.{line}.exceptions").ToolError
+    return error
 
 
 ToolError = _sdk_tool_error()
