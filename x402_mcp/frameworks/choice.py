@@ -44,9 +44,9 @@ def paid_server(name: str, payments: Payments, framework: str = DEFAULT_FRAMEWOR
         return MCPServer(name, extensions=[payments], log_level="WARNING")
     server: Any
     if framework == "sdk1":
-        from mcp.server.fastmcp import FastMCP as SDK1FastMCP
+        from .sdk1 import new_server
 
-        server = SDK1FastMCP(name, log_level="WARNING")
+        server = new_server(name)
     else:
         from fastmcp import FastMCP
 

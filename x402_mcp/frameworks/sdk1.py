@@ -154,6 +154,11 @@ class SDK1Door:
         return priced
 
 
+def new_server(name: str) -> FastMCP[Any]:
+    """An empty SDK 1.x FastMCP server called `name`, logging warnings and errors only."""
+    return FastMCP(name, log_level="WARNING")
+
+
 def from_sdk1(result: Any) -> CallToolResult:
     """An SDK 1.x `CallToolResult` (camelCase fields) as the gate's wire type."""
     return CallToolResult.model_validate(result.model_dump(by_alias=True, exclude_none=True, mode="json"))
