@@ -54,6 +54,9 @@ async def test_inspector_cli_shows_the_link_not_a_schema_error(
     output = done.stdout.decode()
 
     assert "must have required property" not in output + done.stderr.decode()
+    assert output.strip(), (
+        f"the Inspector printed no result (exit {done.returncode}): {done.stderr.decode()[-3000:]}"
+    )
     result = json.loads(output)
     assert result["isError"] is True and "structuredContent" not in result
     hosted = result["_meta"][META_HOSTED_URL]

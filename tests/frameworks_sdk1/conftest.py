@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from mcp_types import CallToolResult, ListToolsResult
 
+from tests.sdk_client import SDK1Client
+from tests.sdk_client import in_memory as in_memory_client
 from x402_mcp import Payments, paid
 from x402_mcp.devchain import DevChain
 from x402_mcp.frameworks.choice import FRAMEWORKS, ToolError, in_memory, paid_server
@@ -33,25 +34,6 @@ if not ON_SDK1:
     from tests.interop_official_mcp.conftest import official  # noqa: F401
 
 PRICE = 50_000  # $0.05
-
-
-class SDK1Client:
-    """An MCP SDK 1.x `ClientSession` whose results are read as the gate's wire types."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    async def call_tool(
-        self, name: str, arguments: dict[str, Any], meta: dict[str, Any] | None = None
-    ) -> CallToolResult:
-        result = await self.session.call_tool(name, arguments, meta=meta)
-        return CallToolResult.model_validate(result.model_dump(by_alias=True, exclude_none=True, mode="json"))
-
-    async def list_tools(self) -> ListToolsResult:
-        listed = await self.session.list_tools()
-        return ListToolsResult.model_validate(
-            listed.model_dump(by_alias=True, exclude_none=True, mode="json")
-        )
 
 
 @dataclass
@@ -130,13 +112,4 @@ async def client(shop: Shop) -> AsyncIterator[SDK1Client]:
 
 def connected(server: Any) -> Any:
     """An in-memory SDK 1.x client session on `server` (any framework of the older line)."""
-    import contextlib
-
-    from mcp.shared.memory import create_connected_server_and_client_session
-
-    @contextlib.asynccontextmanager
-    async def session() -> AsyncIterator[SDK1Client]:
-        async with create_connected_server_and_client_session(in_memory(server)) as opened:
-            yield SDK1Client(opened)
-
-    return session()
+    return in_memory_client(in_memory(server))

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.sdk_client import SDK1Client
 from x402_mcp.challenge import (
     META_HOSTED_URL,
     META_PAYMENT,
@@ -17,7 +18,7 @@ from x402_mcp.challenge import (
 )
 from x402_mcp.payer import read_challenge, sign_payment
 
-from .conftest import PRICE, SDK1Client, Shop
+from .conftest import PRICE, Shop
 
 pytestmark = pytest.mark.anyio
 
