@@ -26,7 +26,7 @@ from x402_mcp.frameworks.detect import sdk_major
 from x402_mcp.ledger.sqlite import SQLiteLedger
 
 ON_SDK1 = sdk_major() < 2
-IN_PROCESS = ["test_doors.py", "test_sdk1_seam.py", "test_fail_closed.py"]
+IN_PROCESS = ["test_doors.py", "test_sdk1_seam.py", "test_fail_closed.py", "test_fastmcp3.py"]
 collect_ignore = ["test_cross_line.py"] if ON_SDK1 else IN_PROCESS
 
 if not ON_SDK1:
