@@ -18,7 +18,7 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.mcpserver.tools.base import Tool
 
-from .frameworks._lowlevel import wrap_lowlevel_lifespan
+from .frameworks._lowlevel import rebind_registrations, wrap_lowlevel_lifespan
 
 
 def server_applying_extensions() -> MCPServer[Any] | None:
@@ -77,19 +77,9 @@ def wrap_lifespan(server: MCPServer[Any], outer: Callable[[], AbstractAsyncConte
 
 
 def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Callable[..., Any]) -> int:
-    """Point each `MCPServer` tool among `holders` that runs `old` at `new` (which must
-    take the same arguments and be as async as `old`); how many were.
-
-    `MCPServer.tool()` registers a function and returns it: `@paid` written above it
-    puts its guard in through here. Only the function called changes: the schemas,
-    description and `is_async` the SDK derived from `old` stay as they are.
-    """
-    rebound = 0
-    for holder in holders:
-        if isinstance(holder, Tool) and holder.fn is old:
-            holder.fn = new
-            rebound += 1
-    return rebound
+    """Point each `MCPServer` tool among `holders` that runs `old` at `new` (`@paid` above
+    `@server.tool()`; see `rebind_registrations`); how many were."""
+    return rebind_registrations(holders, Tool, old, new)
 
 
 def extensions(server: MCPServer[Any]) -> list[Any]:

@@ -35,6 +35,7 @@ from mcp import types as sdk_types
 from mcp.server.lowlevel.server import Server
 from mcp_types import CallToolResult
 
+from ._lowlevel import rebind_registrations
 from .detect import sdk_major
 
 ON_SDK2 = sdk_major() >= 2
@@ -185,19 +186,9 @@ def call_tool_result(result: ToolResult) -> CallToolResult:
 
 
 def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Callable[..., Any]) -> int:
-    """Point each FastMCP `FunctionTool` among `holders` that runs `old` at `new` (same
-    arguments, as async as `old`); how many were.
-
-    `FastMCP.tool()` registers a function and returns it: `@paid` written above it puts
-    its guard in through here. FastMCP derived the schemas from `old` already and reads
-    `fn` again on every run.
-    """
-    rebound = 0
-    for holder in holders:
-        if isinstance(holder, FunctionTool) and holder.fn is old:
-            holder.fn = new
-            rebound += 1
-    return rebound
+    """Point each FastMCP `FunctionTool` among `holders` that runs `old` at `new` (`@paid` above
+    `@mcp.tool`; see `rebind_registrations`); how many were."""
+    return rebind_registrations(holders, FunctionTool, old, new)
 
 
 async def functions_behind(tool: Tool) -> list[Callable[..., Any]]:

@@ -25,6 +25,8 @@ from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.tools.base import Tool
 from mcp.server.lowlevel.server import Server
 
+from ._lowlevel import rebind_registrations
+
 Handler = Callable[[Any], Awaitable[Any]]
 """A low-level request handler: the validated request in, a `ServerResult` out."""
 
@@ -76,15 +78,9 @@ def validated_tool_arguments(registered: Tool, arguments: dict[str, Any]) -> dic
 
 
 def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Callable[..., Any]) -> int:
-    """Point each SDK 1.x FastMCP tool among `holders` that runs `old` at `new` (same arguments,
-    as async as `old`); how many were. `@paid` written above `@server.tool()` puts its guard in
-    through here: FastMCP derived the schemas from `old` already and reads `fn` on every run."""
-    rebound = 0
-    for holder in holders:
-        if isinstance(holder, Tool) and holder.fn is old:
-            holder.fn = new
-            rebound += 1
-    return rebound
+    """Point each SDK 1.x FastMCP tool among `holders` that runs `old` at `new` (`@paid` above
+    `@server.tool()`; see `rebind_registrations`); how many were."""
+    return rebind_registrations(holders, Tool, old, new)
 
 
 def wrap_http_app(server: FastMCP[Any], outer: Callable[[], AbstractAsyncContextManager[None]]) -> None:

@@ -45,8 +45,7 @@ from ..guard import inside_gate
 from ..page.card import CARD_URI, PaymentCard, card_html, mark_listed
 from ..pricing import PaidTool, paid_spec
 from . import _fastmcp_seam as seam
-from ._lowlevel import wrap_lowlevel_lifespan
-from .coverage import check_at_start
+from ._lowlevel import ServerRuns, wrap_lowlevel_lifespan
 from .elicitation import url_elicitation
 from .sdk_line import IDENTIFIER
 
@@ -63,8 +62,7 @@ class FastMCPDoor:
         self.middleware = GateMiddleware(self)
         # The card's pieces, used by `GateMiddleware` (its MCPServer middleware is not used here).
         self.card = PaymentCard(gate, lambda name: None)
-        self.running = 0
-        """How many runs of this server (its low-level lifespan) are live."""
+        self.runs = ServerRuns(gate, server)
 
     def attach(self) -> None:
         """Put the gate first in the chain, register the extension and mount the page.
@@ -107,13 +105,8 @@ class FastMCPDoor:
     async def _lifespan(self) -> AsyncIterator[None]:
         # Middleware can be added until the server starts: check the order again now.
         self.check_order()
-        await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
-        async with self.gate.link.lifespan():
-            self.running += 1
-            try:
-                yield
-            finally:
-                self.running -= 1
+        async with self.runs.run():
+            yield
 
     def check_order(self) -> None:
         """Refuse a chain where a response cache runs before (outside) the gate.
@@ -181,7 +174,7 @@ class GateMiddleware(Middleware):
             # Free, or a mounted server's paid tool that its parent's gate let through already.
             return await call_next(context)
         tool, defining, spec = found
-        if not self.door.running:
+        if not self.door.runs.live:
             return seam.tool_result(self.door.not_running())
         if context.message.arguments is None:
             context.message.arguments = {}

@@ -37,8 +37,7 @@ from ..errors import ConfigurationError
 from ..gate import Gate, ToolCall
 from ..pricing import PaidTool, paid_spec
 from . import _sdk1_seam as seam
-from ._lowlevel import wrap_lowlevel_lifespan
-from .coverage import check_at_start
+from ._lowlevel import ServerRuns, wrap_lowlevel_lifespan
 from .elicitation import url_elicitation
 
 __all__ = ["SDK1Door"]
@@ -50,8 +49,7 @@ class SDK1Door:
     def __init__(self, gate: Gate, server: FastMCP[Any]) -> None:
         self.gate = gate
         self.server = server
-        self.running = 0
-        """How many runs of the gate's lifespan are live (one per server run)."""
+        self.runs = ServerRuns(gate, server)
 
     def attach(self) -> None:
         """Gate `tools/call`, price `tools/list`, mount the page and wrap the lifespans.
@@ -65,29 +63,18 @@ class SDK1Door:
         seam.wrap_handler(self.server, sdk1_types.ListToolsRequest, self._priced_list)
         self.gate.link.install(self._add_route, server_name=self.server.name)
         wrap_lowlevel_lifespan(seam.lowlevel_server(self.server), self._run_lifespan)
-        seam.wrap_http_app(self.server, self._lifespan)
+        seam.wrap_http_app(self.server, self.runs.run)
 
     def _add_route(self, path: str, methods: list[str], app: Any) -> None:
         self.server.custom_route(path, methods=methods)(app)
 
     @contextlib.asynccontextmanager
-    async def _lifespan(self) -> AsyncIterator[None]:
-        # Tools are registered after the server is made: their prices are checked as it starts.
-        await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
-        async with self.gate.link.lifespan():
-            self.running += 1
-            try:
-                yield
-            finally:
-                self.running -= 1
-
-    @contextlib.asynccontextmanager
     async def _run_lifespan(self) -> AsyncIterator[None]:
         """The low-level lifespan: the gate's, unless the HTTP app that runs this session holds it."""
-        if self.running:
+        if self.runs.live:
             yield
             return
-        async with self._lifespan():
+        async with self.runs.run():
             yield
 
     def paid_tool(self, name: str) -> PaidTool | None:
