@@ -17,6 +17,8 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
+# Re-exported: the page's tests, and others, take it from here (it lives in tests/asgi.py).
+from tests.asgi import serving as serving
 from x402_mcp import Payments, paid
 from x402_mcp.challenge import META_HOSTED_URL, META_REQUEST_ID
 from x402_mcp.devchain import DevChain
