@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.chains import anvil_or_skip, requirements_for, running_anvil
 from tests.contracts.batch import BatchContracts, Channel
-from x402_mcp.devchain import DevChain, TokenChain
-from x402_mcp.evm import sign_authorization, split_signature
+from x402_mcp.chains.devchain import DevChain, TokenChain
+from x402_mcp.core.evm import sign_authorization, split_signature
 
 CALLS_PER_CHANNEL = (10, 100, 1_000)
 _TWA_VRS = "transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)"

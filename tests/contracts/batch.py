@@ -24,7 +24,7 @@ from web3.logs import DISCARD
 from web3.types import RPCEndpoint, TxReceipt
 
 from x402_mcp.chains.contracts import artifact
-from x402_mcp.devchain import DevChain, TokenChain
+from x402_mcp.chains.devchain import DevChain, TokenChain
 from x402_mcp.schemes.batch.constants import (
     BATCH_SETTLEMENT_ADDRESS,
     CLAIM_BATCH_TYPES,

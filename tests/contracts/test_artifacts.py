@@ -47,5 +47,5 @@ def test_a_fresh_compile_reproduces_every_committed_artifact() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     fresh = [line.split()[1] for line in checked.stdout.splitlines() if line.startswith("fresh ")]
     assert str(ROOT / "x402_mcp" / "chains" / "contracts" / "x402BatchSettlement.json") in fresh
-    assert str(ROOT / "x402_mcp" / "contracts" / "USDC.json") in fresh
+    assert str(ROOT / "x402_mcp" / "settlement" / "contracts" / "USDC.json") in fresh
     assert str(ROOT / "tests" / "contracts" / "HostileCollector.json") in fresh

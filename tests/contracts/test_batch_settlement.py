@@ -19,14 +19,14 @@ from eth_utils.crypto import keccak
 from web3.logs import DISCARD
 
 from x402_mcp.chains.contracts import missing_canonical_contracts
-from x402_mcp.contracts import load_artifact
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
 from x402_mcp.schemes.batch.constants import (
     BATCH_SETTLEMENT_ADDRESS,
     CHANNEL_CONFIG_TYPES,
     ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
     batch_domain,
 )
+from x402_mcp.settlement.contracts import load_artifact
 
 from ..chains import deploy_eip1271_wallet
 from .batch import BatchContracts, Channel

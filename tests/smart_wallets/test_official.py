@@ -16,8 +16,8 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
 from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import PaymentPayload, PaymentRequirements
 
 from ..chains import AnvilChain, requirements_for
 from .wallets import (

@@ -1,2 +1,4 @@
-"""Development chains (DevChain, devnet) and the contracts placed on them; never imported by
-`import x402_mcp`."""
+"""Development chains: the embedded DevChain, the devnet (anvil) runner, the demo and its wallet.
+
+Development only: the command line and the tests import it; the production path must not.
+"""

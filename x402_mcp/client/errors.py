@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
+from ..core.money import format_dollars
 from ..errors import X402MCPError
-from ..money import format_dollars
 
 
 class PaymentDeclined(X402MCPError):

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import anyio
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
-from ..wire import PaymentRequirements
+from ..core.wire import PaymentRequirements
 from .budget import Budget
 from .store import SpendStore
 from .window import Window

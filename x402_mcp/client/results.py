@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from mcp.types import CallToolResult, TextContent
+from mcp_types import CallToolResult, TextContent
 
-from ..challenge import META_PAYMENT_RESPONSE
-from ..wire import PaymentRequired, PaymentRequirements, SettleResponse
+from ..core.challenge import META_PAYMENT_RESPONSE
+from ..core.wire import PaymentRequired, PaymentRequirements, SettleResponse
 
 
 @dataclass(frozen=True, slots=True)

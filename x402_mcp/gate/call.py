@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
-from ..pricing import PaidTool
+from ..core.pricing import PaidTool
 
 OfferLink = Callable[[str, str, str], Awaitable[None]]
 """Offer a payment link to the client: `(message, url, elicitation id)`; may raise."""

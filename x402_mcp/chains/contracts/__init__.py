@@ -18,13 +18,13 @@ from eth_utils.address import to_canonical_address
 from web3 import Web3
 from web3.types import RPCEndpoint
 
-from ...contracts import ContractArtifact, load_artifact
 from ...errors import X402MCPError
 from ...schemes.batch.constants import (
     BATCH_SETTLEMENT_ADDRESS,
     ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
     MULTICALL3_ADDRESS,
 )
+from ...settlement.contracts import ContractArtifact, load_artifact
 
 __all__ = [
     "CANONICAL_CONTRACTS",
