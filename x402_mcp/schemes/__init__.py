@@ -1,0 +1,1 @@
+"""Payment schemes: `exact` and `batch-settlement`, plug-ins behind one protocol."""
