@@ -53,6 +53,7 @@ __all__ = [
     "charge",
     "config_problem",
     "decide",
+    "reserve",
     "voucher_signature",
 ]
 
@@ -249,14 +250,9 @@ def charge(
     and the voucher as its latest (the reservation, if it was this call's, released), and
     the `Charge` line.
     """
-    if current is None:
-        return Refuse(reasons.MISSING_CHANNEL, "The channel is not in the ledger; deposit first.")
-    if current.busy(now) and current.reservation != reservation:
-        return Refuse(reasons.CHANNEL_BUSY, "Another call holds this channel; retry in a moment.")
-    if current.charged != base:
-        return Refuse(
-            reasons.CUMULATIVE_AMOUNT_MISMATCH, "The channel was charged since this voucher was checked."
-        )
+    held = reserve(current, base=base, reservation=reservation or "", until=now, now=now)
+    if isinstance(held, Refuse):
+        return held
     ceiling = int(voucher.max_claimable_amount)
     if amount < 0 or base + amount > ceiling:
         return Refuse(
@@ -265,7 +261,7 @@ def charge(
         )
     cumulative = base + amount
     record = replace(
-        current,
+        held,
         charged=cumulative,
         signed_max_claimable=ceiling,
         signature=voucher.signature,
@@ -273,5 +269,24 @@ def charge(
         reservation=None,
         reserved_until=None,
     )
-    line = Charge(current.channel_id, tool, amount, cumulative, ceiling, voucher.signature, now, request_id)
+    line = Charge(held.channel_id, tool, amount, cumulative, ceiling, voucher.signature, now, request_id)
     return record, line
+
+
+def reserve(
+    current: ChannelRecord | None, *, base: int, reservation: str, until: float, now: float
+) -> ChannelRecord | Refuse:
+    """Hold the channel `current` for one call whose voucher was checked at `base`, until `until`.
+
+    Refused, as `charge` is, when the channel is missing, held by another call, or charged
+    since; a lapsed hold (its call died or overran) is taken over.
+    """
+    if current is None:
+        return Refuse(reasons.MISSING_CHANNEL, "The channel is not in the ledger; deposit first.")
+    if current.busy(now) and current.reservation != reservation:
+        return Refuse(reasons.CHANNEL_BUSY, "Another call holds this channel; retry in a moment.")
+    if current.charged != base:
+        return Refuse(
+            reasons.CUMULATIVE_AMOUNT_MISMATCH, "The channel was charged since this voucher was checked."
+        )
+    return replace(current, reservation=reservation, reserved_until=until, updated_at=now)
