@@ -317,3 +317,38 @@ def test_charging_commits_once_at_most_the_ceiling_and_conflicts_when_stale() ->
     assert isinstance(over, Refuse) and over.reason == reasons.CHARGE_EXCEEDS_SIGNED_CUMULATIVE
     missing = charge(None, payload.voucher, base=CHARGED, amount=1, tool="t", now=NOW)
     assert isinstance(missing, Refuse) and missing.reason == reasons.MISSING_CHANNEL
+    foreign = payload.voucher.model_copy(update={"channel_id": "0x" + "22" * 32})
+    elsewhere = charge(record, foreign, base=CHARGED, amount=1, tool="t", now=NOW)
+    assert isinstance(elsewhere, Refuse) and elsewhere.reason == reasons.CHANNEL_ID_MISMATCH
+
+
+def test_a_permit2_deposit_is_checked_as_far_as_it_shows_without_the_chain() -> None:
+    parties = Parties.new()
+    permit2 = requirements_dict(parties, assetTransferMethod="permit2")
+    raw = signed_payload(parties, permit2)
+    assert "permit2Authorization" in raw["deposit"]["authorization"]
+    payload = parse_batch_payload(raw)
+    empty = ChainSnapshot(0, 0)
+    accepted = decide(
+        payload, PaymentRequirements.model_validate(permit2), record=None, snapshot=empty, now=NOW
+    )
+    assert isinstance(accepted, Accept) and accepted.kind == "deposit"
+    eip3009 = PaymentRequirements.model_validate(requirements_dict(parties))
+    refused = decide(payload, eip3009, record=None, snapshot=empty, now=NOW)
+    assert isinstance(refused, Refuse) and refused.reason == reasons.ERC3009_AUTHORIZATION_REQUIRED
+    authorization = raw["deposit"]["authorization"]["permit2Authorization"]
+    for field, value, reason in (
+        ("spender", parties.payer.address, reasons.PERMIT2_INVALID_SPENDER),
+        ("deadline", str(int(NOW)), reasons.PERMIT2_DEADLINE_EXPIRED),
+        ("witness", {"channelId": "0x" + "33" * 32}, reasons.DEPOSIT_PAYLOAD),
+    ):
+        bent = {**authorization, field: value}
+        altered = {**raw, "deposit": {**raw["deposit"], "authorization": {"permit2Authorization": bent}}}
+        decision = decide(
+            parse_batch_payload(altered),
+            PaymentRequirements.model_validate(permit2),
+            record=None,
+            snapshot=empty,
+            now=NOW,
+        )
+        assert isinstance(decision, Refuse) and decision.reason == reason, field

@@ -1,43 +1,107 @@
-"""The canonical facts of x402 batch settlement on EVM: addresses, the EIP-712 domain, bounds.
+"""The batch-settlement scheme's fixed facts on an EVM chain: where its contracts live and how
+its EIP-712 messages are typed.
 
-One module for every layer that needs them: the scheme's digests and rules, the ledger,
-and the development chains that place our own test doubles of the contracts at these
-addresses (`chains/`). The contract addresses are the CREATE2 deployments the x402
-foundation publishes, the same on every chain; the channel id and every voucher, claim
-and refund digest are bound to the settlement contract's address and the chain id.
+The addresses are the canonical CREATE2 deployments (the same on every chain); the embedded
+DevChain and anvil carry our test doubles at the very same addresses. The channel id, the
+vouchers, refunds and claim batches are all signed under one EIP-712 domain whose
+`verifyingContract` is the settlement contract, so an id or a signature made for one chain
+is worthless on another.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+from ...evm import AUTHORIZATION_TYPES
+
+__all__ = [
+    "BATCH_SETTLEMENT_ADDRESS",
+    "CHANNEL_CONFIG_TYPES",
+    "CLAIM_BATCH_TYPES",
+    "DOMAIN_NAME",
+    "DOMAIN_VERSION",
+    "ERC3009_DEPOSIT_COLLECTOR_ADDRESS",
+    "MAX_WITHDRAW_DELAY_SECONDS",
+    "MIN_WITHDRAW_DELAY_SECONDS",
+    "MULTICALL3_ADDRESS",
+    "PERMIT2_DEPOSIT_COLLECTOR_ADDRESS",
+    "RECEIVE_WITH_AUTHORIZATION_TYPES",
+    "REFUND_TYPES",
+    "SCHEME",
+    "VOUCHER_TYPES",
+    "batch_domain",
+]
 
 SCHEME: Final = "batch-settlement"
 
-#: x402BatchSettlement: the escrow that holds deposits and pays out claims.
 BATCH_SETTLEMENT_ADDRESS: Final = "0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003"
-#: ERC3009DepositCollector: the `to` of a deposit's `receiveWithAuthorization`.
+"""`x402BatchSettlement`: the escrow holding every channel's deposits."""
 ERC3009_DEPOSIT_COLLECTOR_ADDRESS: Final = "0x4020806089470a89826cB9fB1f4059150b550004"
-#: Permit2DepositCollector: the spender of a deposit's Permit2 witness transfer.
+"""Redeems a payer's ERC-3009 `ReceiveWithAuthorization` (signed `to` it) into a channel."""
 PERMIT2_DEPOSIT_COLLECTOR_ADDRESS: Final = "0x4020425FAf3B746C082C2f942b4E5159887B0005"
-#: Uniswap's Permit2, which the Permit2 deposit path pulls tokens through.
-PERMIT2_ADDRESS: Final = "0x000000000022D473030F116dDEE9F6B43aC78BA3"
-#: Multicall3: the official facilitator reads a channel's state through its `tryAggregate`.
+"""The Permit2 route for tokens without ERC-3009 (not on our development chains)."""
 MULTICALL3_ADDRESS: Final = "0xcA11bde05977b3631167028862bE2a173976CA11"
-#: Arachnid's deterministic deployer, through which the contracts above were placed by CREATE2.
-CREATE2_DEPLOYER_ADDRESS: Final = "0x4e59b44847b379578588920cA78FbF26c0B4956C"
+"""Multicall3, through whose `tryAggregate` the official facilitator reads channel state."""
 
-#: The EIP-712 domain of every batch-settlement signature (with the chain id and
-#: `verifyingContract` = `BATCH_SETTLEMENT_ADDRESS`).
+MIN_WITHDRAW_DELAY_SECONDS: Final = 900  # 15 minutes
+MAX_WITHDRAW_DELAY_SECONDS: Final = 2_592_000  # 30 days
+
 DOMAIN_NAME: Final = "x402 Batch Settlement"
 DOMAIN_VERSION: Final = "1"
 
-#: `withdrawDelay` bounds, seconds: 15 minutes to 30 days (the contract refuses others).
-MIN_WITHDRAW_DELAY: Final = 900
-MAX_WITHDRAW_DELAY: Final = 2_592_000
+_Fields = list[dict[str, str]]
 
-#: Without a configured floor, the `minDeposit` hint is this many times the price.
-MIN_DEPOSIT_PRICE_MULTIPLE: Final = 10
+CHANNEL_CONFIG_TYPES: Final[dict[str, _Fields]] = {
+    "ChannelConfig": [
+        {"name": "payer", "type": "address"},
+        {"name": "payerAuthorizer", "type": "address"},
+        {"name": "receiver", "type": "address"},
+        {"name": "receiverAuthorizer", "type": "address"},
+        {"name": "token", "type": "address"},
+        {"name": "withdrawDelay", "type": "uint40"},
+        {"name": "salt", "type": "bytes32"},
+    ]
+}
+"""The channel id is this struct's EIP-712 hash (the full digest, domain included)."""
 
-#: The contract keeps amounts as uint128: a voucher ceiling, a claim or a refund above this
-#: cannot be claimed or refunded on chain.
-UINT128_LIMIT: Final = 2**128
+VOUCHER_TYPES: Final[dict[str, _Fields]] = {
+    "Voucher": [
+        {"name": "channelId", "type": "bytes32"},
+        {"name": "maxClaimableAmount", "type": "uint128"},
+    ]
+}
+"""Signed by `payerAuthorizer` (ECDSA), or by the payer (EIP-1271 allowed) when that is zero."""
+
+REFUND_TYPES: Final[dict[str, _Fields]] = {
+    "Refund": [
+        {"name": "channelId", "type": "bytes32"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "amount", "type": "uint128"},
+    ]
+}
+"""Signed by `receiverAuthorizer` for `refundWithSignature`, for the channel's current refund nonce."""
+
+CLAIM_BATCH_TYPES: Final[dict[str, _Fields]] = {
+    "ClaimBatch": [{"name": "claims", "type": "ClaimEntry[]"}],
+    "ClaimEntry": [
+        {"name": "channelId", "type": "bytes32"},
+        {"name": "maxClaimableAmount", "type": "uint128"},
+        {"name": "totalClaimed", "type": "uint128"},
+    ],
+}
+"""Signed by `receiverAuthorizer` over every row of one `claimWithSignature`."""
+
+RECEIVE_WITH_AUTHORIZATION_TYPES: Final[dict[str, _Fields]] = {
+    "ReceiveWithAuthorization": AUTHORIZATION_TYPES["TransferWithAuthorization"]
+}
+"""An ERC-3009 deposit: `to` is the collector, `nonce` is keccak256(abi.encode(channelId, salt))."""
+
+
+def batch_domain(chain_id: int) -> dict[str, Any]:
+    """The EIP-712 domain of every batch-settlement message on chain `chain_id`."""
+    return {
+        "name": DOMAIN_NAME,
+        "version": DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": BATCH_SETTLEMENT_ADDRESS,
+    }

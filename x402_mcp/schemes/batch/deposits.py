@@ -10,14 +10,10 @@ from . import reasons
 from .constants import ERC3009_DEPOSIT_COLLECTOR_ADDRESS, PERMIT2_DEPOSIT_COLLECTOR_ADDRESS
 from .decisions import NeedsChain, Refuse, SignatureCheck
 from .digests import deposit_nonce, receive_authorization_digest, recover
-from .wire import BatchExtra, DepositPayload
+from .wire import BatchExtra, DepositPayload, same_address
 
 #: An authorization must stay valid this long after we check it, for the deposit to land.
 VALIDITY_MARGIN_SECONDS = 6
-
-
-def _same(a: str, b: str) -> bool:
-    return a.lower() == b.lower()
 
 
 def deposit_problem(
@@ -42,15 +38,17 @@ def deposit_problem(
     if permit2 is not None:
         if method != "permit2":
             return Refuse(reasons.ERC3009_AUTHORIZATION_REQUIRED, "This server takes ERC-3009 deposits.")
-        if not _same(permit2.spender, PERMIT2_DEPOSIT_COLLECTOR_ADDRESS):
+        if not same_address(permit2.spender, PERMIT2_DEPOSIT_COLLECTOR_ADDRESS):
             return Refuse(
                 reasons.PERMIT2_INVALID_SPENDER, "The Permit2 spender must be the deposit collector."
             )
-        if permit2.permitted.amount != deposit.amount or not _same(permit2.permitted.token, config.token):
+        if permit2.permitted.amount != deposit.amount or not same_address(
+            permit2.permitted.token, config.token
+        ):
             return Refuse(reasons.PERMIT2_AMOUNT_MISMATCH, "The Permit2 permit is not for the deposit.")
         if int(permit2.deadline) < now + VALIDITY_MARGIN_SECONDS:
             return Refuse(reasons.PERMIT2_DEADLINE_EXPIRED, "The Permit2 deadline has passed.")
-        if permit2.witness.channel_id.lower() != cid.lower() or not _same(permit2.from_, config.payer):
+        if permit2.witness.channel_id.lower() != cid.lower() or not same_address(permit2.from_, config.payer):
             return Refuse(reasons.DEPOSIT_PAYLOAD, "The Permit2 witness is not this channel's payer and id.")
         return None  # the Permit2 signature is the chain's to check, when the deposit is simulated
     erc3009 = deposit.authorization.erc3009_authorization

@@ -8,28 +8,44 @@ the chain id and the settlement contract's canonical address.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ...evm import domain_separator, ecrecover, keccak256, typed_digest
 from ...wire import hex_bytes
-from .constants import BATCH_SETTLEMENT_ADDRESS, DOMAIN_NAME, DOMAIN_VERSION
+from .constants import (
+    BATCH_SETTLEMENT_ADDRESS,
+    CHANNEL_CONFIG_TYPES,
+    CLAIM_BATCH_TYPES,
+    DOMAIN_NAME,
+    DOMAIN_VERSION,
+    RECEIVE_WITH_AUTHORIZATION_TYPES,
+    REFUND_TYPES,
+    VOUCHER_TYPES,
+)
 from .wire import ChannelConfig, Voucher
 
-CHANNEL_CONFIG_TYPEHASH = keccak256(
-    b"ChannelConfig(address payer,address payerAuthorizer,address receiver,address receiverAuthorizer,"
-    b"address token,uint40 withdrawDelay,bytes32 salt)"
-)
-VOUCHER_TYPEHASH = keccak256(b"Voucher(bytes32 channelId,uint128 maxClaimableAmount)")
-REFUND_TYPEHASH = keccak256(b"Refund(bytes32 channelId,uint256 nonce,uint128 amount)")
-_CLAIM_ENTRY_TYPE = b"ClaimEntry(bytes32 channelId,uint128 maxClaimableAmount,uint128 totalClaimed)"
-CLAIM_ENTRY_TYPEHASH = keccak256(_CLAIM_ENTRY_TYPE)
-# A struct that holds another names it after its own type: EIP-712's encodeType.
-CLAIM_BATCH_TYPEHASH = keccak256(b"ClaimBatch(ClaimEntry[] claims)" + _CLAIM_ENTRY_TYPE)
-RECEIVE_AUTHORIZATION_TYPEHASH = keccak256(
-    b"ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,"
-    b"uint256 validBefore,bytes32 nonce)"
-)
+
+def _type_hash(primary: str, types: Mapping[str, Sequence[Mapping[str, str]]]) -> bytes:
+    """EIP-712's `typeHash`: the primary type's `Name(type field,…)`, then every type it
+    refers to, sorted by name (each of these tables holds only the types its primary uses)."""
+
+    def encoded(name: str) -> str:
+        fields = ",".join(f"{field['type']} {field['name']}" for field in types[name])
+        return f"{name}({fields})"
+
+    return keccak256(
+        (encoded(primary) + "".join(encoded(name) for name in sorted(types) if name != primary)).encode()
+    )
+
+
+# The types are the ones wallets sign (`constants`); their hashes are computed once.
+CHANNEL_CONFIG_TYPEHASH = _type_hash("ChannelConfig", CHANNEL_CONFIG_TYPES)
+VOUCHER_TYPEHASH = _type_hash("Voucher", VOUCHER_TYPES)
+REFUND_TYPEHASH = _type_hash("Refund", REFUND_TYPES)
+CLAIM_ENTRY_TYPEHASH = _type_hash("ClaimEntry", {"ClaimEntry": CLAIM_BATCH_TYPES["ClaimEntry"]})
+CLAIM_BATCH_TYPEHASH = _type_hash("ClaimBatch", CLAIM_BATCH_TYPES)
+RECEIVE_AUTHORIZATION_TYPEHASH = _type_hash("ReceiveWithAuthorization", RECEIVE_WITH_AUTHORIZATION_TYPES)
 
 _ADDRESS_PADDING = bytes(12)
 

@@ -25,7 +25,7 @@ from dataclasses import replace
 from ...evm import chain_id_of
 from ...wire import PaymentRequirements
 from . import reasons
-from .constants import MAX_WITHDRAW_DELAY, MIN_WITHDRAW_DELAY, SCHEME
+from .constants import MAX_WITHDRAW_DELAY_SECONDS, MIN_WITHDRAW_DELAY_SECONDS, SCHEME
 from .decisions import Accept, AcceptRefund, Corrective, Decision, NeedsChain, Refuse, SignatureCheck
 from .deposits import deposit_problem
 from .digests import channel_id, recover, voucher_digest
@@ -39,7 +39,9 @@ from .wire import (
     DepositPayload,
     RefundPayload,
     Voucher,
+    is_zero_address,
     parse_batch_extra,
+    same_address,
 )
 
 __all__ = [
@@ -58,37 +60,30 @@ __all__ = [
 ]
 
 
-def _is_zero(address: str) -> bool:
-    return int(address, 16) == 0
-
-
-def _same(a: str, b: str) -> bool:
-    return a.lower() == b.lower()
-
-
 def config_problem(
     config: ChannelConfig, requirements: PaymentRequirements, extra: BatchExtra
 ) -> Refuse | None:
     """Rules 2 to 5 and the delay's range: the channel is to our receiver, authorizer, token, delay."""
-    if not _same(config.receiver, requirements.pay_to):
+    if not same_address(config.receiver, requirements.pay_to):
         return Refuse(reasons.RECEIVER_MISMATCH, "The channel's receiver is not this server's payTo.")
-    if _is_zero(config.receiver_authorizer) or not _same(
+    if is_zero_address(config.receiver_authorizer) or not same_address(
         config.receiver_authorizer, extra.receiver_authorizer
     ):
         return Refuse(
             reasons.RECEIVER_AUTHORIZER_MISMATCH,
             "The channel's receiverAuthorizer is not the one this server announced.",
         )
-    if not _same(config.token, requirements.asset):
+    if not same_address(config.token, requirements.asset):
         return Refuse(reasons.TOKEN_MISMATCH, "The channel's token is not the asset this server accepts.")
     if config.withdraw_delay != extra.withdraw_delay:
         return Refuse(
             reasons.WITHDRAW_DELAY_MISMATCH, "The channel's withdrawDelay is not the announced one."
         )
-    if not MIN_WITHDRAW_DELAY <= config.withdraw_delay <= MAX_WITHDRAW_DELAY:
+    if not MIN_WITHDRAW_DELAY_SECONDS <= config.withdraw_delay <= MAX_WITHDRAW_DELAY_SECONDS:
         return Refuse(
             reasons.WITHDRAW_DELAY_OUT_OF_RANGE,
-            f"withdrawDelay must lie between {MIN_WITHDRAW_DELAY} and {MAX_WITHDRAW_DELAY} seconds.",
+            f"withdrawDelay must lie between {MIN_WITHDRAW_DELAY_SECONDS} and"
+            f" {MAX_WITHDRAW_DELAY_SECONDS} seconds.",
         )
     return None
 
@@ -99,7 +94,7 @@ def voucher_signature(
     """Rule 6: a voucher is signed by `payerAuthorizer` (ECDSA) or, when that is zero, by the
     payer, whose contract wallet only the chain can vouch for (EIP-1271)."""
     digest = voucher_digest(voucher.channel_id, int(voucher.max_claimable_amount), chain_id)
-    if not _is_zero(config.payer_authorizer):
+    if not is_zero_address(config.payer_authorizer):
         signer = recover(digest, voucher.signature)
         if signer is None or "0x" + signer.hex() != config.payer_authorizer.lower():
             return Refuse(
@@ -253,6 +248,8 @@ def charge(
     held = reserve(current, base=base, reservation=reservation or "", until=now, now=now)
     if isinstance(held, Refuse):
         return held
+    if voucher.channel_id.lower() != held.channel_id.lower():
+        return Refuse(reasons.CHANNEL_ID_MISMATCH, "The voucher is for another channel.")
     ceiling = int(voucher.max_claimable_amount)
     if amount < 0 or base + amount > ceiling:
         return Refuse(

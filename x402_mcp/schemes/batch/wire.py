@@ -29,16 +29,28 @@ from ...wire import (
     validation_error_text,
 )
 from . import reasons
-from .constants import MAX_WITHDRAW_DELAY, MIN_WITHDRAW_DELAY, UINT128_LIMIT
+from .constants import MAX_WITHDRAW_DELAY_SECONDS, MIN_WITHDRAW_DELAY_SECONDS
 
 MAX_SIGNATURE_BYTES = 4096
 """An ECDSA signature is 65 bytes; an EIP-1271 or ERC-6492 one more, but never this much."""
+
+UINT128_LIMIT = 2**128
+"""The contract keeps amounts as uint128: a ceiling, claim or refund above it cannot be made on chain."""
 
 UINT40_LIMIT = 2**40
 """`withdrawDelay` is a uint40 in the channel config."""
 
 MAX_DOMAIN_TEXT = 256
 """The token's EIP-712 `name` and `version` (`"USD Coin"`, `"2"`) are short."""
+
+
+def same_address(a: str, b: str) -> bool:
+    """Whether two hex addresses name one account (their case, a checksum or not, aside)."""
+    return a.lower() == b.lower()
+
+
+def is_zero_address(address: str) -> bool:
+    return int(address, 16) == 0
 
 
 def _address(value: Any) -> str:
@@ -230,7 +242,7 @@ class BatchExtra(BatchModel):
     name: DomainText
     version: DomainText
     receiver_authorizer: Address
-    withdraw_delay: int = Field(ge=MIN_WITHDRAW_DELAY, le=MAX_WITHDRAW_DELAY)
+    withdraw_delay: int = Field(ge=MIN_WITHDRAW_DELAY_SECONDS, le=MAX_WITHDRAW_DELAY_SECONDS)
     asset_transfer_method: Literal["eip3009", "permit2"] | None = None
     min_deposit: Amount | None = None
     channel_state: ChannelState | None = None
@@ -239,7 +251,7 @@ class BatchExtra(BatchModel):
     @field_validator("receiver_authorizer")
     @classmethod
     def _not_zero(cls, value: str) -> str:
-        if int(value, 16) == 0:
+        if is_zero_address(value):
             raise ValueError("must not be the zero address: claims and refunds need a signer")
         return value
 
