@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from ..errors import ChannelConflict, LedgerError
 from ..schemes.batch import rules
@@ -214,19 +214,10 @@ class ChannelLedger(LedgerScripts):
         return (await self._execute(statement, write=True)).rowcount == 1
 
     async def record_charge(
-        self,
-        channel_id: str,
-        voucher: Voucher,
-        *,
-        base: int,
-        amount: int,
-        tool: str,
-        now: float,
-        reservation: str | None = None,
-        request_id: str | None = None,
+        self, channel_id: str, voucher: Voucher, **terms: Unpack[rules.ChargeTerms]
     ) -> tuple[ChannelRecord, Charge]:
-        """Charge one successful call `amount` under `voucher` (checked at `base`), storing the
-        voucher as the channel's latest, in one transaction; the channel after, and the charge.
+        """Charge one successful call under `voucher` (see `rules.charge` for the terms), storing
+        the voucher as the channel's latest, in one transaction; the channel after, and the charge.
 
         Raises:
             ChannelConflict: the channel was charged since (the corrective reason), is held by
@@ -235,16 +226,7 @@ class ChannelLedger(LedgerScripts):
 
         def script() -> Script[tuple[ChannelRecord, Charge]]:
             current = yield from self._locked(channel_id)
-            outcome = rules.charge(
-                current,
-                voucher,
-                base=base,
-                amount=amount,
-                tool=tool,
-                now=now,
-                reservation=reservation,
-                request_id=request_id,
-            )
+            outcome = rules.charge(current, voucher, **terms)
             if isinstance(outcome, rules.Refuse):
                 raise ChannelConflict(channel_id, outcome.reason, outcome.message)
             record, line = outcome

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import replace
+from typing import NotRequired, TypedDict, Unpack
 
 from ...evm import chain_id_of
 from ...wire import PaymentRequirements
@@ -47,6 +48,7 @@ from .wire import (
 __all__ = [
     "Accept",
     "AcceptRefund",
+    "ChargeTerms",
     "Corrective",
     "Decision",
     "NeedsChain",
@@ -226,16 +228,21 @@ def _state_without_record(cid: str, chain: ChainSnapshot) -> ChannelState:
     )
 
 
+class ChargeTerms(TypedDict):
+    """What a charge needs besides the channel and voucher: the cumulative `base` its voucher
+    was checked at, the `amount` charged, the `tool` that ran, the time; the call's hold and
+    request id, if it has them."""
+
+    base: int
+    amount: int
+    tool: str
+    now: float
+    reservation: NotRequired[str | None]
+    request_id: NotRequired[str | None]
+
+
 def charge(
-    current: ChannelRecord | None,
-    voucher: Voucher,
-    *,
-    base: int,
-    amount: int,
-    tool: str,
-    now: float,
-    reservation: str | None = None,
-    request_id: str | None = None,
+    current: ChannelRecord | None, voucher: Voucher, **terms: Unpack[ChargeTerms]
 ) -> tuple[ChannelRecord, Charge] | Refuse:
     """Commit one call's `amount` on the channel `current`, whose voucher was checked at `base`.
 
@@ -245,7 +252,8 @@ def charge(
     and the voucher as its latest (the reservation, if it was this call's, released), and
     the `Charge` line.
     """
-    held = reserve(current, base=base, reservation=reservation or "", until=now, now=now)
+    base, amount, now = terms["base"], terms["amount"], terms["now"]
+    held = reserve(current, base=base, reservation=terms.get("reservation") or "", until=now, now=now)
     if isinstance(held, Refuse):
         return held
     if voucher.channel_id.lower() != held.channel_id.lower():
@@ -266,7 +274,8 @@ def charge(
         reservation=None,
         reserved_until=None,
     )
-    line = Charge(held.channel_id, tool, amount, cumulative, ceiling, voucher.signature, now, request_id)
+    signature, request_id = voucher.signature, terms.get("request_id")
+    line = Charge(held.channel_id, terms["tool"], amount, cumulative, ceiling, signature, now, request_id)
     return record, line
 
 

@@ -16,13 +16,17 @@ from pydantic.functional_validators import BeforeValidator
 
 from ...errors import MalformedPayment
 from ...text import shown
+
+# `_address` and `_decimal_string`: the x402 wire's own field validators, so an address or an
+# amount reads (and is refused) the same in every scheme.
 from ...wire import (
     UINT256_LIMIT,
     PaymentRequirements,
     ResourceInfo,
     WireModel,
+    _address,
+    _decimal_string,
     hex_bytes,
-    is_address,
     is_nonce,
     parse_uint,
     read_payment_object,
@@ -53,12 +57,6 @@ def is_zero_address(address: str) -> bool:
     return int(address, 16) == 0
 
 
-def _address(value: Any) -> str:
-    if not is_address(value):
-        raise ValueError("must be an address: 0x followed by 40 hex digits")
-    return str(value)
-
-
 def _bytes32(value: Any) -> str:
     if not is_nonce(value):
         raise ValueError("must be 32 bytes: 0x followed by 64 hex digits")
@@ -66,18 +64,10 @@ def _bytes32(value: Any) -> str:
 
 
 def _uint128_text(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError("must be a string of decimal digits (atomic units)")
-    if parse_uint(value, "it") >= UINT128_LIMIT:
+    text = _decimal_string(value)
+    if int(text) >= UINT128_LIMIT:
         raise ValueError("must be below 2**128, the contract's uint128")
-    return value
-
-
-def _uint256_text(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError("must be a string of decimal digits")
-    parse_uint(value, "it")
-    return value
+    return text
 
 
 def _signature(value: Any) -> str:
@@ -101,7 +91,7 @@ def _json_uint(value: Any) -> int:
 Address = Annotated[str, BeforeValidator(_address)]
 Bytes32 = Annotated[str, BeforeValidator(_bytes32)]
 Amount = Annotated[str, BeforeValidator(_uint128_text)]
-Uint256Text = Annotated[str, BeforeValidator(_uint256_text)]
+Uint256Text = Annotated[str, BeforeValidator(_decimal_string)]
 Signature = Annotated[str, BeforeValidator(_signature)]
 Counter = Annotated[int, BeforeValidator(_json_uint)]
 DomainText = Annotated[str, Field(min_length=1, max_length=MAX_DOMAIN_TEXT)]
