@@ -335,6 +335,8 @@ async def test_claims_collect_charges_and_sweeps_settle_claims(ledger: SQLLedger
     assert await ledger.begin_claim("claim-1", owed, now=NOW + 1) == 8_000
     with pytest.raises(LedgerError, match="recorded already"):
         await ledger.begin_claim("claim-1", owed, now=NOW + 1)
+    with pytest.raises(LedgerError, match="at least one channel"):
+        await ledger.begin_claim("claim-0", [], now=NOW)
     with pytest.raises(LedgerError, match="one receiver"):
         await ledger.begin_claim("claim-x", [*owed, await ledger.channel(foreign.channel_id)], now=NOW)
     assert await ledger.submitted(owner=OWNER) == [("claim-1", "claim", 8_000)]

@@ -21,7 +21,7 @@ from ..errors import ChannelConflict, LedgerError
 from ..schemes.batch import rules
 from ..schemes.batch.records import ChainSnapshot, ChannelRecord, Charge
 from ..schemes.batch.wire import ChannelConfig, Voucher
-from ._dialect import Rows, Script, Statement
+from ._dialect import Dialect, Rows, Script, Statement
 from ._scripts import LedgerScripts, single_statement
 from ._sql import CHANNEL_COLUMNS, ChannelQueries
 from .base import Owner
@@ -67,12 +67,9 @@ def owner_of(record: ChannelRecord) -> Owner:
 class ChannelLedger(LedgerScripts):
     """The ledger's channel statements (see the module docstring), beside its requests'."""
 
-    @property
-    def _c(self) -> ChannelQueries:
-        queries: ChannelQueries | None = getattr(self, "_channel_queries", None)
-        if queries is None:
-            queries = self._channel_queries = ChannelQueries(self._t, self._d.param)
-        return queries
+    def __init__(self, dialect: Dialect, where: str) -> None:
+        super().__init__(dialect, where)
+        self._c = ChannelQueries(dialect.tables, dialect.param)
 
     def _channel_values(self, record: ChannelRecord, *, created_at: float) -> list[object]:
         config, chain, amount = record.config, record.chain, self._d.amount
@@ -301,6 +298,8 @@ class ChannelLedger(LedgerScripts):
         now: float,
         owner: Owner | None = None,
     ) -> int:
+        if kind == "claim" and not records:
+            raise LedgerError("a claim needs at least one channel to claim")
         owners = {owner_of(record) for record in records} | ({owner} if owner else set())
         if len(owners) != 1:
             raise LedgerError(f"a {kind} collects the channels of one receiver, network and token")

@@ -49,6 +49,8 @@ class Corrective:
 
 @dataclass(frozen=True, slots=True)
 class Refuse:
+    """Refused: `reason` is the spec's code, `message` a sentence for the payer."""
+
     reason: str
     message: str
 
@@ -66,6 +68,9 @@ class SignatureCheck:
 
 @dataclass(frozen=True, slots=True)
 class NeedsChain:
+    """Only the chain can answer: read the channel's state (`snapshot`), or ask each contract
+    wallet in `signatures`; then decide again with what it said."""
+
     snapshot: bool = False
     signatures: tuple[SignatureCheck, ...] = ()
 
