@@ -85,12 +85,12 @@ def _cases(count: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 def _ours(
     requirements: dict[str, Any], payments: list[dict[str, Any]]
 ) -> tuple[Callable[[], float], Callable[[], float]]:
-    from x402_mcp import evm
+    from x402_mcp.core import evm
+    from x402_mcp.core.wire import PaymentRequirements
     from x402_mcp.schemes.batch.digests import channel_id
     from x402_mcp.schemes.batch.records import ChainSnapshot, ChannelRecord
     from x402_mcp.schemes.batch.rules import Accept, decide
     from x402_mcp.schemes.batch.wire import parse_batch_extra, parse_batch_payment
-    from x402_mcp.wire import PaymentRequirements
 
     ours = PaymentRequirements.model_validate(requirements)
     extra = parse_batch_extra(ours.extra)  # our own requirements: read once, at start-up

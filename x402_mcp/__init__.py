@@ -15,6 +15,8 @@ async def research_query(question: str) -> str: ...
 On FastMCP 4: `mcp = fastmcp.FastMCP("research")`, then `payments.install(mcp)`.
 """
 
+from .core.networks import Asset, Network, SolanaNetwork
+from .core.pricing import PaidTool, SettleOrder
 from .errors import (
     ConfigurationError,
     InsufficientFunds,
@@ -35,10 +37,9 @@ from .errors import (
     UnknownPaymentRequest,
     X402MCPError,
 )
-from .networks import Asset, Network, SolanaNetwork
-from .payments import Payments
-from .pricing import PaidTool, SettleOrder, paid
-from .solana import Solana
+from .gate.paid import paid
+from .gate.payments import Payments
+from .schemes.exact.solana import Solana
 
 __all__ = [
     "Asset",

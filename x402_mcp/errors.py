@@ -29,7 +29,7 @@ message is for people.
 
 from __future__ import annotations
 
-from .text import shown
+from .core.text import shown
 
 
 class X402MCPError(Exception):

@@ -11,11 +11,11 @@ from typing import Any
 import anyio
 import pytest
 
+from x402_mcp.core.lifecycle import Event, State, target_of
 from x402_mcp.errors import LedgerError, StateConflict
 from x402_mcp.ledger import Ledger, PaymentRequest, SettlementRecord
 from x402_mcp.ledger._migrations import ledger_migrations
 from x402_mcp.ledger.sqlite import SQLITE
-from x402_mcp.lifecycle import Event, State, target_of
 
 from .conftest import Store
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from x402_mcp.core.lifecycle import Event, State
 from x402_mcp.errors import LedgerError, StateConflict
 from x402_mcp.ledger import PaymentKey, SettlementRecord
 from x402_mcp.ledger._migrations import ledger_migrations
 from x402_mcp.ledger.sqlite import SQLITE
-from x402_mcp.lifecycle import Event, State
 
 from .conftest import Rows, Store, fresh_schema, sqlite_store
 

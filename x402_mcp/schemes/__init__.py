@@ -1,1 +1,4 @@
-"""Payment schemes: `exact` and `batch-settlement`, plug-ins behind one protocol."""
+"""Payment schemes: how a payload is matched to what was asked and checked before settling.
+
+`exact` (EVM and Solana) is the first scheme.
+"""

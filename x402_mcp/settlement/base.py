@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from ..errors import LedgerError, PaymentError, SettlementError
-from ..wire import (
+from ..core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
     SettleResponse,
@@ -16,6 +15,7 @@ from ..wire import (
     SvmPaymentPayload,
     VerifyResponse,
 )
+from ..errors import LedgerError, PaymentError, SettlementError
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ through `authorization_on_chain`, and `may_release` says what that answer allows
 
 from __future__ import annotations
 
-from ..wire import AnyPaymentPayload, PaymentRequirements, ReceivedPayment, SvmPaymentPayload
+from ..core.wire import AnyPaymentPayload, PaymentRequirements, ReceivedPayment, SvmPaymentPayload
 from .base import ChainLookup, OnChain, backend_failures
 
 __all__ = ["RELEASABLE", "authorization_on_chain", "may_release"]

@@ -17,6 +17,7 @@ from x402.schemas import PaymentRequirements as OfficialRequirements
 from x402.schemas import SettleResponse as OfficialSettleResponse
 from x402.schemas.hooks import PaymentResponseContext
 
+from x402_mcp.core.wire import PaymentRequirements
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger.channels import owner_of
 from x402_mcp.schemes.batch.answers import claim_entries, claim_payload, corrected_requirements, receipt_extra
@@ -24,7 +25,6 @@ from x402_mcp.schemes.batch.digests import claim_batch_digest, recover, voucher_
 from x402_mcp.schemes.batch.records import ChainSnapshot, ChannelRecord
 from x402_mcp.schemes.batch.rules import Accept, Corrective, decide
 from x402_mcp.schemes.batch.wire import parse_batch_extra, parse_batch_payment
-from x402_mcp.wire import PaymentRequirements
 
 from .official import CHAIN_ID, NETWORK, PRICE, Parties, client, payment, requirements_dict
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from x402_mcp.core.wire import PaymentRequirements
 from x402_mcp.schemes.batch import reasons
 from x402_mcp.schemes.batch.digests import channel_id, voucher_digest
 from x402_mcp.schemes.batch.records import ChainSnapshot, ChannelRecord
@@ -23,7 +24,6 @@ from x402_mcp.schemes.batch.rules import (
     decide,
 )
 from x402_mcp.schemes.batch.wire import ChannelConfig, parse_batch_payload, parse_batch_payment
-from x402_mcp.wire import PaymentRequirements
 
 from .official import (
     CHAIN_ID,

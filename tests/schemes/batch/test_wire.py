@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from x402_mcp.core.wire import MAX_PAYLOAD_BYTES
 from x402_mcp.errors import MalformedPayment
 from x402_mcp.schemes.batch import reasons
 from x402_mcp.schemes.batch.wire import (
@@ -20,7 +21,6 @@ from x402_mcp.schemes.batch.wire import (
     parse_batch_payload,
     parse_batch_payment,
 )
-from x402_mcp.wire import MAX_PAYLOAD_BYTES
 
 from .official import Parties, payment, requirements_dict, signed_payload
 

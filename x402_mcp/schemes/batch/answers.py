@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...wire import PaymentRequirements
+from ...core.wire import PaymentRequirements
 from .decisions import Corrective
 from .digests import ClaimEntry
 from .records import ChannelRecord

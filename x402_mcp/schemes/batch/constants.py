@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ...evm import AUTHORIZATION_TYPES
+from ...core.evm import AUTHORIZATION_TYPES
 
 __all__ = [
     "BATCH_SETTLEMENT_ADDRESS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from ...wire import PaymentRequirements
+from ...core.wire import PaymentRequirements
 from . import reasons
 from .constants import ERC3009_DEPOSIT_COLLECTOR_ADDRESS, PERMIT2_DEPOSIT_COLLECTOR_ADDRESS
 from .decisions import NeedsChain, Refuse, SignatureCheck

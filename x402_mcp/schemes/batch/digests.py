@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ...evm import domain_separator, ecrecover, keccak256, typed_digest
-from ...wire import hex_bytes
+from ...core.evm import domain_separator, ecrecover, keccak256, typed_digest
+from ...core.wire import hex_bytes
 from .constants import (
     BATCH_SETTLEMENT_ADDRESS,
     CHANNEL_CONFIG_TYPES,

@@ -23,8 +23,8 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import NotRequired, TypedDict, Unpack
 
-from ...evm import chain_id_of
-from ...wire import PaymentRequirements
+from ...core.evm import chain_id_of
+from ...core.wire import PaymentRequirements
 from . import reasons
 from .constants import MAX_WITHDRAW_DELAY_SECONDS, MIN_WITHDRAW_DELAY_SECONDS, SCHEME
 from .decisions import Accept, AcceptRefund, Corrective, Decision, NeedsChain, Refuse, SignatureCheck

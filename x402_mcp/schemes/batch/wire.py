@@ -14,12 +14,11 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.functional_validators import BeforeValidator
 
-from ...errors import MalformedPayment
-from ...text import shown
+from ...core.text import shown
 
 # `_address` and `_decimal_string`: the x402 wire's own field validators, so an address or an
 # amount reads (and is refused) the same in every scheme.
-from ...wire import (
+from ...core.wire import (
     UINT256_LIMIT,
     PaymentRequirements,
     ResourceInfo,
@@ -32,6 +31,7 @@ from ...wire import (
     read_payment_object,
     validation_error_text,
 )
+from ...errors import MalformedPayment
 from . import reasons
 from .constants import MAX_WITHDRAW_DELAY_SECONDS, MIN_WITHDRAW_DELAY_SECONDS
 

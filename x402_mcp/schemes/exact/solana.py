@@ -1,0 +1,121 @@
+"""Also accepting USDC on Solana, settled by an x402 facilitator.
+
+A server keeps its EVM network and adds `Solana(...)` to `Payments(also_accept=[...])`.
+Every challenge then offers a second `exact` requirement on Solana. The payer
+signs a transaction (a USDC transfer to our payee, with the facilitator as fee
+payer and the payment request id as its memo); the facilitator checks it against
+our requirements, completes it and sends it. We never read the transaction:
+no Solana code runs here, only x402 over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from ...core.money import USDC_DECIMALS
+from ...core.networks import SolanaNetwork, is_solana_address, resolve_solana_network
+from ...core.wire import PaymentRequirements
+from ...errors import ConfigurationError, SettlementError
+from ...ledger.base import PaymentRequest
+from ...settlement.base import SolanaSettlement, backend_failures
+from ...settlement.facilitator import default_settlement
+
+logger = logging.getLogger("x402_mcp")
+
+__all__ = ["Solana"]
+
+FEE_PAYER_RETRY_SECONDS = 30.0
+"""After the facilitator failed to name its fee payer, challenges go out without
+Solana for this long rather than waiting on it every time."""
+
+
+class Solana:
+    """A Solana payee, offered beside the server's EVM network.
+
+    Args:
+        pay_to: the payee's Solana wallet address (base58); USDC arrives in its
+            associated token account, which must exist.
+        network: `"solana-devnet"` (default), `"solana"` (mainnet), or a CAIP-2 id.
+        mint: the token, when not the network's USDC. It must have the same
+            decimals as the server's EVM asset, since one price covers both.
+        decimals: the mint's decimals (USDC: 6).
+        settlement: a facilitator that settles exact-SVM payments on `network`
+            (`FacilitatorSettlement(url)`); default: the public one, for devnet only.
+
+    Raises:
+        ConfigurationError: an invalid payee, an unknown network, no mint, or a
+            mainnet without an explicit facilitator.
+    """
+
+    def __init__(
+        self,
+        pay_to: str,
+        network: str | SolanaNetwork = "solana-devnet",
+        *,
+        mint: str | None = None,
+        decimals: int = USDC_DECIMALS,
+        settlement: SolanaSettlement | None = None,
+    ) -> None:
+        if not is_solana_address(pay_to):
+            raise ConfigurationError(f"Solana pay_to {pay_to!r} is not a base58 Solana address")
+        self.network = resolve_solana_network(network)
+        chosen_mint = mint or self.network.usdc_mint
+        if chosen_mint is None:
+            raise ConfigurationError(f"no USDC mint is known for {self.network.caip2}; pass mint=...")
+        if not is_solana_address(chosen_mint):
+            raise ConfigurationError(f"Solana mint {chosen_mint!r} is not a base58 Solana address")
+        self.pay_to = pay_to
+        self.mint = chosen_mint
+        self.decimals = decimals
+        self.settlement: SolanaSettlement = settlement or default_settlement(self.network)
+        self._fee_payer: str | None = None
+        self._retry_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"Solana(pay_to={self.pay_to!r}, network={self.network.caip2!r}, mint={self.mint!r})"
+
+    async def fee_payer(self) -> str | None:
+        """The facilitator's fee payer on our network (read once), or None while it cannot say."""
+        if self._fee_payer is None and time.monotonic() >= self._retry_at:
+            try:
+                with backend_failures("name its Solana fee payer"):
+                    self._fee_payer = await self.settlement.fee_payer(self.network.caip2)
+            except SettlementError:
+                self._retry_at = time.monotonic() + FEE_PAYER_RETRY_SECONDS
+                logger.warning(
+                    "Solana is left out of payment challenges for %.0f s: its facilitator could not "
+                    "name a fee payer",
+                    FEE_PAYER_RETRY_SECONDS,
+                    exc_info=True,
+                )
+        return self._fee_payer
+
+    async def quote(self, request: PaymentRequest) -> PaymentRequirements | None:
+        """The requirements for `request` on Solana, or None while the facilitator cannot name
+        its fee payer (see `fee_payer`)."""
+        fee_payer = await self.fee_payer()
+        return None if fee_payer is None else self.requirements(request, fee_payer)
+
+    def requirements(self, request: PaymentRequest, fee_payer: str) -> PaymentRequirements:
+        """The `accepts` entry for `request` on Solana.
+
+        The memo binds the transaction to this payment request: the facilitator
+        refuses a transaction whose memo differs, so a payment for one request
+        can never be presented for another.
+        """
+        return PaymentRequirements(
+            scheme="exact",
+            network=self.network.caip2,
+            amount=str(request.price),
+            asset=self.mint,
+            pay_to=self.pay_to,
+            max_timeout_seconds=request.max_timeout_seconds,
+            extra={"feePayer": fee_payer, "memo": request.id, "paymentRequestId": request.id},
+        )
+
+
+def solana_payee_on(network: str, payees: Sequence[Solana]) -> Solana | None:
+    """The payee of `payees` on the Solana `network` (a CAIP-2 id), if any."""
+    return next((payee for payee in payees if payee.network.caip2 == network), None)
