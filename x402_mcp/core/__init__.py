@@ -1,0 +1,1 @@
+"""The sans-IO core: the payment flow, the state machine and its records, money, wire."""
