@@ -15,6 +15,7 @@ async def research_query(question: str) -> str: ...
 On FastMCP 4: `mcp = fastmcp.FastMCP("research")`, then `payments.install(mcp)`.
 """
 
+from .core.states import StateConflict
 from .errors import (
     ConfigurationError,
     InsufficientFunds,
@@ -30,7 +31,6 @@ from .errors import (
     PaymentRejected,
     PaymentReplayed,
     SettlementError,
-    StateConflict,
     TooManyOpenRequests,
     UnknownPaymentRequest,
     X402MCPError,

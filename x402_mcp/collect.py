@@ -21,20 +21,24 @@ import anyio
 
 from .challenge import requirements_for
 from .claims import payment_key
+from .core.flow import payable_now, unknown_request
+from .core.states import (
+    Event,
+    Owner,
+    PaymentRequest,
+    SettlementRecord,
+    StateConflict,
+    refusal_after_conflict,
+)
 from .errors import (
     LedgerError,
     PaymentError,
-    PaymentExpired,
-    PaymentInProgress,
     PaymentMismatch,
     PaymentReplayed,
     SettlementError,
-    StateConflict,
-    UnknownPaymentRequest,
     payment_error_for,
 )
-from .ledger.base import Ledger, Owner, PaymentRequest, SettlementRecord
-from .lifecycle import Event, State
+from .ledger.base import Ledger
 from .matching import match_payment, match_solana_payment
 from .money import format_usd
 from .networks import Asset, Network
@@ -42,7 +46,6 @@ from .settlement.base import OnChain, Settlement, backend_failures
 from .settlement.outcome import authorization_on_chain, may_release
 from .solana import Solana, solana_payee_on
 from .telemetry import Telemetry
-from .text import shown
 from .wire import (
     PaymentRequirements,
     ReceivedPayment,
@@ -182,7 +185,9 @@ class Collector:
         self.check_owned(request)
         now = self.clock()
         try:
-            check_payable(request, price, now, decimals)
+            refusal = payable_now(request, price=price, now=now, decimals=decimals)
+            if refusal is not None:
+                raise refusal
             if isinstance(payload, SvmPaymentPayload):
                 match_solana_payment(payload, requirements)
             else:
@@ -401,55 +406,7 @@ class Collector:
                     request.id, event, now=self.clock(), owner=self.owner, **changes
                 )
         except StateConflict as conflict:
-            raise Refused(conflict_error(conflict), None) from None
-
-
-def unknown_request(request_id: str) -> UnknownPaymentRequest:
-    """What the caller hears of an id this server never quoted (unknown, or another
-    server's sharing the ledger): the same words either way."""
-    return UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
+            raise Refused(refusal_after_conflict(conflict), None) from None
 
 
 _PAID_ON_CHAIN_LIMIT = 1024
-
-
-def check_payable(request: PaymentRequest, price: int, now: float, decimals: int) -> None:
-    """Raise the `PaymentError` that says why `request` cannot take a payment now, if any."""
-    if request.state is State.CONSUMED:
-        raise PaymentReplayed(f"payment request {request.id} was already paid and used")
-    if request.state in (State.PAID, State.REDEEMING):
-        raise PaymentReplayed(
-            f"payment request {request.id} is already paid; call the tool again without a payment to use it"
-        )
-    if request.state is State.SETTLING:
-        raise PaymentInProgress(f"payment request {request.id} is being settled by another call")
-    if request.state is State.EXPIRED or request.is_expired(now):
-        raise PaymentExpired(f"payment request {request.id} has expired; pay the new one")
-    if request.price < price:
-        raise underpaid(request, price, decimals)
-
-
-def underpaid(request: PaymentRequest, price: int, decimals: int) -> PaymentMismatch:
-    return PaymentMismatch(
-        f"payment request {request.id} covers {format_usd(request.price, decimals)}, "
-        f"but this call costs {format_usd(price, decimals)}",
-        reason="invalid_exact_evm_payload_authorization_value_mismatch",
-    )
-
-
-def conflict_error(conflict: StateConflict) -> PaymentError:
-    """The payer-facing error for a request that moved under us."""
-    current = conflict.current
-    if current in (State.SETTLING, State.REDEEMING):
-        return PaymentInProgress(
-            f"payment request {conflict.request_id} is in use by another call; try again"
-        )
-    if current == State.CONSUMED:
-        return PaymentReplayed(f"payment request {conflict.request_id} was already used")
-    if current == State.EXPIRED:
-        return PaymentExpired(f"payment request {conflict.request_id} has expired")
-    if current in (State.PAID,):
-        return PaymentReplayed(f"payment request {conflict.request_id} is already paid")
-    return UnknownPaymentRequest(
-        f"payment request {conflict.request_id} is not payable ({current or 'missing'})"
-    )

@@ -18,7 +18,7 @@ X402MCPError
 │   └── PaymentRejected         the settlement backend refused it for another reason
 ├── SettlementError             the backend failed (RPC down, tx reverted): a crash
 └── LedgerError                 the ledger failed or refused a state change
-    └── StateConflict           a transition was attempted from the wrong state
+    └── StateConflict           a transition was attempted from the wrong state (x402_mcp.core.states)
 ```
 
 `PaymentError.reason` carries an x402 reason code (for example
@@ -112,16 +112,6 @@ class SettlementError(X402MCPError):
 
 class LedgerError(X402MCPError):
     """The ledger failed: the caller sees a short failure, the log the cause."""
-
-
-class StateConflict(LedgerError):
-    """A payment request was not in a state that allows the requested transition."""
-
-    def __init__(self, request_id: str, event: str, current: str | None) -> None:
-        self.request_id = request_id
-        self.event = event
-        self.current = current
-        super().__init__(f"cannot {event} payment request {request_id}: it is {current or 'missing'}")
 
 
 _REASON_FRAGMENTS: tuple[tuple[str, type[PaymentError]], ...] = (

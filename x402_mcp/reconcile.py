@@ -38,9 +38,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .challenge import requirements_for
-from .errors import LedgerError, PaymentError, SettlementError, StateConflict
-from .ledger.base import Ledger, Owner, PaymentRequest, SettlementRecord
-from .lifecycle import Event, State
+from .core.states import (
+    Event,
+    Owner,
+    PaymentRequest,
+    SettlementRecord,
+    State,
+    StateConflict,
+    settler_presumed_gone,
+)
+from .errors import LedgerError, PaymentError, SettlementError
+from .ledger.base import Ledger
 from .networks import Asset
 from .settlement.base import ChainLookup, OnChain, Settlement, backend_failures
 from .settlement.checks import NONCE_ALREADY_USED
@@ -66,17 +74,10 @@ class Reconciliation:
 async def awaiting_reconciliation(
     ledger: Ledger, *, now: float, grace_seconds: float, limit: int = 1000, owner: Owner | None = None
 ) -> list[PaymentRequest]:
-    """Requests in `settling` (of `owner`, when given) whose settler is presumed gone at `now`."""
+    """Requests in `settling` (of `owner`, when given) whose settler is presumed gone at `now`
+    (`states.settler_presumed_gone`, read off each row's lease and `settling_since`)."""
     settling = await ledger.requests(states=[State.SETTLING], limit=limit, owner=owner)
-    return [request for request in settling if await _stale(ledger, request, now, grace_seconds)]
-
-
-async def _stale(ledger: Ledger, request: PaymentRequest, now: float, grace_seconds: float) -> bool:
-    if request.lease_until is not None:
-        return request.lease_until < now
-    # No settling lease: the audit line of the latest begin_settlement says when it started.
-    began = [at for at, _, event, _ in await ledger.audit_trail(request.id) if event == "begin_settlement"]
-    return not began or began[-1] + grace_seconds < now
+    return [request for request in settling if settler_presumed_gone(request, now, grace_seconds)]
 
 
 class Reconciler:

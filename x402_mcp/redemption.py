@@ -36,9 +36,9 @@ from mcp.types import CallToolResult
 
 from .challenge import receipt_meta
 from .collect import Collector
+from .core.states import Event, State
 from .errors import LedgerError
 from .ledger.base import Claim, PaymentRequest
-from .lifecycle import Event, State
 
 __all__ = ["Hold", "Redemption"]
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from .core.states import State
 from .ledger.base import Ledger, Owner, PaymentRequest
-from .lifecycle import State
 from .money import USDC_DECIMALS, from_atomic
 
 SETTLED_STATES = (State.PAID, State.REDEEMING, State.CONSUMED)

@@ -20,8 +20,8 @@ from x402_mcp.client import (
     SpendState,
     SpendStore,
 )
+from x402_mcp.core.states import State
 from x402_mcp.devchain import DevChain
-from x402_mcp.lifecycle import State
 from x402_mcp.networks import BASE_SEPOLIA
 
 pytestmark = pytest.mark.anyio

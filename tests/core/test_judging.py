@@ -156,7 +156,9 @@ def test_a_conflict_carries_the_typed_state_and_says_it(state: State | None) -> 
 def test_the_lapsed_lease_rule(state: State, lease_until: float | None) -> None:
     lapsed = lease_until is not None and lease_until < NOW
     assert lease_lapsed(lease_until, NOW) is lapsed
-    assert claimable(state, lease_until, NOW) is (state is State.PAID or (state is State.REDEEMING and lapsed))
+    assert claimable(state, lease_until, NOW) is (
+        state is State.PAID or (state is State.REDEEMING and lapsed)
+    )
 
 
 @pytest.mark.parametrize("state", list(State))

@@ -18,8 +18,8 @@ import httpx2
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from x402_mcp.core.states import State
 from x402_mcp.ledger import PostgresLedger
-from x402_mcp.lifecycle import State
 from x402_mcp.reconcile import awaiting_reconciliation
 
 from ..chains import AnvilChain

@@ -11,9 +11,9 @@ from typing import Any
 import anyio
 import pytest
 
-from x402_mcp.errors import LedgerError, StateConflict
+from x402_mcp.core.states import Event, State, StateConflict, target_of
+from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import Ledger, PaymentRequest, SettlementRecord
-from x402_mcp.lifecycle import Event, State, target_of
 
 from .conftest import Store
 
@@ -210,11 +210,16 @@ async def test_each_transition_records_what_it_carries(ledger: Ledger) -> None:
     settling = await ledger.transition(
         request.id, Event.BEGIN_SETTLEMENT, now=NOW + 1, payload='{"sig": "0x1"}'
     )
-    assert settling == replace(request, state=State.SETTLING, payload='{"sig": "0x1"}')
+    # When it began settling is on the row, for reconciliation (and gone once it settled).
+    assert settling == replace(
+        request, state=State.SETTLING, payload='{"sig": "0x1"}', settling_since=NOW + 1
+    )
 
     record = settlement_for(request.id, at=NOW + 2)
     paid = await ledger.transition(request.id, Event.SETTLED, now=NOW + 3, settlement=record)
-    assert paid == replace(settling, state=State.PAID, tx_hash=record.tx_hash, payer=PAYER, paid_at=NOW + 2)
+    assert paid == replace(
+        settling, state=State.PAID, tx_hash=record.tx_hash, payer=PAYER, paid_at=NOW + 2, settling_since=None
+    )
     assert await ledger.settlements(request.id) == [record]
 
     claimed = await ledger.transition(request.id, Event.CLAIM, now=NOW + 4, lease_until=NOW + 34)
@@ -232,7 +237,7 @@ async def test_each_transition_records_what_it_carries(ledger: Ledger) -> None:
 async def test_a_failed_settlement_returns_the_request_to_issued_keeping_the_payload(ledger: Ledger) -> None:
     request = await issued_in(ledger, State.SETTLING)
     failed = await ledger.transition(request.id, Event.SETTLEMENT_FAILED, now=NOW)
-    assert failed == replace(request, state=State.ISSUED)
+    assert failed == replace(request, state=State.ISSUED, settling_since=None)
     again = await ledger.transition(request.id, Event.BEGIN_SETTLEMENT, now=NOW, payload="second")
     assert again.state is State.SETTLING
     assert again.payload == "second"

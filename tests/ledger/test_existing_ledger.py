@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from x402_mcp.errors import LedgerError, StateConflict
+from x402_mcp.core.states import Event, State, StateConflict
+from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import PaymentKey, SettlementRecord
-from x402_mcp.lifecycle import Event, State
 
 from .conftest import Rows, Store, fresh_schema, sqlite_store
 
@@ -131,7 +131,7 @@ async def test_an_old_ledger_opens_with_every_row_as_it_was(old: Store) -> None:
         assert await ledger.claim_payment(key, "pr_issued", now=NOW) == "pr_paid"
     finally:
         await ledger.close()
-    assert await _versions(old) == [1, 2, 3]
+    assert await _versions(old) == [1, 2, 3, 4]
 
 
 async def test_an_old_ledger_goes_on_working(old: Store) -> None:
@@ -192,6 +192,6 @@ async def test_a_version_1_ledger_migrates_to_the_schema_of_today(
         assert await ledger.claim_payment(key, "pr_issued", now=NOW) == "pr_issued"
     finally:
         await ledger.close()
-    assert await _versions(old) == [1, 2, 3]
+    assert await _versions(old) == [1, 2, 3, 4]
     today = await _schema(old)
     assert len(today) > 10 and today == await _fresh_schema_of(old, tmp_path, pg_url)

@@ -19,9 +19,9 @@ import pytest
 from tests.ledger.conftest import Store
 from x402_mcp.cli import main
 from x402_mcp.commands.report import as_csv, as_json, as_table
+from x402_mcp.core.states import Event
 from x402_mcp.ledger import Ledger, SQLiteLedger
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord
-from x402_mcp.lifecycle import Event
 from x402_mcp.revenue import revenue_report
 
 USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"

@@ -26,8 +26,8 @@ from tests.page.conftest import (
     serving,
     text_of,
 )
+from x402_mcp.core.states import State
 from x402_mcp.devchain import DevChain
-from x402_mcp.lifecycle import State
 from x402_mcp.page.app import SECURITY_HEADERS
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ import pytest
 
 from tests.npm import INSTALL_HINT, NODE_MODULES, missing
 from tests.page.conftest import PRICE, Store, connected, http, link_of, text_of
-from x402_mcp.lifecycle import State
+from x402_mcp.core.states import State
 
 pytestmark = pytest.mark.anyio
 x402 = pytest.importorskip("x402", reason="the official x402 package is a test dependency")

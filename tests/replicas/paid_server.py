@@ -36,9 +36,9 @@ from mcp.server import MCPServer
 
 from x402_mcp import Payments, paid
 from x402_mcp._sdk import wrap_lifespan
+from x402_mcp.core.states import Event
 from x402_mcp.ledger import PostgresLedger, open_ledger
 from x402_mcp.ledger.base import Ledger, PaymentRequest
-from x402_mcp.lifecycle import Event
 from x402_mcp.networks import Asset, Network
 from x402_mcp.settlement.base import OnChain
 from x402_mcp.settlement.local import LocalSettlement

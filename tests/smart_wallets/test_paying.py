@@ -14,8 +14,8 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
 from x402_mcp.challenge import META_PAYMENT
+from x402_mcp.core.states import State
 from x402_mcp.evm import sign_authorization
-from x402_mcp.lifecycle import State
 from x402_mcp.payer import read_challenge
 from x402_mcp.wire import PaymentPayload, PaymentRequired
 

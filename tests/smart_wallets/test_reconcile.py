@@ -11,7 +11,7 @@ import pytest
 from eth_account import Account
 from mcp import Client
 
-from x402_mcp.lifecycle import Event, State
+from x402_mcp.core.states import Event, State
 from x402_mcp.payer import read_challenge
 from x402_mcp.reconcile import Reconciler
 

@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from x402_mcp.challenge import META_REQUEST_ID
-from x402_mcp.lifecycle import Event, State
+from x402_mcp.core.states import Event, State
 from x402_mcp.reconcile import Reconciler
 from x402_mcp.wire import SvmPaymentPayload, parse_payment_payload
 

@@ -24,8 +24,8 @@ from mcp.types import CallToolResult, TextContent
 
 from x402_mcp import Payments, paid
 from x402_mcp.contracts.eip3009 import transfer_with_authorization_calldata
+from x402_mcp.core.states import State
 from x402_mcp.ledger import Ledger
-from x402_mcp.lifecycle import State
 from x402_mcp.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.reconcile import Reconciler
 from x402_mcp.settlement.local import LocalSettlement

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from x402_mcp.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.payer import sign_payment
 from x402_mcp.wire import PaymentRequired
 

@@ -65,9 +65,9 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import anyio
 
+    from ..core.states import State
     from ..errors import ConfigurationError, LedgerError
     from ..ledger import open_ledger
-    from ..lifecycle import State
 
     states = None
     if args.state:
@@ -155,7 +155,7 @@ async def _payments(ledger: Any, args: argparse.Namespace, states: Any) -> None:
 async def _pending(ledger: Any, args: argparse.Namespace, states: Any) -> None:
     import time
 
-    from ..lifecycle import State
+    from ..core.states import State
     from ..reconcile import awaiting_reconciliation
 
     now = time.time()

@@ -15,7 +15,8 @@ A call goes through three decisions:
 2. `judge_payment` / `judge_redemption`: what to do with the stored request it
    concerns: refuse (with the reason the payer is told), answer its challenge
    again, run the tool on what is already paid, or settle the payment and run.
-3. `PaidRun`: settling and running, as one table of steps per settle order
+3. `PaidRun`: settling and running (or running on a request paid already,
+   `Order.REDEEM`), as one table of steps per settle order
    (`ORDERS`) and one table of what each step's outcome leads to (`_NEXT`,
    `_OVERLAPPED`). A run reports each step's `Outcome`; it answers the commands
    that follow, ending with an `Answer`.
@@ -197,6 +198,8 @@ class Order(enum.StrEnum):
     VERIFY_RUN_WHILE_SETTLING = "verify-run-while-settling"
     CHARGE_AFTER_SUCCESS = "charge-after-success"
     """Entered from VERIFY's `DEFERRED`: the payment is held, the charge is committed after success."""
+    REDEEM = "redeem"
+    """A request paid already (claimed for this run): run, then consume."""
 
 
 def order_for(*, settle_after: bool, overlap: bool) -> Order:
@@ -272,6 +275,7 @@ ORDERS: dict[Order, tuple[Step, ...]] = {
     Order.VERIFY_RUN_SETTLE: (Step.VERIFY, Step.RUN, Step.SETTLE, Step.CONSUME),
     Order.VERIFY_RUN_WHILE_SETTLING: (Step.VERIFY, Step.RUN_WHILE_SETTLING, Step.CONSUME),
     Order.CHARGE_AFTER_SUCCESS: (Step.VERIFY, Step.RUN, Step.SETTLE, Step.CONSUME),
+    Order.REDEEM: (Step.RUN, Step.CONSUME),
 }
 """The settle orders, as the steps each takes when every step goes well."""
 
@@ -347,6 +351,10 @@ class PaidRun:
     _at: int = 0
     _overlapped: dict[Step, Outcome] | None = None
 
+    def __post_init__(self) -> None:
+        # A redemption runs on a payment that settled before this call: it holds its claim.
+        self.settled = self.order is Order.REDEEM
+
     def start(self) -> Then | tuple[Step]:
         return (ORDERS[self.order][0],)
 
@@ -383,7 +391,9 @@ class PaidRun:
         reported = self._overlapped = self._overlapped or {}
         if step in reported:
             raise FlowError(f"{step.value} reported twice while running while settling")
-        allowed = {pair[0] for pair in _OVERLAPPED} if step is Step.SETTLE else {pair[1] for pair in _OVERLAPPED}
+        allowed = (
+            {pair[0] for pair in _OVERLAPPED} if step is Step.SETTLE else {pair[1] for pair in _OVERLAPPED}
+        )
         if outcome not in allowed:
             raise FlowError(f"{step.value} cannot come to {outcome.value} while running while settling")
         reported[step] = outcome

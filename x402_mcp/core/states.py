@@ -31,8 +31,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..money import format_usd
-
 from ..errors import (
     LedgerError,
     PaymentError,
@@ -42,6 +40,7 @@ from ..errors import (
     PaymentReplayed,
     UnknownPaymentRequest,
 )
+from ..money import format_usd
 
 
 class State(enum.StrEnum):

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
 from fastmcp.resources.base import ResourceResult
 from fastmcp.server.dependencies import get_access_token
 from fastmcp.server.extensions import ServerExtension
@@ -204,6 +205,7 @@ class GateMiddleware(Middleware):
                 else url_elicitation(
                     request_context.session, request_context.protocol_version, request_context.request_id
                 ),
+                tool_error=(ToolError,),
             )
         )
         if tool.output_schema is not None:

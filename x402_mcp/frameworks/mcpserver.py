@@ -15,6 +15,7 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import authenticated_principal
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolRequestParams, CallToolResult
 
 from .. import _sdk
@@ -87,6 +88,7 @@ class MCPServerDoor:
                 run=run,
                 http_request=ctx.request,
                 offer_link=url_elicitation(ctx.session, ctx.protocol_version, ctx.request_id),
+                tool_error=(ToolError,),
             )
         )
 

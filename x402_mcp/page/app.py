@@ -49,11 +49,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..bodies import BadContentLength, BadJson, BodyTimeout, BodyTooLarge, parse_json_body, read_bounded
 from ..challenge import Offer, payment_required, requirements_for, retry_sentence
 from ..collect import Collector, Refused
+from ..core.states import State
 from ..errors import LedgerError, MalformedPayment, SettlementError
 from ..evm import new_nonce, requirement_typed_data
 from ..ids import is_request_id
 from ..ledger.base import PaymentRequest
-from ..lifecycle import State
 from ..matching import referenced_request_id
 from ..text import shown
 from ..wire import (

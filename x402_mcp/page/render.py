@@ -17,8 +17,8 @@ from string import Template
 from typing import Any
 
 from ..challenge import Offer, retry_sentence
+from ..core.states import State
 from ..ledger.base import PaymentRequest
-from ..lifecycle import State
 from ..money import format_amount, format_usd
 from ..networks import Network
 
