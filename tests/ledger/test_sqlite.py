@@ -88,7 +88,7 @@ def test_processes_opening_one_fresh_file_at_once_migrate_it_once(tmp_path: Path
     assert [worker.wait(timeout=60) for worker in workers] == [0] * 3
     with sqlite3.connect(path) as conn:
         versions = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
-        assert versions == [(1,), (2,), (3,)]
+        assert versions == [(1,), (2,), (3,), (4,)]
         assert conn.execute("SELECT count(*) FROM payment_requests").fetchone() == (3,)
 
 
