@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from x402_mcp.core.states import Event, State, StateConflict, target_of
+from x402_mcp.core.states import Event, State, StateConflict, claimable, target_of
 from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import Ledger, PaymentRequest, SettlementRecord
 
@@ -327,8 +327,11 @@ async def test_a_lapsed_lease_can_be_claimed_again_and_only_once_lapsed(ledger: 
             await ledger.transition(request.id, Event.CLAIM, now=now, lease_until=now + LEASE)
         assert refused.value.current == State.REDEEMING.value
         assert await ledger.find_redeemable(tool=request.tool, caller="session:7f3a", now=now) is None
+        # The SQL and the one definition in core/states agree, at the boundary too.
+        assert not claimable(request.state, request.lease_until, now)
 
     later = NOW + LEASE + 0.5
+    assert claimable(request.state, request.lease_until, later)
     assert await ledger.find_redeemable(tool=request.tool, caller="session:7f3a", now=later) == request
     reclaimed = await ledger.transition(request.id, Event.CLAIM, now=later, lease_until=later + LEASE)
     assert reclaimed == replace(request, lease_until=later + LEASE)
