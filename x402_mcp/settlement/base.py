@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ..errors import LedgerError, PaymentError, SettlementError
+from ..schemes.protocol import OnChain as OnChain  # re-exported: what `lookup` answers
 from ..wire import (
     AnyPaymentPayload,
     PaymentRequirements,
@@ -37,23 +37,6 @@ class Settlement(Protocol):
     ) -> SettleResponse: ...
 
     async def supported(self) -> SupportedResponse: ...
-
-
-@dataclass(frozen=True, slots=True)
-class OnChain:
-    """What the chain says about one EIP-3009 authorization (see `ChainLookup`).
-
-    `status` is `"unused"` (it may still be settled), `"settled"` (`tx_hash`
-    used it and logged the transfer the requirements ask for), `"canceled"`
-    (the payer canceled it), `"used_elsewhere"` (used, but no transaction
-    paying these requirements was found: never record it as paid), or
-    `"unknown"` (this backend cannot read the chain: a facilitator without an
-    RPC URL, or a payment that is not exact-EVM).
-    """
-
-    status: Literal["unused", "settled", "canceled", "used_elsewhere", "unknown"]
-    tx_hash: str | None = None
-    amount: int | None = None
 
 
 @runtime_checkable
