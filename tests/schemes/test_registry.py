@@ -44,9 +44,9 @@ class Token:
     `test_exact.py`.
     """
 
-    def __init__(self, name: str, network: str) -> None:
-        self.name = name
-        self.network = network
+    def __init__(self, scheme: str, caip2: str) -> None:
+        self.scheme = scheme
+        self.caip2 = caip2
 
     def parse(self, raw: Mapping[str, Any]) -> dict[str, Any] | Refusal:
         return dict(raw)
@@ -54,8 +54,8 @@ class Token:
     async def requirements(self, quote: Quote) -> Sequence[PaymentRequirements]:
         return [
             PaymentRequirements(
-                scheme=self.name,
-                network=self.network,
+                scheme=self.scheme,
+                network=self.caip2,
                 amount=str(quote.price),
                 asset=quote.asset,
                 pay_to=quote.pay_to,
@@ -66,7 +66,7 @@ class Token:
     def match(
         self, payload: dict[str, Any], offered: Sequence[PaymentRequirements], *, now: float
     ) -> Matched[dict[str, Any]] | Refusal:
-        return Matched(payload, offered[0], "0xpayer", int(offered[0].amount), (self.network, "0xpayer", "1"))
+        return Matched(payload, offered[0], "0xpayer", int(offered[0].amount), (self.caip2, "0xpayer", "1"))
 
     async def verify(self, matched: Matched[dict[str, Any]]) -> Verdict:
         return Valid(matched.payer)
@@ -74,7 +74,7 @@ class Token:
     async def settle(
         self, matched: Matched[dict[str, Any]], verdict: Settleable, *, charge: int
     ) -> Settled | Refusal:
-        return Settled("0xtx", self.network, matched.payer, charge)
+        return Settled("0xtx", self.caip2, matched.payer, charge)
 
     async def release(self, matched: Matched[dict[str, Any]], verdict: Settleable) -> None:
         return None
@@ -110,7 +110,7 @@ def test_the_registry_finds_the_scheme_a_payload_names() -> None:
     evm, svm = Token("exact", "eip155:84532"), Token("exact", "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1")
     batch = Token("batch-settlement", "eip155:84532")
     registry = SchemeRegistry([evm, svm, batch])
-    assert registry.for_payload({"accepted": {"scheme": "exact", "network": svm.network}}) is svm
+    assert registry.for_payload({"accepted": {"scheme": "exact", "network": svm.caip2}}) is svm
     assert registry.for_payload({"scheme": "exact", "network": "base-sepolia"}) is evm
     assert registry.lookup("batch-settlement", "eip155:84532") is batch
     assert list(registry) == [evm, svm, batch]

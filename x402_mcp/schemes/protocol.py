@@ -215,14 +215,16 @@ class OnChain:
 class Scheme(Protocol[PayloadT]):
     """One payment scheme on one network (see the module's docstring for the contract).
 
-    `name` is the scheme's wire name (`accepted.scheme`); `network` is CAIP-2.
+    `scheme` is its wire name (`accepted.scheme`), `caip2` the network it takes payments
+    on; the two are its key in a `SchemeRegistry`. (Named so that an implementation keeps
+    its own `network` object, as `Network` and `SolanaNetwork` have a `caip2` too.)
     """
 
     @property
-    def name(self) -> str: ...
+    def scheme(self) -> str: ...
 
     @property
-    def network(self) -> str: ...
+    def caip2(self) -> str: ...
 
     def parse(self, raw: Mapping[str, Any]) -> PayloadT | Refusal:
         """The typed payload of a decoded `x402/payment` object, or why it is not one."""

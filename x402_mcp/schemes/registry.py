@@ -55,10 +55,10 @@ class SchemeRegistry:
 
     def register(self, scheme: Scheme[Any]) -> None:
         """Accept payments in `scheme` too, offered after those registered before it."""
-        key = (scheme.name, scheme.network)
+        key = (scheme.scheme, scheme.caip2)
         if key in self._schemes:
             raise ConfigurationError(
-                f"two payment schemes are registered for {scheme.name!r} on {scheme.network}: "
+                f"two payment schemes are registered for {scheme.scheme!r} on {scheme.caip2}: "
                 f"{self._schemes[key]!r} and {scheme!r}; keep one"
             )
         self._schemes[key] = scheme
