@@ -51,7 +51,7 @@ class Token:
     def parse(self, raw: Mapping[str, Any]) -> dict[str, Any] | Refusal:
         return dict(raw)
 
-    async def requirements(self, quote: Quote) -> Sequence[PaymentRequirements]:
+    async def accepts(self, quote: Quote) -> Sequence[PaymentRequirements]:
         return [
             PaymentRequirements(
                 scheme=self.scheme,

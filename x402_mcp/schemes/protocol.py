@@ -3,7 +3,7 @@
 A scheme (x402's `exact`, `batch-settlement`, ...) on one network is one object
 the payment flow asks six questions, in this order for a paid call:
 
-1. `requirements(quote)`: the `accepts[]` entries it offers for a price (none
+1. `accepts(quote)`: the `accepts[]` entries it offers for a price (none
    while it cannot offer, e.g. a facilitator that cannot name its fee payer).
 2. `parse(raw)` then `match(payload, offered, now=...)`: pure. Is this payload
    one of ours, which of our entries did it accept, who pays, at most how much,
@@ -38,7 +38,7 @@ Rules every implementation keeps:
   refusal is an answer (`Refusal`), a backend failure raises `SettlementError`
   (then the payment may have moved money: the flow keeps it for `reconcile`).
 - Requirements a scheme checks a payment against are always *ours* (rebuilt by
-  `requirements`), never the payer's echo.
+  `accepts`), never the payer's echo.
 - A scheme never touches the ledger: the flow records what the scheme answered.
 
 The core never names a scheme: `SchemeRegistry` (see `registry.py`) finds the
@@ -230,7 +230,7 @@ class Scheme(Protocol[PayloadT]):
         """The typed payload of a decoded `x402/payment` object, or why it is not one."""
         ...
 
-    async def requirements(self, quote: Quote) -> Sequence[PaymentRequirements]:
+    async def accepts(self, quote: Quote) -> Sequence[PaymentRequirements]:
         """The `accepts[]` entries offered for `quote`, in order of preference; none while
         this scheme cannot take payments (it says why in the log)."""
         ...
@@ -238,7 +238,7 @@ class Scheme(Protocol[PayloadT]):
     def match(
         self, payload: PayloadT, offered: Sequence[PaymentRequirements], *, now: float
     ) -> Matched[PayloadT] | Refusal:
-        """Which of `offered` (ours, from `requirements`) the payload accepted, and whether it
+        """Which of `offered` (ours, from `accepts`) the payload accepted, and whether it
         fits it, at unix time `now`; pure."""
         ...
 

@@ -96,5 +96,5 @@ class SchemeRegistry:
         """Every way to pay `quote`: each scheme's entries, in registration order."""
         offered: list[PaymentRequirements] = []
         for scheme in self._schemes.values():
-            offered.extend(await scheme.requirements(quote))
+            offered.extend(await scheme.accepts(quote))
         return offered
