@@ -54,8 +54,8 @@ from x402_mcp.ledger._changes import claim_of, plan_transition
 from x402_mcp.ledger._dialect import run_script
 from x402_mcp.ledger.sqlite import SQLiteLedger, execute_on, immediate
 from x402_mcp.lifecycle import Event
-from x402_mcp.matching import match_payment
 from x402_mcp.payer import payment_meta, read_challenge, sign_payment
+from x402_mcp.schemes.exact.matching import match_payment
 from x402_mcp.wire import PaymentPayload, PaymentRequired, PaymentRequirements
 
 # The SQLite ledger's statements, run by `_claim_and_consume` (never opened: it holds no connection).

@@ -32,7 +32,6 @@ from ..challenge import (
     failure_result,
     payment_required,
     refusal_result,
-    requirements_for,
 )
 from ..collect import Collector, check_payable, unknown_request
 from ..collect import Refused as _Refused
@@ -57,17 +56,18 @@ from ..ledger.base import Claim, Ledger, Owner, PaymentRequest
 from ..ledger.location import warn_of_legacy_ledger
 from ..lifecycle import Event, State
 from ..links import DEFAULT_PAGE_PORT
-from ..matching import match_payment
 from ..money import format_usd
 from ..networks import Asset, Network, resolve_network
 from ..page.operator import operator_token as checked_operator_token
 from ..pricing import PaidTool, SettleOrder
 from ..reconcile import Reconciler
 from ..redemption import Hold, Redemption
+from ..schemes.exact.evm import requirements_for
+from ..schemes.exact.matching import match_payment
 from ..serving import PageLink
 from ..settlement.base import Settlement
 from ..settlement.facilitator import default_settlement
-from ..solana import Solana
+from ..settlement.solana import Solana
 from ..sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
 from ..telemetry import Telemetry
 from ..text import shown
@@ -747,7 +747,7 @@ class Gate:
         reason = shown(str(refused.error), REFUSAL_TEXT_LIMIT)
         message = f"Settlement failed, so the result is withheld: {reason}"
         accepts = await self.collector.accepts(request)
-        return refusal_result(message, payment_required(request, self.asset, error=message, accepts=accepts))
+        return refusal_result(message, payment_required(request, error=message, accepts=accepts))
 
     def _unconfirmed(
         self, call: _Call, request: PaymentRequest, crash: SettlementError | LedgerError
