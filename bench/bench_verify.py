@@ -126,7 +126,7 @@ def _make_cases(count: int) -> tuple[Any, list[Any], list[str], Any]:
 def _check_refusals_unchanged(requirements: Any, payload: Any, network: Any) -> None:
     """A tampered payment is still refused, with the same message as before the fast path."""
     from x402_mcp.errors import PaymentMismatch
-    from x402_mcp.matching import match_payment
+    from x402_mcp.schemes.exact.matching import match_payment
 
     tampered = payload.model_copy(
         update={
@@ -157,8 +157,8 @@ def run(count: int, rounds: int, cpu: int) -> dict[str, Any]:
     from eth_keys.backends import get_backend
 
     from x402_mcp import evm
-    from x402_mcp.matching import match_payment
     from x402_mcp.networks import resolve_network
+    from x402_mcp.schemes.exact.matching import match_payment
     from x402_mcp.settlement.checks import CheckedPayment, check_exact_payment
     from x402_mcp.wire import parse_evm_payment
 

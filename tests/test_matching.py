@@ -15,8 +15,8 @@ from x402_mcp.errors import (
     PaymentNotYetValid,
 )
 from x402_mcp.evm import sign_authorization
-from x402_mcp.matching import Match, match_payment, referenced_request_id
 from x402_mcp.networks import BASE_SEPOLIA
+from x402_mcp.schemes.exact.matching import Match, match_payment, referenced_request_id
 from x402_mcp.wire import PaymentPayload, PaymentPayloadV1, PaymentRequirements
 
 PAYER = Account.create()

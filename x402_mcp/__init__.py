@@ -38,7 +38,7 @@ from .errors import (
 from .networks import Asset, Network, SolanaNetwork
 from .payments import Payments
 from .pricing import PaidTool, SettleOrder, paid
-from .solana import Solana
+from .settlement.solana import Solana
 
 __all__ = [
     "Asset",

@@ -19,7 +19,6 @@ from typing import Any
 
 import anyio
 
-from .challenge import requirements_for
 from .claims import payment_key
 from .core.flow import payable_now, unknown_request
 from .core.states import (
@@ -39,12 +38,15 @@ from .errors import (
     payment_error_for,
 )
 from .ledger.base import Ledger
-from .matching import match_payment, match_solana_payment
 from .money import format_usd
 from .networks import Asset, Network
+from .schemes.exact.evm import ExactEvm, requirements_for
+from .schemes.exact.matching import match_payment, match_solana_payment
+from .schemes.exact.solana import solana_payee_on
+from .schemes.outcome import authorization_on_chain, may_release
+from .schemes.registry import SchemeRegistry
 from .settlement.base import OnChain, Settlement, backend_failures
-from .settlement.outcome import authorization_on_chain, may_release
-from .solana import Solana, solana_payee_on
+from .settlement.solana import Solana
 from .telemetry import Telemetry
 from .wire import (
     PaymentRequirements,
@@ -97,6 +99,7 @@ class Collector:
         self.asset = asset
         self.clock = clock
         self.solana = tuple(solana)
+        self.schemes = SchemeRegistry([ExactEvm(network, asset, settlement), *self.solana])
         # Requests whose verification found their authorization already paid on chain (someone
         # submitted it first), by id, with that transaction: `settle` records it, sending nothing.
         self._paid_on_chain: dict[str, str] = {}
@@ -117,14 +120,9 @@ class Collector:
             raise Refused(unknown_request(request.id), None)
 
     async def accepts(self, request: PaymentRequest) -> list[PaymentRequirements]:
-        """Every way to pay `request`: the EVM network first, then each Solana payee
-        whose facilitator can currently name its fee payer."""
-        accepts = [requirements_for(request, self.asset)]
-        for option in self.solana:
-            quoted = await option.quote(request)
-            if quoted is not None:
-                accepts.append(quoted)
-        return accepts
+        """Every way to pay `request`, as the registered schemes offer it: the EVM network
+        first, then each Solana payee whose facilitator can currently name its fee payer."""
+        return await self.schemes.accepts(request)
 
     async def requirements(self, request: PaymentRequest, payload: ReceivedPayment) -> PaymentRequirements:
         """Our requirements for `request` on the network `payload` pays on.

@@ -274,7 +274,7 @@ def _solana_from_env(env: Mapping[str, str]) -> list[Any]:
         return []
     from .networks import is_solana_address, resolve_solana_network
     from .settlement.facilitator import FacilitatorSettlement
-    from .solana import Solana
+    from .settlement.solana import Solana
 
     name = env.get("X402_SOLANA_NETWORK", "").strip() or "solana-devnet"
     try:

@@ -28,6 +28,8 @@ message is for people.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .text import shown
 
 
@@ -112,6 +114,23 @@ class SettlementError(X402MCPError):
 
 class LedgerError(X402MCPError):
     """The ledger failed: the caller sees a short failure, the log the cause."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a payment is refused, as a value: an x402 reason code and a sentence for people.
+
+    What pure checks and payment schemes answer instead of raising; `PaymentError`
+    is the same refusal once it is raised to the caller (`of` goes back).
+    """
+
+    reason: str
+    message: str
+
+    @classmethod
+    def of(cls, error: PaymentError) -> Refusal:
+        """The refusal a raised `PaymentError` stands for."""
+        return cls(error.reason, str(error))
 
 
 _REASON_FRAGMENTS: tuple[tuple[str, type[PaymentError]], ...] = (

@@ -2,7 +2,7 @@
 
 EVM chains are where we verify and settle ourselves. Solana networks are only
 named here: a Solana payment is checked and settled by a facilitator (see
-`x402_mcp.solana`), so all we need is its id, its USDC mint and address syntax.
+`x402_mcp.schemes.exact.solana`), so all we need is its id, its USDC mint and address syntax.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ presumed gone (its settling lease lapsed, or it began settling more than
 - it was canceled, or the backend refuses it and the token shows the
   authorization unused (expired, say): the request goes back to `issued`,
   payable again, with an audit line saying why (a refusal of an authorization
-  the token shows used is never released: see `settlement.outcome`);
+  the token shows used is never released: see `schemes.outcome`);
 - the backend cannot tell (no `lookup`, or one answering `"unknown"` because
   it cannot read the chain; a node failure; an authorization used
   by a transaction we cannot find; a stored payload that cannot be read):
@@ -37,7 +37,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .challenge import requirements_for
 from .core.states import (
     Event,
     Owner,
@@ -50,10 +49,12 @@ from .core.states import (
 from .errors import LedgerError, PaymentError, SettlementError
 from .ledger.base import Ledger
 from .networks import Asset
+from .schemes.exact.evm import requirements_for
+from .schemes.exact.solana import solana_payee_on
+from .schemes.outcome import authorization_on_chain, may_release
 from .settlement.base import ChainLookup, OnChain, Settlement, backend_failures
 from .settlement.checks import NONCE_ALREADY_USED
-from .settlement.outcome import authorization_on_chain, may_release
-from .solana import Solana, solana_payee_on
+from .settlement.solana import Solana
 from .telemetry import Telemetry
 from .wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload, parse_payment_payload
 

@@ -26,7 +26,7 @@ from mcp.types import CallToolResult
 from tests.gate.conftest import AnyServer, connectable, new_server, text_of
 from tests.ledger.conftest import fresh_schema, postgres_url, sqlite_store
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT, REQUEST_ID_ARGUMENT, requirements_for
+from x402_mcp.challenge import META_PAYMENT, REQUEST_ID_ARGUMENT
 from x402_mcp.collect import Refused
 from x402_mcp.core.states import State
 from x402_mcp.devchain import DevChain
@@ -36,6 +36,7 @@ from x402_mcp.ledger import Ledger
 from x402_mcp.ledger.base import PaymentRequest
 from x402_mcp.networks import Asset
 from x402_mcp.payer import read_challenge, sign_payment
+from x402_mcp.schemes.exact.evm import requirements_for
 from x402_mcp.serving import build_page
 from x402_mcp.wire import PaymentPayload, PaymentRequired, encode_header
 

@@ -45,7 +45,7 @@ from ..redemption import Redemption
 from ..serving import PageLink
 from ..settlement.base import Settlement
 from ..settlement.facilitator import default_settlement
-from ..solana import Solana
+from ..settlement.solana import Solana
 from ..sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
 from ..telemetry import Telemetry
 from ..text import shown

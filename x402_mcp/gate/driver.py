@@ -22,7 +22,6 @@ from ..challenge import (
     REQUEST_ID_ARGUMENT,
     failure_result,
     refusal_result,
-    requirements_for,
 )
 from ..collect import Refused
 from ..core.flow import Judgement, Order, Route, judge_payment, judge_redemption, order_for, route
@@ -30,9 +29,10 @@ from ..core.states import Claim, Event, PaymentRequest
 from ..errors import LedgerError, PaymentError, SettlementError, TooManyOpenRequests
 from ..guard import gate_passed
 from ..inbound import explicit_request_id, named_request_id, payment_from
-from ..matching import match_payment
 from ..pricing import SettleOrder
 from ..redemption import Redemption
+from ..schemes.exact.evm import requirements_for
+from ..schemes.exact.matching import match_payment
 from ..wire import PaymentPayloadV1, ReceivedPayment, parse_payment_payload
 from .answers import RAN_BUT_UNCONFIRMED, crash_result, failed_part
 from .call import ToolCall

@@ -159,9 +159,7 @@ class Quoting:
         reason = shown(str(refused.error), REFUSAL_TEXT_LIMIT)
         message = f"Settlement failed, so the result is withheld: {reason}"
         accepts = await self.gate.collector.accepts(request)
-        return refusal_result(
-            message, payment_required(request, self.gate.asset, error=message, accepts=accepts)
-        )
+        return refusal_result(message, payment_required(request, error=message, accepts=accepts))
 
     async def refuse(
         self, tool: str, price: int, error: PaymentError, request: PaymentRequest | None

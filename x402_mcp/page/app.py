@@ -47,14 +47,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..bodies import BadContentLength, BadJson, BodyTimeout, BodyTooLarge, parse_json_body, read_bounded
-from ..challenge import Offer, payment_required, requirements_for, retry_sentence
+from ..challenge import Offer, payment_required, retry_sentence
 from ..collect import Collector, Refused
 from ..core.states import State
 from ..errors import LedgerError, MalformedPayment, SettlementError
 from ..evm import new_nonce, requirement_typed_data
 from ..ids import is_request_id
 from ..ledger.base import PaymentRequest
-from ..matching import referenced_request_id
+from ..schemes.exact.evm import requirements_for
+from ..schemes.exact.matching import referenced_request_id
 from ..text import shown
 from ..wire import (
     MAX_PAYLOAD_BYTES,
@@ -360,7 +361,7 @@ class PaymentPage:
         self, payment_request: PaymentRequest, error: str | None, resource: str
     ) -> Response:
         accepts = await self.collector.accepts(payment_request)
-        required = payment_required(payment_request, self.offer().asset, error=error, accepts=accepts)
+        required = payment_required(payment_request, error=error, accepts=accepts)
         # Over HTTP the resource is this URL (the MCP challenge names the tool):
         # x402 browser clients fetch `resource.url` once they have paid.
         hosted = ResourceInfo(

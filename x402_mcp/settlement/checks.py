@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..erc6492 import Erc6492Signature, unwrap_erc6492
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, Refusal
 from ..evm import chain_id_of, signature_problem, signed_by_payer
 from ..networks import resolve_network, same_address
 from ..text import shown
@@ -75,14 +75,6 @@ UNDEPLOYED_SMART_WALLET = "invalid_exact_evm_payload_undeployed_smart_wallet"
 
 VALID_BEFORE_GRACE_SECONDS = 6
 """An authorization must stay valid this much longer, so it is still valid when its block is mined."""
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a payment is refused: an x402 reason code and a sentence for people."""
-
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)

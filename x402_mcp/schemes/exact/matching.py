@@ -14,18 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import (
+from ...errors import (
     InvalidSignature,
     MalformedPayment,
     PaymentExpired,
     PaymentMismatch,
     PaymentNotYetValid,
 )
-from .evm import signature_problem, signed_by_payer
-from .money import format_usd
-from .networks import Network, resolve_network, same_address
-from .text import shown
-from .wire import (
+from ...evm import signature_problem, signed_by_payer
+from ...money import format_usd
+from ...networks import Network, resolve_network, same_address
+from ...text import shown
+from ...wire import (
     AnyPaymentPayload,
     PaymentPayload,
     PaymentRequirements,
