@@ -30,7 +30,9 @@ INSTALL_THE_GATE = (
 async def ungated_paid_tools(server: Any) -> list[str]:
     """The names of the `@paid` tools `server` lists that no payments gate of it answers."""
     if isinstance(server, MCPServer):
-        gated = any(isinstance(extension, Gate) for extension in _sdk.extensions(server))
+        gated = any(
+            isinstance(getattr(extension, "gate", None), Gate) for extension in _sdk.extensions(server)
+        )
         return [] if gated else [name for name, fn in _sdk.tool_functions(server) if paid_spec(fn)]
     if framework_of(server) == "fastmcp":
         from . import _fastmcp_seam as seam

@@ -104,7 +104,7 @@ class FastMCPDoor:
         # Middleware can be added until the server starts: check the order again now.
         self.check_order()
         await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
-        async with self.gate.link.lifespan():
+        async with self.gate.running():
             self.running += 1
             try:
                 yield

@@ -52,7 +52,7 @@ class MCPServerDoor:
     async def _lifespan(self) -> AsyncIterator[None]:
         # Tools are registered after the server is made: their prices are checked as it starts.
         await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
-        async with self.gate.link.lifespan():
+        async with self.gate.running():
             yield
 
     def _add_route(self, path: str, methods: list[str], app: Any) -> None:

@@ -10,10 +10,11 @@ Nothing here knows which MCP framework serves the call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Self
 
 import anyio
@@ -29,8 +30,6 @@ from ..config import default_ledger_url, network_known_to, settings_from_env
 from ..errors import (
     ConfigurationError,
     InvalidPrice,
-    LedgerError,
-    SettlementError,
 )
 from ..ledger import open_ledger
 from ..ledger._open import open_checked
@@ -51,6 +50,7 @@ from ..telemetry import Telemetry
 from ..text import shown
 from .call import ToolCall
 from .driver import Driver
+from .upkeep import Upkeep
 
 logger = logging.getLogger("x402_mcp")
 
@@ -90,7 +90,7 @@ class Gate:
             tool result (the request, settlement and audit trail stay).
         settlement_grace_seconds: how long a settlement may run before
             reconciliation presumes its process died and finishes it from the chain.
-        upkeep_interval_seconds: how often (at most) a call also runs the sweep
+        upkeep_interval_seconds: how often the server's upkeep task runs the sweep
             and reconciliation; both also run when the ledger opens.
         page_port: the loopback port a stdio server serves its payment page
             on when no `public_url` is given (a free port when it is taken).
@@ -133,6 +133,8 @@ class Gate:
         pay_to = parse_address(pay_to, what="pay_to")
         if asset is not None and not isinstance(asset, Asset):
             raise ConfigurationError(f"asset takes Asset(address, name=...), not {shown(repr(asset))}")
+        # What this gate made it closes on exit (`aclose`); what it was handed, its caller does.
+        self._owns_settlement = settlement is None
         if settlement is None:
             # Base Sepolia: the public testnet facilitator; anywhere else the choice is explicit.
             settlement = default_settlement(resolve_network(network))
@@ -161,6 +163,7 @@ class Gate:
         self.owner = Owner(self.pay_to, self.network.caip2, self.asset.address)
         # No ledger named: this server's own default file, chosen again by name once installed.
         self._default_ledger = ledger is None and not os.environ.get("X402_LEDGER_URL")
+        self._owns_ledger = not isinstance(ledger, Ledger)
         self.ledger: Ledger = (
             ledger if isinstance(ledger, Ledger) else open_ledger(ledger or self._default_ledger_url(None))
         )
@@ -192,9 +195,15 @@ class Gate:
             owner=self.owner,
             telemetry=self.telemetry,
         )
-        self.upkeep_interval_seconds = upkeep_interval_seconds
-        self._upkeep_due = 0.0
-        self._upkeep_lock = anyio.Lock()
+        self._upkeep = Upkeep(
+            self.reconciler,
+            self.sweeper,
+            self.telemetry,
+            owner=self.owner,
+            interval_seconds=upkeep_interval_seconds,
+            clock=lambda: self.clock(),
+        )
+        self._runs = 0
         self.collector = Collector(
             self.ledger,
             settlement,
@@ -225,6 +234,7 @@ class Gate:
         settings, demo_chain = settings_from_env(os.environ if environ is None else environ)
         payments = cls(**settings)
         payments.demo_chain = demo_chain
+        payments._owns_settlement = True  # made from the environment, for this gate alone
         return payments
 
     @property
@@ -271,12 +281,15 @@ class Gate:
         return Offer(self.network, self.asset, self.pay_to, public_url, others)
 
     async def open(self) -> None:
-        """Open the ledger and reconcile it (done on first use; call it to fail fast at start-up)."""
+        """Open the ledger and run upkeep once (a server's lifespan does this at start; call it
+        to fail fast, or where no lifespan runs)."""
         await self.open_ledger()
-        await self.upkeep()
+        await self.upkeep(force=True)
 
     async def open_ledger(self) -> None:
         """Open the ledger and check it can be written (at the server's start, and on first use).
+
+        The one way in for the gate and its page alike: two first uses at once open it once.
 
         Raises:
             LedgerError: naming the file and what to do.
@@ -291,19 +304,46 @@ class Gate:
     async def upkeep(self, *, force: bool = False) -> None:
         """Reconcile interrupted settlements and sweep expired requests, if due (or `force`).
 
-        Failures are logged, never raised: upkeep must not fail the call that ran it.
+        Failures are logged, never raised. It runs in `running()`, beside the calls.
         """
-        if (not force and self.clock() < self._upkeep_due) or self._upkeep_lock.locked():
-            return
-        async with self._upkeep_lock:
-            self._upkeep_due = self.clock() + self.upkeep_interval_seconds
-            try:
-                await self.reconciler.run()
-                swept = await self.sweeper.sweep(now=self.clock())
-                self.telemetry.swept(swept.expired, self.network.caip2)
-                await self.telemetry.refresh_open(self.ledger, self.owner, self.clock())
-            except (LedgerError, SettlementError):
-                logger.exception("ledger upkeep (reconciliation, sweep) failed; it will be retried")
+        await self._upkeep.run(self.ledger, force=force)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The gate while a server runs: the ledger open, upkeep as a task, the page's side
+        port hosted; on the last exit, what the gate made is closed (`aclose`).
+
+        The frameworks' lifespans enter it, and `async with payments:`; entries may nest.
+
+        Raises:
+            LedgerError: the ledger cannot be opened (the server does not start).
+        """
+        self._runs += 1
+        try:
+            await self.open()
+            async with self.link.lifespan(), anyio.create_task_group() as group:
+                group.start_soon(self._upkeep.forever, lambda: self.ledger)
+                try:
+                    yield
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            self._runs -= 1
+            if self._runs == 0:
+                with anyio.CancelScope(shield=True):
+                    await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close what this gate made: a ledger it opened from a URL (or its default file), and
+        a settlement backend's client it made; a ledger or backend handed to it is left open."""
+        if self._owns_ledger:
+            async with self._open_lock:
+                if self._opened:
+                    await self.ledger.close()
+                    self._opened = False
+        closing = getattr(self.settlement, "aclose", None) if self._owns_settlement else None
+        if closing is not None:
+            await closing()
 
     def advertise(self, tool: dict[str, Any], spec: PaidTool) -> None:
         """Write the price and the x402 offer into one listed tool (its `tools/list` entry)."""
@@ -319,4 +359,5 @@ class Gate:
         """Answer one call of a paid tool: run it paid for, or say what it costs and why not."""
         # The framework's span of this call gets the payment's outcome (telemetry/tracing.py).
         with self.telemetry.call():
-            return await self.driver.handle(tool_call, opening=self.open)
+            # Only the ledger: upkeep runs beside the calls (`running`), never inside one.
+            return await self.driver.handle(tool_call, opening=self.open_ledger)

@@ -154,6 +154,7 @@ class PaymentPage:
             scope (the HTTP 402's `resource.url`); by default the offer's.
         server_name: the MCP server's name, shown to the payer.
         demo_wallet: only on the embedded DevChain: offers "Pay with the demo wallet".
+        open_ledger: opens the ledger on first use (the gate's `open_ledger`); default: its own.
     """
 
     def __init__(
@@ -164,8 +165,12 @@ class PaymentPage:
         link_base: Callable[[Mapping[str, Any]], str] | None = None,
         server_name: str = "MCP server",
         demo_wallet: DemoWallet | None = None,
+        open_ledger: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.collector = collector
+        # The gate's own opening, under its lock: a page and a call that both come first open
+        # the ledger once (a second open would leak its first connection pool).
+        self.open_ledger = open_ledger or collector.ledger.open
         self.offer = offer
         self.link_base = link_base or (lambda scope: self.offer().public_url)
         self.server_name = server_name
@@ -229,7 +234,7 @@ class PaymentPage:
 
     async def _guarded(self, request: Request, handler: Callable[[Request], Awaitable[Response]]) -> Response:
         try:
-            await self.collector.ledger.open()
+            await self.open_ledger()
             return await handler(request)
         except PageError as error:
             return _json(error.status, {"error": shown(str(error), MAX_ERROR_CHARS)}, error.headers)
