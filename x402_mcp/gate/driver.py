@@ -31,8 +31,6 @@ from ..guard import gate_passed
 from ..inbound import explicit_request_id, named_request_id, payment_from
 from ..pricing import SettleOrder
 from ..redemption import Redemption
-from ..schemes.exact.evm import requirements_for
-from ..schemes.exact.matching import match_payment
 from ..wire import PaymentPayloadV1, ReceivedPayment, parse_payment_payload
 from .answers import RAN_BUT_UNCONFIRMED, crash_result, failed_part
 from .call import ToolCall
@@ -150,7 +148,10 @@ class Driver:
         """
         gate = self.gate
         quote = self.quoting.quote(call.source, price)
-        match_payment(payload, requirements_for(quote, gate.asset), gate.network, now=gate.clock())
+        try:
+            gate.collector.match(quote, payload, await gate.collector.requirements(quote, payload))
+        except Refused as refused:
+            raise Refused(refused.error, None) from None  # nothing stored: no request to point at
         await self._store(call, quote)
         try:
             return await self._settle_and_run(call, price, quote, payload)
@@ -168,13 +169,13 @@ class Driver:
         collector = self.gate.collector
         requirements = await collector.requirements(request, payload)
         # Checked, claimed for this payment and `settling`; tool and price were judged before.
-        request = await collector.begin(
+        request, matched = await collector.begin(
             request, payload, requirements, price=price, decimals=self.gate.asset.decimals
         )
         spec = call.spec
         order = order_for(settle_after=spec.settle is SettleOrder.AFTER, overlap=spec.overlap)
         execution = self._execution(call, request)
-        execution.payment = Payment(payload, requirements)
+        execution.payment = Payment(matched)
         return await execute(order, execution)
 
     # -- redeeming a paid request -------------------------------------------------------------

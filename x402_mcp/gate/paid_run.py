@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 from mcp.types import CallToolResult
@@ -22,7 +23,7 @@ from ..core.flow import Answer, Command, Order, Outcome, PaidRun, Step
 from ..errors import LedgerError, SettlementError
 from ..ledger.base import PaymentRequest
 from ..redemption import Hold, Redemption
-from ..wire import PaymentRequirements, ReceivedPayment
+from ..schemes.protocol import Correction, Escrowed, Matched, RefundRequested, Verdict
 from .answers import FAILED_BUT_PAID, FAILED_UNCONFIRMED, failed_part, raised, with_note
 
 logger = logging.getLogger("x402_mcp")
@@ -33,10 +34,21 @@ Tool = Callable[[], Awaitable[CallToolResult]]
 
 @dataclass(slots=True)
 class Payment:
-    """The payment a run settles (None for a redemption of a request paid already)."""
+    """The payment a run settles, as its scheme matched it, and what its verification said."""
 
-    payload: ReceivedPayment
-    requirements: PaymentRequirements
+    matched: Matched[Any]
+    verdict: Verdict | None = None
+
+
+def outcome_of(verdict: Verdict) -> Outcome:
+    """What a scheme's verdict means to the flow (a refusal is raised, not returned)."""
+    if isinstance(verdict, Escrowed):
+        return Outcome.DEFERRED  # held: run, then commit the charge
+    if isinstance(verdict, RefundRequested):
+        return Outcome.DO_NOT_RUN
+    if isinstance(verdict, Correction):
+        return Outcome.CORRECTIVE
+    return Outcome.OK  # valid, or paid already: settling records it
 
 
 @dataclass(slots=True)
@@ -65,10 +77,17 @@ class Execution:
     # -- steps ----------------------------------------------------------------------------
 
     async def verify(self) -> Outcome:
-        assert self.payment is not None
-        return await self._backend(
-            self.collector.verify(self.request, self.payment.payload, self.payment.requirements)
-        )
+        payment = self.payment
+        assert payment is not None
+        try:
+            payment.verdict = await self.collector.verify(self.request, payment.matched)
+        except Refused as refused:
+            self.refusal = refused
+            return Outcome.REFUSED
+        except (SettlementError, LedgerError) as crash:
+            self.crash = crash
+            return Outcome.CRASHED
+        return outcome_of(payment.verdict)
 
     async def settle(self) -> Outcome:
         assert self.payment is not None
@@ -77,7 +96,7 @@ class Execution:
         payment = self.payment
         try:
             claimed = await self.collector.settle(
-                self.request, payment.payload, payment.requirements, claim=claim
+                self.request, payment.matched, verdict=payment.verdict, claim=claim
             )
         except Refused as refused:
             self.refusal = refused
@@ -86,7 +105,7 @@ class Execution:
             self.crash = crash
             return Outcome.CRASHED
         self.request = claimed
-        self.network = payment.requirements.network
+        self.network = payment.matched.requirements.network
         if self.hold is not None:
             self.hold.request = claimed  # the heartbeat follows it to its claim
         return Outcome.OK
@@ -143,17 +162,6 @@ class Execution:
             return Outcome.CRASHED
         return Outcome.OK
 
-    async def _backend(self, step: Awaitable[None]) -> Outcome:
-        try:
-            await step
-        except Refused as refused:
-            self.refusal = refused
-            return Outcome.REFUSED
-        except (SettlementError, LedgerError) as crash:
-            self.crash = crash
-            return Outcome.CRASHED
-        return Outcome.OK
-
     # -- commands and answers ---------------------------------------------------------------
 
     async def command(self, command: Command) -> None:
@@ -163,7 +171,7 @@ class Execution:
                 await self.redemption.release(self.request)
             elif command is Command.RELEASE_PAYMENT:
                 assert self.payment is not None
-                await self.collector.release(self.request, self.payment.payload, self.payment.requirements)
+                await self.collector.release(self.request, self.payment.matched, self.payment.verdict)
             else:
                 raise SettlementError(f"the scheme of this payment cannot {command.value}")
 
