@@ -6,9 +6,8 @@ so both go through these functions: the ledger moves the request
 `issued → settling → paid` (or back to `issued` when the backend refuses), and
 every refusal is a `Refused` naming what was wrong.
 
-A request can be paid on the server's EVM network or, when `Solana` payees are
-configured, on Solana; the payment's own network picks the requirements it is
-checked against and the backend that settles it.
+Every payment goes through its scheme (`x402_mcp.schemes`), which the payment's
+scheme and network pick from the registry: it matches, verifies and settles.
 """
 
 from __future__ import annotations
@@ -124,12 +123,8 @@ class Collector:
         return await self.ledger.get(request_id, owner=self.owner)
 
     def check_owned(self, request: PaymentRequest) -> None:
-        """Refuse `request` as unknown unless this server quoted it (for a request read
-        without `get`, e.g. by the page or an older caller).
-
-        Raises:
-            Refused: `UnknownPaymentRequest`, saying nothing of the other server's request.
-        """
+        """Refuse `request` as unknown (`Refused`) unless this server quoted it (for a request
+        read without `get`, e.g. by the page); nothing is said of another server's request."""
         if self.owner is not None and not self.owner.owns(request):
             raise Refused(unknown_request(request.id), None)
 
@@ -165,7 +160,8 @@ class Collector:
 
     def _scheme_of(self, matched: Matched[Any]) -> Scheme[Any]:
         found = self.schemes.lookup(matched.requirements.scheme, matched.requirements.network)
-        assert not isinstance(found, Refusal), "a matched payment's scheme is registered"
+        if isinstance(found, Refusal):  # never: our own requirements name a registered scheme
+            raise SettlementError(found.message)
         return found
 
     async def requirements(self, request: PaymentRequest, payload: ReceivedPayment) -> PaymentRequirements:
@@ -231,16 +227,13 @@ class Collector:
         """Check the payment against the request, claim the payment for it, and claim the
         request for settling; the request as it now stands, and the payment as matched.
 
-        The payment is claimed after its signature is known to be its payer's, so
-        nobody can take someone else's nonce with a forged one: an EOA's signature
-        is recovered by the pure checks; a smart wallet's (EIP-1271 / ERC-6492) is
-        verified by the backend first, before the claim. Either way the claim comes
-        before anything settles or runs, in either settlement order.
+        The payment is claimed once its signature is known to be its payer's (by the
+        scheme's pure checks, or for a contract wallet its verification first), so nobody
+        takes someone else's nonce with a forged one; and before anything settles or runs.
 
         Raises:
-            Refused: the payment does not fit, or was already presented for another
-                request (`PaymentReplayed`; which one is not said: a paid id is a
-                bearer capability).
+            Refused: the payment does not fit, or was already presented for another request
+                (`PaymentReplayed`; which one is not said: a paid id is a bearer capability).
         """
         self.check_owned(request)
         now = self.clock()
@@ -267,12 +260,11 @@ class Collector:
     async def verify(self, request: PaymentRequest, matched: Matched[Any]) -> Verdict:
         """Have the payment's scheme verify it; its verdict, unless it refused.
 
-        A `PaidAlready` verdict (the authorization paid this request on chain: someone
-        submitted it first) is remembered, so `settle` records that transfer.
+        `PaidAlready` (someone submitted it first) is remembered for `settle` to record; after
+        a refusal or a `Correction` the request is `issued` again.
 
         Raises:
-            Refused: the scheme refused the payment (the request is `issued` again), or
-                answered with corrected terms (`Correction`).
+            Refused: the scheme refused the payment.
             SettlementError / LedgerError: a crash (the request stays `settling` if the
                 authorization may have moved money).
         """
@@ -298,8 +290,8 @@ class Collector:
         elif isinstance(refused, Refusal):
             # The scheme weighed the chain already: nothing of this payment moved.
             await self.transition(request, Event.SETTLEMENT_FAILED)
-            refreshed = await self.get(request.id)
-            raise Refused(payment_error_for(refused.reason, refused.message), refreshed)
+            if not isinstance(verdict, Correction):  # a correction is answered by the flow
+                raise Refused(payment_error_for(refused.reason, refused.message), await self.get(request.id))
         return verdict
 
     async def settle(
@@ -371,13 +363,9 @@ class Collector:
     async def release(
         self, request: PaymentRequest, matched: Matched[Any], verdict: Verdict | None = None
     ) -> None:
-        """Make `request` payable again when nothing we did settled it (verification failed,
-        or a `settle="after"` tool failed), unless the chain shows the payment used: then it
-        stays `settling`, and reconciliation records what the chain shows. A scheme that
-        held funds for it (`Escrowed`) lets them go.
-
-        Raises:
-            Refused: the request moved on meanwhile (a state conflict).
+        """Make `request` payable again when nothing we did settled it (verification failed, or a
+        `settle="after"` tool failed), unless the chain shows the payment used: then it stays
+        `settling` for reconciliation. What the scheme held for it (`Escrowed`) goes back.
         """
         self._paid_on_chain.pop(request.id, None)
         scheme = self._scheme_of(matched)

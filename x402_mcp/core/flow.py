@@ -42,30 +42,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..errors import PaymentError, PaymentExpired, PaymentMismatch, UnknownPaymentRequest
+from ..errors import PaymentError, PaymentExpired, PaymentMismatch, UnknownPaymentRequest, X402MCPError
 from ..text import shown
 from .states import PaymentRequest, State, refusal_to_pay, underpaid
 
-__all__ = [
-    "ORDERS",
-    "Answer",
-    "Command",
-    "FlowError",
-    "Judgement",
-    "Order",
-    "Outcome",
-    "PaidRun",
-    "Route",
-    "Step",
-    "judge_payment",
-    "judge_redemption",
-    "order_for",
-    "route",
-    "unknown_request",
-]
 
-
-class FlowError(Exception):
+class FlowError(X402MCPError):
     """A driver reported an event the flow is not waiting for (a bug in the driver)."""
 
 

@@ -20,7 +20,7 @@ from mcp.types import CallToolResult
 
 from ..collect import Collector, Refused
 from ..core.flow import Answer, Command, Order, Outcome, PaidRun, Step
-from ..errors import LedgerError, SettlementError
+from ..errors import LedgerError, SettlementError, payment_error_for
 from ..ledger.base import PaymentRequest
 from ..redemption import Hold, Redemption
 from ..schemes.protocol import Correction, Escrowed, Matched, RefundRequested, Verdict
@@ -87,6 +87,12 @@ class Execution:
         except (SettlementError, LedgerError) as crash:
             self.crash = crash
             return Outcome.CRASHED
+        if isinstance(payment.verdict, Correction):
+            # Answered as a refusal with the request's challenge again (it is payable once more);
+            # the correction's own requirements join that challenge when a scheme answers one.
+            refusal = payment.verdict.refusal
+            error = payment_error_for(refusal.reason, refusal.message)
+            self.refusal = Refused(error, await self.collector.get(self.request.id))
         return outcome_of(payment.verdict)
 
     async def settle(self) -> Outcome:
