@@ -20,9 +20,9 @@ from fastmcp.exceptions import ToolError
 from servers import textkit
 from tests.clients.conftest import Served, served
 from x402_mcp import Payments
-from x402_mcp.challenge import META_PRICE
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.core.challenge import META_PRICE
 from x402_mcp.core.states import State
-from x402_mcp.devchain import DevChain
 from x402_mcp.frameworks.choice import FRAMEWORKS
 
 pytestmark = pytest.mark.anyio

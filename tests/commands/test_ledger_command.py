@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from x402_mcp.cli import main
+from x402_mcp.cli.main import main
 from x402_mcp.core.states import Event
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord

@@ -19,8 +19,8 @@ import pytest
 
 from x402_mcp.core.states import Event, State, StateConflict, settler_presumed_gone
 from x402_mcp.errors import LedgerError
+from x402_mcp.gate.reconcile import awaiting_reconciliation
 from x402_mcp.ledger import PaymentKey, SettlementRecord
-from x402_mcp.reconcile import awaiting_reconciliation
 
 from .conftest import Rows, Store, fresh_schema, sqlite_store
 

@@ -11,7 +11,7 @@ import pytest
 from eth_account import Account
 
 from tests.chains import AnvilChain, pay, requirements_for
-from x402_mcp.cli import main
+from x402_mcp.cli.main import main
 from x402_mcp.core.states import Event
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord

@@ -43,8 +43,8 @@ import enum
 from dataclasses import dataclass
 
 from ..errors import PaymentError, PaymentExpired, PaymentMismatch, UnknownPaymentRequest, X402MCPError
-from ..text import shown
 from .states import PaymentRequest, State, refusal_to_pay, underpaid
+from .text import shown
 
 
 class FlowError(X402MCPError):

@@ -40,7 +40,7 @@ from ..errors import (
     PaymentReplayed,
     UnknownPaymentRequest,
 )
-from ..money import format_usd
+from .money import format_usd
 
 
 class State(enum.StrEnum):

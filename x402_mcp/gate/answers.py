@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from mcp.types import CallToolResult, TextContent
 
-from ..challenge import failure_result
+from ..core.challenge import failure_result
+from ..core.text import shown
 from ..errors import LedgerError, SettlementError
-from ..text import shown
 
 CRASH_MESSAGE = (
     "The payment could not be processed because the {part} failed. The tool did not run. "

@@ -20,13 +20,15 @@ from typing import Any, Self
 import anyio
 from mcp.types import CallToolResult
 
-from ..addresses import parse_address, parse_payee
-from ..challenge import (
+from ..core.addresses import parse_address, parse_payee
+from ..core.challenge import (
     Offer,
     describe_paid_tool,
 )
-from ..collect import Collector
-from ..config import default_ledger_url, network_known_to, settings_from_env
+from ..core.links import DEFAULT_PAGE_PORT
+from ..core.networks import Asset, Network, resolve_network
+from ..core.pricing import PaidTool
+from ..core.text import shown
 from ..errors import (
     ConfigurationError,
     InvalidPrice,
@@ -35,21 +37,19 @@ from ..ledger import open_ledger
 from ..ledger._open import open_checked
 from ..ledger.base import Ledger, Owner
 from ..ledger.location import warn_of_legacy_ledger
-from ..links import DEFAULT_PAGE_PORT
-from ..networks import Asset, Network, resolve_network
 from ..page.operator import operator_token as checked_operator_token
-from ..pricing import PaidTool
-from ..reconcile import Reconciler
-from ..redemption import Redemption
-from ..serving import PageLink
+from ..page.serving import PageLink
 from ..settlement.base import Settlement
 from ..settlement.facilitator import default_settlement
 from ..settlement.solana import Solana
-from ..sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
 from ..telemetry import Telemetry
-from ..text import shown
 from .call import ToolCall
+from .collect import Collector
+from .config import default_ledger_url, network_known_to, settings_from_env
 from .driver import Driver
+from .reconcile import Reconciler
+from .redemption import Redemption
+from .sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
 from .upkeep import Upkeep
 
 logger = logging.getLogger("x402_mcp")
@@ -224,7 +224,7 @@ class Gate:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Configure from `X402_*` environment variables (what the sample servers use).
 
-        The variables are listed in `x402_mcp.config.settings_from_env` and in README:
+        The variables are listed in `x402_mcp.gate.config.settings_from_env` and in README:
         `X402_SETTLEMENT` (`devchain` by default, or `local`), `X402_PAY_TO`,
         `X402_NETWORK`, the ledger, page and Solana settings.
 

@@ -16,26 +16,26 @@ from collections.abc import Awaitable, Callable
 import anyio
 from mcp.types import CallToolResult
 
-from ..challenge import (
+from ..core.challenge import (
     META_PAYMENT,
     META_REQUEST_ID,
     REQUEST_ID_ARGUMENT,
     failure_result,
     refusal_result,
 )
-from ..collect import Refused
 from ..core.flow import Judgement, Order, Route, judge_payment, judge_redemption, order_for, route
+from ..core.inbound import explicit_request_id, named_request_id, payment_from
+from ..core.pricing import SettleOrder
 from ..core.states import Claim, Event, PaymentRequest
+from ..core.wire import PaymentPayloadV1, ReceivedPayment, parse_payment_payload
 from ..errors import LedgerError, PaymentError, SettlementError, TooManyOpenRequests
-from ..guard import gate_passed
-from ..inbound import explicit_request_id, named_request_id, payment_from
-from ..pricing import SettleOrder
-from ..redemption import Redemption
-from ..wire import PaymentPayloadV1, ReceivedPayment, parse_payment_payload
 from .answers import RAN_BUT_UNCONFIRMED, crash_result, failed_part
 from .call import ToolCall
+from .collect import Refused
+from .guard import gate_passed
 from .paid_run import Execution, Payment, execute
 from .quoting import GateParts, Quoting
+from .redemption import Redemption
 
 logger = logging.getLogger("x402_mcp")
 

@@ -18,13 +18,13 @@ from typing import Any
 import anyio
 from mcp.types import CallToolResult
 
-from ..collect import Collector, Refused
 from ..core.flow import Answer, Command, Order, Outcome, PaidRun, Step
 from ..errors import LedgerError, SettlementError, payment_error_for
 from ..ledger.base import PaymentRequest
-from ..redemption import Hold, Redemption
 from ..schemes.protocol import Correction, Escrowed, Matched, RefundRequested, Verdict
 from .answers import FAILED_BUT_PAID, FAILED_UNCONFIRMED, failed_part, raised, with_note
+from .collect import Collector, Refused
+from .redemption import Hold, Redemption
 
 logger = logging.getLogger("x402_mcp")
 

@@ -15,21 +15,21 @@ import anyio
 from mcp.types import CallToolResult
 from pydantic import ValidationError
 
-from ..challenge import Offer, challenge_result, failure_result, payment_required, refusal_result
-from ..collect import Collector, Refused
+from ..core.challenge import Offer, challenge_result, failure_result, payment_required, refusal_result
 from ..core.flow import payable_now, uncovered
+from ..core.ids import new_request_id
+from ..core.inbound import argument_problems
+from ..core.money import format_usd
+from ..core.networks import Asset, Network
+from ..core.text import shown
 from ..errors import InvalidPrice, LedgerError, PaymentError, SettlementError
-from ..ids import new_request_id
-from ..inbound import argument_problems
 from ..ledger.base import Ledger, PaymentRequest
-from ..money import format_usd
-from ..networks import Asset, Network
-from ..serving import PageLink
-from ..sweeper import Sweeper
+from ..page.serving import PageLink
 from ..telemetry import Telemetry
-from ..text import shown
 from .answers import GET_A_PRICE, REFUSAL_TEXT_LIMIT
 from .call import ToolCall
+from .collect import Collector, Refused
+from .sweeper import Sweeper
 
 logger = logging.getLogger("x402_mcp")
 

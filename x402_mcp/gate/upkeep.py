@@ -15,9 +15,9 @@ import anyio
 
 from ..errors import LedgerError, SettlementError
 from ..ledger.base import Ledger, Owner
-from ..reconcile import Reconciler
-from ..sweeper import Sweeper
 from ..telemetry import Telemetry
+from .reconcile import Reconciler
+from .sweeper import Sweeper
 
 logger = logging.getLogger("x402_mcp")
 

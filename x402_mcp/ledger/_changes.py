@@ -16,8 +16,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, NotRequired, TypedDict, Unpack
 
 from ..core.states import TRANSITIONS, Event, State, StateConflict
+from ..core.text import shown
 from ..errors import LedgerError, TooManyOpenRequests
-from ..text import shown
 from .base import Owner, PaymentRequest, SettlementRecord
 
 #: Columns of `payment_requests`, in the order of the dataclass fields.

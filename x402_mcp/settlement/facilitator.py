@@ -33,9 +33,8 @@ import httpx2
 from pydantic import ValidationError
 from web3 import Web3
 
-from ..errors import ConfigurationError, SettlementError
-from ..links import service_url
-from ..networks import (
+from ..core.links import service_url
+from ..core.networks import (
     BASE_SEPOLIA,
     SOLANA_DEVNET,
     Network,
@@ -43,8 +42,8 @@ from ..networks import (
     resolve_any_network,
     resolve_network,
 )
-from ..text import shown
-from ..wire import (
+from ..core.text import shown
+from ..core.wire import (
     AnyPaymentPayload,
     PaymentPayload,
     PaymentPayloadV1,
@@ -56,6 +55,7 @@ from ..wire import (
     VerifyResponse,
     WireModel,
 )
+from ..errors import ConfigurationError, SettlementError
 from .base import OnChain
 from .checks import NONCE_ALREADY_USED, reported_network
 from .lookup import is_tx_hash, lookup_authorization, settlement_problem

@@ -37,21 +37,11 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.types import TxReceipt
 
-from ..contracts import erc6492_simulation_artifact
-from ..contracts.eip3009 import (
-    authorization_state_calldata,
-    balance_of_calldata,
-    decode_bool,
-    decode_uint,
-    is_vrs_signature,
-    transfer_with_authorization_calldata,
-)
-from ..erc6492 import Erc6492Signature, default_erc6492_factories
-from ..errors import ConfigurationError, SettlementError
-from ..links import service_url
-from ..networks import Network, resolve_network
-from ..text import shown
-from ..wire import (
+from ..core.erc6492 import Erc6492Signature, default_erc6492_factories
+from ..core.links import service_url
+from ..core.networks import Network, resolve_network
+from ..core.text import shown
+from ..core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
     SettleResponse,
@@ -59,6 +49,7 @@ from ..wire import (
     SupportedResponse,
     VerifyResponse,
 )
+from ..errors import ConfigurationError, SettlementError
 from .base import OnChain
 from .checks import (
     ASSET_NOT_DEPLOYED,
@@ -76,6 +67,15 @@ from .checks import (
     Refusal,
     check_exact_payment,
     reported_network,
+)
+from .contracts import erc6492_simulation_artifact
+from .contracts.eip3009 import (
+    authorization_state_calldata,
+    balance_of_calldata,
+    decode_bool,
+    decode_uint,
+    is_vrs_signature,
+    transfer_with_authorization_calldata,
 )
 from .lookup import lookup_authorization, payment_problem
 from .relayer import Relayer, Sent
@@ -343,7 +343,7 @@ class LocalSettlement:
         )
         if problem is not None:
             # A refusal, not a payment: the caller asks the token whether the authorization
-            # was used before it lets the payer pay again (see `x402_mcp.collect`).
+            # was used before it lets the payer pay again (see `x402_mcp.gate.collect`).
             return _failed(
                 Refusal(TRANSFER_EVENT_MISMATCH, f"Transaction {tx_hash} succeeded but {problem}."),
                 network,
