@@ -19,11 +19,11 @@ from mcp import Client
 
 from tests.gate.conftest import Shop, challenge_of
 from x402_mcp import Payments
+from x402_mcp.chains.devchain import DevChain
 from x402_mcp.core.states import PaymentRequest, State
-from x402_mcp.devchain import DevChain
 from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import SQLiteLedger
-from x402_mcp.serving import page_app
+from x402_mcp.page.serving import page_app
 from x402_mcp.settlement.facilitator import FacilitatorSettlement
 
 pytestmark = pytest.mark.anyio

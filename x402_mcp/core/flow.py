@@ -132,6 +132,15 @@ def payable_now(request: PaymentRequest, *, price: int, now: float, decimals: in
     return None
 
 
+def _not_for(
+    request: PaymentRequest | None, request_id: str, *, tool: str, price: int, decimals: int
+) -> PaymentError | None:
+    """Why stored `request` (None: unknown) cannot pay for this call at all, if it cannot."""
+    if request is None:
+        return unknown_request(request_id)
+    return uncovered(request, tool=tool, price=price, decimals=decimals)
+
+
 def judge_payment(
     request: PaymentRequest | None,
     request_id: str,
@@ -143,11 +152,9 @@ def judge_payment(
 ) -> Judgement | PaymentError:
     """A payment for stored `request` (None: unknown): settle it, or run again on it when it is
     the very payment that already paid this request and the tool failed after."""
-    if request is None:
-        return unknown_request(request_id)
-    refusal = uncovered(request, tool=tool, price=price, decimals=decimals)
-    if refusal is not None:
-        return refusal
+    refusal = _not_for(request, request_id, tool=tool, price=price, decimals=decimals)
+    if refusal is not None or request is None:
+        return refusal or unknown_request(request_id)
     if request.state in (State.PAID, State.REDEEMING) and same_payment:
         return Judgement.RUN_PAID
     # Whether it can take a payment now is the settlement's first check (`payable_now`):
@@ -159,11 +166,9 @@ def judge_redemption(
     request: PaymentRequest | None, request_id: str, *, tool: str, price: int, decimals: int, now: float
 ) -> Judgement | PaymentError:
     """A call naming `request_id` without a payment, whose one-write claim took nothing."""
-    if request is None:
-        return unknown_request(request_id)
-    refusal = uncovered(request, tool=tool, price=price, decimals=decimals)
-    if refusal is not None:
-        return refusal
+    refusal = _not_for(request, request_id, tool=tool, price=price, decimals=decimals)
+    if refusal is not None or request is None:
+        return refusal or unknown_request(request_id)
     if request.state is State.ISSUED:
         if request.is_expired(now):
             return PaymentExpired(f"payment request {shown(request_id)} expired unpaid")
@@ -359,7 +364,7 @@ class PaidRun:
             raise FlowError(f"{step.value} reported while awaiting {awaiting or 'nothing'}")
         then = _NEXT.get((step, outcome, self.ran_well, self.settled))
         if then is None:
-            raise FlowError(f"{step.value} cannot come to {outcome.value} in {self._where()}")
+            raise FlowError(f"{step.value} cannot come to {outcome.value} in {self.order.value} here")
         if outcome is Outcome.DEFERRED:
             self.order = Order.CHARGE_AFTER_SUCCESS
         if then == NEXT:
@@ -392,8 +397,3 @@ class PaidRun:
     def _advance(self) -> tuple[Step]:
         self._at += 1
         return (ORDERS[self.order][self._at],)
-
-    def _where(self) -> str:
-        ran = "after the tool ran" if self.ran_well else "before the tool ran"
-        paid = "settled" if self.settled else "not settled"
-        return f"{self.order.value} ({ran}, {paid})"

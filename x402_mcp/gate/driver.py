@@ -110,6 +110,13 @@ class Driver:
         await self.quoting.offer_link(call.source, request)
         return await self.quoting.challenge(request)
 
+    async def _stored(self, call: _Call, request_id: str) -> PaymentRequest | None:
+        """Request `request_id` as stored, if this server quoted it (the call now concerns it)."""
+        request = await self.gate.collector.get(request_id)
+        if request is not None:
+            call.request_id = request.id
+        return request
+
     async def _store(self, call: _Call, request: PaymentRequest) -> PaymentRequest:
         stored = await self.quoting.store(request)
         call.request_id = stored.id
@@ -120,9 +127,7 @@ class Driver:
     async def _pay_named(
         self, call: _Call, price: int, request_id: str, payload: ReceivedPayment
     ) -> CallToolResult:
-        request = await self.gate.collector.get(request_id)
-        if request is not None:
-            call.request_id = request.id
+        request = await self._stored(call, request_id)
         judged = judge_payment(
             request,
             request_id,
@@ -185,16 +190,10 @@ class Driver:
         claim = await self.redemption.take(request_id, tool=call.tool, price=price)
         if claim is not None:
             return await self._redeem(call, claim)
-        request = await self.gate.collector.get(request_id)
-        if request is not None:
-            call.request_id = request.id
+        request = await self._stored(call, request_id)
+        decimals, now = self.gate.asset.decimals, self.gate.clock()
         judged = judge_redemption(
-            request,
-            request_id,
-            tool=call.tool,
-            price=price,
-            decimals=self.gate.asset.decimals,
-            now=self.gate.clock(),
+            request, request_id, tool=call.tool, price=price, decimals=decimals, now=now
         )
         if isinstance(judged, PaymentError):
             raise judged

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from mcp.types import CallToolResult
@@ -30,6 +30,7 @@ logger = logging.getLogger("x402_mcp")
 
 Crash = SettlementError | LedgerError
 Tool = Callable[[], Awaitable[CallToolResult]]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -76,40 +77,41 @@ class Execution:
 
     # -- steps ----------------------------------------------------------------------------
 
+    async def _attempt(self, step: Awaitable[T]) -> T | Outcome:
+        """`step`'s answer, or the outcome its refusal or backend crash comes to (kept)."""
+        try:
+            return await step
+        except Refused as refused:
+            self.refusal = refused
+            return Outcome.REFUSED
+        except (SettlementError, LedgerError) as crash:
+            self.crash = crash
+            return Outcome.CRASHED
+
     async def verify(self) -> Outcome:
         payment = self.payment
         assert payment is not None
-        try:
-            payment.verdict = await self.collector.verify(self.request, payment.matched)
-        except Refused as refused:
-            self.refusal = refused
-            return Outcome.REFUSED
-        except (SettlementError, LedgerError) as crash:
-            self.crash = crash
-            return Outcome.CRASHED
-        if isinstance(payment.verdict, Correction):
+        verdict = await self._attempt(self.collector.verify(self.request, payment.matched))
+        if isinstance(verdict, Outcome):
+            return verdict
+        payment.verdict = verdict
+        if isinstance(verdict, Correction):
             # Answered as a refusal with the request's challenge again (it is payable once more);
             # the correction's own requirements join that challenge when a scheme answers one.
-            refusal = payment.verdict.refusal
-            error = payment_error_for(refusal.reason, refusal.message)
+            error = payment_error_for(verdict.refusal.reason, verdict.refusal.message)
             self.refusal = Refused(error, await self.collector.get(self.request.id))
-        return outcome_of(payment.verdict)
+        return outcome_of(verdict)
 
     async def settle(self) -> Outcome:
-        assert self.payment is not None
+        payment = self.payment
+        assert payment is not None
         # Recorded already claimed for this run: one write, and no other call can redeem it first.
         claim = self.redemption.settling_claim()
-        payment = self.payment
-        try:
-            claimed = await self.collector.settle(
-                self.request, payment.matched, verdict=payment.verdict, claim=claim
-            )
-        except Refused as refused:
-            self.refusal = refused
-            return Outcome.REFUSED
-        except (SettlementError, LedgerError) as crash:
-            self.crash = crash
-            return Outcome.CRASHED
+        claimed = await self._attempt(
+            self.collector.settle(self.request, payment.matched, verdict=payment.verdict, claim=claim)
+        )
+        if isinstance(claimed, Outcome):
+            return claimed
         self.request = claimed
         self.network = payment.matched.requirements.network
         if self.hold is not None:
@@ -158,14 +160,12 @@ class Execution:
 
     async def consume(self) -> Outcome:
         assert isinstance(self.result, CallToolResult)
-        try:
-            self.result = await self.redemption.finish(self.request, self.result, network=self.network)
-        except Refused as refused:
-            self.refusal = refused
-            return Outcome.REFUSED
-        except (SettlementError, LedgerError) as crash:
-            self.crash = crash
-            return Outcome.CRASHED
+        finished = await self._attempt(
+            self.redemption.finish(self.request, self.result, network=self.network)
+        )
+        if isinstance(finished, Outcome):
+            return finished
+        self.result = finished
         return Outcome.OK
 
     # -- commands and answers ---------------------------------------------------------------
