@@ -44,7 +44,7 @@ def serve_ours(port_file: str) -> None:
 
     from tests.interop_official_mcp.loopback import serve_announcing_port
     from x402_mcp import Payments, paid
-    from x402_mcp.networks import Asset
+    from x402_mcp.core.networks import Asset
     from x402_mcp.settlement import FacilitatorSettlement
 
     network = os.environ["NETWORK"]
@@ -88,7 +88,7 @@ async def _our_facilitator(chain: Any, gas_key: str, token: str, payees: list[st
     sock.close()
     log = (folder / "facilitator.log").open("wb")
     process = await anyio.open_process(
-        [sys.executable, "-m", "x402_mcp.cli", "facilitator", "--rpc-url", chain.rpc_url,
+        [sys.executable, "-m", "x402_mcp.cli.main", "facilitator", "--rpc-url", chain.rpc_url,
          "--network", chain.network, "--port", str(port)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "X402_FACILITATOR_KEY": gas_key, "X402_FACILITATOR_TOKEN": token,

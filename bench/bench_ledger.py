@@ -31,10 +31,10 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.replicas.cluster import fresh_schema
+from x402_mcp.core.lifecycle import Event, State
 from x402_mcp.ledger import Ledger, PostgresLedger, SQLiteLedger
 from x402_mcp.ledger._changes import COLUMNS, request_values
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord
-from x402_mcp.lifecycle import Event, State
 
 POSTGRES_URL = os.environ.get("X402_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"

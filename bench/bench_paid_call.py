@@ -48,15 +48,15 @@ from eth_keys.backends import get_backend
 from mcp import Client
 
 from x402_mcp import Payments, paid
-from x402_mcp.demo import build_server
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.demo import build_server
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
+from x402_mcp.core.lifecycle import Event
+from x402_mcp.core.wire import PaymentPayload, PaymentRequired, PaymentRequirements
 from x402_mcp.ledger._changes import claim_of, plan_transition
 from x402_mcp.ledger._dialect import run_script
 from x402_mcp.ledger.sqlite import SQLiteLedger, execute_on, immediate
-from x402_mcp.lifecycle import Event
-from x402_mcp.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.schemes.exact.matching import match_payment
-from x402_mcp.wire import PaymentPayload, PaymentRequired, PaymentRequirements
 
 # The SQLite ledger's statements, run by `_claim_and_consume` (never opened: it holds no connection).
 _STATEMENTS = SQLiteLedger(":memory:")

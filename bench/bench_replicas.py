@@ -79,7 +79,7 @@ def _generate(config: dict[str, Any]) -> None:
     from mcp import Client
 
     from tests.replicas.helpers import signed
-    from x402_mcp.payer import payment_meta
+    from x402_mcp.client.payer import payment_meta
 
     payer = Account.from_key(config["payer_key"])
     urls: list[str] = config["urls"]

@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from tests.chains import ANVIL_BINARY, AnvilChain, running_anvil  # noqa: E402
 from tests.settlement.rpc_proxy import RecordingProxy  # noqa: E402
 from x402_mcp import Payments, paid  # noqa: E402
-from x402_mcp.payer import payment_meta, read_challenge, sign_payment  # noqa: E402
+from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment  # noqa: E402
 from x402_mcp.settlement.local import LocalSettlement  # noqa: E402
 
 OFFICIAL_PYTHON = ROOT / ".venv-official" / "bin" / "python"

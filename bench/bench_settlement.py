@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.facilitator.official import official_facilitator_app
 from tests.facilitator.serving import serving
 from x402_mcp import Payments, paid
-from x402_mcp.devchain import TokenChain
-from x402_mcp.devnet import Devnet
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.chains.devnet import Devnet
+from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.facilitator import facilitator_app
-from x402_mcp.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.settlement import FacilitatorSettlement, Settlement
 
 Backend = Callable[[Devnet], AbstractAsyncContextManager[Settlement]]

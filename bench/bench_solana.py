@@ -48,9 +48,9 @@ from tests.solana.conftest import LocalSolanaNode, SolanaShop, build_shop
 from tests.solana.localsvm import SOLANA_DEVNET, LocalSolana
 from tests.solana.official import ignore_solana_py_deprecations, official_svm_facilitator_app
 from tests.solana.rpc import solana_rpc_app
-from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
-from x402_mcp.devchain import DevChain
-from x402_mcp.payer import payment_meta, read_challenge, sign_payment
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
+from x402_mcp.core.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
 
 PRICE = 50_000  # "0.05" USDC in atomic units, on both networks
 EVM = "EVM, DevChain, local settlement"

@@ -103,8 +103,8 @@ def _official_worker(cases_path: str, cpu: int) -> None:
 def _make_cases(count: int) -> tuple[Any, list[Any], list[str], Any]:
     from eth_account import Account
 
-    from x402_mcp.evm import sign_authorization
-    from x402_mcp.wire import PaymentPayload, PaymentRequirements
+    from x402_mcp.core.evm import sign_authorization
+    from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
 
     requirements = PaymentRequirements(
         scheme="exact",
@@ -156,11 +156,11 @@ def _rate(seconds: list[float], count: int) -> float:
 def run(count: int, rounds: int, cpu: int) -> dict[str, Any]:
     from eth_keys.backends import get_backend
 
-    from x402_mcp import evm
-    from x402_mcp.networks import resolve_network
+    from x402_mcp.core import evm
+    from x402_mcp.core.networks import resolve_network
+    from x402_mcp.core.wire import parse_evm_payment
     from x402_mcp.schemes.exact.matching import match_payment
     from x402_mcp.settlement.checks import CheckedPayment, check_exact_payment
-    from x402_mcp.wire import parse_evm_payment
 
     if count > evm._RECOVERY_CACHE_SIZE:
         print("note: more payments than the recovery cache holds; the 'again' row recovers some anew")

@@ -20,10 +20,10 @@ from eth_typing import HexStr
 from web3 import Web3
 from web3.types import RPCEndpoint
 
-from x402_mcp.devchain import DevChain, SnapshotId, TokenChain
-from x402_mcp.evm import sign_authorization
+from x402_mcp.chains.devchain import DevChain, SnapshotId, TokenChain
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
 from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import PaymentPayload, PaymentRequirements
 
 from .npm import INSTALL_HINT, NODE_MODULES, missing
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from x402_mcp.devchain import DevChain, TokenChain
+from x402_mcp.chains.devchain import DevChain, TokenChain
 
 from .chains import AnvilChain, anvil_or_skip, running_anvil
 

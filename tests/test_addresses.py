@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from x402_mcp import Payments
-from x402_mcp.addresses import parse_address, parse_payee
-from x402_mcp.commands import COMMANDS
-from x402_mcp.commands import facilitator as facilitator_command
-from x402_mcp.config import settings_from_env
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.cli import COMMANDS
+from x402_mcp.cli import facilitator as facilitator_command
+from x402_mcp.core.addresses import parse_address, parse_payee
+from x402_mcp.core.networks import BASE, Asset
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.facilitator import facilitator_app
-from x402_mcp.networks import BASE, Asset
+from x402_mcp.gate.config import settings_from_env
 from x402_mcp.settlement.local import LocalSettlement
 
 USDC_BASE = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
@@ -171,7 +171,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="x402-mcp")
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"x402_mcp.commands.{name}").register(commands)
+        importlib.import_module(f"x402_mcp.cli.{name}").register(commands)
     return parser.parse_args(argv)
 
 

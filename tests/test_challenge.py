@@ -15,7 +15,9 @@ from mcp.server import MCPServer
 from mcp.types import CallToolResult, TextContent
 
 from x402_mcp import ConfigurationError, Payments, paid
-from x402_mcp.challenge import (
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import read_challenge
+from x402_mcp.core.challenge import (
     META_ERROR,
     META_PAYMENT,
     META_PRICE,
@@ -26,12 +28,11 @@ from x402_mcp.challenge import (
     payment_sentence,
     retry_sentence,
 )
-from x402_mcp.devchain import DevChain
+from x402_mcp.core.networks import BASE_SEPOLIA
+from x402_mcp.core.pricing import paid_spec
+from x402_mcp.gate.paid import MAX_RULE_LENGTH
 from x402_mcp.ledger.base import PaymentRequest
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.networks import BASE_SEPOLIA
-from x402_mcp.payer import read_challenge
-from x402_mcp.pricing import MAX_RULE_LENGTH, paid_spec
 
 USDC = BASE_SEPOLIA.usdc
 assert USDC is not None

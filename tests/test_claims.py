@@ -7,9 +7,9 @@ import hashlib
 
 from eth_account import Account
 
-from x402_mcp.claims import payment_key
-from x402_mcp.evm import sign_authorization
-from x402_mcp.wire import (
+from x402_mcp.core.claims import payment_key
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.wire import (
     PaymentPayload,
     PaymentPayloadV1,
     PaymentRequirements,

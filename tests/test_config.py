@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from x402_mcp import Payments
-from x402_mcp.config import settings_from_env
+from x402_mcp.core.networks import Asset
 from x402_mcp.errors import ConfigurationError
-from x402_mcp.networks import Asset
+from x402_mcp.gate.config import settings_from_env
 from x402_mcp.settlement.local import LocalSettlement
 
 GAS_KEY = "0x" + "11" * 32

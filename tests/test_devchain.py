@@ -12,10 +12,10 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from x402_mcp.devchain import DevChain, TokenChain
+from x402_mcp.chains.devchain import DevChain, TokenChain
+from x402_mcp.core.wire import SettleResponse
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import SettleResponse
 
 from .chains import pay, requirements_for
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from x402_mcp.devnet import Devnet
+from x402_mcp.chains.devnet import Devnet
 
 from .chains import anvil_or_skip
 

@@ -12,7 +12,7 @@ from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_domai
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_utils.address import to_checksum_address
 
-from x402_mcp.evm import (
+from x402_mcp.core.evm import (
     AUTHORIZATION_TYPEHASH,
     AUTHORIZATION_TYPES,
     DOMAIN_TYPEHASH,
@@ -29,7 +29,7 @@ from x402_mcp.evm import (
     signed_by_payer,
     split_signature,
 )
-from x402_mcp.wire import ExactAuthorization, ExactPayload, PaymentRequirements, hex_bytes
+from x402_mcp.core.wire import ExactAuthorization, ExactPayload, PaymentRequirements, hex_bytes
 
 # The example payment of the x402 v2 specification (coinbase/x402 `specs/x402-specification-v2.md`
 # §5.2.1, commit 01fd3a88): a real signature made on Base Sepolia for its USDC, whose EIP-712

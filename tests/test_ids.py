@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from x402_mcp.ids import is_request_id, new_request_id
+from x402_mcp.core.ids import is_request_id, new_request_id
 
 
 def test_minted_ids_have_the_checked_shape_and_differ() -> None:

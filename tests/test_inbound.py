@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from x402_mcp.core.ids import new_request_id
+from x402_mcp.core.inbound import argument_problems, explicit_request_id, named_request_id, payment_from
+from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
 from x402_mcp.errors import MalformedPayment, PaymentMismatch, UnknownPaymentRequest
-from x402_mcp.ids import new_request_id
-from x402_mcp.inbound import argument_problems, explicit_request_id, named_request_id, payment_from
-from x402_mcp.wire import PaymentPayload, PaymentRequirements
 
 
 def test_an_id_may_come_as_the_argument_or_in_meta_and_blank_means_none() -> None:

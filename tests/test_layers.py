@@ -87,7 +87,9 @@ def test_the_gate_core_knows_no_framework() -> None:
         assert "MCPServer" not in text and "_sdk" not in text
 
 
-@pytest.mark.parametrize("module", ["x402_mcp.config", "x402_mcp.serving", "x402_mcp.gate", "x402_mcp.links"])
+@pytest.mark.parametrize(
+    "module", ["x402_mcp.gate.config", "x402_mcp.page.serving", "x402_mcp.gate", "x402_mcp.core.links"]
+)
 def test_low_modules_load_without_the_doors(module: str) -> None:
     assert importlib.import_module(module) is not None
     assert "x402_mcp.frameworks.fastmcp" not in _graph()[module]

@@ -5,7 +5,10 @@ import time
 import pytest
 from eth_account import Account
 
-from x402_mcp.erc6492 import wrap_erc6492
+from x402_mcp.core.erc6492 import wrap_erc6492
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.networks import BASE_SEPOLIA
+from x402_mcp.core.wire import PaymentPayload, PaymentPayloadV1, PaymentRequirements
 from x402_mcp.errors import (
     InvalidSignature,
     MalformedPayment,
@@ -14,10 +17,7 @@ from x402_mcp.errors import (
     PaymentMismatch,
     PaymentNotYetValid,
 )
-from x402_mcp.evm import sign_authorization
-from x402_mcp.networks import BASE_SEPOLIA
 from x402_mcp.schemes.exact.matching import Match, match_payment, referenced_request_id
-from x402_mcp.wire import PaymentPayload, PaymentPayloadV1, PaymentRequirements
 
 PAYER = Account.create()
 PAYEE = Account.create().address

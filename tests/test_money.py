@@ -2,8 +2,8 @@ from decimal import Decimal
 
 import pytest
 
+from x402_mcp.core.money import format_usd, from_atomic, parse_usd, to_atomic
 from x402_mcp.errors import ConfigurationError
-from x402_mcp.money import format_usd, from_atomic, parse_usd, to_atomic
 
 
 @pytest.mark.parametrize(

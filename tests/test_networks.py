@@ -1,7 +1,7 @@
 import pytest
 
+from x402_mcp.core.networks import BASE, BASE_SEPOLIA, Asset, resolve_network, same_address
 from x402_mcp.errors import ConfigurationError
-from x402_mcp.networks import BASE, BASE_SEPOLIA, Asset, resolve_network, same_address
 
 
 def test_base_networks_carry_their_usdc_and_domain() -> None:

@@ -16,10 +16,10 @@ from mcp.server import MCPServer, Server
 from mcp.types import Tool
 
 from x402_mcp import Payments, paid
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import read_challenge, sign_payment
 from x402_mcp.frameworks._fastmcp_seam import lowlevel_server
-from x402_mcp.guard import gate_passed, inside_gate
-from x402_mcp.payer import read_challenge, sign_payment
+from x402_mcp.gate.guard import gate_passed, inside_gate
 
 pytestmark = pytest.mark.anyio
 
@@ -192,7 +192,7 @@ def test_a_tool_takes_one_paid() -> None:
 
 
 def test_the_heap_is_searched_only_for_a_function_something_else_holds() -> None:
-    from x402_mcp import guard
+    from x402_mcp.gate import guard
 
     # Measured on this interpreter: a function @paid is written right above is held by no one
     # else, so no registration can hold it; a registered one is looked for (the tests above).

@@ -1,5 +1,5 @@
 """Prices are checked at decoration and amounts are written for people in one way: plain
-decimals, thousands separated, exact (x402_mcp.money, x402_mcp.pricing)."""
+decimals, thousands separated, exact (x402_mcp.core.money, x402_mcp.core.pricing)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from decimal import Decimal
 import pytest
 
 from x402_mcp import paid
-from x402_mcp.challenge import human_text, payment_sentence
-from x402_mcp.errors import ConfigurationError, InvalidPrice
-from x402_mcp.money import (
+from x402_mcp.core.challenge import human_text, payment_sentence
+from x402_mcp.core.money import (
     format_amount,
     format_decimal,
     format_dollars,
@@ -20,7 +19,8 @@ from x402_mcp.money import (
     places,
     to_atomic,
 )
-from x402_mcp.pricing import check_fixed_price, paid_spec
+from x402_mcp.core.pricing import check_fixed_price, paid_spec
+from x402_mcp.errors import ConfigurationError, InvalidPrice
 
 
 def amounts() -> list[tuple[int, int]]:
@@ -126,9 +126,9 @@ def test_a_price_function_giving_zero_or_less_than_a_unit_is_an_invalid_price(gi
 
 
 def test_the_challenge_writes_twenty_dollars_plainly() -> None:
-    from x402_mcp.challenge import Offer
+    from x402_mcp.core.challenge import Offer
+    from x402_mcp.core.networks import resolve_network
     from x402_mcp.ledger.base import PaymentRequest
-    from x402_mcp.networks import resolve_network
 
     network = resolve_network("base-sepolia")
     assert network.usdc is not None

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from x402_mcp import paid
+from x402_mcp.core.pricing import SettleOrder, paid_spec
 from x402_mcp.errors import ConfigurationError, InvalidPrice
-from x402_mcp.pricing import SettleOrder, paid_spec
 
 
 def test_paid_returns_a_guard_that_looks_exactly_like_the_function() -> None:

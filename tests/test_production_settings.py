@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import Offer, describe_paid_tool, human_text, payment_sentence
-from x402_mcp.config import PRODUCTION_SETTINGS, settings_from_env
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.core.challenge import Offer, describe_paid_tool, human_text, payment_sentence
+from x402_mcp.core.links import service_url
+from x402_mcp.core.networks import BASE, BASE_SEPOLIA, resolve_network
+from x402_mcp.core.pricing import paid_spec
 from x402_mcp.errors import ConfigurationError
+from x402_mcp.gate.config import PRODUCTION_SETTINGS, settings_from_env
 from x402_mcp.ledger.base import PaymentRequest
-from x402_mcp.links import service_url
-from x402_mcp.networks import BASE, BASE_SEPOLIA, resolve_network
 from x402_mcp.page.render import money_note
-from x402_mcp.pricing import paid_spec
 from x402_mcp.settlement.cdp import CdpAuth
 from x402_mcp.settlement.facilitator import FacilitatorSettlement
 from x402_mcp.settlement.local import LocalSettlement

@@ -82,7 +82,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "default_budget_file",
         "find_payment_required",
     ],
-    "x402_mcp.devchain": ["DEV_CHAIN_ID", "DevChain", "SnapshotId", "TokenChain"],
+    "x402_mcp.chains.devchain": ["DEV_CHAIN_ID", "DevChain", "SnapshotId", "TokenChain"],
     "x402_mcp.ledger": [
         "Claim",
         "Ledger",

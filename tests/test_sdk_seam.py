@@ -8,8 +8,8 @@ from mcp.server.mcpserver import Context
 from pydantic import ValidationError
 
 from x402_mcp import Payments, paid
-from x402_mcp._sdk import server_applying_extensions, tool_function, validated_tool_arguments
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.frameworks._sdk import server_applying_extensions, tool_function, validated_tool_arguments
 
 
 def test_payments_meets_its_server_and_reads_tool_markers(tmp_path: Any) -> None:
@@ -58,7 +58,7 @@ def test_the_tools_own_argument_model_validates_a_call() -> None:
 
 
 def test_paid_above_the_tool_decorator_points_the_registered_tool_at_its_guard() -> None:
-    from x402_mcp._sdk import tool_functions
+    from x402_mcp.frameworks._sdk import tool_functions
 
     server: MCPServer[Any] = MCPServer("seam")
 

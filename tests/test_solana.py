@@ -5,12 +5,9 @@ import base64
 import pytest
 
 from x402_mcp import ConfigurationError, Payments, Solana
-from x402_mcp.challenge import Offer, challenge_result, describe_paid_tool
-from x402_mcp.config import settings_from_env
-from x402_mcp.devchain import DevChain
-from x402_mcp.errors import MalformedPayment, PaymentMismatch
-from x402_mcp.ledger.base import PaymentRequest
-from x402_mcp.networks import (
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.core.challenge import Offer, challenge_result, describe_paid_tool
+from x402_mcp.core.networks import (
     BASE_SEPOLIA,
     SOLANA,
     SOLANA_DEVNET,
@@ -18,11 +15,15 @@ from x402_mcp.networks import (
     resolve_any_network,
     resolve_solana_network,
 )
-from x402_mcp.pricing import paid, paid_spec
+from x402_mcp.core.pricing import paid_spec
+from x402_mcp.core.wire import SvmPaymentPayload, parse_evm_payment, parse_payment_payload
+from x402_mcp.errors import MalformedPayment, PaymentMismatch
+from x402_mcp.gate.config import settings_from_env
+from x402_mcp.gate.paid import paid
+from x402_mcp.ledger.base import PaymentRequest
 from x402_mcp.schemes.exact.evm import requirements_for
 from x402_mcp.schemes.exact.matching import match_solana_payment, referenced_request_id
 from x402_mcp.settlement.facilitator import FacilitatorSettlement
-from x402_mcp.wire import SvmPaymentPayload, parse_evm_payment, parse_payment_payload
 
 PAYEE = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
 FEE_PAYER = "EwWqGE4ZFKLofuestmU4LDdK7XM1N4ALgdZccwYugwGd"

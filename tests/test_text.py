@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from x402_mcp.text import shown
+from x402_mcp.core.text import shown
 
 
 def test_short_plain_text_is_unchanged() -> None:

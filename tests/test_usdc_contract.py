@@ -19,9 +19,9 @@ from eth_tester.exceptions import TransactionFailed
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
-from x402_mcp.contracts import usdc_artifact, usdc_source_sha256
-from x402_mcp.devchain import TokenChain
-from x402_mcp.evm import AUTHORIZATION_TYPES, new_nonce
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.evm import AUTHORIZATION_TYPES, new_nonce
+from x402_mcp.settlement.contracts import usdc_artifact, usdc_source_sha256
 from x402_mcp.settlement.reverts import revert_message
 
 from .chains import deploy_eip1271_wallet
@@ -37,10 +37,10 @@ _AUTH_FIELDS = AUTHORIZATION_TYPES["TransferWithAuthorization"]
 
 def test_the_artifact_was_compiled_from_the_current_source() -> None:
     artifact = usdc_artifact()
-    source = Path(__file__).resolve().parents[1] / "x402_mcp" / "contracts" / "USDC.sol"
+    source = Path(__file__).resolve().parents[1] / "x402_mcp" / "settlement" / "contracts" / "USDC.sol"
     assert (
         artifact.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest() == usdc_source_sha256()
-    ), "x402_mcp/contracts/USDC.json is stale: run `npm ci && node compile.mjs` in tools/"
+    ), "x402_mcp/settlement/contracts/USDC.json is stale: run `npm ci && node compile.mjs` in tools/"
     assert "0.8.37" in artifact.compiler
     assert artifact.evm_version == "cancun"
     assert artifact.bytecode.startswith("0x")

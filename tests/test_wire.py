@@ -7,8 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.hostile import changed
-from x402_mcp.errors import MalformedPayment
-from x402_mcp.wire import (
+from x402_mcp.core.wire import (
     MAX_TIMEOUT_SECONDS,
     PaymentPayload,
     PaymentPayloadV1,
@@ -23,6 +22,7 @@ from x402_mcp.wire import (
     parse_payment_payload,
     parse_uint,
 )
+from x402_mcp.errors import MalformedPayment
 
 AUTHORIZATION = {
     "from": "0x857b06519E91e3A54538791bDbb0E22373e36b66",

@@ -21,8 +21,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
 // Each source and the contracts in it that get an artifact (written beside the source).
 const BUILDS = [
-  { source: join(root, "x402_mcp", "contracts", "USDC.sol"), contracts: ["USDC"] },
-  { source: join(root, "x402_mcp", "contracts", "Erc6492Simulation.sol"), contracts: ["Erc6492Simulation"] },
+  { source: join(root, "x402_mcp", "settlement", "contracts", "USDC.sol"), contracts: ["USDC"] },
+  { source: join(root, "x402_mcp", "settlement", "contracts", "Erc6492Simulation.sol"), contracts: ["Erc6492Simulation"] },
   { source: join(root, "tests", "contracts", "OwnedWallet.sol"), contracts: ["OwnedWallet", "OwnedWalletFactory"] },
   { source: join(root, "tests", "contracts", "TryAggregate.sol"), contracts: ["TryAggregate"] },
   {

@@ -15,6 +15,8 @@ async def research_query(question: str) -> str: ...
 On FastMCP 4: `mcp = fastmcp.FastMCP("research")`, then `payments.install(mcp)`.
 """
 
+from .core.networks import Asset, Network, SolanaNetwork
+from .core.pricing import PaidTool, SettleOrder
 from .errors import (
     ConfigurationError,
     InsufficientFunds,
@@ -35,9 +37,8 @@ from .errors import (
     UnknownPaymentRequest,
     X402MCPError,
 )
-from .networks import Asset, Network, SolanaNetwork
-from .payments import Payments
-from .pricing import PaidTool, SettleOrder, paid
+from .gate.paid import paid
+from .gate.payments import Payments
 from .settlement.solana import Solana
 
 __all__ = [

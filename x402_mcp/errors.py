@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .text import shown
+from .core.text import shown
 
 
 class X402MCPError(Exception):

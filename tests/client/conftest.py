@@ -17,9 +17,9 @@ from mcp.types import CallToolRequestParams, CallToolResult, TextContent
 
 from tests.chains import pay, requirements_for
 from x402_mcp import Payments, SettleOrder, paid
-from x402_mcp.challenge import META_ERROR, META_PAYMENT
+from x402_mcp.chains.devchain import DevChain
 from x402_mcp.client import Budget, PayingClient
-from x402_mcp.devchain import DevChain
+from x402_mcp.core.challenge import META_ERROR, META_PAYMENT
 from x402_mcp.ledger.sqlite import SQLiteLedger
 
 PRICE = 50_000  # $0.05 in atomic units

@@ -28,9 +28,9 @@ from mcp.server.mcpserver import Extension
 from mcp.types import CallToolRequestParams
 
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT
+from x402_mcp.chains.devchain import DevChain
 from x402_mcp.client import Budget, PayingClient
-from x402_mcp.devchain import DevChain
+from x402_mcp.core.challenge import META_PAYMENT
 from x402_mcp.ledger.sqlite import SQLiteLedger
 
 

@@ -10,8 +10,8 @@ from eth_account import Account
 
 from tests.client.conftest import PRICE, Shop
 from x402_mcp.client import Budget, BudgetExceeded, NotConfirmed, PayeeNotAllowed, PaymentDeclined
+from x402_mcp.core.wire import PaymentRequirements
 from x402_mcp.errors import ConfigurationError
-from x402_mcp.wire import PaymentRequirements
 
 pytestmark = pytest.mark.anyio
 

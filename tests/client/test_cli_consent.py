@@ -33,7 +33,7 @@ async def url(shop: Shop) -> AsyncIterator[str]:
 
 def _argv(shop: Shop, url: str, tool: str, budget_file: Path, *flags: str) -> list[str]:
     return [
-        sys.executable, "-m", "x402_mcp.cli", "call", url, tool, "--arg", "question=q",
+        sys.executable, "-m", "x402_mcp.cli.main", "call", url, tool, "--arg", "question=q",
         "--asset", shop.chain.usdc, "--budget-file", str(budget_file), *flags,
     ]  # fmt: skip
 
@@ -156,7 +156,7 @@ async def test_limits_persist_until_changed_and_none_clears_them(
         assert status == 0, err
     assert shop.chain.balance_of(shop.payee) == 2 * DEAR
     status, out, _ = await _run(
-        shop, [sys.executable, "-m", "x402_mcp.cli", "spend", "--budget-file", str(budget_file)]
+        shop, [sys.executable, "-m", "x402_mcp.cli.main", "spend", "--budget-file", str(budget_file)]
     )
     assert "per call      at most $0.60" in out and "total         $1.00 of $1.60" in out
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests.client.conftest import PRICE, Shop
 from tests.client.serving import serving
-from x402_mcp.cli import main
-from x402_mcp.commands.call import parse_arguments
+from x402_mcp.cli.call import parse_arguments
+from x402_mcp.cli.main import main
 
 pytestmark = pytest.mark.anyio
 

@@ -20,11 +20,11 @@ from mcp.types import CallToolRequestParams
 
 from tests.client.conftest import PRICE, Shop
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT
+from x402_mcp.chains.devchain import DevChain
 from x402_mcp.client import Budget, BudgetExceeded, PayingClient, SpendState, SpendStore
-from x402_mcp.devchain import DevChain
+from x402_mcp.core.challenge import META_PAYMENT
+from x402_mcp.core.wire import PaymentRequirements
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.wire import PaymentRequirements
 
 pytestmark = pytest.mark.anyio
 

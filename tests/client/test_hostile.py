@@ -16,8 +16,8 @@ from mcp.types import CallToolRequestParams, CallToolResult, TextContent
 
 from tests.chains import AnvilChain
 from tests.client.conftest import PRICE, Shop, build_shop
-from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
-from x402_mcp.cli import main
+from x402_mcp.chains.devchain import DevChain, TokenChain
+from x402_mcp.cli.main import main
 from x402_mcp.client import (
     BudgetExceeded,
     NoPayableOption,
@@ -27,10 +27,10 @@ from x402_mcp.client import (
     SpendStore,
 )
 from x402_mcp.client.window import DEFAULT_VALIDITY_SECONDS, MAX_VALIDITY_SECONDS, validity_seconds
-from x402_mcp.devchain import DevChain, TokenChain
+from x402_mcp.core.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
+from x402_mcp.core.networks import BASE_SEPOLIA
+from x402_mcp.core.wire import MAX_TIMEOUT_SECONDS, PaymentPayload
 from x402_mcp.errors import ConfigurationError, X402MCPError
-from x402_mcp.networks import BASE_SEPOLIA
-from x402_mcp.wire import MAX_TIMEOUT_SECONDS, PaymentPayload
 
 pytestmark = pytest.mark.anyio
 
@@ -304,7 +304,7 @@ async def _cli(argv: list[str]) -> int:
 )
 def test_an_authorization_other_than_the_reserved_one_is_not_sent(field: str, value: str) -> None:
     from x402_mcp.client.window import check_signed, plan_window
-    from x402_mcp.wire import ExactAuthorization, PaymentRequirements
+    from x402_mcp.core.wire import ExactAuthorization, PaymentRequirements
 
     requirement = PaymentRequirements.model_validate(
         {"scheme": "exact", "network": "eip155:84532", "amount": "50000", "asset": "0x" + "22" * 20,

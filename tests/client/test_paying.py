@@ -9,7 +9,7 @@ import pytest
 
 from tests.client.conftest import PRICE, Shop, build_shop
 from x402_mcp import paid
-from x402_mcp.challenge import META_ERROR, META_PAYMENT_RESPONSE, META_REQUEST_ID
+from x402_mcp.chains.devchain import DevChain
 from x402_mcp.client import (
     BudgetExceeded,
     NoPayableOption,
@@ -20,9 +20,9 @@ from x402_mcp.client import (
     SpendState,
     SpendStore,
 )
-from x402_mcp.devchain import DevChain
-from x402_mcp.lifecycle import State
-from x402_mcp.networks import BASE_SEPOLIA
+from x402_mcp.core.challenge import META_ERROR, META_PAYMENT_RESPONSE, META_REQUEST_ID
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.networks import BASE_SEPOLIA
 
 pytestmark = pytest.mark.anyio
 

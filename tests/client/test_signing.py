@@ -10,9 +10,9 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from x402_mcp.evm import authorization_digest, new_authorization, recover_payer, requirement_typed_data
-from x402_mcp.payer import sign_digest, sign_with
-from x402_mcp.wire import ExactAuthorization, PaymentRequirements
+from x402_mcp.client.payer import sign_digest, sign_with
+from x402_mcp.core.evm import authorization_digest, new_authorization, recover_payer, requirement_typed_data
+from x402_mcp.core.wire import ExactAuthorization, PaymentRequirements
 
 NAMES = ["USD Coin", "USDC", "", "Ünïcödé ✓ 通貨", "x" * 300, "a\x00b", "Bridged USDC (Stargate)"]
 VERSIONS = ["2", "1", "", "v2.0-beta", "☃"]

@@ -21,7 +21,7 @@ from mcp.server import MCPServer
 from tests.npm import INSTALL_HINT, NODE_MODULES, missing
 from tests.page.conftest import serving
 from x402_mcp import Payments
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
 from x402_mcp.ledger.sqlite import SQLiteLedger
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from mcp.types import ElicitRequestParams, ElicitRequestURLParams, ElicitResult,
 from servers import mathlab
 from tests.clients.conftest import served
 from tests.page.conftest import link_of
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
 from x402_mcp.gate import ELICITATION_WAIT_SECONDS
 
 pytestmark = pytest.mark.anyio

@@ -20,10 +20,10 @@ from fastmcp.exceptions import ToolError
 from servers import textkit
 from tests.clients.conftest import Served, served
 from x402_mcp import Payments
-from x402_mcp.challenge import META_PRICE
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.core.challenge import META_PRICE
+from x402_mcp.core.lifecycle import State
 from x402_mcp.frameworks.choice import FRAMEWORKS
-from x402_mcp.lifecycle import State
 
 pytestmark = pytest.mark.anyio
 x402 = pytest.importorskip("x402", reason="the official x402 package is a test dependency")

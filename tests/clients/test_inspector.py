@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from tests.clients.conftest import INSPECTOR, node_or_skip
-from x402_mcp.challenge import META_HOSTED_URL
-from x402_mcp.commands.claude_config import config_entry
+from x402_mcp.cli.claude_config import config_entry
+from x402_mcp.core.challenge import META_HOSTED_URL
 
 pytestmark = pytest.mark.anyio
 

@@ -18,8 +18,8 @@ import pytest
 from servers import mathlab
 from tests.clients.conftest import node_or_skip, node_script, served
 from x402_mcp import Payments
-from x402_mcp.challenge import META_HOSTED_URL, META_PAYMENT_RESPONSE, META_PRICE
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.challenge import META_HOSTED_URL, META_PAYMENT_RESPONSE, META_PRICE
 from x402_mcp.frameworks.choice import FRAMEWORKS
 from x402_mcp.frameworks.handshake import IDENTIFIER
 

@@ -16,9 +16,9 @@ from typing import Any, TextIO
 
 from web3 import Web3
 
-from x402_mcp.contracts.token import UsdcToken
+from x402_mcp.chains.token import UsdcToken
 
-CLI = [sys.executable, "-m", "x402_mcp.cli"]
+CLI = [sys.executable, "-m", "x402_mcp.cli.main"]
 
 
 @dataclass

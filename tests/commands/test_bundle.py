@@ -19,9 +19,9 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
-from x402_mcp.challenge import META_HOSTED_URL, META_PRICE
-from x402_mcp.cli import main
-from x402_mcp.commands.bundle import build_bundle
+from x402_mcp.cli.bundle import build_bundle
+from x402_mcp.cli.main import main
+from x402_mcp.core.challenge import META_HOSTED_URL, META_PRICE
 
 from ..npm import INSTALL_HINT, NODE_MODULES, missing
 from ..packaging.wheel import build_distributions
@@ -55,7 +55,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def bundle(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "x402_mcp.cli", "bundle", *args],
+        [sys.executable, "-m", "x402_mcp.cli.main", "bundle", *args],
         capture_output=True, text=True, timeout=300, check=False, cwd=cwd,
     )  # fmt: skip
 

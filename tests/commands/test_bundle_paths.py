@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from x402_mcp.commands.bundle import build_bundle, safe_entry_name
+from x402_mcp.cli.bundle import build_bundle, safe_entry_name
 from x402_mcp.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ SAMPLE = ROOT / "servers" / "mathlab.py"
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "x402_mcp.cli", *args],
+        [sys.executable, "-m", "x402_mcp.cli.main", *args],
         capture_output=True, text=True, timeout=120, check=False, cwd=cwd,
     )  # fmt: skip
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from x402_mcp import devnet as devnet_module
-from x402_mcp.cli import HelpFormatter, build_parser
+from x402_mcp.chains import devnet as devnet_module
+from x402_mcp.cli.main import HelpFormatter, build_parser
 from x402_mcp.errors import X402MCPError
 
 from ..chains import anvil_or_skip
 
-CLI = [sys.executable, "-m", "x402_mcp.cli"]
+CLI = [sys.executable, "-m", "x402_mcp.cli.main"]
 
 
 def cli(

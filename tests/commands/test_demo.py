@@ -6,7 +6,7 @@ import sys
 
 def test_demo_runs_end_to_end_and_exits_zero() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "x402_mcp.cli", "demo"],
+        [sys.executable, "-m", "x402_mcp.cli.main", "demo"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -15,13 +15,13 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from x402_mcp.contracts.token import UsdcToken
+from x402_mcp.chains.token import UsdcToken
 
 from ..chains import AnvilChain, anvil_or_skip
 from ..facilitator.serving import loopback_socket
 from .processes import running
 
-CLI = [sys.executable, "-m", "x402_mcp.cli"]
+CLI = [sys.executable, "-m", "x402_mcp.cli.main"]
 
 
 @pytest.mark.anvil

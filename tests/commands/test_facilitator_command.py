@@ -11,12 +11,12 @@ import pytest
 import uvicorn
 from eth_account import Account
 
-from x402_mcp.commands import facilitator
-from x402_mcp.evm import sign_authorization
+from x402_mcp.cli import facilitator
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.networks import BASE
+from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
 from x402_mcp.facilitator import AMOUNT_BELOW_MINIMUM, ASSET_NOT_ALLOWED, PAYEE_NOT_ALLOWED, TOKEN_VARIABLE
-from x402_mcp.networks import BASE
 from x402_mcp.settlement.local import RECEIPT_POLL_SECONDS, LocalSettlement
-from x402_mcp.wire import PaymentPayload, PaymentRequirements
 
 
 def _parse(*options: str) -> argparse.Namespace:

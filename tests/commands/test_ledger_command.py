@@ -8,10 +8,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from x402_mcp.cli import main
+from x402_mcp.cli.main import main
+from x402_mcp.core.lifecycle import Event
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord
-from x402_mcp.lifecycle import Event
 
 USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
 TX = "0x" + "ab" * 32

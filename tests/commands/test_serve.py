@@ -23,10 +23,10 @@ from eth_account import Account
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
-from x402_mcp.challenge import META_PAYMENT
 from x402_mcp.client import Budget, PayingClient
-from x402_mcp.money import to_atomic
-from x402_mcp.networks import Asset
+from x402_mcp.core.challenge import META_PAYMENT
+from x402_mcp.core.money import to_atomic
+from x402_mcp.core.networks import Asset
 
 from ..chains import anvil_or_skip
 from .processes import running, token_at

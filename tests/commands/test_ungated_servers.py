@@ -59,7 +59,7 @@ def test_a_command_refuses_a_server_whose_paid_tools_have_no_gate(
     script.write_text(FORGETFUL[framework])
     words, code = COMMANDS[command]
     done = subprocess.run(
-        [sys.executable, "-m", "x402_mcp.cli", words[0], str(script), *words[1:]],
+        [sys.executable, "-m", "x402_mcp.cli.main", words[0], str(script), *words[1:]],
         capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert done.returncode == code, done.stderr

@@ -18,9 +18,9 @@ import httpx2
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from x402_mcp.core.lifecycle import State
+from x402_mcp.gate.reconcile import awaiting_reconciliation
 from x402_mcp.ledger import PostgresLedger
-from x402_mcp.lifecycle import State
-from x402_mcp.reconcile import awaiting_reconciliation
 
 from ..chains import AnvilChain
 from ..replicas.cluster import Cluster, cluster
@@ -116,7 +116,7 @@ async def test_the_hosted_url_of_a_dead_replica_is_served_by_a_live_one(
     a.process.kill()  # type: ignore[union-attr]
     replicas.wait_dead(a)
     async with httpx2.AsyncClient(timeout=60) as http:
-        from x402_mcp.wire import encode_header
+        from x402_mcp.core.wire import encode_header
 
         paid = await http.get(
             f"{b.base}/pay/{request_id}", headers={"PAYMENT-SIGNATURE": encode_header(signed(payer, quoted))}

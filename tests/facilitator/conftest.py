@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from eth_account import Account
 
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
 from x402_mcp.facilitator import facilitator_app
 
 from ..chains import AnvilChain

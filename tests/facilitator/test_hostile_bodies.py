@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from tests.facilitator.conftest import TOKEN
-from x402_mcp import bodies
+from x402_mcp.page import bodies
 
 pytestmark = pytest.mark.anyio
 DEADLINE = 1.0

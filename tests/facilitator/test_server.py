@@ -10,12 +10,12 @@ import httpx2
 import pytest
 from eth_account import Account
 
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.wire import PaymentRequired
 from x402_mcp.errors import ConfigurationError
-from x402_mcp.evm import sign_authorization
 from x402_mcp.facilitator import AMOUNT_BELOW_MINIMUM, MAX_BODY_BYTES, PAYEE_NOT_ALLOWED, facilitator_app
 from x402_mcp.settlement.checks import INVALID_SIGNATURE, VALUE_MISMATCH
-from x402_mcp.wire import PaymentRequired
 
 from ..chains import pay, requirements_for
 from ..hostile import changed

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from x402_mcp import Payments
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
 
 PAY_TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
 

@@ -25,7 +25,7 @@ from mcp.types import TextContent
 
 from tests.commands.processes import running, token_at
 from tests.commands.test_serve import official_client_pays
-from x402_mcp.challenge import META_PRICE
+from x402_mcp.core.challenge import META_PRICE
 from x402_mcp.frameworks.handshake import IDENTIFIER
 
 from ..chains import anvil_or_skip
@@ -78,7 +78,7 @@ if __name__ == "__main__":
 
 SCRIPTS = {"fastmcp": FASTMCP_SCRIPT, "mcpserver": MCPSERVER_SCRIPT}
 PRICE = 30_000
-CLI = [sys.executable, "-m", "x402_mcp.cli"]
+CLI = [sys.executable, "-m", "x402_mcp.cli.main"]
 
 
 def script(tmp_path: Path, framework: str) -> Path:

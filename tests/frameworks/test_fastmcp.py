@@ -21,12 +21,12 @@ from mcp.types import ElicitRequestParams, ElicitRequestURLParams, ElicitResult
 
 from tests.facilitator.serving import serving
 from x402_mcp import ConfigurationError, Payments, paid
-from x402_mcp.challenge import META_HOSTED_URL, META_PAYMENT, META_PAYMENT_RESPONSE, META_PRICE
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import sign_payment
+from x402_mcp.core.challenge import META_HOSTED_URL, META_PAYMENT, META_PAYMENT_RESPONSE, META_PRICE
+from x402_mcp.core.wire import PaymentRequired
 from x402_mcp.frameworks import _fastmcp_seam as seam
 from x402_mcp.frameworks.fastmcp import IDENTIFIER, GateMiddleware
-from x402_mcp.payer import sign_payment
-from x402_mcp.wire import PaymentRequired
 
 pytestmark = pytest.mark.anyio
 

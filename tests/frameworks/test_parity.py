@@ -23,7 +23,9 @@ from mcp.types import TextContent
 
 from tests.facilitator.serving import serving
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import (
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import sign_payment
+from x402_mcp.core.challenge import (
     META_HOSTED_URL,
     META_PAYMENT,
     META_PAYMENT_RESPONSE,
@@ -31,13 +33,11 @@ from x402_mcp.challenge import (
     META_REQUEST_ID,
     REQUEST_ID_ARGUMENT,
 )
-from x402_mcp.devchain import DevChain
+from x402_mcp.core.wire import PaymentRequired
 from x402_mcp.frameworks import _fastmcp_seam as seam
 from x402_mcp.frameworks.choice import FRAMEWORKS, paid_server
 from x402_mcp.frameworks.handshake import IDENTIFIER
 from x402_mcp.page.card import CARD_URI, META_CARD
-from x402_mcp.payer import sign_payment
-from x402_mcp.wire import PaymentRequired
 
 pytestmark = pytest.mark.anyio
 

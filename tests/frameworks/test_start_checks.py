@@ -14,10 +14,10 @@ from mcp import Client
 from mcp.server import MCPServer
 
 from x402_mcp import ConfigurationError, Payments, paid
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import read_challenge, sign_payment
+from x402_mcp.core.networks import Asset
 from x402_mcp.frameworks._fastmcp_seam import lowlevel_server
-from x402_mcp.networks import Asset
-from x402_mcp.payer import read_challenge, sign_payment
 
 pytestmark = pytest.mark.anyio
 PAY_TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"

@@ -23,11 +23,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
 from x402_mcp import Payments, paid
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import read_challenge, sign_payment
+from x402_mcp.core.wire import PaymentPayload, PaymentRequired
 from x402_mcp.frameworks._fastmcp_seam import lowlevel_server
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.payer import read_challenge, sign_payment
-from x402_mcp.wire import PaymentPayload, PaymentRequired
 
 PRICE = 50_000  # $0.05
 FRAMEWORKS = ["mcpserver", "fastmcp"]

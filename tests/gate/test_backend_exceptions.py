@@ -16,18 +16,18 @@ from mcp import Client
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_server, text_of
 from x402_mcp import Payments, Solana, paid
-from x402_mcp.challenge import META_PAYMENT
-from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.lifecycle import Event, State
-from x402_mcp.reconcile import Reconciler
-from x402_mcp.settlement.base import Settlement
-from x402_mcp.wire import (
+from x402_mcp.core.challenge import META_PAYMENT
+from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
     SettleResponse,
     SupportedResponse,
     VerifyResponse,
 )
+from x402_mcp.gate.reconcile import Reconciler
+from x402_mcp.ledger.sqlite import SQLiteLedger
+from x402_mcp.settlement.base import Settlement
 
 pytestmark = pytest.mark.anyio
 

@@ -15,10 +15,10 @@ from tests.gate.conftest import Shop, challenge_of, text_of
 from tests.ledger.conftest import fresh_schema, postgres_url  # noqa: F401 (a fixture)
 from tests.page.conftest import serving
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_REQUEST_ID
+from x402_mcp.core.challenge import META_REQUEST_ID
+from x402_mcp.core.lifecycle import State
 from x402_mcp.errors import ConfigurationError
-from x402_mcp.lifecycle import State
-from x402_mcp.sweeper import Sweeper
+from x402_mcp.gate.sweeper import Sweeper
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,8 @@ from eth_account import Account
 
 from tests.gate.conftest import new_server
 from x402_mcp import Payments
-from x402_mcp.cli import main
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.cli.main import main
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger.location import ledger_directory, safe_name, server_ledger_path
 

@@ -18,12 +18,12 @@ from mcp.types import CallToolResult
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
 from x402_mcp import paid
-from x402_mcp.challenge import META_PAYMENT, META_REQUEST_ID
-from x402_mcp.evm import sign_authorization
-from x402_mcp.lifecycle import State
-from x402_mcp.payer import sign_payment
+from x402_mcp.client.payer import sign_payment
+from x402_mcp.core.challenge import META_PAYMENT, META_REQUEST_ID
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.wire import PaymentPayload, PaymentPayloadV1, PaymentRequired
 from x402_mcp.schemes.exact.evm import requirements_for
-from x402_mcp.wire import PaymentPayload, PaymentPayloadV1, PaymentRequired
 
 pytestmark = pytest.mark.anyio
 

@@ -21,10 +21,10 @@ from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_serv
 from tests.gate.test_exactly_once import at_once, successes
 from tests.ledger.conftest import fresh_schema, postgres_url  # noqa: F401  (a fixture)
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT
-from x402_mcp.evm import sign_authorization
-from x402_mcp.lifecycle import State
-from x402_mcp.wire import PaymentPayloadV1
+from x402_mcp.core.challenge import META_PAYMENT
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.wire import PaymentPayloadV1
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 

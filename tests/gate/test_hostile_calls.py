@@ -20,12 +20,12 @@ from tests.gate.conftest import Shop, challenge_of, connectable, new_server, tex
 from tests.ledger.conftest import fresh_schema, postgres_url  # noqa: F401  (a fixture)
 from tests.page.conftest import serving
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT, META_REQUEST_ID
-from x402_mcp.evm import sign_authorization
-from x402_mcp.ids import new_request_id
+from x402_mcp.client.payer import sign_payment
+from x402_mcp.core.challenge import META_PAYMENT, META_REQUEST_ID
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.ids import new_request_id
+from x402_mcp.core.wire import PaymentPayload
 from x402_mcp.ledger.base import Ledger
-from x402_mcp.payer import sign_payment
-from x402_mcp.wire import PaymentPayload
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ import pytest
 from mcp import Client
 
 from tests.gate.conftest import PRICE, Shop, text_of
-from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
+from x402_mcp.core.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
 
 x402 = pytest.importorskip("x402", reason="the official x402 package is a test dependency")
 

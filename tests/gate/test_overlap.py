@@ -20,18 +20,18 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, drain_payer, new_server, text_of
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT_RESPONSE
-from x402_mcp.errors import ConfigurationError
-from x402_mcp.lifecycle import State
-from x402_mcp.payer import payment_meta, sign_payment
-from x402_mcp.settlement.base import Settlement
-from x402_mcp.wire import (
+from x402_mcp.client.payer import payment_meta, sign_payment
+from x402_mcp.core.challenge import META_PAYMENT_RESPONSE
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
     SettleResponse,
     SupportedResponse,
     VerifyResponse,
 )
+from x402_mcp.errors import ConfigurationError
+from x402_mcp.settlement.base import Settlement
 
 pytestmark = pytest.mark.anyio
 

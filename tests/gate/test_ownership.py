@@ -26,19 +26,19 @@ from mcp.types import CallToolResult
 from tests.gate.conftest import AnyServer, connectable, new_server, text_of
 from tests.ledger.conftest import fresh_schema, postgres_url, sqlite_store
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT, REQUEST_ID_ARGUMENT
-from x402_mcp.collect import Refused
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import read_challenge, sign_payment
+from x402_mcp.core.challenge import META_PAYMENT, REQUEST_ID_ARGUMENT
+from x402_mcp.core.ids import new_request_id
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.networks import Asset
+from x402_mcp.core.wire import PaymentPayload, PaymentRequired, encode_header
 from x402_mcp.errors import UnknownPaymentRequest
-from x402_mcp.ids import new_request_id
+from x402_mcp.gate.collect import Refused
 from x402_mcp.ledger import Ledger
 from x402_mcp.ledger.base import PaymentRequest
-from x402_mcp.lifecycle import State
-from x402_mcp.networks import Asset
-from x402_mcp.payer import read_challenge, sign_payment
+from x402_mcp.page.serving import build_page
 from x402_mcp.schemes.exact.evm import requirements_for
-from x402_mcp.serving import build_page
-from x402_mcp.wire import PaymentPayload, PaymentRequired, encode_header
 
 pytestmark = pytest.mark.anyio
 

@@ -16,12 +16,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
 from x402_mcp import paid
-from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE, META_REQUEST_ID
-from x402_mcp.evm import sign_authorization
-from x402_mcp.ids import new_request_id
-from x402_mcp.lifecycle import State
-from x402_mcp.payer import sign_payment
-from x402_mcp.wire import PaymentPayload, PaymentPayloadV1, PaymentRequired, PaymentRequirements
+from x402_mcp.client.payer import sign_payment
+from x402_mcp.core.challenge import META_PAYMENT, META_PAYMENT_RESPONSE, META_REQUEST_ID
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.ids import new_request_id
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.wire import PaymentPayload, PaymentPayloadV1, PaymentRequired, PaymentRequirements
 
 pytestmark = pytest.mark.anyio
 

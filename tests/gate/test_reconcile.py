@@ -18,23 +18,23 @@ from tests.chains import AnvilChain
 from tests.facilitator.serving import Interposer, serving
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
 from x402_mcp import Payments, paid
-from x402_mcp.facilitator import facilitator_app
-from x402_mcp.ledger.base import PaymentRequest
-from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.lifecycle import Event, State
-from x402_mcp.payer import payment_meta, read_challenge, sign_payment
-from x402_mcp.reconcile import Reconciler, awaiting_reconciliation
-from x402_mcp.schemes.exact.evm import requirements_for
-from x402_mcp.settlement import FacilitatorSettlement
-from x402_mcp.settlement.base import OnChain
-from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import (
+from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
+from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
     SettleResponse,
     SupportedResponse,
     VerifyResponse,
 )
+from x402_mcp.facilitator import facilitator_app
+from x402_mcp.gate.reconcile import Reconciler, awaiting_reconciliation
+from x402_mcp.ledger.base import PaymentRequest
+from x402_mcp.ledger.sqlite import SQLiteLedger
+from x402_mcp.schemes.exact.evm import requirements_for
+from x402_mcp.settlement import FacilitatorSettlement
+from x402_mcp.settlement.base import OnChain
+from x402_mcp.settlement.local import LocalSettlement
 
 pytestmark = pytest.mark.anyio
 

@@ -7,16 +7,16 @@ from mcp import Client
 
 from tests.gate.conftest import PRICE, Shop
 from tests.gate.test_reconcile import _cut_short, _reconciler
-from x402_mcp.lifecycle import Event, State
-from x402_mcp.settlement.base import OnChain
-from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import (
+from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
     SettleResponse,
     SupportedResponse,
     VerifyResponse,
 )
+from x402_mcp.settlement.base import OnChain
+from x402_mcp.settlement.local import LocalSettlement
 
 pytestmark = pytest.mark.anyio
 

@@ -16,13 +16,13 @@ from mcp.types import CallToolResult
 
 from tests.gate.conftest import PRICE, Shop, text_of
 from tests.page.conftest import link_of, serving
-from x402_mcp.challenge import META_REQUEST_ID
-from x402_mcp.ids import new_request_id
+from x402_mcp.client.payer import sign_payment
+from x402_mcp.core.challenge import META_REQUEST_ID
+from x402_mcp.core.ids import new_request_id
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.wire import PaymentRequired
 from x402_mcp.ledger.base import PaymentRequest
-from x402_mcp.lifecycle import State
-from x402_mcp.payer import sign_payment
 from x402_mcp.schemes.exact.evm import requirements_for
-from x402_mcp.wire import PaymentRequired
 
 pytestmark = pytest.mark.anyio
 

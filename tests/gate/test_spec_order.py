@@ -14,14 +14,14 @@ from tests.chains import settlement_with_clock
 from tests.facilitator.serving import Interposer, serving
 from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, drain_payer, new_server, text_of
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
+from x402_mcp.client.payer import payment_meta, sign_payment
+from x402_mcp.core.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
 from x402_mcp.facilitator import facilitator_app
+from x402_mcp.gate.reconcile import Reconciler
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.lifecycle import State
-from x402_mcp.payer import payment_meta, sign_payment
-from x402_mcp.reconcile import Reconciler
 from x402_mcp.settlement import FacilitatorSettlement
-from x402_mcp.wire import PaymentPayload, PaymentRequirements
 
 pytestmark = pytest.mark.anyio
 

@@ -21,8 +21,8 @@ from tests.client.serving import serving
 from tests.facilitator.serving import TOKEN
 from x402_mcp import Payments, paid
 from x402_mcp.client import Budget, BudgetExceeded, PayingClient
+from x402_mcp.core.lifecycle import State
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.lifecycle import State
 from x402_mcp.settlement import FacilitatorSettlement
 
 from .official import official_client, official_server

@@ -8,9 +8,9 @@ from dataclasses import replace
 import anyio
 import pytest
 
+from x402_mcp.core.lifecycle import Event, State
 from x402_mcp.errors import LedgerError, StateConflict
 from x402_mcp.ledger import Claim, Ledger, SettlementRecord
-from x402_mcp.lifecycle import Event, State
 
 from .conftest import Store
 from .test_contract import LEASE, NOW, PAYER, USDC, issued_in, settlement_for

@@ -11,9 +11,9 @@ from typing import Any
 import anyio
 import pytest
 
+from x402_mcp.core.lifecycle import Event, State, target_of
 from x402_mcp.errors import LedgerError, StateConflict
 from x402_mcp.ledger import Ledger, PaymentRequest, SettlementRecord
-from x402_mcp.lifecycle import Event, State, target_of
 
 from .conftest import Store
 

@@ -11,10 +11,10 @@ from typing import Any
 import anyio
 import pytest
 
+from x402_mcp.core.lifecycle import Event, State
 from x402_mcp.errors import LedgerError, StateConflict, TooManyOpenRequests
 from x402_mcp.ledger import Ledger
 from x402_mcp.ledger.base import PaymentKey
-from x402_mcp.lifecycle import Event, State
 
 from .conftest import Store
 from .test_contract import LEASE, NOW, PAYER, issued_in, new_request, settlement_for

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from x402_mcp.core.lifecycle import Event, State
 from x402_mcp.errors import LedgerError, StateConflict
 from x402_mcp.ledger import PaymentKey, SettlementRecord
-from x402_mcp.lifecycle import Event, State
 
 from .conftest import Rows, Store, fresh_schema, sqlite_store
 

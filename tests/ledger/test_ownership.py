@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from x402_mcp.core.lifecycle import Event, State
 from x402_mcp.errors import StateConflict, TooManyOpenRequests
 from x402_mcp.ledger import Ledger
 from x402_mcp.ledger.base import Owner, PaymentRequest
-from x402_mcp.lifecycle import Event, State
 
 from .test_contract import LEASE, NOW, PAYEE, TEMPLATE, USDC, arguments, issued_in, new_request
 

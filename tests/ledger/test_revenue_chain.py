@@ -11,10 +11,10 @@ import pytest
 from eth_account import Account
 
 from tests.chains import AnvilChain, pay, requirements_for
-from x402_mcp.cli import main
+from x402_mcp.cli.main import main
+from x402_mcp.core.lifecycle import Event
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord
-from x402_mcp.lifecycle import Event
 
 pytestmark = pytest.mark.anvil
 FAKE_TX = "0x" + "ee" * 32

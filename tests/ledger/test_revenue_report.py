@@ -17,12 +17,12 @@ import anyio
 import pytest
 
 from tests.ledger.conftest import Store
-from x402_mcp.cli import main
-from x402_mcp.commands.report import as_csv, as_json, as_table
+from x402_mcp.cli.main import main
+from x402_mcp.cli.report import as_csv, as_json, as_table
+from x402_mcp.core.lifecycle import Event
 from x402_mcp.ledger import Ledger, SQLiteLedger
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord
-from x402_mcp.lifecycle import Event
-from x402_mcp.revenue import revenue_report
+from x402_mcp.telemetry.revenue import revenue_report
 
 USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
 PAYEE = "0x" + "99" * 20
@@ -175,7 +175,7 @@ def test_a_bad_period_is_refused_with_what_to_write(
 
 
 def test_an_empty_report_says_so() -> None:
-    from x402_mcp.revenue import Report
+    from x402_mcp.telemetry.revenue import Report
 
     empty = Report(None, None)
     assert "0 payment(s), 0.000000 USDC" in as_table(empty)

@@ -13,9 +13,9 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from x402_mcp.core.lifecycle import Event, State
 from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import SQLiteLedger
-from x402_mcp.lifecycle import Event, State
 
 from .test_contract import NOW, new_request
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from x402_mcp.core.lifecycle import State
 from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger import sqlite as sqlite_module
-from x402_mcp.lifecycle import State
 
 from .test_contract import issued_in, new_request
 

@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.server import MCPServer
 
 from x402_mcp import Payments, paid
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
 from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import open_ledger
 from x402_mcp.ledger._open import open_checked

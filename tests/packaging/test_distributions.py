@@ -40,8 +40,8 @@ def package_files() -> set[str]:
     # Guard the guard: the data files this project is known to need are among them.
     assert {
         "x402_mcp/py.typed",
-        "x402_mcp/contracts/USDC.json",
-        "x402_mcp/contracts/USDC.sol",
+        "x402_mcp/settlement/contracts/USDC.json",
+        "x402_mcp/settlement/contracts/USDC.sol",
         "x402_mcp/page/static/pay.html",
         "x402_mcp/page/static/pay.js",
     } <= found
@@ -63,7 +63,7 @@ def test_the_wheel_and_the_sdist_hold_every_file_of_the_package(built: Distribut
     assert metadata["Name"] == "mcp-x402"
     assert metadata["Requires-Python"] == ">=3.11"
     assert "postgres" in metadata.get_all("Provides-Extra", [])
-    assert "x402-mcp = x402_mcp.cli:main" in scripts
+    assert "x402-mcp = x402_mcp.cli.main:main" in scripts
 
     assert built.sdist is not None
     with tarfile.open(built.sdist) as sdist:

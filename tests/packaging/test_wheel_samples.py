@@ -18,7 +18,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from x402_mcp.challenge import META_PRICE
+from x402_mcp.core.challenge import META_PRICE
 from x402_mcp.frameworks.handshake import IDENTIFIER
 
 from .wheel import ROOT, build_distributions

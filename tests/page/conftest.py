@@ -20,10 +20,10 @@ from mcp.types import CallToolResult, TextContent
 from starlette.types import ASGIApp
 
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_HOSTED_URL, META_REQUEST_ID
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.core.challenge import META_HOSTED_URL, META_REQUEST_ID
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.serving import _bind, _SideServer
+from x402_mcp.page.serving import _bind, _SideServer
 
 PRICE = 50_000  # $0.05
 TRICKY = '<script>alert("x")</script> & <b>bold</b>'

@@ -20,7 +20,7 @@ import pytest
 from eth_account import Account
 
 from tests.page.conftest import PRICE, Store, connected, link_of, text_of
-from x402_mcp.lifecycle import State
+from x402_mcp.core.lifecycle import State
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -210,8 +210,8 @@ async def test_a_site_on_another_origin_pays_with_x402_but_cannot_press_the_demo
     from starlette.routing import Route
 
     from tests.page.conftest import serving
-    from x402_mcp.payer import read_challenge, sign_payment
-    from x402_mcp.wire import decode_header, encode_header
+    from x402_mcp.client.payer import read_challenge, sign_payment
+    from x402_mcp.core.wire import decode_header, encode_header
 
     async def elsewhere(request: Any) -> HTMLResponse:
         return HTMLResponse(ELSEWHERE)
@@ -290,7 +290,7 @@ async def test_the_page_works_under_a_path_prefix(store: Store) -> None:
     from starlette.routing import Mount
 
     from tests.page.conftest import serving
-    from x402_mcp.serving import page_app
+    from x402_mcp.page.serving import page_app
 
     before = store.payee_balance()
     async with serving(Starlette(routes=[Mount("/shop", app=page_app(store.payments))])) as base:

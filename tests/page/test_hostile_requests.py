@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from tests.page.conftest import Store, connected, http, link_of, serving
-from x402_mcp import bodies, httpguard
+from x402_mcp.page import bodies, httpguard
 
 pytestmark = pytest.mark.anyio
 DEADLINE = 1.0

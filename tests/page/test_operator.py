@@ -18,13 +18,13 @@ from tests.page.conftest import serving
 from tests.page.test_browser import ARTIFACTS
 from tests.page.test_states import axe_violations, chromium_endpoint  # noqa: F401 - fixture
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import read_challenge, sign_payment
+from x402_mcp.core.challenge import META_PAYMENT
+from x402_mcp.core.lifecycle import Event
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.ledger.base import PaymentRequest
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.lifecycle import Event
-from x402_mcp.payer import read_challenge, sign_payment
 
 pytestmark = pytest.mark.anyio
 TOKEN = "operator-token-0123456789"

@@ -26,8 +26,8 @@ from tests.page.conftest import (
     serving,
     text_of,
 )
-from x402_mcp.devchain import DevChain
-from x402_mcp.lifecycle import State
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.core.lifecycle import State
 from x402_mcp.page.app import SECURITY_HEADERS
 
 pytestmark = pytest.mark.anyio
@@ -331,7 +331,7 @@ async def test_the_demo_wallet_pays_from_the_page_itself(store: Store, headers: 
 
 
 async def test_the_status_a_page_polls_carries_the_receipt_and_the_retry(store: Store) -> None:
-    from x402_mcp.challenge import retry_sentence
+    from x402_mcp.core.challenge import retry_sentence
 
     machine = {"Accept": "application/json"}
     async with connected(store) as client, http() as web:
@@ -356,9 +356,9 @@ async def test_the_status_a_page_polls_carries_the_receipt_and_the_retry(store: 
 
 
 def test_on_base_sepolia_the_page_says_test_money_links_the_faucet_and_the_explorer() -> None:
-    from x402_mcp.challenge import Offer
+    from x402_mcp.core.challenge import Offer
+    from x402_mcp.core.networks import BASE_SEPOLIA
     from x402_mcp.ledger.base import PaymentRequest
-    from x402_mcp.networks import BASE_SEPOLIA
     from x402_mcp.page.render import render_page
 
     assert BASE_SEPOLIA.usdc is not None

@@ -19,8 +19,8 @@ from mcp.types import ElicitRequestParams, ElicitResult
 
 from tests.page.conftest import Store, build_store, connected, http, link_of, serving
 from x402_mcp import ConfigurationError, Payments
-from x402_mcp.devchain import DevChain
-from x402_mcp.serving import own_base, public_base
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.page.serving import own_base, public_base
 
 pytestmark = pytest.mark.anyio
 # What passes the MCP server's DNS-rebinding check on loopback, and what reaches it behind a proxy.
@@ -64,7 +64,7 @@ def test_the_side_page_socket_gets_tcp_nodelay_connections() -> None:
     against 2.6 ms with it."""
     import socket
 
-    from x402_mcp.serving import _bind
+    from x402_mcp.page.serving import _bind
 
     listening = _bind(0)
     try:
@@ -75,7 +75,7 @@ def test_the_side_page_socket_gets_tcp_nodelay_connections() -> None:
 
 async def test_a_taken_page_port_falls_back_to_a_free_one(page_chain: DevChain, tmp_path: Any) -> None:
     from tests.page.conftest import build_store
-    from x402_mcp.serving import _bind
+    from x402_mcp.page.serving import _bind
 
     taken = _bind(0)
     port = taken.getsockname()[1]

@@ -30,7 +30,7 @@ from eth_account.signers.local import LocalAccount
 from tests.npm import npm_path_or_skip
 from tests.page.conftest import PRICE, Store, connected, http, link_of, text_of
 from tests.page.test_browser import ARTIFACTS, LAUNCH_ARGS, chromium_or_skip
-from x402_mcp.lifecycle import State
+from x402_mcp.core.lifecycle import State
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -417,7 +417,7 @@ async def test_settling_unreachable_expired_and_gone(chromium_endpoint: str, sto
 
 async def test_noscript_and_testnet_wording(store: Store) -> None:
     """Without JavaScript the page says what to do; a testnet says "test money" with a faucet."""
-    from x402_mcp.networks import BASE, BASE_SEPOLIA
+    from x402_mcp.core.networks import BASE, BASE_SEPOLIA
     from x402_mcp.page.render import money_note
 
     async with connected(store) as client, http() as web:

@@ -9,9 +9,9 @@ from eth_account.signers.local import LocalAccount
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
-from x402_mcp.challenge import META_REQUEST_ID
-from x402_mcp.payer import payment_meta, read_challenge, sign_payment
-from x402_mcp.wire import PaymentPayload, encode_header
+from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
+from x402_mcp.core.challenge import META_REQUEST_ID
+from x402_mcp.core.wire import PaymentPayload, encode_header
 
 from .cluster import Replica
 

@@ -35,20 +35,20 @@ import anyio
 from mcp.server import MCPServer
 
 from x402_mcp import Payments, paid
-from x402_mcp._sdk import wrap_lifespan
-from x402_mcp.ledger import PostgresLedger, open_ledger
-from x402_mcp.ledger.base import Ledger, PaymentRequest
-from x402_mcp.lifecycle import Event
-from x402_mcp.networks import Asset, Network
-from x402_mcp.settlement.base import OnChain
-from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import (
+from x402_mcp.core.lifecycle import Event
+from x402_mcp.core.networks import Asset, Network
+from x402_mcp.core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
     SettleResponse,
     SupportedResponse,
     VerifyResponse,
 )
+from x402_mcp.frameworks._sdk import wrap_lifespan
+from x402_mcp.ledger import PostgresLedger, open_ledger
+from x402_mcp.ledger.base import Ledger, PaymentRequest
+from x402_mcp.settlement.base import OnChain
+from x402_mcp.settlement.local import LocalSettlement
 
 CRASH = os.environ.get("REPLICA_CRASH", "")
 

@@ -7,8 +7,8 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from mcp import Client
 
+from x402_mcp.core.lifecycle import State
 from x402_mcp.ledger import PostgresLedger
-from x402_mcp.lifecycle import State
 
 from ..chains import AnvilChain
 from .cluster import Cluster

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from x402_mcp.challenge import Offer, challenge_result
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.core.challenge import Offer, challenge_result
+from x402_mcp.core.networks import BASE_SEPOLIA, SOLANA_DEVNET, Asset
+from x402_mcp.core.wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload
 from x402_mcp.errors import Refusal
-from x402_mcp.networks import BASE_SEPOLIA, SOLANA_DEVNET, Asset
 from x402_mcp.schemes import (
     Matched,
     PaidAlready,
@@ -25,7 +26,6 @@ from x402_mcp.schemes.exact.evm import ExactEvm, requirements_for
 from x402_mcp.schemes.exact.solana import ExactSvm
 from x402_mcp.settlement.facilitator import FacilitatorSettlement
 from x402_mcp.settlement.solana import Solana
-from x402_mcp.wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload
 
 from ..chains import pay
 from ..test_challenge import REQUEST

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from x402_mcp.core.wire import PaymentRequirements, SettleResponse
 from x402_mcp.errors import ConfigurationError, PaymentMismatch, Refusal
 from x402_mcp.schemes import (
     Matched,
@@ -22,7 +23,6 @@ from x402_mcp.schemes import (
     scheme_and_network,
 )
 from x402_mcp.settlement import checks
-from x402_mcp.wire import PaymentRequirements, SettleResponse
 
 
 @dataclass(frozen=True)

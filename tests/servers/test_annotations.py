@@ -9,8 +9,8 @@ from mcp import Client
 
 from servers import SAMPLES
 from x402_mcp import Payments
-from x402_mcp.commands.samples import load_sample
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.cli.samples import load_sample
 
 pytestmark = pytest.mark.anyio
 

@@ -21,8 +21,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult, TextContent
 
-from x402_mcp.challenge import META_HOSTED_URL, META_PRICE
-from x402_mcp.commands.claude_config import config_entry
+from x402_mcp.cli.claude_config import config_entry
+from x402_mcp.core.challenge import META_HOSTED_URL, META_PRICE
 from x402_mcp.frameworks.choice import FRAMEWORKS
 
 pytestmark = pytest.mark.anyio
@@ -100,7 +100,7 @@ async def test_sample_over_stdio_is_paid_through_its_page(
 def test_claude_config_prints_the_exact_entry(tmp_path: Path) -> None:
     payee = "0x000000000000000000000000000000000000dEaD"
     output = subprocess.run(
-        [sys.executable, "-m", "x402_mcp.cli", "claude-config", "mathlab", "--pay-to", payee,
+        [sys.executable, "-m", "x402_mcp.cli.main", "claude-config", "mathlab", "--pay-to", payee,
          "--network", "base-sepolia"],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
@@ -117,7 +117,7 @@ def test_claude_config_prints_the_exact_entry(tmp_path: Path) -> None:
 
 def test_claude_config_names_the_samples_when_one_is_unknown() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "x402_mcp.cli", "claude-config", "nope"],
+        [sys.executable, "-m", "x402_mcp.cli.main", "claude-config", "nope"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode != 0
@@ -142,7 +142,7 @@ def test_claude_config_points_a_sample_at_a_devnet_token() -> None:
 
 def test_claude_config_refuses_a_token_without_a_network() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "x402_mcp.cli", "claude-config", "textkit", "--asset", "0x" + "ab" * 20],
+        [sys.executable, "-m", "x402_mcp.cli.main", "claude-config", "textkit", "--asset", "0x" + "ab" * 20],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2

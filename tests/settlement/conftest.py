@@ -6,8 +6,8 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from x402_mcp.devchain import TokenChain
-from x402_mcp.wire import PaymentRequirements
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.wire import PaymentRequirements
 
 from ..chains import requirements_for
 

@@ -10,15 +10,15 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from x402_mcp.config import settings_from_env
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.wire import PaymentRequirements
 from x402_mcp.errors import ConfigurationError, SettlementError
 from x402_mcp.facilitator import facilitator_app
+from x402_mcp.gate.config import settings_from_env
 from x402_mcp.settlement import FacilitatorSettlement, Settlement, StaticHeaders
 from x402_mcp.settlement.base import ChainLookup, OnChain
 from x402_mcp.settlement.checks import VALUE_MISMATCH
 from x402_mcp.settlement.facilitator import TOKEN_VARIABLE, BearerToken
-from x402_mcp.wire import PaymentRequirements
 
 from ..chains import AnvilChain, pay, requirements_for
 from ..facilitator.conftest import official_facilitator, our_facilitator  # noqa: F401 (fixtures)

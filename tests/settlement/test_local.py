@@ -12,10 +12,21 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.evm import new_nonce, sign_authorization
+from x402_mcp.core.networks import BASE, Network
+from x402_mcp.core.wire import (
+    AnyPaymentPayload,
+    ExactAuthorization,
+    ExactPayload,
+    PaymentPayload,
+    PaymentPayloadV1,
+    PaymentRequired,
+    PaymentRequirements,
+    SettleResponse,
+    parse_payment_payload,
+)
 from x402_mcp.errors import SettlementError
-from x402_mcp.evm import new_nonce, sign_authorization
-from x402_mcp.networks import BASE, Network
 from x402_mcp.settlement import Settlement
 from x402_mcp.settlement.checks import (
     ASSET_NOT_DEPLOYED,
@@ -34,17 +45,6 @@ from x402_mcp.settlement.checks import (
     VALUE_MISMATCH,
 )
 from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import (
-    AnyPaymentPayload,
-    ExactAuthorization,
-    ExactPayload,
-    PaymentPayload,
-    PaymentPayloadV1,
-    PaymentRequired,
-    PaymentRequirements,
-    SettleResponse,
-    parse_payment_payload,
-)
 
 from ..chains import (
     AnvilChain,

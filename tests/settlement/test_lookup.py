@@ -6,14 +6,14 @@ import pytest
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.evm import AUTHORIZATION_TYPES
+from x402_mcp.core.networks import BASE
+from x402_mcp.core.wire import AnyPaymentPayload, PaymentRequirements
 from x402_mcp.errors import SettlementError
-from x402_mcp.evm import AUTHORIZATION_TYPES
-from x402_mcp.networks import BASE
 from x402_mcp.settlement.base import OnChain
 from x402_mcp.settlement.lookup import lookup_authorization
 from x402_mcp.settlement.relayer import ChainReader
-from x402_mcp.wire import AnyPaymentPayload, PaymentRequirements
 
 from ..chains import pay
 from .conftest import PRICE

@@ -13,10 +13,10 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3.types import TxReceipt
 
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.wire import PaymentRequirements, SettleResponse
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.settlement.local import RECEIPT_POLL_SECONDS, LocalSettlement, receipt_poll_delays
-from x402_mcp.wire import PaymentRequirements, SettleResponse
 
 from ..chains import pay, set_automine
 from .conftest import PRICE

@@ -16,8 +16,8 @@ from mcp import Client
 from mcp.server import MCPServer
 
 from x402_mcp import Payments, paid
-from x402_mcp.devchain import DevChain
-from x402_mcp.payer import payment_meta, read_challenge, sign_payment
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.settlement.checks import NONCE_ALREADY_USED
 from x402_mcp.settlement.local import LocalSettlement
 from x402_mcp.settlement.relayer import SEND_SYNC

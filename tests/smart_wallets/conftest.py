@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.server import MCPServer
 
 from x402_mcp import Payments, paid
-from x402_mcp.devchain import DevChain, TokenChain
+from x402_mcp.chains.devchain import DevChain, TokenChain
 from x402_mcp.ledger.base import Ledger
 from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.settlement.local import LocalSettlement

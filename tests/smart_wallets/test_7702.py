@@ -9,9 +9,9 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from x402_mcp.core.wire import PaymentPayload
 from x402_mcp.settlement.checks import INVALID_SIGNATURE
 from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import PaymentPayload
 
 from ..chains import AnvilChain, pay, requirements_for
 from .wallets import artifact, has_code

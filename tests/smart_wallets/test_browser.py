@@ -19,8 +19,8 @@ from eth_account import Account
 
 from tests.page.conftest import PRICE, Store, build_store, connected, link_of, text_of
 from tests.page.test_browser import LAUNCH_ARGS, WALLET, chromium_or_skip
-from x402_mcp.devchain import DevChain
-from x402_mcp.payer import OwnedSmartAccount
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import OwnedSmartAccount
 
 from .wallets import counterfactual_wallet, deploy_factory, deploy_wallet, has_code, wrapped
 

@@ -8,7 +8,7 @@ import pytest
 from eth_account import Account
 
 from x402_mcp.client import Budget, PayingClient
-from x402_mcp.payer import OwnedSmartAccount, PaymentSigner
+from x402_mcp.client.payer import OwnedSmartAccount, PaymentSigner
 
 from .conftest import Shop
 from .wallets import counterfactual_wallet, deploy_wallet, has_code, wrapped

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from x402_mcp.contracts import erc6492_simulation_artifact
+from x402_mcp.settlement.contracts import erc6492_simulation_artifact
 
 from .wallets import CONTRACTS, artifact
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("name", "source"),
     [
-        ("Erc6492Simulation", ROOT / "x402_mcp" / "contracts" / "Erc6492Simulation.sol"),
+        ("Erc6492Simulation", ROOT / "x402_mcp" / "settlement" / "contracts" / "Erc6492Simulation.sol"),
         ("OwnedWallet", CONTRACTS / "OwnedWallet.sol"),
         ("OwnedWalletFactory", CONTRACTS / "OwnedWallet.sol"),
         ("TryAggregate", CONTRACTS / "TryAggregate.sol"),

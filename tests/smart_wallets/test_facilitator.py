@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.wire import PaymentRequirements
 from x402_mcp.facilitator import facilitator_app
 from x402_mcp.settlement.facilitator import FacilitatorSettlement
 from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import PaymentRequirements
 
 from ..facilitator.serving import TOKEN, serving
 from .conftest import PRICE

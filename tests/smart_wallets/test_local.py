@@ -13,15 +13,15 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from x402_mcp.devchain import TokenChain
-from x402_mcp.erc6492 import ERC6492_MAGIC, wrap_erc6492
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.erc6492 import ERC6492_MAGIC, wrap_erc6492
+from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
 from x402_mcp.settlement.checks import (
     ERC6492_FACTORY_NOT_ALLOWED,
     INVALID_SIGNATURE,
     UNDEPLOYED_SMART_WALLET,
 )
 from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import PaymentPayload, PaymentRequirements
 
 from .conftest import PRICE
 from .wallets import (

@@ -17,8 +17,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3.types import RPCEndpoint
 
+from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
 from x402_mcp.settlement.local import LocalSettlement
-from x402_mcp.wire import PaymentPayload, PaymentRequirements
 
 from ..chains import AnvilChain, requirements_for
 from .wallets import (

@@ -12,7 +12,7 @@ from tests.interop_official_mcp.conftest import official, our_facilitator  # noq
 from tests.interop_official_mcp.official import official_server
 from tests.interop_official_mcp.test_interop import PRICE, _official_env
 from x402_mcp.client import Budget, PayingClient
-from x402_mcp.payer import OwnedSmartAccount
+from x402_mcp.client.payer import OwnedSmartAccount
 
 from .wallets import deploy_wallet, wrapped
 

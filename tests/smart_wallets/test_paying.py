@@ -13,11 +13,11 @@ from eth_account.signers.local import LocalAccount
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
-from x402_mcp.challenge import META_PAYMENT
-from x402_mcp.evm import sign_authorization
-from x402_mcp.lifecycle import State
-from x402_mcp.payer import read_challenge
-from x402_mcp.wire import PaymentPayload, PaymentRequired
+from x402_mcp.client.payer import read_challenge
+from x402_mcp.core.challenge import META_PAYMENT
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.wire import PaymentPayload, PaymentRequired
 
 from .conftest import SHOP_PRICE as PRICE
 from .conftest import Shop

@@ -11,9 +11,9 @@ import pytest
 from eth_account import Account
 from mcp import Client
 
-from x402_mcp.lifecycle import Event, State
-from x402_mcp.payer import read_challenge
-from x402_mcp.reconcile import Reconciler
+from x402_mcp.client.payer import read_challenge
+from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.gate.reconcile import Reconciler
 
 from .conftest import SHOP_PRICE as PRICE
 from .conftest import Shop

@@ -10,8 +10,8 @@ from eth_tester.exceptions import TransactionFailed
 from eth_utils.crypto import keccak
 from web3.exceptions import ContractLogicError
 
-from x402_mcp.devchain import TokenChain
-from x402_mcp.evm import AUTHORIZATION_TYPES, new_nonce
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.evm import AUTHORIZATION_TYPES, new_nonce
 
 from .wallets import deploy_wallet, wrapped
 

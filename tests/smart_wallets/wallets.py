@@ -16,11 +16,11 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3.contract import Contract
 
-from x402_mcp.contracts import ContractArtifact, load_artifact
-from x402_mcp.devchain import TokenChain
-from x402_mcp.erc6492 import wrap_erc6492
-from x402_mcp.evm import sign_authorization
-from x402_mcp.wire import ExactPayload, PaymentPayload, PaymentRequirements
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.erc6492 import wrap_erc6492
+from x402_mcp.core.evm import sign_authorization
+from x402_mcp.core.wire import ExactPayload, PaymentPayload, PaymentRequirements
+from x402_mcp.settlement.contracts import ContractArtifact, load_artifact
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
 

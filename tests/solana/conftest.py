@@ -17,9 +17,9 @@ from mcp.types import CallToolResult, TextContent
 from solders.keypair import Keypair
 
 from x402_mcp import Payments, Solana, paid
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import read_challenge
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.payer import read_challenge
 from x402_mcp.settlement.facilitator import FacilitatorSettlement
 
 from ..facilitator.serving import serving

@@ -21,12 +21,12 @@ from mcp.server import MCPServer
 from mcp.types import CallToolResult
 
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT, META_PAYMENT_RESPONSE, META_REQUEST_ID
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import read_challenge
+from x402_mcp.core.challenge import META_PAYMENT, META_PAYMENT_RESPONSE, META_REQUEST_ID
+from x402_mcp.core.lifecycle import State
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.lifecycle import State
-from x402_mcp.payer import read_challenge
-from x402_mcp.serving import page_app
+from x402_mcp.page.serving import page_app
 
 from ..facilitator.serving import serving
 from .conftest import LocalSolanaNode, SolanaShop, build_shop, text_of

@@ -7,10 +7,10 @@ import json
 import pytest
 from mcp import Client
 
-from x402_mcp.challenge import META_REQUEST_ID
-from x402_mcp.lifecycle import Event, State
-from x402_mcp.reconcile import Reconciler
-from x402_mcp.wire import SvmPaymentPayload, parse_payment_payload
+from x402_mcp.core.challenge import META_REQUEST_ID
+from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.wire import SvmPaymentPayload, parse_payment_payload
+from x402_mcp.gate.reconcile import Reconciler
 
 from .conftest import SolanaShop
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from x402_mcp.challenge import challenge_result
+from x402_mcp.core.challenge import challenge_result
 from x402_mcp.schemes import SchemeRegistry
 from x402_mcp.schemes.exact.evm import ExactEvm
 from x402_mcp.settlement.facilitator import FacilitatorSettlement

@@ -21,15 +21,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.gate.conftest import Shop, client, drain_payer, framework, gate_chain, shop  # noqa: F401 - fixtures
-from x402_mcp.errors import SettlementError
-from x402_mcp.settlement.base import Settlement
-from x402_mcp.wire import (
+from x402_mcp.core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
     SettleResponse,
     SupportedResponse,
     VerifyResponse,
 )
+from x402_mcp.errors import SettlementError
+from x402_mcp.settlement.base import Settlement
 
 _exporter = InMemorySpanExporter()
 _reader = InMemoryMetricReader()

@@ -16,11 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.gate.conftest import PRICE, AnyServer, challenge_of, http_app, new_server, text_of
 from tests.page.conftest import serving
 from x402_mcp import Payments, paid
-from x402_mcp.challenge import META_PAYMENT
-from x402_mcp.devchain import DevChain
+from x402_mcp.chains.devchain import DevChain
+from x402_mcp.client.payer import sign_payment
+from x402_mcp.core.challenge import META_PAYMENT
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.payer import sign_payment
 from x402_mcp.telemetry.metrics import METRICS
 
 pytestmark = pytest.mark.anyio

@@ -10,11 +10,11 @@ from mcp import Client
 from tests.gate.conftest import PRICE, Shop, challenge_of
 from tests.telemetry.conftest import DrainedFirst
 from tests.telemetry.test_hooks import Seen
-from x402_mcp.challenge import META_PAYMENT
+from x402_mcp.client.payer import sign_payment
+from x402_mcp.core.challenge import META_PAYMENT
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.wire import AnyPaymentPayload, PaymentRequirements, SettleResponse
 from x402_mcp.errors import SettlementError
-from x402_mcp.lifecycle import State
-from x402_mcp.payer import sign_payment
-from x402_mcp.wire import AnyPaymentPayload, PaymentRequirements, SettleResponse
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ from opentelemetry.trace import StatusCode
 
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
 from tests.telemetry.conftest import DrainedFirst, Unreachable, call_spans, children_of
-from x402_mcp.challenge import META_PAYMENT, META_REQUEST_ID
-from x402_mcp.payer import sign_payment
+from x402_mcp.client.payer import sign_payment
+from x402_mcp.core.challenge import META_PAYMENT, META_REQUEST_ID
 
 pytestmark = pytest.mark.anyio
 

@@ -10,10 +10,10 @@ import pytest
 from eth_account import Account
 from mcp import Client
 
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.core.lifecycle import State
 from x402_mcp.errors import SettlementError
 from x402_mcp.facilitator import facilitator_app
-from x402_mcp.lifecycle import State
 from x402_mcp.settlement import FacilitatorSettlement
 
 from ..chains import AnvilChain, pay, requirements_for

@@ -22,7 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from web3 import Web3
 
-from x402_mcp.devchain import TokenChain
+from x402_mcp.chains.devchain import TokenChain
 from x402_mcp.errors import ConfigurationError, SettlementError
 from x402_mcp.facilitator import ASSET_NOT_ALLOWED, facilitator_app
 from x402_mcp.settlement import FacilitatorSettlement

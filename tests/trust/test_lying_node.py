@@ -23,14 +23,14 @@ from mcp.server import MCPServer
 from mcp.types import CallToolResult, TextContent
 
 from x402_mcp import Payments, paid
-from x402_mcp.contracts.eip3009 import transfer_with_authorization_calldata
+from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.wire import PaymentPayload
+from x402_mcp.gate.reconcile import Reconciler
 from x402_mcp.ledger import Ledger
-from x402_mcp.lifecycle import State
-from x402_mcp.payer import payment_meta, read_challenge, sign_payment
-from x402_mcp.reconcile import Reconciler
+from x402_mcp.settlement.contracts.eip3009 import transfer_with_authorization_calldata
 from x402_mcp.settlement.local import LocalSettlement
 from x402_mcp.settlement.relayer import SEND_SYNC
-from x402_mcp.wire import PaymentPayload
 
 from ..chains import AnvilChain
 from ..ledger.conftest import Store

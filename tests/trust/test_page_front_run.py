@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from x402_mcp.lifecycle import State
-from x402_mcp.payer import sign_payment
-from x402_mcp.wire import PaymentRequired
+from x402_mcp.client.payer import sign_payment
+from x402_mcp.core.lifecycle import State
+from x402_mcp.core.wire import PaymentRequired
 
 from ..chains import settlement_with_clock
 from ..page.conftest import PRICE, Store, connected, http, link_of, page_chain, store, text_of

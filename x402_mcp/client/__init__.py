@@ -9,7 +9,6 @@ async with PayingClient("http://127.0.0.1:8000/mcp", account=wallet, budget=budg
 ```
 """
 
-from ..payer import OwnedSmartAccount, PaymentSigner
 from .budget import Budget, default_budget_file
 from .errors import (
     BudgetExceeded,
@@ -21,6 +20,7 @@ from .errors import (
 )
 from .offers import find_payment_required
 from .onchain import AuthorizationChain, Reconciled
+from .payer import OwnedSmartAccount, PaymentSigner
 from .paying import PayingClient
 from .results import PaidResult
 from .spend_records import Spend, Spending, SpendState

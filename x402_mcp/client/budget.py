@@ -10,9 +10,9 @@ from pathlib import Path
 
 from eth_utils.address import is_address, to_checksum_address
 
+from ..core.money import parse_usd
+from ..core.wire import PaymentRequirements
 from ..errors import ConfigurationError
-from ..money import parse_usd
-from ..wire import PaymentRequirements
 from .errors import BudgetExceeded, PayeeNotAllowed
 
 Confirm = Callable[[PaymentRequirements], Awaitable[bool]]

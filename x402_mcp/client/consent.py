@@ -17,10 +17,10 @@ from typing import TextIO
 
 import anyio.to_thread
 
-from ..money import format_dollars, from_atomic
-from ..networks import Asset
-from ..text import shown
-from ..wire import PaymentRequirements
+from ..core.money import format_dollars, from_atomic
+from ..core.networks import Asset
+from ..core.text import shown
+from ..core.wire import PaymentRequirements
 from .budget import Confirm
 from .errors import NotConfirmed
 from .store import SpendStore

@@ -19,8 +19,8 @@ from decimal import Decimal
 
 from mcp.types import CallToolResult
 
+from ..core.money import format_dollars
 from ..errors import X402MCPError
-from ..money import format_dollars
 
 
 class PaymentDeclined(X402MCPError):

@@ -16,11 +16,11 @@ from typing import Any
 from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
-from ..challenge import META_ERROR
-from ..money import from_atomic
-from ..networks import KNOWN_NETWORKS, Asset
-from ..text import shown
-from ..wire import PaymentRequired, PaymentRequirements
+from ..core.challenge import META_ERROR
+from ..core.money import from_atomic
+from ..core.networks import KNOWN_NETWORKS, Asset
+from ..core.text import shown
+from ..core.wire import PaymentRequired, PaymentRequirements
 from .errors import NoPayableOption
 
 

@@ -21,8 +21,8 @@ import anyio.to_thread
 from web3 import Web3
 from web3.types import TxParams
 
-from ..contracts.eip3009 import authorization_state_calldata, decode_bool
 from ..errors import ConfigurationError
+from ..settlement.contracts.eip3009 import authorization_state_calldata, decode_bool
 from .spend_records import Spend
 from .store import SpendStore
 

@@ -32,16 +32,16 @@ from eth_account.signers.local import LocalAccount
 from mcp import Client
 from web3 import Web3
 
+from ..core.money import format_dollars, from_atomic
+from ..core.networks import Asset
+from ..core.text import shown
+from ..core.wire import PaymentPayload, PaymentRequired, PaymentRequirements
 from ..errors import ConfigurationError, X402MCPError
-from ..money import format_dollars, from_atomic
-from ..networks import Asset
-from ..payer import PaymentSigner, payment_meta, sign_payment
-from ..text import shown
-from ..wire import PaymentPayload, PaymentRequired, PaymentRequirements
 from .budget import Budget
 from .errors import BudgetExceeded, NotConfirmed, PaymentFailed
 from .offers import choose, find_payment_required, known_usdc
 from .onchain import AuthorizationChain, Reconciled, reconcile
+from .payer import PaymentSigner, payment_meta, sign_payment
 from .reserve_ahead import probe_while_reserving, same_charge
 
 # PaidResult is re-exported (`as`): it was defined here, and may be imported from here.

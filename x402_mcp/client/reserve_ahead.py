@@ -15,7 +15,7 @@ from decimal import Decimal
 import anyio
 from mcp.types import CallToolResult
 
-from ..wire import PaymentRequirements
+from ..core.wire import PaymentRequirements
 from .budget import Budget
 from .store import SpendStore
 from .window import Window

@@ -14,8 +14,8 @@ from decimal import Decimal
 
 from mcp.types import CallToolResult, TextContent
 
-from ..challenge import META_PAYMENT_RESPONSE
-from ..wire import PaymentRequired, PaymentRequirements, SettleResponse
+from ..core.challenge import META_PAYMENT_RESPONSE
+from ..core.wire import PaymentRequired, PaymentRequirements, SettleResponse
 
 
 @dataclass(frozen=True, slots=True)

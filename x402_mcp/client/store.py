@@ -34,10 +34,10 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
+from ..core.wire import PaymentRequirements
 from ..errors import LedgerError
 from ..ledger._migrations import pending
 from ..ledger.sqlite import immediate, without_waiting
-from ..wire import PaymentRequirements
 from .budget import DAY_SECONDS, Budget
 
 # The records and schema live in `spend_records`; they are re-exported (`X as X`) so that

@@ -15,8 +15,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from ..core.wire import ExactAuthorization, PaymentRequirements
 from ..errors import ConfigurationError, X402MCPError
-from ..wire import ExactAuthorization, PaymentRequirements
 
 DEFAULT_VALIDITY_SECONDS = 600
 """Ten minutes: ample for a server to verify and settle, even after a slow tool."""

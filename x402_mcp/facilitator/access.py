@@ -14,7 +14,7 @@ import hmac
 import ipaddress
 from collections.abc import Iterable
 
-from ..addresses import parse_payee
+from ..core.addresses import parse_payee
 from ..errors import ConfigurationError
 
 __all__ = [

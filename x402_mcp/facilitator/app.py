@@ -26,15 +26,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..addresses import parse_address
-from ..bodies import BadContentLength, BodyTimeout, BodyTooLarge, read_bounded
-from ..errors import ConfigurationError, MalformedPayment, SettlementError
-from ..networks import Network, resolve_network
-from ..safejson import UntrustedJsonError, loads_untrusted
-from ..settlement.base import Settlement
-from ..settlement.checks import Refusal, reported_network
-from ..text import shown
-from ..wire import (
+from ..core.addresses import parse_address
+from ..core.networks import Network, resolve_network
+from ..core.safejson import UntrustedJsonError, loads_untrusted
+from ..core.text import shown
+from ..core.wire import (
     AnyPaymentPayload,
     PaymentPayloadV1,
     PaymentRequirements,
@@ -46,6 +42,10 @@ from ..wire import (
     parse_uint,
     validation_error_text,
 )
+from ..errors import ConfigurationError, MalformedPayment, SettlementError
+from ..page.bodies import BadContentLength, BodyTimeout, BodyTooLarge, read_bounded
+from ..settlement.base import Settlement
+from ..settlement.checks import Refusal, reported_network
 from .access import bearer_matches, is_loopback_host, payee_allowlist, token_problem
 
 __all__ = [

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server import MCPServer
 
+from ..core.text import shown
 from ..errors import ConfigurationError
-from ..text import shown
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
 
-    from ..payments import Payments
+    from ..gate.payments import Payments
 
 FRAMEWORKS = ("mcpserver", "fastmcp")
 FRAMEWORK_OPTION = "--framework"

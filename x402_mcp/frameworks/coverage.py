@@ -12,11 +12,11 @@ from typing import Any
 import anyio
 from mcp.server import MCPServer
 
-from .. import _sdk
+from ..core.pricing import PaidTool, check_fixed_price, paid_spec
+from ..core.text import shown
 from ..errors import ConfigurationError
 from ..gate import Gate
-from ..pricing import PaidTool, check_fixed_price, paid_spec
-from ..text import shown
+from . import _sdk
 from .detect import framework_of
 
 logger = logging.getLogger("x402_mcp")

@@ -37,15 +37,15 @@ from mcp.server.apps import APP_MIME_TYPE
 from mcp.server.auth.provider import principal_components
 from mcp.types import CallToolRequestParams, CallToolResult, ListToolsRequest, ReadResourceRequestParams
 
-from .. import _sdk
-from ..callers import caller_identity
-from ..challenge import failure_result, fit_output_schema
+from ..core.callers import caller_identity
+from ..core.challenge import failure_result, fit_output_schema
+from ..core.pricing import PaidTool, paid_spec
 from ..errors import ConfigurationError
 from ..gate import Gate, ToolCall
-from ..guard import inside_gate
+from ..gate.guard import inside_gate
 from ..page.card import CARD_URI, PaymentCard, card_html, mark_listed
-from ..pricing import PaidTool, paid_spec
 from . import _fastmcp_seam as seam
+from . import _sdk
 from .coverage import check_at_start
 from .elicitation import url_elicitation
 from .handshake import IDENTIFIER, AdvertiseOnInitialize

@@ -17,12 +17,12 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import authenticated_principal
 from mcp.types import CallToolRequestParams, CallToolResult
 
-from .. import _sdk
-from ..callers import caller_identity
-from ..challenge import fit_output_schema
+from ..core.callers import caller_identity
+from ..core.challenge import fit_output_schema
+from ..core.pricing import PaidTool, paid_spec
 from ..gate import Gate, ToolCall
 from ..page.card import PaymentCard
-from ..pricing import PaidTool, paid_spec
+from . import _sdk
 from .coverage import check_at_start
 from .elicitation import url_elicitation
 from .handshake import IDENTIFIER, AdvertiseOnInitialize

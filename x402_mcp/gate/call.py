@@ -8,7 +8,7 @@ from typing import Any
 
 from mcp.types import CallToolResult
 
-from ..pricing import PaidTool
+from ..core.pricing import PaidTool
 
 OfferLink = Callable[[str, str, str], Awaitable[None]]
 """Offer a payment link to the client: `(message, url, elicitation id)`; may raise."""

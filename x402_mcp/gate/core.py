@@ -21,8 +21,8 @@ import anyio
 from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
-from ..addresses import parse_address, parse_payee
-from ..challenge import (
+from ..core.addresses import parse_address, parse_payee
+from ..core.challenge import (
     META_PAYMENT,
     META_REQUEST_ID,
     REQUEST_ID_ARGUMENT,
@@ -33,10 +33,15 @@ from ..challenge import (
     payment_required,
     refusal_result,
 )
-from ..collect import Collector, check_payable, unknown_request
-from ..collect import Refused as _Refused
-from ..collect import underpaid as _underpaid
-from ..config import default_ledger_url, network_known_to, settings_from_env
+from ..core.ids import new_request_id
+from ..core.inbound import argument_problems, explicit_request_id, named_request_id, payment_from
+from ..core.lifecycle import Event, State
+from ..core.links import DEFAULT_PAGE_PORT
+from ..core.money import format_usd
+from ..core.networks import Asset, Network, resolve_network
+from ..core.pricing import PaidTool, SettleOrder
+from ..core.text import shown
+from ..core.wire import PaymentPayloadV1, PaymentRequirements, ReceivedPayment, parse_payment_payload
 from ..errors import (
     ConfigurationError,
     InvalidPrice,
@@ -47,32 +52,27 @@ from ..errors import (
     SettlementError,
     TooManyOpenRequests,
 )
-from ..guard import gate_passed
-from ..ids import new_request_id
-from ..inbound import argument_problems, explicit_request_id, named_request_id, payment_from
 from ..ledger import open_ledger
 from ..ledger._open import open_checked
 from ..ledger.base import Claim, Ledger, Owner, PaymentRequest
 from ..ledger.location import warn_of_legacy_ledger
-from ..lifecycle import Event, State
-from ..links import DEFAULT_PAGE_PORT
-from ..money import format_usd
-from ..networks import Asset, Network, resolve_network
 from ..page.operator import operator_token as checked_operator_token
-from ..pricing import PaidTool, SettleOrder
-from ..reconcile import Reconciler
-from ..redemption import Hold, Redemption
+from ..page.serving import PageLink
 from ..schemes.exact.evm import requirements_for
 from ..schemes.exact.matching import match_payment
-from ..serving import PageLink
 from ..settlement.base import Settlement
 from ..settlement.facilitator import default_settlement
 from ..settlement.solana import Solana
-from ..sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
 from ..telemetry import Telemetry
-from ..text import shown
-from ..wire import PaymentPayloadV1, PaymentRequirements, ReceivedPayment, parse_payment_payload
 from .call import ToolCall
+from .collect import Collector, check_payable, unknown_request
+from .collect import Refused as _Refused
+from .collect import underpaid as _underpaid
+from .config import default_ledger_url, network_known_to, settings_from_env
+from .guard import gate_passed
+from .reconcile import Reconciler
+from .redemption import Hold, Redemption
+from .sweeper import DEFAULT_RESULT_RETENTION_SECONDS, Sweeper
 
 logger = logging.getLogger("x402_mcp")
 
@@ -273,7 +273,7 @@ class Gate:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Configure from `X402_*` environment variables (what the sample servers use).
 
-        The variables are listed in `x402_mcp.config.settings_from_env` and in README:
+        The variables are listed in `x402_mcp.gate.config.settings_from_env` and in README:
         `X402_SETTLEMENT` (`devchain` by default, or `local`), `X402_PAY_TO`,
         `X402_NETWORK`, the ledger, page and Solana settings.
 

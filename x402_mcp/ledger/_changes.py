@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, NotRequired, TypedDict, Unpack
 
+from ..core.lifecycle import TRANSITIONS, Event, State
+from ..core.text import shown
 from ..errors import LedgerError, StateConflict, TooManyOpenRequests
-from ..lifecycle import TRANSITIONS, Event, State
-from ..text import shown
 from .base import Owner, PaymentRequest, SettlementRecord
 
 #: Columns of `payment_requests`, in the order of the dataclass fields.

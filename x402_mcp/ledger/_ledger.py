@@ -15,8 +15,8 @@ from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import TypeVar, Unpack
 
+from ..core.lifecycle import Event, State
 from ..errors import LedgerError, StateConflict
-from ..lifecycle import Event, State
 from ._changes import (
     ClaimTerms,
     EventArguments,

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..core.lifecycle import State
 from ..errors import LedgerError
-from ..lifecycle import State
 
 if TYPE_CHECKING:
     from ._dialect import Dialect

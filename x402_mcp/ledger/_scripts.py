@@ -6,7 +6,7 @@ import time
 from functools import partial
 from typing import Any
 
-from ..lifecycle import State
+from ..core.lifecycle import State
 from ._changes import COLUMNS, Change, duplicate_settlement, expires_instead, expiry, request_from_row
 from ._dialect import Dialect, Result, Rows, Script, Statement
 from ._migrations import ledger_migrations, pending

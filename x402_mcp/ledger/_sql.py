@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from ..lifecycle import State
+from ..core.lifecycle import State
 from ._changes import COLUMNS, Change
 from .base import Owner
 

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ..lifecycle import Event, State
+from ..core.lifecycle import Event, State
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The hosted payment page and x402 HTTP resource at `{public_url}/pay/{paymentRequestId}`."""
 
+from ..chains.demo_wallet import DemoWallet
 from .app import PaymentPage
-from .demo import DemoWallet
 
 __all__ = ["DemoWallet", "PaymentPage"]

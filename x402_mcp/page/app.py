@@ -46,18 +46,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..bodies import BadContentLength, BadJson, BodyTimeout, BodyTooLarge, parse_json_body, read_bounded
-from ..challenge import Offer, payment_required, retry_sentence
-from ..collect import Collector, Refused
-from ..errors import LedgerError, MalformedPayment, SettlementError
-from ..evm import new_nonce, requirement_typed_data
-from ..ids import is_request_id
-from ..ledger.base import PaymentRequest
-from ..lifecycle import State
-from ..schemes.exact.evm import requirements_for
-from ..schemes.exact.matching import referenced_request_id
-from ..text import shown
-from ..wire import (
+from ..chains.demo_wallet import DemoWallet
+from ..core.challenge import Offer, payment_required, retry_sentence
+from ..core.evm import new_nonce, requirement_typed_data
+from ..core.ids import is_request_id
+from ..core.lifecycle import State
+from ..core.text import shown
+from ..core.wire import (
     MAX_PAYLOAD_BYTES,
     ExactAuthorization,
     ExactPayload,
@@ -67,7 +62,12 @@ from ..wire import (
     encode_header,
     parse_payment_payload,
 )
-from .demo import DemoWallet
+from ..errors import LedgerError, MalformedPayment, SettlementError
+from ..gate.collect import Collector, Refused
+from ..ledger.base import PaymentRequest
+from ..schemes.exact.evm import requirements_for
+from ..schemes.exact.matching import referenced_request_id
+from .bodies import BadContentLength, BadJson, BodyTimeout, BodyTooLarge, parse_json_body, read_bounded
 from .render import STATIC_FILES, asset_text, page_state, receipt_fields, render_not_found, render_page
 
 logger = logging.getLogger("x402_mcp.page")

@@ -35,9 +35,9 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.resources import TextResource
 from pydantic import BaseModel
 
-from ..challenge import META_HOSTED_URL, META_REQUEST_ID, REQUEST_ID_ARGUMENT, Offer
+from ..core.challenge import META_HOSTED_URL, META_REQUEST_ID, REQUEST_ID_ARGUMENT, Offer
+from ..core.money import format_usd
 from ..ledger.base import Ledger, Owner
-from ..money import format_usd
 from .render import asset_text
 
 logger = logging.getLogger("x402_mcp.page")

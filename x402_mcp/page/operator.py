@@ -25,9 +25,9 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.types import Receive, Scope, Send
 
 from ..errors import ConfigurationError
+from ..gate.reconcile import awaiting_reconciliation
 from ..ledger.base import Ledger, Owner
-from ..reconcile import awaiting_reconciliation
-from ..revenue import Report, revenue_report
+from ..telemetry.revenue import Report, revenue_report
 from .operator_view import Attention, dashboard, login
 
 TOKEN_ENV = "X402_OPERATOR_TOKEN"

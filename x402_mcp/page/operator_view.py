@@ -11,7 +11,7 @@ import datetime
 from dataclasses import dataclass
 from html import escape
 
-from ..revenue import Group, Report
+from ..telemetry.revenue import Group, Report
 
 CHART_WIDTH = 720
 CHART_HEIGHT = 200

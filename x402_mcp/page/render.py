@@ -16,11 +16,11 @@ from importlib.resources import files
 from string import Template
 from typing import Any
 
-from ..challenge import Offer, retry_sentence
+from ..core.challenge import Offer, retry_sentence
+from ..core.lifecycle import State
+from ..core.money import format_amount, format_usd
+from ..core.networks import Network
 from ..ledger.base import PaymentRequest
-from ..lifecycle import State
-from ..money import format_amount, format_usd
-from ..networks import Network
 
 STATIC_FILES = {"pay.css": "text/css; charset=utf-8", "pay.js": "text/javascript; charset=utf-8"}
 

@@ -10,8 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
-from ..errors import LedgerError, PaymentError, SettlementError
-from ..wire import (
+from ..core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
     SettleResponse,
@@ -19,6 +18,7 @@ from ..wire import (
     SvmPaymentPayload,
     VerifyResponse,
 )
+from ..errors import LedgerError, PaymentError, SettlementError
 from .protocol import OnChain
 
 

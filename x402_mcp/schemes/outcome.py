@@ -11,7 +11,7 @@ through `authorization_on_chain`, and `may_release` says what that answer allows
 
 from __future__ import annotations
 
-from ..wire import AnyPaymentPayload, PaymentRequirements, ReceivedPayment, SvmPaymentPayload
+from ..core.wire import AnyPaymentPayload, PaymentRequirements, ReceivedPayment, SvmPaymentPayload
 from .backends import ChainLookup, backend_failures
 from .protocol import OnChain
 

@@ -51,8 +51,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
+from ..core.wire import PaymentRequirements, SettleResponse
 from ..errors import Refusal
-from ..wire import PaymentRequirements, SettleResponse
 
 __all__ = [
     "Correction",

@@ -10,10 +10,10 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from ..core.networks import resolve_network
+from ..core.text import shown
+from ..core.wire import PaymentRequirements
 from ..errors import ConfigurationError, Refusal
-from ..networks import resolve_network
-from ..text import shown
-from ..wire import PaymentRequirements
 from .protocol import Quote, Scheme
 
 __all__ = ["NETWORK_MISMATCH", "UNSUPPORTED_SCHEME", "SchemeRegistry", "scheme_and_network"]

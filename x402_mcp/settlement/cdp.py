@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from ..core.networks import Network
 from ..errors import ConfigurationError
-from ..networks import Network
 from .facilitator import Endpoint, FacilitatorSettlement
 
 __all__ = ["CDP_FACILITATOR_URL", "CdpAuth", "cdp_facilitator"]

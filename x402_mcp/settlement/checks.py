@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..erc6492 import Erc6492Signature, unwrap_erc6492
-from ..errors import ConfigurationError, Refusal
-from ..evm import chain_id_of, signature_problem, signed_by_payer
-from ..networks import resolve_network, same_address
-from ..text import shown
-from ..wire import (
+from ..core.erc6492 import Erc6492Signature, unwrap_erc6492
+from ..core.evm import chain_id_of, signature_problem, signed_by_payer
+from ..core.networks import resolve_network, same_address
+from ..core.text import shown
+from ..core.wire import (
     AnyPaymentPayload,
     ExactPayload,
     PaymentPayloadV1,
@@ -24,6 +23,7 @@ from ..wire import (
     is_nonce,
     parse_uint,
 )
+from ..errors import ConfigurationError, Refusal
 
 __all__ = [
     "ASSET_NOT_DEPLOYED",

@@ -26,17 +26,16 @@ import logging
 import anyio
 import httpx2
 
-from ..errors import ConfigurationError, SettlementError
-from ..links import service_url
-from ..networks import (
+from ..core.links import service_url
+from ..core.networks import (
     BASE_SEPOLIA,
     SOLANA_DEVNET,
     Network,
     SolanaNetwork,
     resolve_any_network,
 )
-from ..text import shown
-from ..wire import (
+from ..core.text import shown
+from ..core.wire import (
     PaymentRequirements,
     ReceivedPayment,
     SettleResponse,
@@ -44,6 +43,7 @@ from ..wire import (
     SupportedResponse,
     VerifyResponse,
 )
+from ..errors import ConfigurationError, SettlementError
 from .base import OnChain
 from .facilitator_auth import TOKEN_VARIABLE, BearerToken, Endpoint, FacilitatorAuth, StaticHeaders
 from .facilitator_chain import FacilitatorChain

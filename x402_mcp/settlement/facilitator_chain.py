@@ -17,10 +17,9 @@ import anyio
 import anyio.to_thread
 from web3 import Web3
 
-from ..errors import ConfigurationError, SettlementError
-from ..networks import Network, SolanaNetwork, resolve_network
-from ..text import shown
-from ..wire import (
+from ..core.networks import Network, SolanaNetwork, resolve_network
+from ..core.text import shown
+from ..core.wire import (
     AnyPaymentPayload,
     PaymentPayload,
     PaymentPayloadV1,
@@ -28,6 +27,7 @@ from ..wire import (
     ReceivedPayment,
     SettleResponse,
 )
+from ..errors import ConfigurationError, SettlementError
 from .base import OnChain
 from .checks import NONCE_ALREADY_USED, reported_network
 from .lookup import is_tx_hash, lookup_authorization, settlement_problem

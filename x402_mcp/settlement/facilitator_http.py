@@ -15,9 +15,8 @@ import anyio
 import httpx2
 from pydantic import ValidationError
 
-from ..errors import SettlementError
-from ..text import shown
-from ..wire import (
+from ..core.text import shown
+from ..core.wire import (
     PaymentPayloadV1,
     PaymentRequirements,
     ReceivedPayment,
@@ -26,6 +25,7 @@ from ..wire import (
     VerifyResponse,
     WireModel,
 )
+from ..errors import SettlementError
 from .facilitator_auth import Endpoint, FacilitatorAuth
 
 __all__ = ["MAX_RESPONSE_BYTES", "FacilitatorHttp", "OutcomeUnknown", "parse_answer", "request_body"]

@@ -30,13 +30,11 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from ..contracts.eip3009 import transfer_with_authorization_calldata
-from ..erc6492 import Erc6492Signature
-from ..errors import ConfigurationError, SettlementError
-from ..links import service_url
-from ..networks import Network, resolve_network
-from ..text import shown
-from ..wire import (
+from ..core.erc6492 import Erc6492Signature
+from ..core.links import service_url
+from ..core.networks import Network, resolve_network
+from ..core.text import shown
+from ..core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
     SettleResponse,
@@ -44,6 +42,7 @@ from ..wire import (
     SupportedResponse,
     VerifyResponse,
 )
+from ..errors import ConfigurationError, SettlementError
 from .base import OnChain
 from .checks import (
     NONCE_ALREADY_USED,
@@ -54,6 +53,7 @@ from .checks import (
     check_exact_payment,
     reported_network,
 )
+from .contracts.eip3009 import transfer_with_authorization_calldata
 from .lookup import lookup_authorization, payment_problem
 from .mining import RECEIPT_POLL_SECONDS, MinedSender, receipt_poll_delays
 from .relayer import Relayer
@@ -298,7 +298,7 @@ class LocalSettlement:
         )
         if problem is not None:
             # A refusal, not a payment: the caller asks the token whether the authorization
-            # was used before it lets the payer pay again (see `x402_mcp.collect`).
+            # was used before it lets the payer pay again (see `x402_mcp.gate.collect`).
             return _failed(
                 Refusal(TRANSFER_EVENT_MISMATCH, f"Transaction {tx_hash} succeeded but {problem}."),
                 network,

@@ -16,7 +16,10 @@ from typing import Any
 
 from hexbytes import HexBytes
 
-from ..contracts.eip3009 import (
+from ..core.text import shown
+from ..core.wire import AnyPaymentPayload, PaymentRequirements, parse_uint
+from .base import OnChain
+from .contracts.eip3009 import (
     AUTHORIZATION_CANCELED_TOPIC,
     AUTHORIZATION_USED_TOPIC,
     authorization_state_calldata,
@@ -24,9 +27,6 @@ from ..contracts.eip3009 import (
     decode_bool,
     transfer_logged,
 )
-from ..text import shown
-from ..wire import AnyPaymentPayload, PaymentRequirements, parse_uint
-from .base import OnChain
 from .reader import ChainReader
 
 __all__ = ["Disagreement", "is_tx_hash", "lookup_authorization", "payment_problem", "settlement_problem"]

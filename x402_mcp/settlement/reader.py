@@ -31,8 +31,8 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from web3.providers import JSONBaseProvider
 from web3.types import BlockIdentifier, LogReceipt, RPCEndpoint, TxParams, TxReceipt
 
+from ..core.networks import Network
 from ..errors import SettlementError
-from ..networks import Network
 from .bounded import bound_http_provider
 from .jsonrpc import HttpJsonRpc
 

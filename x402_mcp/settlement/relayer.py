@@ -26,8 +26,8 @@ from web3 import Web3
 from web3.exceptions import Web3RPCError
 from web3.types import BlockIdentifier, TxReceipt
 
+from ..core.networks import Network
 from ..errors import SettlementError
-from ..networks import Network
 from .bounded import AnswerTooLarge
 from .eip1559 import SignedTransaction, sign_eip1559
 from .reader import ChainReader, read_receipt

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from ..contracts.eip3009 import revert_reason
 from .checks import INSUFFICIENT_BALANCE, INVALID_SIGNATURE, NONCE_ALREADY_USED, VALID_AFTER, VALID_BEFORE
+from .contracts.eip3009 import revert_reason
 
 __all__ = ["reason_for_revert", "revert_message"]
 

@@ -14,18 +14,9 @@ from collections.abc import Iterable
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 
-from ..contracts import erc6492_simulation_artifact
-from ..contracts.eip3009 import (
-    authorization_state_calldata,
-    balance_of_calldata,
-    decode_bool,
-    decode_uint,
-    is_vrs_signature,
-    transfer_with_authorization_calldata,
-)
-from ..erc6492 import Erc6492Signature, default_erc6492_factories
-from ..networks import Network
-from ..text import shown
+from ..core.erc6492 import Erc6492Signature, default_erc6492_factories
+from ..core.networks import Network
+from ..core.text import shown
 from .checks import (
     ASSET_NOT_DEPLOYED,
     ERC6492_FACTORY_NOT_ALLOWED,
@@ -39,6 +30,15 @@ from .checks import (
     VALID_BEFORE,
     CheckedPayment,
     Refusal,
+)
+from .contracts import erc6492_simulation_artifact
+from .contracts.eip3009 import (
+    authorization_state_calldata,
+    balance_of_calldata,
+    decode_bool,
+    decode_uint,
+    is_vrs_signature,
+    transfer_with_authorization_calldata,
 )
 from .relayer import Relayer
 from .reverts import reason_for_revert

@@ -6,8 +6,8 @@ public facilitator when none is named is a settlement decision, made here.
 
 from __future__ import annotations
 
-from ..money import USDC_DECIMALS
-from ..networks import SolanaNetwork, resolve_solana_network
+from ..core.money import USDC_DECIMALS
+from ..core.networks import SolanaNetwork, resolve_solana_network
 from ..schemes.backends import SolanaSettlement
 from ..schemes.exact.solana import ExactSvm
 from .facilitator import default_settlement

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...claims import payment_key
+from ...core.claims import payment_key
+from ...core.text import shown
+from ...core.wire import PaymentRequirements, ReceivedPayment, SettleResponse
 from ...errors import Refusal, payment_error_for
-from ...text import shown
-from ...wire import PaymentRequirements, ReceivedPayment, SettleResponse
 from ..protocol import Settled
 from ..registry import NETWORK_MISMATCH
 

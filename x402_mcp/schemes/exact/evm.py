@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ...core.networks import Asset, Network
+from ...core.wire import AnyPaymentPayload, PaymentRequirements, SettleResponse, parse_evm_payment
 from ...errors import PaymentError, Refusal, SettlementError
-from ...networks import Asset, Network
-from ...wire import AnyPaymentPayload, PaymentRequirements, SettleResponse, parse_evm_payment
 from ..backends import Settlement, backend_failures
 from ..outcome import authorization_on_chain, may_release
 from ..protocol import Matched, OnChain, PaidAlready, Quote, Settleable, Settled, Valid, Verdict

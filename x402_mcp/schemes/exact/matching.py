@@ -14,18 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...errors import (
-    InvalidSignature,
-    MalformedPayment,
-    PaymentExpired,
-    PaymentMismatch,
-    PaymentNotYetValid,
-)
-from ...evm import signature_problem, signed_by_payer
-from ...money import format_usd
-from ...networks import Network, resolve_network, same_address
-from ...text import shown
-from ...wire import (
+from ...core.evm import signature_problem, signed_by_payer
+from ...core.money import format_usd
+from ...core.networks import Network, resolve_network, same_address
+from ...core.text import shown
+from ...core.wire import (
     AnyPaymentPayload,
     PaymentPayload,
     PaymentRequirements,
@@ -34,6 +27,13 @@ from ...wire import (
     is_address,
     is_nonce,
     parse_uint,
+)
+from ...errors import (
+    InvalidSignature,
+    MalformedPayment,
+    PaymentExpired,
+    PaymentMismatch,
+    PaymentNotYetValid,
 )
 
 VALID_BEFORE_GRACE_SECONDS = 6

@@ -16,10 +16,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from ...core.money import USDC_DECIMALS
+from ...core.networks import SolanaNetwork, is_solana_address, resolve_solana_network
+from ...core.wire import PaymentRequirements, SettleResponse, SvmPaymentPayload, parse_payment_payload
 from ...errors import ConfigurationError, PaymentError, Refusal, SettlementError
-from ...money import USDC_DECIMALS
-from ...networks import SolanaNetwork, is_solana_address, resolve_solana_network
-from ...wire import PaymentRequirements, SettleResponse, SvmPaymentPayload, parse_payment_payload
 from ..backends import SolanaSettlement, backend_failures
 from ..protocol import Matched, OnChain, Quote, Settleable, Settled, Valid, Verdict
 from .answers import backend_refusal, check_whole_charge, claim_key, exact_receipt, offered_on

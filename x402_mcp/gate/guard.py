@@ -1,0 +1,197 @@
+"""A `@paid` tool runs only inside its gate.
+
+`@paid` hands the framework a guard around the tool's function: called while
+no gate has authorised the run, it refuses with a tool error that names the
+missing `MCPServer(..., extensions=[payments])` / `payments.install(mcp)`,
+instead of running the tool for free. The gate (`x402_mcp.gate`) is the one
+place that runs a paid tool's body, and it does so inside `gate_passed()`.
+
+When `@paid` is written above the framework's tool decorator, the framework
+has registered the bare function before `@paid` sees it: `guard` then points
+every tool registration that holds that function at the guard instead (the
+framework details live in `_sdk` and `frameworks/_fastmcp_seam`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import inspect
+import logging
+import sys
+import sysconfig
+import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+
+from ..frameworks import _sdk
+
+logger = logging.getLogger("x402_mcp")
+
+GATE_MISSING = (
+    "{tool} is a paid tool, but this server has no x402 payments gate, so it refuses to run "
+    "(for free) and nothing was charged. The server's author must install the payments: "
+    "MCPServer(..., extensions=[payments]) on the MCP SDK, or payments.install(mcp) on FastMCP."
+)
+
+_authorised: ContextVar[object | None] = ContextVar("x402_mcp_gate_passed", default=None)
+"""The `@paid` marker of the run the gate authorised, in the context that run executes in."""
+
+
+@contextlib.contextmanager
+def gate_passed(spec: object) -> Iterator[None]:
+    """Mark the code run inside as a paid run the gate authorised (its payment is settled,
+    or it redeems a paid request). Only the gate calls this."""
+    token = _authorised.set(spec)
+    try:
+        yield
+    finally:
+        _authorised.reset(token)
+
+
+def inside_gate() -> bool:
+    """Whether the current code runs inside a run the gate authorised."""
+    return _authorised.get() is not None
+
+
+class GateMissing(ToolError):
+    """A paid tool was called while no payments gate authorised the run (MCP SDK's `ToolError`,
+    so `MCPServer` answers its words as an error result)."""
+
+
+def guard(fn: Callable[..., Any], marker: str, spec: object) -> Callable[..., Any]:
+    """`fn` behind the gate check, looking to a framework exactly as `fn` does (name,
+    docstring, signature, annotations, sync or async), with `spec` set as `marker`.
+
+    Every tool registration that already holds `fn` (`@paid` above the tool decorator)
+    is pointed at the guard.
+    """
+    held = sys.getrefcount(fn)
+    reported = threading.Lock()
+    said: list[bool] = []
+
+    def check() -> None:
+        if inside_gate():
+            return
+        name = getattr(fn, "__name__", repr(fn))
+        with reported:
+            first = not said
+            if first:
+                said.append(True)
+        if first:
+            logger.error(
+                "paid tool %r was called without the x402 payments gate and refused to run; install "
+                "it: MCPServer(..., extensions=[payments]) or payments.install(mcp) on FastMCP",
+                name,
+            )
+        raise _refusal(GATE_MISSING.format(tool=name))
+
+    guarded: Callable[..., Any]
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def guarded_stream(*args: Any, **kwargs: Any) -> Any:
+            check()
+            async for item in fn(*args, **kwargs):
+                yield item
+
+        guarded = guarded_stream
+    elif _is_async(fn):
+
+        @functools.wraps(fn)
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            check()
+            return await fn(*args, **kwargs)
+
+        guarded = guarded_async
+    else:
+
+        @functools.wraps(fn)
+        def guarded_sync(*args: Any, **kwargs: Any) -> Any:
+            check()
+            return fn(*args, **kwargs)
+
+        guarded = guarded_sync
+    setattr(guarded, marker, spec)
+    if _probe is not None:
+        _probe.append(held)
+    elif _unheld is None or held > _unheld:
+        # Something besides our caller holds `fn`: perhaps a framework's tool registration.
+        _rebind_registrations(fn, guarded)
+    return guarded
+
+
+_unheld: int | None = None
+"""The references `guard` sees to a function that nothing but its caller holds (a function
+`@paid` is written right above). More means something else holds it, perhaps a tool
+registration, and only then are the holders looked for (a walk of the whole heap).
+None (not measured, or a build whose reference counts are not exact): always look."""
+_probe: list[int] | None = None
+
+
+def calibrate(decorate: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Measure `_unheld` through `decorate` (a `@paid(...)`) itself, as decorator and as a call,
+    so that the count is taken on the very path a tool's function takes on this interpreter."""
+    global _probe, _unheld
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return  # free-threaded CPython defers reference counts: always look
+    _probe = []
+    try:
+
+        @decorate
+        def probe() -> None: ...
+
+        decorate(lambda: None)
+    finally:
+        seen, _probe = _probe, None
+    _unheld = min(seen) if len(seen) == 2 else None
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    # As both frameworks decide it: a coroutine function, or an object with an async __call__.
+    call = type(fn).__call__ if not inspect.isroutine(fn) else None
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
+
+
+def _rebind_registrations(fn: Callable[..., Any], guarded: Callable[..., Any]) -> None:
+    """Point every framework tool that holds `fn` at `guarded` (`@paid` above `@mcp.tool()`).
+
+    The frameworks' decorators register the function and return it, with no way back
+    to the server; the registrations are found as the objects that refer to `fn`.
+    """
+    holders = _holders(fn)
+    _sdk.rebind_tool_function(holders, fn, guarded)
+    if "fastmcp" in sys.modules:
+        from ..frameworks import _fastmcp_seam
+
+        _fastmcp_seam.rebind_tool_function(holders, fn, guarded)
+
+
+def _holders(fn: Callable[..., Any]) -> list[object]:
+    """The objects that hold `fn`: directly, or in their instance `__dict__` (pydantic models)."""
+    direct = gc.get_referrers(fn)
+    dicts = [holder for holder in direct if type(holder) is dict and any(v is fn for v in holder.values())]
+    owners = gc.get_referrers(*dicts) if dicts else []
+    return [holder for holder in direct if type(holder) is not dict] + [
+        owner for owner in owners if any(getattr(owner, "__dict__", None) is d for d in dicts)
+    ]
+
+
+@functools.cache
+def _refusal_type(fastmcp_tool_error: type[Exception] | None) -> type[Exception]:
+    if fastmcp_tool_error is None:
+        return GateMissing
+    # Also FastMCP's ToolError, whose words FastMCP passes on even when it masks error details.
+    return type("GateMissing", (GateMissing, fastmcp_tool_error), {"__module__": __name__})
+
+
+def _refusal(message: str) -> Exception:
+    fastmcp_errors = sys.modules.get("fastmcp.exceptions")
+    refusal = _refusal_type(getattr(fastmcp_errors, "ToolError", None))(message)
+    # FastMCP logs a tool error at its level each time; ours is logged once, above.
+    refusal.log_level = logging.DEBUG  # type: ignore[attr-defined]
+    return refusal
