@@ -17,6 +17,8 @@ X402MCPError
 │   ├── TooManyOpenRequests     the caller holds too many unpaid payment requests
 │   └── PaymentRejected         the settlement backend refused it for another reason
 ├── SettlementError             the backend failed (RPC down, tx reverted): a crash
+│                               (settlement's own: AnswerTooLarge and AnswerTooSlow, a node's
+│                               answer past its bounds; OutcomeUnknown, a lost settle answer)
 └── LedgerError                 the ledger failed or refused a state change
     └── StateConflict           a transition was attempted from the wrong state (x402_mcp.core.states)
 ```

@@ -14,7 +14,6 @@ from x402_mcp.core.challenge import Offer, challenge_result
 from x402_mcp.core.networks import BASE_SEPOLIA, SOLANA_DEVNET, Asset
 from x402_mcp.core.wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload
 from x402_mcp.errors import Refusal
-from x402_mcp.ledger.base import PaymentRequest
 from x402_mcp.schemes import (
     Matched,
     PaidAlready,
@@ -29,25 +28,13 @@ from x402_mcp.settlement.facilitator import FacilitatorSettlement
 from x402_mcp.settlement.solana import Solana
 
 from ..chains import pay
+from ..test_challenge import REQUEST
 
 GOLDEN = Path(__file__).parent / "golden"
 _USDC = BASE_SEPOLIA.usdc
 assert _USDC is not None
 USDC: Asset = _USDC
 SOLANA_PAYEE = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
-REQUEST = PaymentRequest(
-    id="pr_abcdefghijklmnopqrstuv",
-    tool="summarize",
-    price=12_000,
-    asset=USDC.address,
-    network=BASE_SEPOLIA.caip2,
-    pay_to="0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
-    caller="session:abc",
-    created_at=1000.0,
-    expires_at=1600.0,
-    max_timeout_seconds=600,
-    description="an extractive summary",
-)
 OFFER = Offer(
     BASE_SEPOLIA,
     USDC,
