@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Self
 
 import anyio
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
 from ..core.addresses import parse_address, parse_payee
 from ..core.challenge import (

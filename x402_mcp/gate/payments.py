@@ -1,8 +1,8 @@
 """`Payments`: the gate, installed on an MCP server of either framework.
 
 ```python
-server = MCPServer("research", extensions=[payments])   # the MCP SDK
-payments.install(mcp)                                    # FastMCP 4 (`fastmcp.FastMCP`)
+server = MCPServer("research", extensions=[payments])   # the MCP SDK 2.x
+payments.install(server)                                 # MCP SDK 1.x FastMCP, FastMCP 3 and 4
 async with payments: ...                                 # its resources, outside a server
 ```
 
@@ -19,20 +19,15 @@ import contextlib
 import inspect
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
-from mcp.server import MCPServer
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import Extension
-from mcp.types import CallToolRequestParams
+from mcp_types import CallToolRequestParams
 
 from ..core.networks import Asset, Network
 from ..core.pricing import PaidTool
 from ..errors import ConfigurationError
-from ..frameworks import _sdk
 from ..frameworks.detect import framework_of
-from ..frameworks.handshake import IDENTIFIER
-from ..frameworks.mcpserver import MCPServerDoor
+from ..frameworks.sdk_line import IDENTIFIER, SdkExtension
 from ..ledger.base import Ledger, Owner
 from ..page.serving import PageLink
 from ..settlement.base import Settlement
@@ -41,12 +36,17 @@ from . import Gate, ToolCall
 from .redemption import Redemption
 from .sweeper import Sweeper
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+
+    from ..frameworks.mcpserver import MCPServerDoor
 
 NOT_INSTALLED = (
     "Payments is not installed on a server: pass it as MCPServer(..., extensions=[payments]), "
-    "or call payments.install(mcp) on a fastmcp.FastMCP server"
+    "or call payments.install(server) on an MCP SDK 1.x FastMCP or a fastmcp.FastMCP server"
 )
+
+T = TypeVar("T")
 
 
 class _OfTheGate(Generic[T]):
@@ -62,9 +62,9 @@ class _OfTheGate(Generic[T]):
         setattr(payments.gate, self.name, value)
 
 
-class Payments(Extension):
-    """Charge for `@paid` tools on an `MCPServer` (`extensions=[payments]`) or a FastMCP 4
-    server (`payments.install(mcp)`). Takes the arguments of `Gate`.
+class Payments(SdkExtension):
+    """Charge for `@paid` tools on an `MCPServer` (`extensions=[payments]`), or on an MCP SDK 1.x
+    `FastMCP` or a FastMCP 3 or 4 server (`payments.install(server)`). Takes the arguments of `Gate`.
     """
 
     identifier = IDENTIFIER
@@ -148,6 +148,8 @@ class Payments(Extension):
 
     def tools(self) -> tuple[()]:
         # Called by MCPServer while it applies extensions: our one chance to meet it.
+        from ..frameworks import _sdk
+
         server = _sdk.server_applying_extensions()
         if server is not None:
             self.install(server)
@@ -171,13 +173,22 @@ class Payments(Extension):
             raise ConfigurationError(
                 f"these Payments are installed on {self.server!r} already; one Payments serves one server"
             )
-        if isinstance(server, MCPServer):
+        framework = framework_of(server)
+        if framework == "mcpserver":
+            from ..frameworks.mcpserver import MCPServerDoor
+
             door = MCPServerDoor(self.gate, server)
             self.gate.server = server
             self._mcpserver = door
             door.attach()
             return
-        if framework_of(server) == "fastmcp":
+        if framework == "sdk1":
+            from ..frameworks.sdk1 import SDK1Door
+
+            SDK1Door(self.gate, server).attach()
+            self.gate.server = server
+            return
+        if framework == "fastmcp":
             from ..frameworks.fastmcp import FastMCPDoor
 
             FastMCPDoor(self.gate, server).attach()
@@ -185,7 +196,7 @@ class Payments(Extension):
             return
         raise ConfigurationError(
             f"cannot install Payments on {type(server).__name__}: pass an mcp MCPServer "
-            "(extensions=[payments]) or a fastmcp.FastMCP server"
+            "(extensions=[payments]), an mcp.server.fastmcp.FastMCP or a fastmcp.FastMCP server"
         )
 
     def on(self, event: str, callback: Hook) -> Hook:

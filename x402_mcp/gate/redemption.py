@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import anyio
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
 from ..core.challenge import receipt_meta
 from ..core.states import Event, State
