@@ -91,7 +91,8 @@ async def test_async_with_payments_opens_runs_upkeep_and_closes_what_it_made(tmp
     )
     settlement = payments.settlement
     assert isinstance(settlement, FacilitatorSettlement)
-    settlement._http()  # the HTTP client, as the first verification would make it
+    http = settlement._http
+    http._http()  # its HTTP client, as the first verification would make it
     async with payments:
         stale = overdue(payments, time.time())
         await payments.ledger.issue(stale)
@@ -102,7 +103,7 @@ async def test_async_with_payments_opens_runs_upkeep_and_closes_what_it_made(tmp
             if found is not None and found.state is State.EXPIRED:
                 break
         assert found is not None and found.state is State.EXPIRED
-    assert settlement._client is None  # closed: it was the gate's own
+    assert http._client is None  # closed: it was the gate's own
     with pytest.raises(LedgerError, match="not open"):
         await payments.ledger.get(stale.id)
     async with payments:  # and opens again
