@@ -5,16 +5,20 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-
 from x402_mcp import Payments, paid
-from x402_mcp.frameworks.choice import framework_from_argv, paid_server, run_stdio
+from x402_mcp.frameworks.choice import (
+    DEFAULT_FRAMEWORK,
+    ToolError,
+    framework_from_argv,
+    paid_server,
+    run_stdio,
+    tool_annotations,
+)
 
 MAX_DIGITS = 30
 
 
-def build(payments: Payments, framework: str = "mcpserver") -> Any:
+def build(payments: Payments, framework: str = DEFAULT_FRAMEWORK) -> Any:
     """The sample on `framework` (`mcpserver` or `fastmcp`), charging through `payments`."""
     server = paid_server("mathlab", payments, framework)
 
@@ -89,16 +93,16 @@ def _factorize(n: int) -> list[int]:
     return sorted(_factorize(d) + _factorize(n // d))
 
 
-def _computes_only(title: str) -> ToolAnnotations:
+def _computes_only(title: str) -> Any:
     """Hints for hosts: the tool computes an answer and touches nothing (the payment, if any,
     is the gate's, never the tool's), so calling it again changes nothing either."""
-    return ToolAnnotations(
-        title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    return tool_annotations(
+        title, readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False
     )
 
 
 def main() -> None:
-    # `--framework fastmcp` runs the same tools on FastMCP 4.
+    # `--framework fastmcp` runs the same tools on FastMCP (4, or 3 next to MCP SDK 1.x).
     run_stdio(build(Payments.from_env(), framework_from_argv(sys.argv[1:])))
 
 

@@ -8,11 +8,15 @@ import string
 import sys
 from typing import Any
 
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-
 from x402_mcp import Payments, paid
-from x402_mcp.frameworks.choice import framework_from_argv, paid_server, run_stdio
+from x402_mcp.frameworks.choice import (
+    DEFAULT_FRAMEWORK,
+    ToolError,
+    framework_from_argv,
+    paid_server,
+    run_stdio,
+    tool_annotations,
+)
 
 # A short built-in list keeps the sample offline; its 263 words give about 8 bits each.
 _WORD_TEXT = """
@@ -37,7 +41,7 @@ satin scarf scout sierra silver sketch sonar spark sphinx spice spiral sprout
 WORDS = tuple(_WORD_TEXT.split())
 
 
-def build(payments: Payments, framework: str = "mcpserver") -> Any:
+def build(payments: Payments, framework: str = DEFAULT_FRAMEWORK) -> Any:
     """The sample on `framework` (`mcpserver` or `fastmcp`), charging through `payments`."""
     server = paid_server("passphrase", payments, framework)
 
@@ -69,16 +73,16 @@ def build(payments: Payments, framework: str = "mcpserver") -> Any:
     return server
 
 
-def _computes_only(title: str) -> ToolAnnotations:
+def _computes_only(title: str) -> Any:
     """Hints for hosts: the tool computes an answer and touches nothing (the payment, if any,
     is the gate's, never the tool's), so calling it again changes nothing either."""
-    return ToolAnnotations(
-        title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    return tool_annotations(
+        title, readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False
     )
 
 
 def main() -> None:
-    # `--framework fastmcp` runs the same tools on FastMCP 4.
+    # `--framework fastmcp` runs the same tools on FastMCP (4, or 3 next to MCP SDK 1.x).
     run_stdio(build(Payments.from_env(), framework_from_argv(sys.argv[1:])))
 
 

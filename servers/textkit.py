@@ -8,10 +8,14 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from mcp.types import ToolAnnotations
-
 from x402_mcp import Payments, paid
-from x402_mcp.frameworks.choice import framework_from_argv, paid_server, run_stdio
+from x402_mcp.frameworks.choice import (
+    DEFAULT_FRAMEWORK,
+    framework_from_argv,
+    paid_server,
+    run_stdio,
+    tool_annotations,
+)
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -24,7 +28,7 @@ def summary_price(text: str, sentences: int = 3) -> str:
     return str(max(Decimal("0.01"), Decimal("0.001") * len(_WORD.findall(text))))
 
 
-def build(payments: Payments, framework: str = "mcpserver") -> Any:
+def build(payments: Payments, framework: str = DEFAULT_FRAMEWORK) -> Any:
     """The sample on `framework` (`mcpserver` or `fastmcp`), charging through `payments`."""
     server = paid_server("textkit", payments, framework)
 
@@ -54,16 +58,16 @@ def build(payments: Payments, framework: str = "mcpserver") -> Any:
     return server
 
 
-def _computes_only(title: str) -> ToolAnnotations:
+def _computes_only(title: str) -> Any:
     """Hints for hosts: the tool computes an answer and touches nothing (the payment, if any,
     is the gate's, never the tool's), so calling it again changes nothing either."""
-    return ToolAnnotations(
-        title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    return tool_annotations(
+        title, readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False
     )
 
 
 def main() -> None:
-    # `--framework fastmcp` runs the same tools on FastMCP 4.
+    # `--framework fastmcp` runs the same tools on FastMCP (4, or 3 next to MCP SDK 1.x).
     run_stdio(build(Payments.from_env(), framework_from_argv(sys.argv[1:])))
 
 

@@ -20,7 +20,8 @@ X402MCPError
 │                               (settlement's own: AnswerTooLarge and AnswerTooSlow, a node's
 │                               answer past its bounds; OutcomeUnknown, a lost settle answer)
 └── LedgerError                 the ledger failed or refused a state change
-    └── StateConflict           a transition was attempted from the wrong state
+    ├── StateConflict           a transition was attempted from the wrong state
+    └── ChannelConflict         a channel was charged or held since its voucher was checked
 ```
 
 `PaymentError.reason` carries an x402 reason code (for example
@@ -126,6 +127,18 @@ class StateConflict(LedgerError):
         self.event = event
         self.current = current
         super().__init__(f"cannot {event} payment request {request_id}: it is {current or 'missing'}")
+
+
+class ChannelConflict(LedgerError):
+    """A batch-settlement channel was not as a charge or reservation expected: another call
+    charged it since its voucher was checked, holds it, or it is missing. `reason` is the
+    spec's code for the answer (the corrective `…_cumulative_amount_mismatch`, `…_channel_busy`,
+    `…_missing_channel`, `…_charge_exceeds_signed_cumulative`)."""
+
+    def __init__(self, channel_id: str, reason: str, message: str) -> None:
+        self.channel_id = channel_id
+        self.reason = reason
+        super().__init__(f"channel {channel_id}: {message}")
 
 
 @dataclass(frozen=True, slots=True)

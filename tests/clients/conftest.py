@@ -16,12 +16,12 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from mcp.server import MCPServer
 
+from tests.asgi import serving
 from tests.npm import INSTALL_HINT, NODE_MODULES, missing
-from tests.page.conftest import serving
 from x402_mcp import Payments
 from x402_mcp.chains.devchain import TokenChain
+from x402_mcp.frameworks.detect import framework_of
 from x402_mcp.ledger.sqlite import SQLiteLedger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,12 +55,23 @@ class Served:
     url: str
     chain: TokenChain
     payments: Payments
-    server: MCPServer[Any]
+    server: Any
     payer: LocalAccount
     payee: str
 
     def balances(self) -> tuple[int, int]:
         return self.chain.balance_of(self.payer.address), self.chain.balance_of(self.payee)
+
+
+def http_app(server: Any, **http: Any) -> Any:
+    """`server`'s streamable-HTTP app (MCP at `/mcp`, the page beside it), on any framework."""
+    framework = framework_of(server)
+    if framework == "mcpserver":
+        return server.streamable_http_app(**http)
+    if framework == "sdk1":  # SDK 1.x takes its HTTP settings at construction
+        assert not http, f"SDK 1.x FastMCP takes {sorted(http)} as FastMCP(...) arguments"
+        return server.streamable_http_app()
+    return server.http_app(**http)
 
 
 def sample_payments(chain: TokenChain, ledger: Path) -> tuple[Payments, str]:
@@ -78,6 +89,6 @@ async def served(
     """Serve the sample `build` makes (links follow the address it is reached at)."""
     payments, payee = sample_payments(chain, tmp_path / "ledger.sqlite")
     server = build(payments)
-    app = server.streamable_http_app(**http) if isinstance(server, MCPServer) else server.http_app(**http)
+    app = http_app(server, **http)
     async with serving(app) as base:
         yield Served(f"{base}/mcp", chain, payments, server, chain.new_account(usdc="1"), payee)

@@ -16,10 +16,12 @@ import pytest
 from tests.clients.conftest import INSPECTOR, node_or_skip
 from x402_mcp.cli.claude_config import config_entry
 from x402_mcp.core.challenge import META_HOSTED_URL
+from x402_mcp.frameworks.choice import FRAMEWORK_OPTION, FRAMEWORKS
 
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize(
     ("sample", "tool", "arguments", "price"),
     [
@@ -29,13 +31,21 @@ pytestmark = pytest.mark.anyio
     ],
 )
 async def test_inspector_cli_shows_the_link_not_a_schema_error(
-    tmp_path: Path, sample: str, tool: str, arguments: list[str], price: str
+    tmp_path: Path, sample: str, tool: str, arguments: list[str], price: str, framework: str
 ) -> None:
     node_or_skip()
     entry = config_entry(sample, ledger=f"sqlite:///{tmp_path / 'ledger.sqlite'}", page_port=0)
     (spec,) = entry["mcpServers"].values()
     environment = [flag for name, value in spec["env"].items() for flag in ("-e", f"{name}={value}")]
-    command = [str(INSPECTOR), "--cli", spec["command"], *spec["args"], *environment]
+    command = [
+        str(INSPECTOR),
+        "--cli",
+        spec["command"],
+        *spec["args"],
+        FRAMEWORK_OPTION,
+        framework,
+        *environment,
+    ]
     command += ["--method", "tools/call", "--tool-name", tool, "--tool-arg", *arguments]
     with anyio.fail_after(90):
         # The catalog it may write goes to the test's directory, not the home directory.
@@ -44,6 +54,9 @@ async def test_inspector_cli_shows_the_link_not_a_schema_error(
     output = done.stdout.decode()
 
     assert "must have required property" not in output + done.stderr.decode()
+    assert output.strip(), (
+        f"the Inspector printed no result (exit {done.returncode}): {done.stderr.decode()[-3000:]}"
+    )
     result = json.loads(output)
     assert result["isError"] is True and "structuredContent" not in result
     hosted = result["_meta"][META_HOSTED_URL]

@@ -21,7 +21,8 @@ from x402_mcp import Payments
 from x402_mcp.chains.devchain import TokenChain
 from x402_mcp.core.challenge import META_HOSTED_URL, META_PAYMENT_RESPONSE, META_PRICE
 from x402_mcp.frameworks.choice import FRAMEWORKS
-from x402_mcp.frameworks.handshake import IDENTIFIER
+from x402_mcp.frameworks.detect import sdk_major
+from x402_mcp.frameworks.sdk_line import IDENTIFIER
 
 pytestmark = pytest.mark.anyio
 
@@ -49,8 +50,12 @@ async def test_ts_sdk_reads_the_price_and_link_then_pays_with_the_official_ts_cl
         report = json.loads(done.stdout or b"{}")
         assert done.returncode == 0, (done.stderr.decode(), report)
 
-        # The handshake-era client sees the payments' extension (the SDK's sieve drops it).
-        assert report["capabilities"]["extensions"][IDENTIFIER] == sample.payments.settings()
+        if sdk_major() >= 2:
+            # The handshake-era client sees the payments' extension (the SDK's sieve drops it).
+            assert report["capabilities"]["extensions"][IDENTIFIER] == sample.payments.settings()
+        else:
+            # SDK 1.x has no capabilities.extensions: the price and payee are in the tool's _meta.
+            assert IDENTIFIER not in (report["capabilities"].get("extensions") or {})
 
         listed = report["listed"]
         assert listed["outputSchema"]["required"] == ["result"]  # the schema it validates against

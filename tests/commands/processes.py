@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -79,10 +79,13 @@ def _pump(stream: TextIO, into: queue.Queue[str]) -> None:
 
 
 @contextmanager
-def running(arguments: list[str], env: Mapping[str, str] | None = None) -> Iterator[Running]:
-    """Run `x402-mcp ARGUMENTS`; kill it afterwards if it still runs."""
+def running(
+    arguments: list[str], env: Mapping[str, str] | None = None, *, cli: Sequence[str] = tuple(CLI)
+) -> Iterator[Running]:
+    """Run `x402-mcp ARGUMENTS` (of another environment's interpreter with `cli`); kill it
+    afterwards if it still runs."""
     process = subprocess.Popen(
-        [*CLI, *arguments], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*cli, *arguments], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     command = Running(process)
     assert process.stdout is not None and process.stderr is not None

@@ -14,6 +14,9 @@ Each fenced block whose language is code (python, sh) is run as a user would run
   the same page (a page that builds one program step by step);
 - `<!-- needs: anvil -->` before a block: it starts anvil itself (skipped, with the reason,
   when anvil is absent, unless X402_REQUIRE_ANVIL=1);
+- `<!-- needs: mcp1 -->` before a python block: it is written for the older MCP line and runs
+  in `.venv-mcp1` (MCP SDK 1.x, FastMCP 3; tools/mcp1-env.sh), skipped when that is absent,
+  unless X402_REQUIRE_MCP1=1;
 - `<!-- fragment: REASON -->` before a block: it is not run, and REASON says why (a funded
   key, a mainnet deployment, a file of Claude Desktop's). A fragment without a reason fails.
 
@@ -38,6 +41,7 @@ from pathlib import Path
 import pytest
 
 from ..chains import anvil_or_skip
+from ..npm import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_LANGUAGES = {"python", "sh"}
@@ -171,10 +175,20 @@ def _program(block: Block) -> str:
     return "\n".join([*earlier, block.code])
 
 
+MCP1_PYTHON = ROOT / ".venv-mcp1" / "bin" / "python"
+
+
 def _command(block: Block, workdir: Path) -> list[str]:
     if block.language == "python":
         script = workdir / "snippet.py"
         script.write_text(_program(block))
+        if block.markers.get("needs") == "mcp1":
+            if not MCP1_PYTHON.exists():
+                missing(
+                    f"{MCP1_PYTHON} is missing; build it with tools/mcp1-env.sh",
+                    required_by="X402_REQUIRE_MCP1",
+                )
+            return [str(MCP1_PYTHON), str(script)]
         return [sys.executable, str(script)]
     return ["bash", "-euo", "pipefail", "-c", block.code]
 

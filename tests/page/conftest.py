@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
 import pytest
 from eth_account import Account
@@ -17,13 +16,13 @@ from mcp import Client
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
-from starlette.types import ASGIApp
 
+# Re-exported: the page's tests, and others, take it from here (it lives in tests/asgi.py).
+from tests.asgi import serving as serving
 from x402_mcp import Payments, paid
 from x402_mcp.chains.devchain import DevChain
 from x402_mcp.core.challenge import META_HOSTED_URL, META_REQUEST_ID
 from x402_mcp.ledger.sqlite import SQLiteLedger
-from x402_mcp.page.serving import _bind, _SideServer
 
 PRICE = 50_000  # $0.05
 TRICKY = '<script>alert("x")</script> & <b>bold</b>'
@@ -78,24 +77,6 @@ def store(page_chain: DevChain, tmp_path: Path) -> Iterator[Store]:
     snapshot = page_chain.snapshot()
     yield build_store(page_chain, tmp_path / "ledger.sqlite", page_port=0)
     page_chain.revert(snapshot)
-
-
-@contextlib.asynccontextmanager
-async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on a free loopback port; yield its base URL."""
-    import uvicorn
-
-    listener = _bind(0)
-    port = listener.getsockname()[1]
-    server = _SideServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
-    async with anyio.create_task_group() as group:
-        group.start_soon(server.serve, [listener])
-        with anyio.fail_after(10):
-            await server.ready.wait()
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
 
 
 def text_of(result: CallToolResult) -> str:

@@ -1,5 +1,6 @@
 """Each sample server, launched exactly as Claude Desktop would from `x402-mcp claude-config`,
-on each framework (`--framework mcpserver`, the default, and `--framework fastmcp`).
+on each framework installed (`--framework mcpserver` or `sdk1`, the SDK line's own and the default,
+and `--framework fastmcp`), with that SDK line's client.
 
 The server runs as a subprocess over stdio with its own embedded DevChain; its
 payment page comes up on a side port, where the demo wallet pays; the next
@@ -18,12 +19,13 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import Client, StdioServerParameters
-from mcp.types import CallToolResult, TextContent
+from mcp import StdioServerParameters
+from mcp_types import CallToolResult, TextContent
 
+from tests.sdk_client import over_stdio
 from x402_mcp.cli.claude_config import config_entry
 from x402_mcp.core.challenge import META_HOSTED_URL, META_PRICE
-from x402_mcp.frameworks.choice import FRAMEWORKS
+from x402_mcp.frameworks.choice import DEFAULT_FRAMEWORK, FRAMEWORKS
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +51,7 @@ def shown_result(result: CallToolResult) -> str:
     return "\n".join(map(str, items)) if isinstance(items, list) else text_of(result)
 
 
-def launch(name: str, tmp_path: Path, framework: str = "mcpserver") -> StdioServerParameters:
+def launch(name: str, tmp_path: Path, framework: str = DEFAULT_FRAMEWORK) -> StdioServerParameters:
     entry = config_entry(name, ledger=f"sqlite:///{tmp_path / 'ledger.sqlite'}", page_port=0)
     (spec,) = entry["mcpServers"].values()
     # Claude Desktop starts servers with a minimal environment: only what the entry sets.
@@ -70,7 +72,7 @@ async def test_sample_over_stdio_is_paid_through_its_page(
     expected: str,
 ) -> None:
     with anyio.fail_after(60):
-        async with Client(launch(name, tmp_path, framework), mode="legacy") as client:
+        async with over_stdio(launch(name, tmp_path, framework)) as client:
             listed = {t.name: t for t in (await client.list_tools()).tools}
             assert set(listed) >= {free, tool}
             assert (listed[tool].meta or {}).get(META_PRICE) is not None

@@ -12,7 +12,7 @@ import anyio
 from eth_account import Account
 from mcp import Client
 from mcp.server import MCPServer
-from mcp.types import CallToolResult, TextContent
+from mcp_types import CallToolResult, TextContent
 
 from ..client.payer import payment_meta, read_challenge, sign_payment
 from ..core.challenge import META_HOSTED_URL, META_PAYMENT_RESPONSE

@@ -122,12 +122,15 @@ def bundle_pyproject(name: str, version: str, wheel: Path | None, framework: str
 
 
 def _framework_requirements(framework: str) -> list[str]:
-    """What a server of `framework` needs beyond mcp-x402 (FastMCP, as installed here)."""
-    if framework != "fastmcp":
-        return []
+    """What a server of `framework` needs beyond mcp-x402, as installed here: FastMCP, or the
+    MCP SDK 1.x line (mcp-x402 installs next to either SDK line)."""
     from importlib.metadata import version
 
-    return [f"fastmcp=={version('fastmcp')}"]
+    if framework == "fastmcp":
+        return [f"fastmcp=={version('fastmcp')}"]
+    if framework == "sdk1":
+        return [f"mcp=={version('mcp')}"]
+    return []
 
 
 def _tested_pins() -> list[str]:

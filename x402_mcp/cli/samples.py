@@ -112,9 +112,12 @@ class LoadedServer:
     """The `Payments` installed on it (None for a module-level server that installs none)."""
 
 
-def load_server(name: str, environ: Mapping[str, str] | None = None) -> LoadedServer:
+def load_server(
+    name: str, environ: Mapping[str, str] | None = None, framework: str | None = None
+) -> LoadedServer:
     """The server of script `name`: `build(Payments.from_env(environ))` when the script has
-    `build`, else the one server the script makes at module level.
+    `build` (`build(payments, framework)` when a framework is named), else the one server the
+    script makes at module level.
 
     `environ` (default: the process's) is also what the script sees in `os.environ` while it
     loads, so a module-level `Payments.from_env()` reads the same settings.
@@ -132,12 +135,12 @@ def load_server(name: str, environ: Mapping[str, str] | None = None) -> LoadedSe
         build = getattr(module, "build", None)
         if callable(build):
             payments = Payments.from_env(environ)
-            server = build(payments)
+            server = build(payments) if framework is None else build(payments, framework)
             framework = framework_of(server)
             if framework is None:
                 raise ConfigurationError(
                     f"{script}: build(payments) returned {_kind(server)}, not a supported server; "
-                    "return an mcp MCPServer or a fastmcp.FastMCP server"
+                    "return an mcp MCPServer, an mcp.server.fastmcp.FastMCP or a fastmcp.FastMCP server"
                 )
             return _gated(LoadedServer(script, module, server, framework, payments))
     server, framework = _module_server(script, module)
@@ -212,7 +215,8 @@ def _module_server(script: Path, module: ModuleType) -> tuple[Any, str]:
     if unsupported:
         raise ConfigurationError(
             f"{script}: {', '.join(unsupported)} is not of a supported framework; x402-mcp serves an "
-            "mcp MCPServer (MCP SDK 2.x) or a fastmcp.FastMCP server (FastMCP 4)"
+            "mcp MCPServer (MCP SDK 2.x), an mcp.server.fastmcp.FastMCP (SDK 1.x) or a "
+            "fastmcp.FastMCP server (FastMCP 3 or 4)"
         )
     raise ConfigurationError(
         f"no server found in {script}: define build(payments) returning an MCPServer or FastMCP server, "

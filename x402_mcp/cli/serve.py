@@ -40,6 +40,12 @@ def register(commands: Any) -> None:
         help="how clients connect (default: stdio, or streamable-http with --devnet)",
     )
     serve.add_argument(
+        "--framework",
+        default=None,
+        help="the framework a sample is built on: mcpserver or sdk1 (the installed MCP SDK line's own), "
+        "or fastmcp (default: the MCP SDK's own)",
+    )
+    serve.add_argument(
         "--port",
         type=whole_number(0, 65535),
         default=8000,
@@ -99,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..frameworks.choice import run_stdio
     from .samples import load_server
 
-    server = load_server(args.server).server
+    server = load_server(args.server, framework=args.framework).server
     if (args.transport or "stdio") == "stdio":
         run_stdio(server)
         return 0
@@ -139,7 +145,7 @@ def _run_on_devnet(args: argparse.Namespace) -> int:
                 # A fresh chain gets a fresh ledger: requests of an earlier chain mean nothing here.
                 "X402_LEDGER_URL": args.ledger or f"sqlite:///{scratch}/ledger.sqlite",
             }
-            loaded = load_server(args.server, env)
+            loaded = load_server(args.server, env, framework=args.framework)
             server, payments = loaded.server, loaded.payments
             if payments is None:
                 raise ConfigurationError(

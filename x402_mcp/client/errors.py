@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
 from ..core.money import format_dollars
 from ..errors import X402MCPError

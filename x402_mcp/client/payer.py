@@ -17,7 +17,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 from coincurve import PrivateKey as CurveKey
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from mcp.types import CallToolResult, RequestParamsMeta, TextContent
+from mcp_types import CallToolResult, RequestParamsMeta, TextContent
 
 from ..core.challenge import META_PAYMENT
 from ..core.erc6492 import wrap_erc6492

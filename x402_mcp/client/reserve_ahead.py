@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import anyio
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
 from ..core.wire import PaymentRequirements
 from .budget import Budget

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from mcp.types import CallToolResult, TextContent
+from mcp_types import CallToolResult, TextContent
 
 from ..core.challenge import META_PAYMENT_RESPONSE
 from ..core.wire import PaymentRequired, PaymentRequirements, SettleResponse

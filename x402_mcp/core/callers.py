@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -26,3 +27,15 @@ def caller_identity(principal: str | None, http_request: Any) -> str | None:
     headers = getattr(http_request, "headers", None)
     session_id = headers.get("mcp-session-id") if headers is not None else None
     return f"session:{session_id}" if session_id else None
+
+
+def token_principal(token: Any) -> str | None:
+    """The principal of an MCP access token (`client_id`, issuer, subject, as the MCP SDK 2.x
+    binds sessions to it), in the compact JSON the SDK writes; None without a token.
+
+    Read by attribute, so the tokens of every framework (SDK 1.x and 2.x, FastMCP) fit."""
+    if token is None:
+        return None
+    issuer = (getattr(token, "claims", None) or {}).get("iss")
+    components = [token.client_id, None if issuer is None else str(issuer), getattr(token, "subject", None)]
+    return json.dumps(components, separators=(",", ":"))

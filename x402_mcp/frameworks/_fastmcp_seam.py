@@ -8,6 +8,10 @@ injects (`Context`, dependencies). The gate also sits in `FastMCP.middleware`,
 the list FastMCP runs first to last, and the page's lifespan is entered with
 the low-level server's (FastMCP's own lifespan is reference-counted and may be
 left by another task than the one that entered it, which a task group cannot be).
+
+FastMCP 3 runs the same hooks on MCP SDK 1.x, whose types use other field names (`isError`,
+`structuredContent`) and whose request context holds `_meta` as a model: the converters
+below put FastMCP's results and requests of either line into the gate's wire types.
 `tests/frameworks/test_fastmcp_seam.py` fails loudly when a FastMCP release changes any of it.
 """
 
@@ -25,11 +29,17 @@ from fastmcp.server.dependencies import without_injected_parameters
 from fastmcp.server.middleware import Middleware
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
 from fastmcp.server.providers.fastmcp_provider import FastMCPProviderTool
-from fastmcp.tools.base import Tool
+from fastmcp.tools.base import Tool, ToolResult
 from fastmcp.tools.function_tool import FunctionTool
-from mcp.server import Server
-from mcp.server.apps import client_supports_apps
-from mcp.server.context import ServerRequestContext
+from mcp import types as sdk_types
+from mcp.server.lowlevel.server import Server
+from mcp_types import CallToolResult
+
+from ._lowlevel import rebind_registrations
+from .detect import sdk_major
+
+ON_SDK2 = sdk_major() >= 2
+"""FastMCP 4 (MCP SDK 2.x) rather than FastMCP 3 (SDK 1.x)."""
 
 
 def tool_function(tool: Tool) -> Callable[..., Any] | None:
@@ -104,7 +114,7 @@ def caches_responses(middleware: Middleware) -> bool:
     return isinstance(middleware, ResponseCachingMiddleware)
 
 
-def lowlevel_server(server: FastMCP[Any]) -> Server[Any]:
+def lowlevel_server(server: FastMCP[Any]) -> Any:
     """The MCP SDK low-level `Server` a FastMCP server runs on (stdio, HTTP and in memory)."""
     lowlevel = server._mcp_server
     if not isinstance(lowlevel, Server):
@@ -118,25 +128,67 @@ def client_takes_apps(request_context: Any) -> bool:
     The SDK's `client_supports_apps` reads only `.session.client_capabilities` of a context
     that is not an `MCPServer` `Context`; FastMCP's request context has that session.
     """
-    if request_context is None:
-        return False
+    if request_context is None or not ON_SDK2:
+        return False  # MCP SDK 1.x has no MCP Apps
+    from mcp.server.apps import client_supports_apps
+    from mcp.server.context import ServerRequestContext
+
     return client_supports_apps(typing.cast(ServerRequestContext[Any, Any], request_context))
 
 
-def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Callable[..., Any]) -> int:
-    """Point each FastMCP `FunctionTool` among `holders` that runs `old` at `new` (same
-    arguments, as async as `old`); how many were.
+def request_meta(request_context: Any) -> dict[str, Any]:
+    """The `_meta` of the request (FastMCP lifts it off the message into the request context):
+    a dict on SDK 2.x, a model with the custom keys as extras on 1.x."""
+    meta = getattr(request_context, "meta", None)
+    if meta is None:
+        return {}
+    if isinstance(meta, dict):
+        return meta
+    dumped: dict[str, Any] = meta.model_dump(by_alias=True, exclude_none=True)
+    return dumped
 
-    `FastMCP.tool()` registers a function and returns it: `@paid` written above it puts
-    its guard in through here. FastMCP derived the schemas from `old` already and reads
-    `fn` again on every run.
-    """
-    rebound = 0
-    for holder in holders:
-        if isinstance(holder, FunctionTool) and holder.fn is old:
-            holder.fn = new
-            rebound += 1
-    return rebound
+
+def protocol_version(request_context: Any) -> str:
+    """The protocol version of the request's session ("" before the handshake)."""
+    version = getattr(request_context, "protocol_version", None)
+    if isinstance(version, str):
+        return version
+    client = getattr(getattr(request_context, "session", None), "client_params", None)
+    return str(getattr(client, "protocolVersion", "") or "")
+
+
+def tool_result(result: CallToolResult) -> ToolResult:
+    """The gate's result as FastMCP's `ToolResult`, written on the wire as the gate made it."""
+    if ON_SDK2:
+        return ToolResult.from_mcp_result(result)
+    wire = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+    blocks = pydantic.TypeAdapter(list[sdk_types.ContentBlock]).validate_python(wire.get("content", []))
+    return ToolResult(
+        content=blocks,
+        structured_content=wire.get("structuredContent"),
+        meta=wire.get("_meta"),
+        is_error=bool(wire.get("isError", False)),
+    )
+
+
+def call_tool_result(result: ToolResult) -> CallToolResult:
+    """FastMCP's `ToolResult` of a run as the gate's wire type (either SDK line's content)."""
+    return CallToolResult.model_validate(
+        {
+            "content": [
+                block.model_dump(by_alias=True, exclude_none=True, mode="json") for block in result.content
+            ],
+            "structuredContent": result.structured_content,
+            "isError": bool(getattr(result, "is_error", False)),
+            "_meta": result.meta,
+        }
+    )
+
+
+def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Callable[..., Any]) -> int:
+    """Point each FastMCP `FunctionTool` among `holders` that runs `old` at `new` (`@paid` above
+    `@mcp.tool`; see `rebind_registrations`); how many were."""
+    return rebind_registrations(holders, FunctionTool, old, new)
 
 
 async def functions_behind(tool: Tool) -> list[Callable[..., Any]]:

@@ -11,12 +11,14 @@ release moves them.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from mcp.server import MCPServer, Server
+from mcp.server import MCPServer
 from mcp.server.mcpserver.tools.base import Tool
+
+from ._lowlevel import rebind_registrations, wrap_lowlevel_lifespan
 
 
 def server_applying_extensions() -> MCPServer[Any] | None:
@@ -74,35 +76,10 @@ def wrap_lifespan(server: MCPServer[Any], outer: Callable[[], AbstractAsyncConte
     wrap_lowlevel_lifespan(server._lowlevel_server, outer)
 
 
-def wrap_lowlevel_lifespan(
-    lowlevel: Server[Any], outer: Callable[[], AbstractAsyncContextManager[None]]
-) -> None:
-    """Run `outer()` around a low-level `Server`'s lifespan, in the task that runs the server
-    (so a task group `outer` opens is closed by the task that opened it)."""
-    inner = lowlevel.lifespan
-
-    @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[Any]:
-        async with outer(), inner(app) as state:
-            yield state
-
-    lowlevel.lifespan = lifespan
-
-
 def rebind_tool_function(holders: list[object], old: Callable[..., Any], new: Callable[..., Any]) -> int:
-    """Point each `MCPServer` tool among `holders` that runs `old` at `new` (which must
-    take the same arguments and be as async as `old`); how many were.
-
-    `MCPServer.tool()` registers a function and returns it: `@paid` written above it
-    puts its guard in through here. Only the function called changes: the schemas,
-    description and `is_async` the SDK derived from `old` stay as they are.
-    """
-    rebound = 0
-    for holder in holders:
-        if isinstance(holder, Tool) and holder.fn is old:
-            holder.fn = new
-            rebound += 1
-    return rebound
+    """Point each `MCPServer` tool among `holders` that runs `old` at `new` (`@paid` above
+    `@server.tool()`; see `rebind_registrations`); how many were."""
+    return rebind_registrations(holders, Tool, old, new)
 
 
 def extensions(server: MCPServer[Any]) -> list[Any]:

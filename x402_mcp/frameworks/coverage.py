@@ -10,29 +10,38 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import anyio
-from mcp.server import MCPServer
 
 from ..core.pricing import PaidTool, check_fixed_price, paid_spec
 from ..core.text import shown
 from ..errors import ConfigurationError
 from ..gate import Gate
-from . import _sdk
 from .detect import framework_of
 
 logger = logging.getLogger("x402_mcp")
 
 INSTALL_THE_GATE = (
-    "install the payments gate: MCPServer(..., extensions=[payments]) on the MCP SDK, "
-    "or payments.install(mcp) on FastMCP"
+    "install the payments gate: MCPServer(..., extensions=[payments]) on the MCP SDK 2.x, "
+    "or payments.install(server) on MCP SDK 1.x FastMCP and on FastMCP 3 and 4"
 )
 
 
 async def ungated_paid_tools(server: Any) -> list[str]:
     """The names of the `@paid` tools `server` lists that no payments gate of it answers."""
-    if isinstance(server, MCPServer):
+    framework = framework_of(server)
+    if framework == "mcpserver":
+        from . import _sdk
+
         gated = any(isinstance(extension, Gate) for extension in _sdk.extensions(server))
         return [] if gated else [name for name, fn in _sdk.tool_functions(server) if paid_spec(fn)]
-    if framework_of(server) == "fastmcp":
+    if framework == "sdk1":
+        from mcp.types import CallToolRequest
+
+        from . import _sdk1_seam
+
+        # The door answers every paid tool the server registers, by its function, once it is in.
+        gated = getattr(_sdk1_seam.handler(server, CallToolRequest), "x402_gate", None) is not None
+        return [] if gated else [name for name, fn in _sdk1_seam.tool_functions(server) if paid_spec(fn)]
+    if framework == "fastmcp":
         from . import _fastmcp_seam as seam
         from .fastmcp import GateMiddleware
 
@@ -63,8 +72,15 @@ async def check_at_start(server: Any, decimals: int, symbol: str) -> None:
             "put @paid on the tool the server lists), so they could only refuse every call"
         )
     listed: list[tuple[str, Callable[..., Any] | None]]
-    if isinstance(server, MCPServer):
+    framework = framework_of(server)
+    if framework == "mcpserver":
+        from . import _sdk
+
         listed = list(_sdk.tool_functions(server))
+    elif framework == "sdk1":
+        from . import _sdk1_seam
+
+        listed = list(_sdk1_seam.tool_functions(server))
     else:
         from . import _fastmcp_seam as seam
 

@@ -1,6 +1,6 @@
 """Offering the payment link by URL-mode elicitation, on any framework built on the MCP SDK.
 
-Both doors reach the SDK's `ServerSession` of the call (`MCPServer` hands it over in
+Every door reaches the SDK's `ServerSession` of the call (`MCPServer` hands it over in
 its request context; FastMCP keeps it in its own request context), so one function
 builds the gate's `OfferLink` for either.
 """
@@ -18,6 +18,8 @@ LAST_HANDSHAKE_ERA = "2025-11-25"
 def url_elicitation(session: Any, protocol_version: str, request_id: Any) -> OfferLink | None:
     """The offer of the link to the client of `session`, or None when it cannot take one."""
     capabilities = getattr(session, "client_capabilities", None)
+    if capabilities is None:  # MCP SDK 1.x keeps them in the `initialize` params
+        capabilities = getattr(getattr(session, "client_params", None), "capabilities", None)
     elicitation = getattr(capabilities, "elicitation", None)
     if elicitation is None or elicitation.url is None or protocol_version > LAST_HANDSHAKE_ERA:
         return None

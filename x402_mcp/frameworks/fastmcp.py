@@ -1,4 +1,6 @@
-"""The FastMCP 4 door: `payments.install(mcp)` on a `fastmcp.FastMCP` server.
+"""The FastMCP door: `payments.install(mcp)` on a `fastmcp.FastMCP` server, FastMCP 4 (on MCP
+SDK 2.x) or FastMCP 3 (on SDK 1.x): both run the same middleware hooks; what differs between
+them is in `_fastmcp_seam`.
 
 - The gate is a `Middleware` put first in the chain, so it runs outermost: a
   `ResponseCachingMiddleware` keys `tools/call` on the tool and its arguments
@@ -16,13 +18,14 @@
   tools and, for a client that negotiated MCP Apps, the challenge as such a host shows it.
 - Paid calls are answered only while the server the payments are installed on runs:
   mounted into another server, the gate could not order that server's middleware.
+- FastMCP 3 has no `ServerExtension` and its SDK line no `capabilities.extensions` and no
+  MCP Apps: there the door adds neither the extension, nor the card; everything else is the same.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -30,14 +33,11 @@ from typing import Any
 from fastmcp import FastMCP
 from fastmcp.resources.base import ResourceResult
 from fastmcp.server.dependencies import get_access_token
-from fastmcp.server.extensions import ServerExtension
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import Tool, ToolResult
-from mcp.server.apps import APP_MIME_TYPE
-from mcp.server.auth.provider import principal_components
-from mcp.types import CallToolRequestParams, CallToolResult, ListToolsRequest, ReadResourceRequestParams
+from mcp_types import CallToolRequestParams, CallToolResult, ListToolsRequest, ReadResourceRequestParams
 
-from ..core.callers import caller_identity
+from ..core.callers import caller_identity, token_principal
 from ..core.challenge import failure_result, fit_output_schema
 from ..core.pricing import PaidTool, paid_spec
 from ..errors import ConfigurationError
@@ -45,10 +45,9 @@ from ..gate import Gate, ToolCall
 from ..gate.guard import inside_gate
 from ..page.card import CARD_URI, PaymentCard, card_html, mark_listed
 from . import _fastmcp_seam as seam
-from . import _sdk
-from .coverage import check_at_start
+from ._lowlevel import ServerRuns, wrap_lowlevel_lifespan
 from .elicitation import url_elicitation
-from .handshake import IDENTIFIER, AdvertiseOnInitialize
+from .sdk_line import IDENTIFIER
 
 __all__ = ["IDENTIFIER", "FastMCPDoor", "GateMiddleware"]
 logger = logging.getLogger("x402_mcp")
@@ -63,8 +62,7 @@ class FastMCPDoor:
         self.middleware = GateMiddleware(self)
         # The card's pieces, used by `GateMiddleware` (its MCPServer middleware is not used here).
         self.card = PaymentCard(gate, lambda name: None)
-        self.running = 0
-        """How many runs of this server (its low-level lifespan) are live."""
+        self.runs = ServerRuns(gate, server)
 
     def attach(self) -> None:
         """Put the gate first in the chain, register the extension and mount the page.
@@ -76,16 +74,21 @@ class FastMCPDoor:
         if any(isinstance(middleware, GateMiddleware) for middleware in chain):
             raise ConfigurationError("a Payments gate is installed on this FastMCP server already")
         chain.insert(0, self.middleware)
-        self.server.add_extension(PaymentsExtension(self))
         lowlevel = seam.lowlevel_server(self.server)
-        lowlevel.middleware.append(AdvertiseOnInitialize(IDENTIFIER, self.gate.settings))
+        if seam.ON_SDK2:
+            from ._fastmcp4 import PaymentsExtension
+            from .handshake import AdvertiseOnInitialize
+
+            self.server.add_extension(PaymentsExtension(self.gate.settings))
+            lowlevel.middleware.append(AdvertiseOnInitialize(IDENTIFIER, self.gate.settings))
+            self._add_card()
         self.gate.link.install(self._add_route, server_name=self.server.name)
-        self._add_card()
-        _sdk.wrap_lowlevel_lifespan(lowlevel, self._lifespan)
+        wrap_lowlevel_lifespan(lowlevel, self._lifespan)
         self.check_order()
 
     def _add_card(self) -> None:
         """The payment card's `ui://` resource (its `_meta.ui` is added per read, by the gate)."""
+        from mcp.server.apps import APP_MIME_TYPE
 
         def payment_card() -> str:
             return card_html()
@@ -102,13 +105,8 @@ class FastMCPDoor:
     async def _lifespan(self) -> AsyncIterator[None]:
         # Middleware can be added until the server starts: check the order again now.
         self.check_order()
-        await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
-        async with self.gate.link.lifespan():
-            self.running += 1
-            try:
-                yield
-            finally:
-                self.running -= 1
+        async with self.runs.run():
+            yield
 
     def check_order(self) -> None:
         """Refuse a chain where a response cache runs before (outside) the gate.
@@ -176,17 +174,17 @@ class GateMiddleware(Middleware):
             # Free, or a mounted server's paid tool that its parent's gate let through already.
             return await call_next(context)
         tool, defining, spec = found
-        if not self.door.running:
-            return ToolResult.from_mcp_result(self.door.not_running())
+        if not self.door.runs.live:
+            return seam.tool_result(self.door.not_running())
         if context.message.arguments is None:
             context.message.arguments = {}
         arguments = context.message.arguments
         request_context = context.fastmcp_context.request_context if context.fastmcp_context else None
         http_request = getattr(request_context, "request", None)
-        meta = (getattr(request_context, "meta", None) or {}) if request_context is not None else {}
+        meta = seam.request_meta(request_context)
 
         async def run() -> CallToolResult:
-            return _to_call_tool_result(await call_next(context))
+            return seam.call_tool_result(await call_next(context))
 
         result = await self.door.gate.handle(
             ToolCall(
@@ -195,14 +193,16 @@ class GateMiddleware(Middleware):
                 spec=spec,
                 arguments=arguments,
                 meta=meta,
-                caller=caller_identity(_principal(), http_request),
+                caller=caller_identity(token_principal(get_access_token()), http_request),
                 validate=lambda checked: seam.validated_tool_arguments(defining, checked),
                 run=run,
                 http_request=http_request,
                 offer_link=None
                 if request_context is None
                 else url_elicitation(
-                    request_context.session, request_context.protocol_version, request_context.request_id
+                    request_context.session,
+                    seam.protocol_version(request_context),
+                    request_context.request_id,
                 ),
             )
         )
@@ -212,7 +212,7 @@ class GateMiddleware(Middleware):
         if seam.client_takes_apps(request_context):
             shown = result.model_dump(by_alias=True, exclude_none=True, mode="json")
             result = CallToolResult.model_validate(await self.door.card.as_card(shown))
-        return ToolResult.from_mcp_result(result)
+        return seam.tool_result(result)
 
     async def on_list_tools(
         self,
@@ -255,7 +255,8 @@ class GateMiddleware(Middleware):
         if tool.output_schema is not None:
             listed["outputSchema"] = tool.output_schema
         self.door.gate.advertise(listed, spec)
-        mark_listed(listed, apps=apps)
+        if seam.ON_SDK2:  # the card exists on FastMCP 4 only
+            mark_listed(listed, apps=apps)
         return tool.model_copy(
             update={
                 "description": listed["description"],
@@ -264,29 +265,3 @@ class GateMiddleware(Middleware):
                 "output_schema": listed.get("outputSchema"),
             }
         )
-
-
-class PaymentsExtension(ServerExtension):
-    """Advertises `capabilities.extensions["dev.x402-mcp/payments"]` (network, asset, payee)."""
-
-    identifier = IDENTIFIER
-
-    def __init__(self, door: FastMCPDoor) -> None:
-        self.door = door
-
-    def settings(self) -> dict[str, Any]:
-        return self.door.gate.settings()
-
-
-def _principal() -> str | None:
-    token = get_access_token()
-    return None if token is None else json.dumps(list(principal_components(token)), separators=(",", ":"))
-
-
-def _to_call_tool_result(result: ToolResult) -> CallToolResult:
-    return CallToolResult(
-        content=list(result.content),
-        structured_content=result.structured_content,
-        is_error=result.is_error,
-        _meta=result.meta,
-    )

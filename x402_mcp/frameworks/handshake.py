@@ -17,8 +17,9 @@ from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
-IDENTIFIER = "dev.x402-mcp/payments"
-"""The payments' extension identifier (SEP-2133), the same on both doors."""
+from .sdk_line import IDENTIFIER
+
+__all__ = ["IDENTIFIER", "AdvertiseOnInitialize"]
 
 
 class AdvertiseOnInitialize:

@@ -15,7 +15,7 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import authenticated_principal
-from mcp.types import CallToolRequestParams, CallToolResult
+from mcp_types import CallToolRequestParams, CallToolResult
 
 from ..core.callers import caller_identity
 from ..core.challenge import fit_output_schema

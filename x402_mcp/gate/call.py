@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
 from ..core.pricing import PaidTool
 

@@ -9,7 +9,10 @@ place that runs a paid tool's body, and it does so inside `gate_passed()`.
 When `@paid` is written above the framework's tool decorator, the framework
 has registered the bare function before `@paid` sees it: `guard` then points
 every tool registration that holds that function at the guard instead (the
-framework details live in `_sdk` and `frameworks/_fastmcp_seam`).
+framework details live in `_sdk`, `frameworks/_sdk1_seam` and `frameworks/_fastmcp_seam`).
+
+This module imports no framework: the refusal is made of the `ToolError` classes of the
+frameworks that are loaded, so it reads the same on the MCP SDK 2.x and 1.x and FastMCP.
 """
 
 from __future__ import annotations
@@ -25,10 +28,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
-
-from mcp.server.mcpserver.exceptions import ToolError
-
-from ..frameworks import _sdk
 
 logger = logging.getLogger("x402_mcp")
 
@@ -58,9 +57,17 @@ def inside_gate() -> bool:
     return _authorised.get() is not None
 
 
-class GateMissing(ToolError):
-    """A paid tool was called while no payments gate authorised the run (MCP SDK's `ToolError`,
-    so `MCPServer` answers its words as an error result)."""
+class GateMissing(Exception):
+    """A paid tool was called while no payments gate authorised the run. Raised as a subclass
+    that is also the `ToolError` of every loaded framework, so each answers its words as an
+    error result."""
+
+
+TOOL_ERROR_MODULES = (
+    "mcp.server.mcpserver.exceptions",  # MCP SDK 2.x MCPServer
+    "mcp.server.fastmcp.exceptions",  # MCP SDK 1.x FastMCP
+    "fastmcp.exceptions",  # standalone FastMCP (3 and 4): passes its words on even when it masks errors
+)
 
 
 def guard(fn: Callable[..., Any], marker: str, spec: object) -> Callable[..., Any]:
@@ -164,7 +171,15 @@ def _rebind_registrations(fn: Callable[..., Any], guarded: Callable[..., Any]) -
     to the server; the registrations are found as the objects that refer to `fn`.
     """
     holders = _holders(fn)
-    _sdk.rebind_tool_function(holders, fn, guarded)
+    # Only the frameworks already loaded can hold a registration of `fn`.
+    if "mcp.server.mcpserver" in sys.modules:
+        from ..frameworks import _sdk
+
+        _sdk.rebind_tool_function(holders, fn, guarded)
+    if "mcp.server.fastmcp" in sys.modules:
+        from ..frameworks import _sdk1_seam
+
+        _sdk1_seam.rebind_tool_function(holders, fn, guarded)
     if "fastmcp" in sys.modules:
         from ..frameworks import _fastmcp_seam
 
@@ -182,16 +197,15 @@ def _holders(fn: Callable[..., Any]) -> list[object]:
 
 
 @functools.cache
-def _refusal_type(fastmcp_tool_error: type[Exception] | None) -> type[Exception]:
-    if fastmcp_tool_error is None:
+def _refusal_type(tool_errors: tuple[type[Exception], ...]) -> type[Exception]:
+    if not tool_errors:
         return GateMissing
-    # Also FastMCP's ToolError, whose words FastMCP passes on even when it masks error details.
-    return type("GateMissing", (GateMissing, fastmcp_tool_error), {"__module__": __name__})
+    return type("GateMissing", (GateMissing, *tool_errors), {"__module__": __name__})
 
 
 def _refusal(message: str) -> Exception:
-    fastmcp_errors = sys.modules.get("fastmcp.exceptions")
-    refusal = _refusal_type(getattr(fastmcp_errors, "ToolError", None))(message)
+    loaded = (getattr(sys.modules.get(module), "ToolError", None) for module in TOOL_ERROR_MODULES)
+    refusal = _refusal_type(tuple(error for error in loaded if isinstance(error, type)))(message)
     # FastMCP logs a tool error at its level each time; ours is logged once, above.
     refusal.log_level = logging.DEBUG  # type: ignore[attr-defined]
     return refusal

@@ -1,8 +1,8 @@
 """`Payments`: the gate, installed on an MCP server of either framework.
 
 ```python
-server = MCPServer("research", extensions=[payments])   # the MCP SDK
-payments.install(mcp)                                    # FastMCP 4 (`fastmcp.FastMCP`)
+server = MCPServer("research", extensions=[payments])   # the MCP SDK 2.x
+payments.install(server)                                 # MCP SDK 1.x FastMCP, FastMCP 3 and 4
 ```
 
 The money path is `Gate`'s alone; this class only picks the door
@@ -11,21 +11,21 @@ The money path is `Gate`'s alone; this class only picks the door
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp.server import MCPServer
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver import Extension
-from mcp.types import CallToolRequestParams
+from mcp_types import CallToolRequestParams
 
 from ..core.pricing import PaidTool
 from ..errors import ConfigurationError
-from ..frameworks import _sdk
 from ..frameworks.detect import framework_of
-from ..frameworks.handshake import IDENTIFIER
-from ..frameworks.mcpserver import MCPServerDoor
+from ..frameworks.sdk_line import IDENTIFIER, SdkExtension
 from ..telemetry import Hook
 from . import Gate
+
+if TYPE_CHECKING:
+    from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+
+    from ..frameworks.mcpserver import MCPServerDoor
 
 NOT_INSTALLED = (
     "Payments is not installed on a server: pass it as MCPServer(..., extensions=[payments]), "
@@ -33,9 +33,9 @@ NOT_INSTALLED = (
 )
 
 
-class Payments(Gate, Extension):
-    """Charge for `@paid` tools on an `MCPServer` (`extensions=[payments]`) or a FastMCP 4
-    server (`payments.install(mcp)`). Takes the arguments of `Gate`.
+class Payments(Gate, SdkExtension):
+    """Charge for `@paid` tools on an `MCPServer` (`extensions=[payments]`), or on an MCP SDK 1.x
+    `FastMCP` or a FastMCP 3 or 4 server (`payments.install(server)`). Takes the arguments of `Gate`.
     """
 
     identifier = IDENTIFIER
@@ -44,6 +44,8 @@ class Payments(Gate, Extension):
 
     def tools(self) -> tuple[()]:
         # Called by MCPServer while it applies extensions: our one chance to meet it.
+        from ..frameworks import _sdk
+
         server = _sdk.server_applying_extensions()
         if server is not None:
             self.install(server)
@@ -53,8 +55,8 @@ class Payments(Gate, Extension):
         """Put the gate in front of `server`'s paid tools, its prices in `tools/list` and the
         payment page on its HTTP app and stdio side port.
 
-        `MCPServer(extensions=[payments])` calls this itself; a FastMCP 4 server needs
-        `payments.install(mcp)` (once, before it serves).
+        `MCPServer(extensions=[payments])` calls this itself; an MCP SDK 1.x `FastMCP` and a
+        FastMCP 3 or 4 server need `payments.install(server)` (once, before it serves).
 
         Raises:
             ConfigurationError: `server` is of no supported framework, the payments are
@@ -67,13 +69,22 @@ class Payments(Gate, Extension):
             raise ConfigurationError(
                 f"these Payments are installed on {self.server!r} already; one Payments serves one server"
             )
-        if isinstance(server, MCPServer):
+        framework = framework_of(server)
+        if framework == "mcpserver":
+            from ..frameworks.mcpserver import MCPServerDoor
+
             door = MCPServerDoor(self, server)
             self.server = server
             self._mcpserver = door
             door.attach()
             return
-        if framework_of(server) == "fastmcp":
+        if framework == "sdk1":
+            from ..frameworks.sdk1 import SDK1Door
+
+            SDK1Door(self, server).attach()
+            self.server = server
+            return
+        if framework == "fastmcp":
             from ..frameworks.fastmcp import FastMCPDoor
 
             FastMCPDoor(self, server).attach()
@@ -81,7 +92,7 @@ class Payments(Gate, Extension):
             return
         raise ConfigurationError(
             f"cannot install Payments on {type(server).__name__}: pass an mcp MCPServer "
-            "(extensions=[payments]) or a fastmcp.FastMCP server"
+            "(extensions=[payments]), an mcp.server.fastmcp.FastMCP or a fastmcp.FastMCP server"
         )
 
     def on(self, event: str, callback: Hook) -> Hook:

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
 from ..core.challenge import receipt_meta
 from ..core.lifecycle import Event, State

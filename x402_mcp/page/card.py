@@ -27,18 +27,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from mcp.server.apps import APP_MIME_TYPE, client_supports_apps
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.mcpserver.resources import TextResource
 from pydantic import BaseModel
 
 from ..core.challenge import META_HOSTED_URL, META_REQUEST_ID, REQUEST_ID_ARGUMENT, Offer
 from ..core.money import format_usd
 from ..ledger.base import Ledger, Owner
 from .render import asset_text
+
+if TYPE_CHECKING:
+    from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+
+# The MCP SDK 2.x names the card needs are imported where it is installed on a server: MCP SDK
+# 1.x has no MCP Apps, and this module must import there too (its doors show no card).
 
 logger = logging.getLogger("x402_mcp.page")
 
@@ -87,6 +90,9 @@ class PaymentCard:
         self.paid_tool = paid_tool
 
     def install(self, server: Any) -> None:
+        from mcp.server.apps import APP_MIME_TYPE
+        from mcp.server.mcpserver.resources import TextResource
+
         server.add_resource(
             TextResource(
                 uri=CARD_URI,
@@ -100,6 +106,8 @@ class PaymentCard:
         server.middleware.append(self.middleware)
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        from mcp.server.apps import client_supports_apps
+
         result = await call_next(ctx)
         params = ctx.params or {}
         if ctx.method == "tools/list" and isinstance(result, dict):
