@@ -28,6 +28,8 @@ message is for people.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .core.text import shown
 
 
@@ -122,6 +124,22 @@ class StateConflict(LedgerError):
         self.event = event
         self.current = current
         super().__init__(f"cannot {event} payment request {request_id}: it is {current or 'missing'}")
+
+
+class Refused(X402MCPError):
+    """A payment was refused: the `PaymentError` to show the caller, and the request it concerns
+    when that one is still payable (None when it is unknown or no longer the caller's to pay).
+
+    The one refusal raised between the layers (the gate's collector raises it, the page and
+    the gate answer it); `error` is what the caller sees.
+    """
+
+    # `request` is the payment record (`PaymentRequest`); typed loosely because this module
+    # sits below the layer that defines it.
+    def __init__(self, error: PaymentError, request: Any) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.request = request
 
 
 _REASON_FRAGMENTS: tuple[tuple[str, type[PaymentError]], ...] = (

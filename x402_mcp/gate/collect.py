@@ -39,6 +39,7 @@ from ..errors import (
     PaymentInProgress,
     PaymentMismatch,
     PaymentReplayed,
+    Refused,
     SettlementError,
     StateConflict,
     UnknownPaymentRequest,
@@ -52,15 +53,6 @@ from ..settlement.outcome import authorization_on_chain, may_release
 from ..telemetry import Telemetry
 
 logger = logging.getLogger("x402_mcp")
-
-
-class Refused(Exception):
-    """A `PaymentError`, with the request it concerns when that one is still payable."""
-
-    def __init__(self, error: PaymentError, request: PaymentRequest | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.request = request
 
 
 class Collector:

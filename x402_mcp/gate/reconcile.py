@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..core.challenge import requirements_for
-from ..core.lifecycle import Event, State
+from ..core.lifecycle import Event
 from ..core.networks import Asset
 from ..core.wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload, parse_payment_payload
 from ..errors import LedgerError, PaymentError, SettlementError, StateConflict
@@ -48,6 +48,7 @@ from ..settlement.base import ChainLookup, OnChain, Settlement, backend_failures
 from ..settlement.checks import NONCE_ALREADY_USED
 from ..settlement.outcome import authorization_on_chain, may_release
 from ..telemetry import Telemetry
+from ..telemetry.attention import awaiting_reconciliation
 
 logger = logging.getLogger("x402_mcp")
 
@@ -61,22 +62,6 @@ class Reconciliation:
     settled: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
-
-
-async def awaiting_reconciliation(
-    ledger: Ledger, *, now: float, grace_seconds: float, limit: int = 1000, owner: Owner | None = None
-) -> list[PaymentRequest]:
-    """Requests in `settling` (of `owner`, when given) whose settler is presumed gone at `now`."""
-    settling = await ledger.requests(states=[State.SETTLING], limit=limit, owner=owner)
-    return [request for request in settling if await _stale(ledger, request, now, grace_seconds)]
-
-
-async def _stale(ledger: Ledger, request: PaymentRequest, now: float, grace_seconds: float) -> bool:
-    if request.lease_until is not None:
-        return request.lease_until < now
-    # No settling lease: the audit line of the latest begin_settlement says when it started.
-    began = [at for at, _, event, _ in await ledger.audit_trail(request.id) if event == "begin_settlement"]
-    return not began or began[-1] + grace_seconds < now
 
 
 class Reconciler:

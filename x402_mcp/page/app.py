@@ -46,7 +46,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..chains.demo_wallet import DemoWallet
 from ..core.challenge import Offer, payment_required, requirements_for, retry_sentence
 from ..core.evm import new_nonce, requirement_typed_data
 from ..core.ids import is_request_id
@@ -62,11 +61,11 @@ from ..core.wire import (
     encode_header,
     parse_payment_payload,
 )
-from ..errors import LedgerError, MalformedPayment, SettlementError
-from ..gate.collect import Collector, Refused
+from ..errors import LedgerError, MalformedPayment, Refused, SettlementError
 from ..ledger.base import PaymentRequest
 from ..schemes.exact.matching import referenced_request_id
 from .bodies import BadContentLength, BadJson, BodyTimeout, BodyTooLarge, parse_json_body, read_bounded
+from .ports import DemoSigner, PageCollector
 from .render import STATIC_FILES, asset_text, page_state, receipt_fields, render_not_found, render_page
 
 logger = logging.getLogger("x402_mcp.page")
@@ -157,12 +156,12 @@ class PaymentPage:
 
     def __init__(
         self,
-        collector: Collector,
+        collector: PageCollector,
         offer: Callable[[], Offer],
         *,
         link_base: Callable[[Mapping[str, Any]], str] | None = None,
         server_name: str = "MCP server",
-        demo_wallet: DemoWallet | None = None,
+        demo_wallet: DemoSigner | None = None,
     ) -> None:
         self.collector = collector
         self.offer = offer

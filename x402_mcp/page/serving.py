@@ -33,13 +33,12 @@ import anyio.abc
 import uvicorn
 from starlette.types import ASGIApp
 
-from ..chains.demo_wallet import demo_chain_for
 from ..core.challenge import Offer
 from ..core.links import DEFAULT_PAGE_PORT, LOOPBACK, own_base, public_base
 from ..core.text import shown
-from ..gate.collect import Collector
-from . import DemoWallet, PaymentPage
+from .app import PaymentPage
 from .httpguard import guarded_config
+from .ports import PageCollector, demo_signer_for
 
 __all__ = [
     "DEFAULT_PAGE_PORT",
@@ -65,7 +64,7 @@ class Payments(Protocol):
     public_url: str | None
     demo_chain: Any
     server: Any
-    collector: Collector
+    collector: PageCollector
 
     @property
     def offer(self) -> Offer: ...
@@ -82,14 +81,13 @@ _call_base: contextvars.ContextVar[str | None] = contextvars.ContextVar("x402_mc
 
 def build_page(payments: Payments, *, server_name: str | None = None) -> PaymentPage:
     """The `PaymentPage` for `payments` (with the demo wallet only on a DevChain)."""
-    chain = demo_chain_for(payments.demo_chain, getattr(payments, "settlement", None))
     name = server_name or getattr(payments.server, "name", None) or "MCP server"
     return PaymentPage(
         payments.collector,
         lambda: payments.offer,
         link_base=lambda scope: payments.link.base_for(scope) or payments.offer.public_url,
         server_name=str(name),
-        demo_wallet=None if chain is None else DemoWallet(chain),
+        demo_wallet=demo_signer_for(payments.demo_chain, getattr(payments, "settlement", None)),
     )
 
 
