@@ -46,7 +46,9 @@ def measure(statement: str) -> dict[str, object]:
 
 def forbidden_in(added: list[str]) -> list[str]:
     """The forbidden modules (or their submodules) among `added`."""
-    return sorted({name for name in FORBIDDEN for module in added if module == name or module.startswith(f"{name}.")})
+    return sorted(
+        {name for name in FORBIDDEN for module in added if module == name or module.startswith(f"{name}.")}
+    )
 
 
 def main() -> None:
@@ -61,7 +63,8 @@ def main() -> None:
         added: list[str] = runs[0]["added"]  # type: ignore[assignment]
         bad = forbidden_in(added)
         print(f"{statement:40} {seconds:8.3f} {total:9.3f} {len(added):8d}  {', '.join(bad) or 'none'}")
-    print(f"target for `import x402_mcp`: under {TARGET_SECONDS} s, at most {TARGET_MODULES} modules, none forbidden")
+    target = f"under {TARGET_SECONDS} s, at most {TARGET_MODULES} modules, none forbidden"
+    print(f"target for `import x402_mcp`: {target}")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ from ..core.wire import (
     encode_header,
     parse_payment_payload,
 )
-from ..errors import LedgerError, MalformedPayment, Refused, SettlementError
+from ..errors import LedgerError, MalformedPayment, Refused, SettlementError, X402MCPError
 from ..ledger.base import PaymentRequest
 from ..schemes.exact.matching import referenced_request_id
 from .bodies import BadContentLength, BadJson, BodyTimeout, BodyTooLarge, parse_json_body, read_bounded
@@ -106,7 +106,7 @@ NO_SUCH_REQUEST = "there is no such payment request"
 MAX_ERROR_CHARS = 400
 
 
-class PageError(Exception):
+class PageError(X402MCPError):
     """A caller-fixable problem with a request to the page, answered as JSON `{error}`."""
 
     def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
