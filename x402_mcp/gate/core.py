@@ -53,6 +53,7 @@ from ..errors import (
     SettlementError,
     TooManyOpenRequests,
 )
+from ..errors import Refused as _Refused
 from ..ledger import open_ledger
 from ..ledger._open import open_checked
 from ..ledger.base import Claim, Ledger, Owner, PaymentRequest
@@ -66,7 +67,6 @@ from ..settlement.facilitator import default_settlement
 from ..telemetry import Telemetry
 from .call import ToolCall
 from .collect import Collector, check_payable, unknown_request
-from .collect import Refused as _Refused
 from .collect import underpaid as _underpaid
 from .config import default_ledger_url, network_known_to, settings_from_env
 from .guard import gate_passed

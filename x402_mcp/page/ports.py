@@ -17,9 +17,14 @@ class PageCollector(Protocol):
     Every method raises `x402_mcp.errors.Refused` when the payment does not fit.
     """
 
-    ledger: Ledger
-    clock: Callable[[], float]
-    telemetry: Telemetry
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    @property
+    def telemetry(self) -> Telemetry: ...
 
     async def get(self, request_id: str) -> PaymentRequest | None: ...
 

@@ -64,7 +64,9 @@ class Payments(Protocol):
     public_url: str | None
     demo_chain: Any
     server: Any
-    collector: PageCollector
+
+    @property
+    def collector(self) -> PageCollector: ...
 
     @property
     def offer(self) -> Offer: ...
