@@ -53,7 +53,7 @@ def test_every_exception_class_is_under_the_root() -> None:
 def test_the_walk_finds_the_page_and_core_errors() -> None:
     found = _exception_classes()
     for name in (
-        "x402_mcp.page.app.PageError",
+        "x402_mcp.page.web.PageError",
         "x402_mcp.core.safejson.UntrustedJsonError",
         "x402_mcp.errors.Refused",
     ):

@@ -25,19 +25,17 @@ import contextlib
 import contextvars
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
-import uvicorn
 from starlette.types import ASGIApp
 
 from ..core.challenge import Offer
 from ..core.links import DEFAULT_PAGE_PORT, LOOPBACK, own_base, public_base
 from ..core.text import shown
 from .app import PaymentPage
-from .httpguard import guarded_config
 from .ports import PageCollector, demo_signer_for
 
 __all__ = [
@@ -49,6 +47,9 @@ __all__ = [
     "page_app",
     "public_base",
 ]
+
+if TYPE_CHECKING:
+    from .httpguard import SideServer
 
 logger = logging.getLogger("x402_mcp")
 
@@ -109,7 +110,7 @@ class PageLink:
         self._warned = False
         self._background: anyio.abc.TaskGroup | None = None
         self._starting = anyio.Lock()
-        self._side: _SideServer | None = None
+        self._side: SideServer | None = None
 
     @property
     def url(self) -> str | None:
@@ -214,6 +215,9 @@ class PageLink:
                 return None
             listener = _bind(self.page_port)
             port = listener.getsockname()[1]
+            # uvicorn's protocol classes load only for a server that needs a side port.
+            from .httpguard import SideServer, guarded_config
+
             # Strangers reach this port: a request head, like a body, must arrive in time.
             config = guarded_config(
                 build_page(self.payments).app(),
@@ -221,28 +225,13 @@ class PageLink:
                 access_log=False,
                 lifespan="off",
             )
-            self._side = _SideServer(config)
+            self._side = SideServer(config)
             self._background.start_soon(self._side.serve, [listener])
             with anyio.fail_after(START_TIMEOUT_SECONDS):
                 await self._side.ready.wait()
             self._side_url = f"http://{LOOPBACK}:{port}"
             logger.info("payment page listening on %s", self._side_url)
             return self._side_url
-
-
-class _SideServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = anyio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-    # The MCP server owns the process's signals; a side page must not take them over.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def _bind(port: int) -> socket.socket:
