@@ -20,6 +20,7 @@ from eth_typing import HexStr
 from web3 import Web3
 from web3.types import RPCEndpoint
 
+from x402_mcp.chains.contracts import place_canonical_contracts
 from x402_mcp.chains.devchain import DevChain, SnapshotId, TokenChain
 from x402_mcp.core.evm import sign_authorization
 from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
@@ -41,13 +42,16 @@ def anvil_or_skip() -> Path:
 
 
 class AnvilChain(TokenChain):
-    """`TokenChain` on a running anvil; `rpc_url` is where it listens."""
+    """`TokenChain` on a running anvil, with the batch-settlement contracts and Multicall3 at their
+    canonical addresses; `rpc_url` is where it listens."""
 
     def __init__(self, rpc_url: str) -> None:
         self.rpc_url = rpc_url
         #: The anvil process, when `running_anvil` started it (benchmarks read its CPU time).
         self.process: subprocess.Popen[bytes] | None = None
         super().__init__(Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10})), label="anvil")
+        with self.lock:
+            place_canonical_contracts(self.w3)
 
     def revert(self, snapshot_id: SnapshotId) -> None:
         # anvil's evm_revert also rewinds its clock to the snapshot's moment, so a long

@@ -1,6 +1,7 @@
 // Compile the project's Solidity sources into the artifacts loaded at run time and in tests.
 //
 //   cd tools && npm ci && node compile.mjs
+//   node compile.mjs --check    # compile in memory; fail if a committed artifact differs
 //
 // Nothing compiles at run time or test time: the artifacts are committed, and tests
 // compare each artifact's sourceSha256 with its current source so a stale artifact
@@ -9,13 +10,15 @@
 // default moves (0.8.37 defaults to "osaka").
 
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import solc from "solc";
 
 const EVM_VERSION = "cancun";
 const OPTIMIZER_RUNS = 200;
+
+const CHECK_ONLY = process.argv.includes("--check");
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
@@ -24,7 +27,12 @@ const BUILDS = [
   { source: join(root, "x402_mcp", "settlement", "contracts", "USDC.sol"), contracts: ["USDC"] },
   { source: join(root, "x402_mcp", "settlement", "contracts", "Erc6492Simulation.sol"), contracts: ["Erc6492Simulation"] },
   { source: join(root, "tests", "contracts", "OwnedWallet.sol"), contracts: ["OwnedWallet", "OwnedWalletFactory"] },
-  { source: join(root, "tests", "contracts", "TryAggregate.sol"), contracts: ["TryAggregate"] },
+  {
+    source: join(root, "x402_mcp", "chains", "contracts", "BatchSettlement.sol"),
+    contracts: ["x402BatchSettlement", "ERC3009DepositCollector"],
+  },
+  { source: join(root, "x402_mcp", "chains", "contracts", "Multicall3.sol"), contracts: ["Multicall3"] },
+  { source: join(root, "tests", "contracts", "HostileCollector.sol"), contracts: ["HostileCollector"] },
   {
     source: join(root, "tests", "contracts", "Delegate7702.sol"),
     contracts: ["SelfSigned7702Delegate", "Strict7702Delegate"],
@@ -64,7 +72,14 @@ function compile({ source: sourcePath, contracts }) {
       sourceSha256: createHash("sha256").update(source).digest("hex"),
     };
     const artifactPath = join(dirname(sourcePath), `${name}.json`);
-    writeFileSync(artifactPath, `${JSON.stringify(artifact, null, 2)}\n`);
+    const text = `${JSON.stringify(artifact, null, 2)}\n`;
+    if (CHECK_ONLY) {
+      const fresh = existsSync(artifactPath) && readFileSync(artifactPath, "utf8") === text;
+      console.log(`${fresh ? "fresh" : "STALE"} ${artifactPath}`);
+      stale += fresh ? 0 : 1;
+      continue;
+    }
+    writeFileSync(artifactPath, text);
     console.log(
       `wrote ${artifactPath}: initcode ${(artifact.bytecode.length - 2) / 2} bytes, ` +
         `runtime ${(artifact.deployedBytecode.length - 2) / 2} bytes, ${artifact.compiler}`,
@@ -72,6 +87,11 @@ function compile({ source: sourcePath, contracts }) {
   }
 }
 
+let stale = 0;
 for (const build of BUILDS) {
   compile(build);
+}
+if (stale > 0) {
+  console.error(`${stale} artifact(s) differ from a fresh compile: run \`node compile.mjs\` in tools/`);
+  process.exit(1);
 }

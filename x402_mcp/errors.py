@@ -16,9 +16,11 @@ X402MCPError
 │   ├── PaymentInProgress       another call is settling or redeeming the same request
 │   ├── TooManyOpenRequests     the caller holds too many unpaid payment requests
 │   └── PaymentRejected         the settlement backend refused it for another reason
+├── Refused                     a refused payment, carrying the PaymentError the payer is shown
 ├── SettlementError             the backend failed (RPC down, tx reverted): a crash
 └── LedgerError                 the ledger failed or refused a state change
-    └── StateConflict           a transition was attempted from the wrong state
+    ├── StateConflict           a transition was attempted from the wrong state
+    └── ChannelConflict         a channel was charged or held since its voucher was checked
 ```
 
 `PaymentError.reason` carries an x402 reason code (for example
@@ -140,6 +142,18 @@ class Refused(X402MCPError):
         super().__init__(str(error))
         self.error = error
         self.request = request
+
+
+class ChannelConflict(LedgerError):
+    """A batch-settlement channel was not as a charge or reservation expected: another call
+    charged it since its voucher was checked, holds it, or it is missing. `reason` is the
+    spec's code for the answer (the corrective `…_cumulative_amount_mismatch`, `…_channel_busy`,
+    `…_missing_channel`, `…_charge_exceeds_signed_cumulative`)."""
+
+    def __init__(self, channel_id: str, reason: str, message: str) -> None:
+        self.channel_id = channel_id
+        self.reason = reason
+        super().__init__(f"channel {channel_id}: {message}")
 
 
 _REASON_FRAGMENTS: tuple[tuple[str, type[PaymentError]], ...] = (

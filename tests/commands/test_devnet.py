@@ -15,6 +15,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from x402_mcp.chains.contracts import CANONICAL_CONTRACTS, missing_canonical_contracts
 from x402_mcp.chains.token import UsdcToken
 
 from ..chains import AnvilChain, anvil_or_skip
@@ -37,7 +38,7 @@ def test_devnet_prints_what_a_wallet_needs_and_stops_anvil_on_sigterm() -> None:
         assert process.stdout is not None
         info = json.loads(process.stdout.readline())
         assert set(info) == {
-            "rpc_url", "chain_id", "network", "usdc", "token", "accounts", "test_keys_only",
+            "rpc_url", "chain_id", "network", "usdc", "token", "contracts", "accounts", "test_keys_only",
             "gas_account", "server_env",
         }  # fmt: skip
         assert info["chain_id"] == 31337
@@ -47,6 +48,9 @@ def test_devnet_prints_what_a_wallet_needs_and_stops_anvil_on_sigterm() -> None:
         }  # fmt: skip
         w3 = Web3(Web3.HTTPProvider(info["rpc_url"]))
         assert w3.eth.chain_id == 31337
+        # The batch-settlement contracts and Multicall3 are in place at their canonical addresses.
+        assert info["contracts"] == {name: address for address, name in CANONICAL_CONTRACTS.items()}
+        assert missing_canonical_contracts(w3) == []
         token = UsdcToken(
             w3, info["usdc"], owner=info["accounts"][0]["address"], name="USD Coin", version="2"
         )

@@ -19,8 +19,12 @@ import pytest
 from x402_mcp.core.lifecycle import Event, State
 from x402_mcp.errors import LedgerError, StateConflict
 from x402_mcp.ledger import PaymentKey, SettlementRecord
+from x402_mcp.ledger._migrations import ledger_migrations
+from x402_mcp.ledger.sqlite import SQLITE
 
 from .conftest import Rows, Store, fresh_schema, sqlite_store
+
+VERSIONS = [migration.version for migration in ledger_migrations(SQLITE)]
 
 pytestmark = pytest.mark.anyio
 
@@ -131,7 +135,7 @@ async def test_an_old_ledger_opens_with_every_row_as_it_was(old: Store) -> None:
         assert await ledger.claim_payment(key, "pr_issued", now=NOW) == "pr_paid"
     finally:
         await ledger.close()
-    assert await _versions(old) == [1, 2, 3]
+    assert await _versions(old) == VERSIONS
 
 
 async def test_an_old_ledger_goes_on_working(old: Store) -> None:
@@ -192,6 +196,6 @@ async def test_a_version_1_ledger_migrates_to_the_schema_of_today(
         assert await ledger.claim_payment(key, "pr_issued", now=NOW) == "pr_issued"
     finally:
         await ledger.close()
-    assert await _versions(old) == [1, 2, 3]
+    assert await _versions(old) == VERSIONS
     today = await _schema(old)
     assert len(today) > 10 and today == await _fresh_schema_of(old, tmp_path, pg_url)

@@ -63,6 +63,8 @@ async def test_amounts_are_numeric_78_0(pg_store: Store) -> None:
         " AND column_name IN ('price', 'amount') ORDER BY table_name"
     )
     assert rows == [
+        ("channel_charges", "amount", "numeric", 78, 0),
+        ("channel_claims", "amount", "numeric", 78, 0),
         ("payment_requests", "price", "numeric", 78, 0),
         ("settlements", "amount", "numeric", 78, 0),
     ]

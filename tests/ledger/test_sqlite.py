@@ -16,6 +16,8 @@ import pytest
 from x402_mcp.core.lifecycle import Event, State
 from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import SQLiteLedger
+from x402_mcp.ledger._migrations import ledger_migrations
+from x402_mcp.ledger.sqlite import SQLITE
 
 from .test_contract import NOW, new_request
 
@@ -88,7 +90,7 @@ def test_processes_opening_one_fresh_file_at_once_migrate_it_once(tmp_path: Path
     assert [worker.wait(timeout=60) for worker in workers] == [0] * 3
     with sqlite3.connect(path) as conn:
         versions = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
-        assert versions == [(1,), (2,), (3,)]
+        assert versions == [(migration.version,) for migration in ledger_migrations(SQLITE)]
         assert conn.execute("SELECT count(*) FROM payment_requests").fetchone() == (3,)
 
 

@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
         ("Erc6492Simulation", ROOT / "x402_mcp" / "settlement" / "contracts" / "Erc6492Simulation.sol"),
         ("OwnedWallet", CONTRACTS / "OwnedWallet.sol"),
         ("OwnedWalletFactory", CONTRACTS / "OwnedWallet.sol"),
-        ("TryAggregate", CONTRACTS / "TryAggregate.sol"),
         ("SelfSigned7702Delegate", CONTRACTS / "Delegate7702.sol"),
         ("Strict7702Delegate", CONTRACTS / "Delegate7702.sol"),
     ],

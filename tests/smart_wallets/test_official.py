@@ -15,7 +15,6 @@ import anyio
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3.types import RPCEndpoint
 
 from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
 from x402_mcp.settlement.local import LocalSettlement
@@ -23,7 +22,6 @@ from x402_mcp.settlement.local import LocalSettlement
 from ..chains import AnvilChain, requirements_for
 from .wallets import (
     Behaviour,
-    artifact,
     counterfactual_wallet,
     deploy_factory,
     deploy_wallet,
@@ -33,19 +31,13 @@ from .wallets import (
 
 pytestmark = pytest.mark.anvil
 
-# Multicall3's canonical address: the official library simulates ERC-6492 deployments through it.
-MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
-
 
 def _official(anvil: AnvilChain, factory: str) -> Any:
     from x402 import x402FacilitatorSync
     from x402.mechanisms.evm import FacilitatorWeb3Signer
     from x402.mechanisms.evm.exact import register_exact_evm_facilitator
 
-    with anvil.lock:
-        anvil.w3.provider.make_request(
-            RPCEndpoint("anvil_setCode"), [MULTICALL3, artifact("TryAggregate").deployed_bytecode]
-        )
+    # The library simulates ERC-6492 deployments through Multicall3, which the anvil fixture places.
     gas = Account.create()
     anvil.fund_eth(gas.address, 10**18)
     facilitator = x402FacilitatorSync()

@@ -1,5 +1,8 @@
 """DevChain: an EVM chain inside this process with our USDC deployed, so everything runs offline.
 
+It also carries our batch-settlement test doubles and Multicall3 at their canonical addresses
+(see `x402_mcp.chains.contracts`).
+
 ```python
 chain = DevChain()
 payer = chain.new_account(usdc="10")          # funded with 10 USDC, no ETH needed
@@ -30,6 +33,7 @@ from ..core.money import to_atomic
 from ..core.networks import Asset, Network
 from ..errors import X402MCPError
 from ..settlement.local import LocalSettlement
+from .contracts import canonical_genesis_state
 from .token import UsdcToken
 
 __all__ = ["DEV_CHAIN_ID", "DevChain", "SnapshotId", "TokenChain"]
@@ -40,6 +44,7 @@ DEV_CHAIN_ID = 1337
 SnapshotId = int | str
 
 _GAS_FUNDING_WEI = 10 * 10**18
+_NODE_ACCOUNTS = 10
 
 
 class TokenChain:
@@ -233,9 +238,15 @@ def _embedded_web3(chain_id: int) -> tuple[Web3, bytes]:
     from eth_tester import EthereumTester, PyEVMBackend
     from web3.providers.eth_tester.defaults import API_ENDPOINTS
 
+    # The batch-settlement contracts and Multicall3 live at fixed addresses, so they are part of
+    # the genesis state rather than deployed (a deployment would choose its own address).
+    genesis = dict(PyEVMBackend.generate_genesis_state(num_accounts=_NODE_ACCOUNTS))
+    genesis.update(canonical_genesis_state())
     # eth-tester hard-codes its chain id in two places, `block.chainid` (the chain class)
     # and `eth_chainId`; both must say `chain_id` or EIP-712 signatures would not verify.
-    backend = PyEVMBackend()
+    backend = PyEVMBackend(genesis_state=genesis)
+    # It also makes one key per genesis account: keep only the funded node accounts.
+    backend.account_keys = backend.account_keys[:_NODE_ACCOUNTS]
     type(backend.chain).chain_id = chain_id  # the chain class is built per backend: patching it is local
     endpoints = {namespace: dict(functions) for namespace, functions in API_ENDPOINTS.items()}
     endpoints["eth"]["chainId"] = lambda *_: chain_id

@@ -1,4 +1,5 @@
-"""A local JSON-RPC chain for people: anvil with our USDC deployed and funded accounts.
+"""A local JSON-RPC chain for people: anvil with our USDC deployed and funded accounts, and the
+batch-settlement contracts and Multicall3 at their canonical addresses.
 
 `x402-mcp devnet` runs it; a browser wallet, an MCP server and a facilitator can
 all point at the printed `rpc_url`; `x402-mcp serve <sample> --devnet` runs one
@@ -33,6 +34,7 @@ from web3 import Web3
 
 from ..core.networks import Asset
 from ..errors import ConfigurationError, X402MCPError
+from .contracts import CANONICAL_CONTRACTS, place_canonical_contracts
 from .devchain import TokenChain
 
 __all__ = ["TEST_KEYS_NOTICE", "Devnet", "DevnetAccount", "find_anvil"]
@@ -179,6 +181,8 @@ class Devnet:
                 label="devnet",
                 gas_account=gas,
             )
+            with self.chain.lock:
+                place_canonical_contracts(self.chain.w3)
             self.chain.fund_eth(gas.address, _ETH_PER_ACCOUNT)
             self.gas_account = DevnetAccount(gas.address, gas.key.to_0x_hex())
             self.accounts = [self._funded(usdc) for _ in range(accounts)]
@@ -232,7 +236,8 @@ class Devnet:
         }
 
     def describe(self) -> dict[str, Any]:
-        """The chain, the token and the funded payer accounts: what a wallet or an agent needs.
+        """The chain, the token, the batch-settlement contracts and the funded payer accounts:
+        what a wallet or an agent needs.
 
         It leaves out the gas account; `x402-mcp devnet --json` adds it, `serve --devnet`
         (whose server holds that key) names only its address.
@@ -254,6 +259,7 @@ class Devnet:
                 {"address": a.address, "private_key": a.private_key, "usdc": self.usdc_per_account}
                 for a in self.accounts
             ],
+            "contracts": {name: address for address, name in CANONICAL_CONTRACTS.items()},
             "test_keys_only": TEST_KEYS_NOTICE,
         }
 

@@ -106,6 +106,7 @@ def chain_lines(info: dict[str, Any]) -> list[str]:
         f"Chain id  {info['chain_id']}  (network {info['network']})",
         f"Token     {token['address']}  ({token['symbol']}, EIP-712 name {token['name']!r}, "
         f"version {token['version']!r}, {token['decimals']} decimals)",
+        *(f"Contract  {address}  ({name})" for name, address in info["contracts"].items()),
     ]
     accounts = info["accounts"]
     if not accounts:

@@ -13,9 +13,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 try:  # safe-pysha3 (installed with the embedded dev chain) hashes about 5x faster than pycryptodome
-    from eth_hash.backends.pysha3 import keccak256
+    from eth_hash.backends.pysha3 import keccak256 as keccak256
 except ImportError:  # pragma: no cover - the same Keccak-256, only slower
-    from eth_hash.backends.pycryptodome import keccak256
+    from eth_hash.backends.pycryptodome import keccak256 as keccak256
 
 from .text import shown
 from .wire import (
@@ -226,7 +226,12 @@ def _fast_digest(authorization: ExactAuthorization, requirements: PaymentRequire
         + numbers
         + bytes.fromhex(nonce[2:])
     )
-    return keccak256(_EIP712_PREFIX + separator + struct)
+    return typed_digest(separator, struct)
+
+
+def typed_digest(separator: bytes, struct_hash: bytes) -> bytes:
+    """EIP-712's signed digest, `keccak256(0x19 0x01 ‖ domainSeparator ‖ hashStruct(message))`."""
+    return keccak256(_EIP712_PREFIX + separator + struct_hash)
 
 
 def ecrecover(digest: bytes, signature: bytes) -> bytes | None:

@@ -296,10 +296,10 @@ ReceivedPayment = AnyPaymentPayload | SvmPaymentPayload
 """Any payment a payer can send us: exact-EVM (v1 or v2) or exact-SVM (v2)."""
 
 
-def _json_object(raw: Any) -> dict[str, Any]:
-    """Accept an object, a JSON string, or base64 of JSON (Cloudflare's agents send that)."""
+def read_payment_object(raw: Any) -> dict[str, Any]:
+    """A payment (an object, JSON, or base64 of JSON as Cloudflare's agents send) as a bounded object."""
     if isinstance(raw, dict):
-        return raw
+        return _bounded(raw)
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", "replace")
     if not isinstance(raw, str):
@@ -318,6 +318,22 @@ def _json_object(raw: Any) -> dict[str, Any]:
         raise MalformedPayment(f"the payment is not accepted: {exc}") from None
     if not isinstance(value, dict):
         raise MalformedPayment("the payment must be a JSON object")
+    return _bounded(value)
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        # Measured as UTF-8 bytes, which also refuses lone surrogates ("\ud800" is valid
+        # JSON but no text), so nothing downstream meets a string it cannot store or send.
+        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise MalformedPayment(
+            "the payment holds text that is not valid Unicode (a lone surrogate)"
+        ) from None
+    except (TypeError, ValueError):  # not JSON data, or an integer too long to write out
+        raise MalformedPayment("the payment is not plain JSON data") from None
+    if size > MAX_PAYLOAD_BYTES:
+        raise MalformedPayment(f"the payment is larger than {MAX_PAYLOAD_BYTES} bytes")
     return value
 
 
@@ -329,24 +345,8 @@ def validation_error_text(exc: ValidationError) -> str:
 
 
 def parse_payment_payload(raw: Any) -> ReceivedPayment:
-    """Read a payment payload as it arrives in `_meta["x402/payment"]` or a header.
-
-    Raises:
-        MalformedPayment: naming the first thing wrong with it.
-    """
-    data = _json_object(raw)
-    try:
-        # Measured as UTF-8 bytes, which also refuses lone surrogates ("\ud800" is valid
-        # JSON but no text), so nothing downstream meets a string it cannot store or send.
-        size = len(json.dumps(data, ensure_ascii=False).encode("utf-8"))
-    except UnicodeEncodeError:
-        raise MalformedPayment(
-            "the payment holds text that is not valid Unicode (a lone surrogate)"
-        ) from None
-    except (TypeError, ValueError):  # not JSON data, or an integer too long to write out
-        raise MalformedPayment("the payment is not plain JSON data") from None
-    if size > MAX_PAYLOAD_BYTES:
-        raise MalformedPayment(f"the payment is larger than {MAX_PAYLOAD_BYTES} bytes")
+    """A payment from `_meta["x402/payment"]` or a header; `MalformedPayment` names what is wrong."""
+    data = read_payment_object(raw)
     written = data.get("x402Version")
     version = written if type(written) is int else None  # 2.0 == 2 and True == 1 in Python
     model: type[PaymentPayload] | type[PaymentPayloadV1] | type[SvmPaymentPayload]
@@ -397,4 +397,4 @@ def encode_header(model: WireModel) -> str:
 
 def decode_header(value: str) -> dict[str, Any]:
     """Inverse of `encode_header`, for any x402 header; raises `MalformedPayment`."""
-    return _json_object(value.strip() if value.strip().startswith("{") else value)
+    return read_payment_object(value.strip() if value.strip().startswith("{") else value)

@@ -11,9 +11,9 @@ one alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from functools import partial
-from typing import TypeVar, Unpack
+from typing import Unpack
 
 from ..core.lifecycle import Event, State
 from ..errors import LedgerError, StateConflict
@@ -34,25 +34,17 @@ from ._changes import (
     settlement_from_row,
 )
 from ._dialect import Result, Rows, Script, Statement
-from ._scripts import LedgerScripts, single_statement
+from ._scripts import single_statement
 from .base import Claim, Owner, PaymentKey, PaymentRequest, SettlementRecord
+from .channels import ChannelLedger
 
-T = TypeVar("T")
 
-
-class SQLLedger(LedgerScripts):
+class SQLLedger(ChannelLedger):
     """The ledger's logic over a driver that runs its statements (see the module docstring).
 
     Every transition also appends a line to the audit trail, in the same transaction.
+    Batch-settlement channels are kept beside the requests (`ChannelLedger`).
     """
-
-    async def _execute(
-        self, script: Callable[[], Script[T]], *, write: bool, long: bool = False, atomic: bool = False
-    ) -> T:
-        """Run a fresh `script()` on a connection: `write`s in a write transaction where the
-        database needs one for them, `atomic` ones always in one transaction; `long` ones
-        (listings, sweeps) where they block nothing else."""
-        raise NotImplementedError
 
     async def _run(
         self, sql: str, params: Sequence[object], *, write: bool = False, long: bool = False

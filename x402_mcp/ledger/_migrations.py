@@ -100,6 +100,82 @@ def ledger_migrations(d: Dialect) -> tuple[Migration, ...]:
         Migration(1, "payment requests, settlements, audit", created),
         Migration(2, "claim fencing token; open and settling indexes", bounded),
         Migration(3, "claimed payments; unattached audit and stored result indexes", claimed),
+        Migration(5, "batch-settlement channels, charges, claims and sweeps", _channels(d)),
+    )
+
+
+def _channels(d: Dialect) -> tuple[str, ...]:
+    """Batch settlement: each channel with its latest voucher and on-chain mirror, its charges,
+    and the claims and sweeps that collect them (a sweep's entries say up to which claimed
+    total it settles each channel; a claim's carry the voucher it presents). `pay_to`,
+    `network` and `asset` are the channel's receiver, network and token: its owner, as for
+    requests."""
+    t, time = d.tables, d.time_type
+
+    def amount(column: str) -> str:
+        return f"{column} {d.amount_column.format(column=column)}"
+
+    return (
+        f"""CREATE TABLE {t.channels} (
+            channel_id TEXT PRIMARY KEY,
+            network TEXT NOT NULL,
+            pay_to TEXT NOT NULL,
+            asset TEXT NOT NULL,
+            payer TEXT NOT NULL,
+            payer_authorizer TEXT NOT NULL,
+            receiver_authorizer TEXT NOT NULL,
+            withdraw_delay INTEGER NOT NULL,
+            config TEXT NOT NULL,
+            {amount("balance")},
+            {amount("total_claimed")},
+            withdraw_requested_at BIGINT NOT NULL,
+            {amount("refund_nonce")},
+            {amount("charged")},
+            {amount("signed_max_claimable")},
+            signature TEXT,
+            {amount("settled")},
+            synced_at {time},
+            reservation TEXT,
+            reserved_until {time},
+            created_at {time} NOT NULL,
+            updated_at {time} NOT NULL
+        )""",
+        f"CREATE INDEX channels_owner ON {t.channels} (pay_to, network, asset, updated_at)",
+        f"CREATE INDEX channels_payer ON {t.channels} (payer)",
+        f"""CREATE TABLE {t.charges} (
+            id {d.audit_id},
+            channel_id TEXT NOT NULL REFERENCES {t.channels} (channel_id),
+            tool TEXT NOT NULL,
+            {amount("amount")},
+            {amount("cumulative")},
+            {amount("max_claimable")},
+            signature TEXT NOT NULL,
+            request_id TEXT,
+            charged_at {time} NOT NULL
+        )""",
+        f"CREATE INDEX channel_charges_channel ON {t.charges} (channel_id, id)",
+        f"""CREATE TABLE {t.channel_claims} (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('claim', 'sweep')),
+            state TEXT NOT NULL CHECK (state IN ('submitted', 'confirmed', 'failed')),
+            network TEXT NOT NULL,
+            pay_to TEXT NOT NULL,
+            asset TEXT NOT NULL,
+            {amount("amount")},
+            tx_hash TEXT,
+            created_at {time} NOT NULL,
+            updated_at {time} NOT NULL
+        )""",
+        f"CREATE INDEX channel_claims_owner ON {t.channel_claims} (pay_to, network, asset, created_at)",
+        f"""CREATE TABLE {t.claim_entries} (
+            claim_id TEXT NOT NULL REFERENCES {t.channel_claims} (id),
+            channel_id TEXT NOT NULL REFERENCES {t.channels} (channel_id),
+            {amount("max_claimable")},
+            {amount("total_claimed")},
+            signature TEXT,
+            PRIMARY KEY (claim_id, channel_id)
+        )""",
+        f"CREATE INDEX channel_claim_entries_channel ON {t.claim_entries} (channel_id)",
     )
 
 

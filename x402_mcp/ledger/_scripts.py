@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from ..core.lifecycle import State
 from ._changes import COLUMNS, Change, duplicate_settlement, expires_instead, expiry, request_from_row
@@ -12,6 +13,8 @@ from ._dialect import Dialect, Result, Rows, Script, Statement
 from ._migrations import ledger_migrations, pending
 from ._sql import SETTLEMENT_COLUMNS, Queries
 from .base import Claim, SettlementRecord
+
+T = TypeVar("T")
 
 
 def single_statement(statement: Statement) -> Script[Result]:
@@ -36,6 +39,14 @@ class LedgerScripts:
             f"{', '.join(COLUMNS)}, (SELECT network FROM {self._t.settlements} s"
             f" WHERE s.request_id = {self._t.requests}.id ORDER BY s.settled_at DESC, s.tx_hash DESC LIMIT 1)"
         )
+
+    async def _execute(
+        self, script: Callable[[], Script[T]], *, write: bool, long: bool = False, atomic: bool = False
+    ) -> T:
+        """Run a fresh `script()` on a connection: `write`s in a write transaction where the
+        database needs one for them, `atomic` ones always in one transaction; `long` ones
+        (listings, sweeps) where they block nothing else. The driver's (see `_dialect`)."""
+        raise NotImplementedError
 
     def _migrate(self) -> Script[None]:
         """Create the tables, or bring an older schema up to date (in one locked transaction)."""

@@ -29,10 +29,24 @@ class Tables:
     audit: str
     migrations: str
     claims: str
+    channels: str
+    charges: str
+    channel_claims: str
+    claim_entries: str
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> Tables:
-        names = ("payment_requests", "settlements", "audit", "schema_migrations", "claimed_payments")
+        names = (
+            "payment_requests",
+            "settlements",
+            "audit",
+            "schema_migrations",
+            "claimed_payments",
+            "channels",
+            "channel_charges",
+            "channel_claims",
+            "channel_claim_entries",
+        )
         return cls(*(f"{prefix}{name}" for name in names))
 
 
@@ -171,3 +185,106 @@ class Queries:
             f"UPDATE {self.tables.requests} SET result = NULL WHERE result IS NOT NULL"
             f" AND state = '{State.CONSUMED.value}' AND consumed_at < {self.param}{self.owned(owner, params)}"
         ), params
+
+
+CHANNEL_COLUMNS = (
+    "channel_id",
+    "network",
+    "pay_to",
+    "asset",
+    "payer",
+    "payer_authorizer",
+    "receiver_authorizer",
+    "withdraw_delay",
+    "config",
+    "balance",
+    "total_claimed",
+    "withdraw_requested_at",
+    "refund_nonce",
+    "charged",
+    "signed_max_claimable",
+    "signature",
+    "settled",
+    "synced_at",
+    "reservation",
+    "reserved_until",
+    "created_at",
+    "updated_at",
+)
+CHARGE_COLUMNS = (
+    "channel_id",
+    "tool",
+    "amount",
+    "cumulative",
+    "max_claimable",
+    "signature",
+    "charged_at",
+    "request_id",
+)
+
+
+class ChannelQueries:
+    """The statements of batch-settlement channels, their charges, claims and sweeps."""
+
+    def __init__(self, tables: Tables, param: str) -> None:
+        p, t = param, tables
+        self.select = f"SELECT {', '.join(CHANNEL_COLUMNS)} FROM {t.channels} WHERE "
+        self.insert = (
+            f"INSERT INTO {t.channels} ({', '.join(CHANNEL_COLUMNS)})"
+            f" VALUES ({', '.join([p] * len(CHANNEL_COLUMNS))}) ON CONFLICT (channel_id) DO NOTHING"
+        )
+        # What a reservation or a charge changes: charged, signed_max_claimable, signature,
+        # reservation, reserved_until, updated_at; then the channel id.
+        self.write_state = (
+            f"UPDATE {t.channels} SET charged = {p}, signed_max_claimable = {p}, signature = {p},"
+            f" reservation = {p}, reserved_until = {p}, updated_at = {p} WHERE channel_id = {p}"
+        )
+        # balance, total_claimed, withdraw_requested_at, refund_nonce, synced_at, updated_at; the id.
+        self.sync = (
+            f"UPDATE {t.channels} SET balance = {p}, total_claimed = {p}, withdraw_requested_at = {p},"
+            f" refund_nonce = {p}, synced_at = {p}, updated_at = {p} WHERE channel_id = {p}"
+        )
+        self.release = (
+            f"UPDATE {t.channels} SET reservation = NULL, reserved_until = NULL"
+            f" WHERE channel_id = {p} AND reservation = {p}"
+        )
+        self.insert_charge = (
+            f"INSERT INTO {t.charges} ({', '.join(CHARGE_COLUMNS)})"
+            f" VALUES ({', '.join([p] * len(CHARGE_COLUMNS))})"
+        )
+        self.charges = (
+            f"SELECT {', '.join(CHARGE_COLUMNS)} FROM {t.charges} WHERE channel_id = {p} ORDER BY id"
+        )
+        # id, kind, network, pay_to, asset, amount, created_at, updated_at.
+        self.insert_collection = (
+            f"INSERT INTO {t.channel_claims} (id, kind, state, network, pay_to, asset, amount, tx_hash,"
+            f" created_at, updated_at) VALUES ({p}, {p}, 'submitted', {p}, {p}, {p}, {p}, NULL, {p}, {p})"
+        )
+        self.insert_entry = (
+            f"INSERT INTO {t.claim_entries} (claim_id, channel_id, max_claimable, total_claimed, signature)"
+            f" VALUES ({p}, {p}, {p}, {p}, {p})"
+        )
+        self.submitted_kind = f"SELECT kind FROM {t.channel_claims} WHERE id = {p} AND state = 'submitted'"
+        self.finish = (
+            f"UPDATE {t.channel_claims} SET state = {p}, tx_hash = {p}, updated_at = {p} WHERE id = {p}"
+        )
+        self.submitted = f"SELECT id, kind, amount FROM {t.channel_claims} WHERE state = 'submitted'"
+        self.entries = (
+            f"SELECT channel_id, max_claimable, total_claimed, signature FROM {t.claim_entries}"
+            f" WHERE claim_id = {p} ORDER BY channel_id"
+        )
+        self._tables, self._param = t, p
+
+    def reached(self, column: str) -> str:
+        """A collection's entries beside their channels' `column` (total_claimed or settled)."""
+        t, p = self._tables, self._param
+        return (
+            f"SELECT e.channel_id, e.total_claimed, c.{column} FROM {t.claim_entries} e"
+            f" JOIN {t.channels} c ON c.channel_id = e.channel_id"
+            f" WHERE e.claim_id = {p} ORDER BY e.channel_id"
+        )
+
+    def raise_total(self, column: str) -> str:
+        """Set a channel's `column` (total_claimed or settled) and updated_at."""
+        p = self._param
+        return f"UPDATE {self._tables.channels} SET {column} = {p}, updated_at = {p} WHERE channel_id = {p}"

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// @title The one Multicall3 entry point the official x402 facilitator uses, for test chains
-/// @notice anvil has no Multicall3; tests put this runtime at Multicall3's canonical address
-///         (anvil_setCode) so the official library can simulate ERC-6492 deployments there.
-contract TryAggregate {
+/// @title Multicall3's `tryAggregate`, for development chains
+/// @notice anvil and py-evm have no Multicall3; the official x402 facilitator reads channel state
+///         and simulates ERC-6492 deployments through `tryAggregate` (the only entry point it uses),
+///         so this runtime is placed at Multicall3's canonical address 0xcA11bde0…CA11.
+contract Multicall3 {
     struct Call {
         address target;
         bytes callData;
@@ -17,9 +18,9 @@ contract TryAggregate {
 
     function tryAggregate(bool requireSuccess, Call[] calldata calls) external payable returns (Result[] memory results) {
         results = new Result[](calls.length);
-        for (uint256 i = 0; i < calls.length; i++) {
+        for (uint256 i; i < calls.length; ++i) {
             (bool success, bytes memory returnData) = calls[i].target.call(calls[i].callData);
-            require(success || !requireSuccess, "TryAggregate: call failed");
+            require(success || !requireSuccess, "Multicall3: call failed");
             results[i] = Result(success, returnData);
         }
     }
