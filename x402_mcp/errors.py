@@ -16,6 +16,7 @@ X402MCPError
 │   ├── PaymentInProgress       another call is settling or redeeming the same request
 │   ├── TooManyOpenRequests     the caller holds too many unpaid payment requests
 │   └── PaymentRejected         the settlement backend refused it for another reason
+├── Refused                     a refused payment, carrying the PaymentError the payer is shown
 ├── SettlementError             the backend failed (RPC down, tx reverted): a crash
 │                               (settlement's own: AnswerTooLarge and AnswerTooSlow, a node's
 │                               answer past its bounds; OutcomeUnknown, a lost settle answer)
@@ -32,6 +33,7 @@ message is for people.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .core.text import shown
 
@@ -134,6 +136,22 @@ class Refusal:
     def of(cls, error: PaymentError) -> Refusal:
         """The refusal a raised `PaymentError` stands for."""
         return cls(error.reason, str(error))
+
+
+class Refused(X402MCPError):
+    """A payment was refused: the `PaymentError` to show the caller, and the request it concerns
+    when that one is still payable (None when it is unknown or no longer the caller's to pay).
+
+    The one refusal raised between the layers (the gate's collector raises it, the page and
+    the gate answer it); `error` is what the caller sees.
+    """
+
+    # `request` is the payment record (`PaymentRequest`); typed loosely because this module
+    # sits below the layer that defines it.
+    def __init__(self, error: PaymentError, request: Any) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.request = request
 
 
 class ChannelConflict(LedgerError):

@@ -28,10 +28,10 @@ from ..core.wire import (
 )
 from ..errors import (
     LedgerError,
-    PaymentError,
     PaymentMismatch,
     PaymentReplayed,
     Refusal,
+    Refused,
     SettlementError,
     payment_error_for,
 )
@@ -55,15 +55,6 @@ from ..settlement.solana import Solana
 from ..telemetry import Telemetry
 
 logger = logging.getLogger("x402_mcp")
-
-
-class Refused(Exception):
-    """A `PaymentError`, with the request it concerns when that one is still payable."""
-
-    def __init__(self, error: PaymentError, request: PaymentRequest | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.request = request
 
 
 class Collector:

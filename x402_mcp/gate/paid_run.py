@@ -19,11 +19,11 @@ import anyio
 from mcp.types import CallToolResult
 
 from ..core.flow import Answer, Command, Order, Outcome, PaidRun, Step
-from ..errors import LedgerError, SettlementError, payment_error_for
+from ..errors import LedgerError, Refused, SettlementError, payment_error_for
 from ..ledger.base import PaymentRequest
 from ..schemes.protocol import Correction, Escrowed, Matched, RefundRequested, Verdict
 from .answers import FAILED_BUT_PAID, FAILED_UNCONFIRMED, failed_part, raised, with_note
-from .collect import Collector, Refused
+from .collect import Collector
 from .redemption import Hold, Redemption
 
 logger = logging.getLogger("x402_mcp")
