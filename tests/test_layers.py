@@ -45,15 +45,11 @@ MAY_IMPORT_DEVELOPMENT = frozenset({"cli", "chains", "x402_mcp"})
 
 # Edges that live in files other branches rewrite; each disappears when that branch merges.
 # Keyed by (importer, imported) module; the value names the branch.
-FLOW_RECORDS = "removed by branch flow (the payment records move from ledger/base.py to core/states.py)"
 FLOW_DOORS = (
     "removed by branch flow (gate/ asks a door registry the frameworks fill; see docs/architecture.md)"
 )
 FLOW_DEVCHAIN = "removed by branch flow (X402_SETTLEMENT=devchain is resolved by the cli, not gate/config.py)"
-SCHEMES_SOLANA = "removed by branch schemes (the Solana scheme stops reaching into ledger and settlement)"
 PENDING: dict[tuple[str, str], str] = {
-    ("x402_mcp.core.challenge", "x402_mcp.ledger.base"): FLOW_RECORDS,
-    ("x402_mcp.core.claims", "x402_mcp.ledger.base"): FLOW_RECORDS,
     ("x402_mcp.gate.guard", "x402_mcp.frameworks._sdk"): FLOW_DOORS,
     ("x402_mcp.gate.guard", "x402_mcp.frameworks._sdk1_seam"): FLOW_DOORS,
     ("x402_mcp.gate.guard", "x402_mcp.frameworks._fastmcp_seam"): FLOW_DOORS,
@@ -64,9 +60,6 @@ PENDING: dict[tuple[str, str], str] = {
     ("x402_mcp.gate.payments", "x402_mcp.frameworks.sdk1"): FLOW_DOORS,
     ("x402_mcp.gate.payments", "x402_mcp.frameworks.fastmcp"): FLOW_DOORS,
     ("x402_mcp.gate.config", "x402_mcp.chains.devchain"): FLOW_DEVCHAIN,
-    ("x402_mcp.schemes.exact.solana", "x402_mcp.ledger.base"): SCHEMES_SOLANA,
-    ("x402_mcp.schemes.exact.solana", "x402_mcp.settlement.base"): SCHEMES_SOLANA,
-    ("x402_mcp.schemes.exact.solana", "x402_mcp.settlement.facilitator"): SCHEMES_SOLANA,
 }
 
 
