@@ -130,7 +130,8 @@ async def test_the_page_changes_nothing(operated: Operated) -> None:
                 await http.get("/operator", headers={"Authorization": f"Bearer {TOKEN}"})
             ).status_code == 200
     assert [(r.id, r.state) for r in await operated.ledger.requests(limit=100)] == before
-    assert len(await operated.ledger.audit_trail()) == trail
+    after = await operated.ledger.audit_trail()
+    assert len(after) == trail, after[trail:]
 
 
 async def test_without_a_token_there_is_no_page(devchain: DevChain, tmp_path: Path) -> None:

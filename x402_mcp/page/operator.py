@@ -75,7 +75,7 @@ class Operated(Protocol):
     collector: Any
     reconciler: Any
 
-    async def open(self) -> None: ...
+    async def open_ledger(self) -> None: ...
 
 
 def operator_page(gate: Operated, server_name: str) -> OperatorPage | None:
@@ -89,7 +89,8 @@ def operator_page(gate: Operated, server_name: str) -> OperatorPage | None:
         gate.owner,
         server_name=server_name,
         grace_seconds=lambda: float(gate.reconciler.grace_seconds),
-        opened=gate.open,
+        # Only the ledger: reading the page runs no upkeep (that is the server's lifespan's).
+        opened=gate.open_ledger,
     )
 
 
