@@ -31,7 +31,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.replicas.cluster import fresh_schema
-from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.states import Event, State
 from x402_mcp.ledger import Ledger, PostgresLedger, SQLiteLedger
 from x402_mcp.ledger._changes import COLUMNS, request_values
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord

@@ -51,7 +51,7 @@ from x402_mcp import Payments, paid
 from x402_mcp.chains.demo import build_server
 from x402_mcp.chains.devchain import DevChain
 from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
-from x402_mcp.core.lifecycle import Event
+from x402_mcp.core.states import Event
 from x402_mcp.core.wire import PaymentPayload, PaymentRequired, PaymentRequirements
 from x402_mcp.ledger._changes import claim_of, plan_transition
 from x402_mcp.ledger._dialect import run_script

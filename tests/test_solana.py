@@ -6,7 +6,7 @@ import pytest
 
 from x402_mcp import ConfigurationError, Payments, Solana
 from x402_mcp.chains.devchain import DevChain
-from x402_mcp.core.challenge import Offer, challenge_result, describe_paid_tool, requirements_for
+from x402_mcp.core.challenge import Offer, challenge_result, describe_paid_tool
 from x402_mcp.core.networks import (
     BASE_SEPOLIA,
     SOLANA,
@@ -21,6 +21,7 @@ from x402_mcp.errors import MalformedPayment, PaymentMismatch
 from x402_mcp.gate.config import settings_from_env
 from x402_mcp.gate.paid import paid
 from x402_mcp.ledger.base import PaymentRequest
+from x402_mcp.schemes.exact.evm import requirements_for
 from x402_mcp.schemes.exact.matching import match_solana_payment, referenced_request_id
 from x402_mcp.settlement.facilitator import FacilitatorSettlement
 

@@ -17,6 +17,7 @@ On FastMCP 4: `mcp = fastmcp.FastMCP("research")`, then `payments.install(mcp)`.
 
 from .core.networks import Asset, Network, SolanaNetwork
 from .core.pricing import PaidTool, SettleOrder
+from .core.states import StateConflict
 from .errors import (
     ConfigurationError,
     InsufficientFunds,
@@ -32,14 +33,13 @@ from .errors import (
     PaymentRejected,
     PaymentReplayed,
     SettlementError,
-    StateConflict,
     TooManyOpenRequests,
     UnknownPaymentRequest,
     X402MCPError,
 )
 from .gate.paid import paid
 from .gate.payments import Payments
-from .schemes.exact.solana import Solana
+from .settlement.solana import Solana
 
 __all__ = [
     "Asset",

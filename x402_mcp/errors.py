@@ -17,8 +17,10 @@ X402MCPError
 │   ├── TooManyOpenRequests     the caller holds too many unpaid payment requests
 │   └── PaymentRejected         the settlement backend refused it for another reason
 ├── SettlementError             the backend failed (RPC down, tx reverted): a crash
+│                               (settlement's own: AnswerTooLarge and AnswerTooSlow, a node's
+│                               answer past its bounds; OutcomeUnknown, a lost settle answer)
 └── LedgerError                 the ledger failed or refused a state change
-    ├── StateConflict           a transition was attempted from the wrong state
+    ├── StateConflict           a transition was attempted from the wrong state (x402_mcp.core.states)
     └── ChannelConflict         a channel was charged or held since its voucher was checked
 ```
 
@@ -28,6 +30,8 @@ message is for people.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .core.text import shown
 
@@ -115,14 +119,21 @@ class LedgerError(X402MCPError):
     """The ledger failed: the caller sees a short failure, the log the cause."""
 
 
-class StateConflict(LedgerError):
-    """A payment request was not in a state that allows the requested transition."""
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a payment is refused, as a value: an x402 reason code and a sentence for people.
 
-    def __init__(self, request_id: str, event: str, current: str | None) -> None:
-        self.request_id = request_id
-        self.event = event
-        self.current = current
-        super().__init__(f"cannot {event} payment request {request_id}: it is {current or 'missing'}")
+    What pure checks and payment schemes answer instead of raising; `PaymentError`
+    is the same refusal once it is raised to the caller (`of` goes back).
+    """
+
+    reason: str
+    message: str
+
+    @classmethod
+    def of(cls, error: PaymentError) -> Refusal:
+        """The refusal a raised `PaymentError` stands for."""
+        return cls(error.reason, str(error))
 
 
 class ChannelConflict(LedgerError):

@@ -21,8 +21,8 @@ from x402_mcp.client import (
     SpendStore,
 )
 from x402_mcp.core.challenge import META_ERROR, META_PAYMENT_RESPONSE, META_REQUEST_ID
-from x402_mcp.core.lifecycle import State
 from x402_mcp.core.networks import BASE_SEPOLIA
+from x402_mcp.core.states import State
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,7 @@ from tests.clients.conftest import Served, served
 from x402_mcp import Payments
 from x402_mcp.chains.devchain import DevChain
 from x402_mcp.core.challenge import META_PRICE
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.frameworks.choice import FRAMEWORKS
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from x402_mcp.cli.main import main
-from x402_mcp.core.lifecycle import Event
+from x402_mcp.core.states import Event
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord
 

@@ -18,7 +18,7 @@ import httpx2
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.gate.reconcile import awaiting_reconciliation
 from x402_mcp.ledger import PostgresLedger
 

@@ -19,7 +19,7 @@ from x402_mcp import ConfigurationError, Payments, paid
 from x402_mcp.chains.devchain import TokenChain
 from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
 from x402_mcp.core.challenge import META_PAYMENT, META_PAYMENT_RESPONSE, META_REQUEST_ID
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.facilitator import facilitator_app
 from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.settlement import DEFAULT_FACILITATOR_URL, FacilitatorSettlement

@@ -17,7 +17,7 @@ from mcp import Client
 from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, new_server, text_of
 from x402_mcp import Payments, Solana, paid
 from x402_mcp.core.challenge import META_PAYMENT
-from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.states import Event, State
 from x402_mcp.core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,

@@ -16,7 +16,7 @@ from tests.ledger.conftest import fresh_schema, postgres_url  # noqa: F401 (a fi
 from tests.page.conftest import serving
 from x402_mcp import Payments, paid
 from x402_mcp.core.challenge import META_REQUEST_ID
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.gate.sweeper import Sweeper
 

@@ -10,7 +10,7 @@ from mcp import Client
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
 from x402_mcp import paid
 from x402_mcp.core.challenge import META_ERROR, META_HOSTED_URL, META_PRICE, META_REQUEST_ID
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 
 pytestmark = pytest.mark.anyio
 

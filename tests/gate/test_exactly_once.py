@@ -19,10 +19,11 @@ from mcp.types import CallToolResult
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
 from x402_mcp import paid
 from x402_mcp.client.payer import sign_payment
-from x402_mcp.core.challenge import META_PAYMENT, META_REQUEST_ID, requirements_for
+from x402_mcp.core.challenge import META_PAYMENT, META_REQUEST_ID
 from x402_mcp.core.evm import sign_authorization
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentPayload, PaymentPayloadV1, PaymentRequired
+from x402_mcp.schemes.exact.evm import requirements_for
 
 pytestmark = pytest.mark.anyio
 

@@ -23,7 +23,7 @@ from tests.ledger.conftest import fresh_schema, postgres_url  # noqa: F401  (a f
 from x402_mcp import Payments, paid
 from x402_mcp.core.challenge import META_PAYMENT
 from x402_mcp.core.evm import sign_authorization
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentPayloadV1
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]

@@ -28,16 +28,17 @@ from tests.ledger.conftest import fresh_schema, postgres_url, sqlite_store
 from x402_mcp import Payments, paid
 from x402_mcp.chains.devchain import DevChain
 from x402_mcp.client.payer import read_challenge, sign_payment
-from x402_mcp.core.challenge import META_PAYMENT, REQUEST_ID_ARGUMENT, requirements_for
+from x402_mcp.core.challenge import META_PAYMENT, REQUEST_ID_ARGUMENT
 from x402_mcp.core.ids import new_request_id
-from x402_mcp.core.lifecycle import State
 from x402_mcp.core.networks import Asset
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentPayload, PaymentRequired, encode_header
 from x402_mcp.errors import UnknownPaymentRequest
 from x402_mcp.gate.collect import Refused
 from x402_mcp.ledger import Ledger
 from x402_mcp.ledger.base import PaymentRequest
 from x402_mcp.page.serving import build_page
+from x402_mcp.schemes.exact.evm import requirements_for
 
 pytestmark = pytest.mark.anyio
 

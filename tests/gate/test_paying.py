@@ -20,7 +20,7 @@ from x402_mcp.client.payer import sign_payment
 from x402_mcp.core.challenge import META_PAYMENT, META_PAYMENT_RESPONSE, META_REQUEST_ID
 from x402_mcp.core.evm import sign_authorization
 from x402_mcp.core.ids import new_request_id
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentPayload, PaymentPayloadV1, PaymentRequired, PaymentRequirements
 
 pytestmark = pytest.mark.anyio

@@ -19,8 +19,7 @@ from tests.facilitator.serving import Interposer, serving
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
 from x402_mcp import Payments, paid
 from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
-from x402_mcp.core.challenge import requirements_for
-from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.states import Event, State
 from x402_mcp.core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
@@ -32,6 +31,7 @@ from x402_mcp.facilitator import facilitator_app
 from x402_mcp.gate.reconcile import Reconciler, awaiting_reconciliation
 from x402_mcp.ledger.base import PaymentRequest
 from x402_mcp.ledger.sqlite import SQLiteLedger
+from x402_mcp.schemes.exact.evm import requirements_for
 from x402_mcp.settlement import FacilitatorSettlement
 from x402_mcp.settlement.base import OnChain
 from x402_mcp.settlement.local import LocalSettlement

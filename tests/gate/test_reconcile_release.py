@@ -7,7 +7,7 @@ from mcp import Client
 
 from tests.gate.conftest import PRICE, Shop
 from tests.gate.test_reconcile import _cut_short, _reconciler
-from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.states import Event, State
 from x402_mcp.core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,

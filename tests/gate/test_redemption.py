@@ -17,11 +17,12 @@ from mcp.types import CallToolResult
 from tests.gate.conftest import PRICE, Shop, text_of
 from tests.page.conftest import link_of, serving
 from x402_mcp.client.payer import sign_payment
-from x402_mcp.core.challenge import META_REQUEST_ID, requirements_for
+from x402_mcp.core.challenge import META_REQUEST_ID
 from x402_mcp.core.ids import new_request_id
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentRequired
 from x402_mcp.ledger.base import PaymentRequest
+from x402_mcp.schemes.exact.evm import requirements_for
 
 pytestmark = pytest.mark.anyio
 

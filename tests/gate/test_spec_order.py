@@ -16,7 +16,7 @@ from tests.gate.conftest import PRICE, Shop, challenge_of, connectable, drain_pa
 from x402_mcp import Payments, paid
 from x402_mcp.client.payer import payment_meta, sign_payment
 from x402_mcp.core.challenge import META_PAYMENT, META_PAYMENT_RESPONSE
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentPayload, PaymentRequirements
 from x402_mcp.facilitator import facilitator_app
 from x402_mcp.gate.reconcile import Reconciler

@@ -21,7 +21,7 @@ from tests.client.serving import serving
 from tests.facilitator.serving import TOKEN
 from x402_mcp import Payments, paid
 from x402_mcp.client import Budget, BudgetExceeded, PayingClient
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.settlement import FacilitatorSettlement
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from x402_mcp.core.lifecycle import Event, State
-from x402_mcp.errors import LedgerError, StateConflict
+from x402_mcp.core.states import Event, State, StateConflict
+from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import Ledger
 
 from .test_contract import LEASE, NOW, issued_in, new_request

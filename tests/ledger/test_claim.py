@@ -8,8 +8,8 @@ from dataclasses import replace
 import anyio
 import pytest
 
-from x402_mcp.core.lifecycle import Event, State
-from x402_mcp.errors import LedgerError, StateConflict
+from x402_mcp.core.states import Event, State, StateConflict
+from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import Claim, Ledger, SettlementRecord
 
 from .conftest import Store

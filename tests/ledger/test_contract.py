@@ -11,8 +11,8 @@ from typing import Any
 import anyio
 import pytest
 
-from x402_mcp.core.lifecycle import Event, State, target_of
-from x402_mcp.errors import LedgerError, StateConflict
+from x402_mcp.core.states import Event, State, StateConflict, claimable, target_of
+from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import Ledger, PaymentRequest, SettlementRecord
 from x402_mcp.ledger._migrations import ledger_migrations
 from x402_mcp.ledger.sqlite import SQLITE
@@ -212,11 +212,16 @@ async def test_each_transition_records_what_it_carries(ledger: Ledger) -> None:
     settling = await ledger.transition(
         request.id, Event.BEGIN_SETTLEMENT, now=NOW + 1, payload='{"sig": "0x1"}'
     )
-    assert settling == replace(request, state=State.SETTLING, payload='{"sig": "0x1"}')
+    # When it began settling is on the row, for reconciliation (and gone once it settled).
+    assert settling == replace(
+        request, state=State.SETTLING, payload='{"sig": "0x1"}', settling_since=NOW + 1
+    )
 
     record = settlement_for(request.id, at=NOW + 2)
     paid = await ledger.transition(request.id, Event.SETTLED, now=NOW + 3, settlement=record)
-    assert paid == replace(settling, state=State.PAID, tx_hash=record.tx_hash, payer=PAYER, paid_at=NOW + 2)
+    assert paid == replace(
+        settling, state=State.PAID, tx_hash=record.tx_hash, payer=PAYER, paid_at=NOW + 2, settling_since=None
+    )
     assert await ledger.settlements(request.id) == [record]
 
     claimed = await ledger.transition(request.id, Event.CLAIM, now=NOW + 4, lease_until=NOW + 34)
@@ -234,7 +239,7 @@ async def test_each_transition_records_what_it_carries(ledger: Ledger) -> None:
 async def test_a_failed_settlement_returns_the_request_to_issued_keeping_the_payload(ledger: Ledger) -> None:
     request = await issued_in(ledger, State.SETTLING)
     failed = await ledger.transition(request.id, Event.SETTLEMENT_FAILED, now=NOW)
-    assert failed == replace(request, state=State.ISSUED)
+    assert failed == replace(request, state=State.ISSUED, settling_since=None)
     again = await ledger.transition(request.id, Event.BEGIN_SETTLEMENT, now=NOW, payload="second")
     assert again.state is State.SETTLING
     assert again.payload == "second"
@@ -324,8 +329,11 @@ async def test_a_lapsed_lease_can_be_claimed_again_and_only_once_lapsed(ledger: 
             await ledger.transition(request.id, Event.CLAIM, now=now, lease_until=now + LEASE)
         assert refused.value.current == State.REDEEMING.value
         assert await ledger.find_redeemable(tool=request.tool, caller="session:7f3a", now=now) is None
+        # The SQL and the one definition in core/states agree, at the boundary too.
+        assert not claimable(request.state, request.lease_until, now)
 
     later = NOW + LEASE + 0.5
+    assert claimable(request.state, request.lease_until, later)
     assert await ledger.find_redeemable(tool=request.tool, caller="session:7f3a", now=later) == request
     reclaimed = await ledger.transition(request.id, Event.CLAIM, now=later, lease_until=later + LEASE)
     assert reclaimed == replace(request, lease_until=later + LEASE)

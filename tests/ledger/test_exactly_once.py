@@ -11,8 +11,8 @@ from typing import Any
 import anyio
 import pytest
 
-from x402_mcp.core.lifecycle import Event, State
-from x402_mcp.errors import LedgerError, StateConflict, TooManyOpenRequests
+from x402_mcp.core.states import Event, State, StateConflict
+from x402_mcp.errors import LedgerError, TooManyOpenRequests
 from x402_mcp.ledger import Ledger
 from x402_mcp.ledger.base import PaymentKey
 

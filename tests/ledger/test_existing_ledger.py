@@ -12,12 +12,14 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from x402_mcp.core.lifecycle import Event, State
-from x402_mcp.errors import LedgerError, StateConflict
+from x402_mcp.core.states import Event, State, StateConflict, settler_presumed_gone
+from x402_mcp.errors import LedgerError
+from x402_mcp.gate.reconcile import awaiting_reconciliation
 from x402_mcp.ledger import PaymentKey, SettlementRecord
 from x402_mcp.ledger._migrations import ledger_migrations
 from x402_mcp.ledger.sqlite import SQLITE
@@ -136,6 +138,28 @@ async def test_an_old_ledger_opens_with_every_row_as_it_was(old: Store) -> None:
     finally:
         await ledger.close()
     assert await _versions(old) == VERSIONS
+
+
+async def test_a_settlement_in_progress_keeps_when_it_began_across_the_upgrade(old: Store) -> None:
+    """Schema 4 stores `settling_since` on the row; a row settling at the upgrade takes the time
+    of its latest begin_settlement audit line, so reconciliation waits out its grace as before."""
+    ledger = old.ledger()
+    await ledger.open()
+    try:
+        settling = await ledger.get("pr_settling")
+        assert settling is not None and settling.settling_since == 1_700_000_010.0
+        others = [await ledger.get(rid) for rid in FIXTURE_STATES if rid != "pr_settling"]
+        assert all(request is not None and request.settling_since is None for request in others)
+        # Its settling lease (until 1700000070) governs while it has one; without it, the grace
+        # counts from when it began.
+        assert await awaiting_reconciliation(ledger, now=1_700_000_070.0, grace_seconds=300) == []
+        found = await awaiting_reconciliation(ledger, now=1_700_000_071.0, grace_seconds=300)
+        assert [request.id for request in found] == ["pr_settling"]
+        unleased = replace(settling, lease_until=None)
+        assert not settler_presumed_gone(unleased, 1_700_000_310.0, 300)
+        assert settler_presumed_gone(unleased, 1_700_000_311.0, 300)
+    finally:
+        await ledger.close()
 
 
 async def test_an_old_ledger_goes_on_working(old: Store) -> None:

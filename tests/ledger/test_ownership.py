@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from x402_mcp.core.lifecycle import Event, State
-from x402_mcp.errors import StateConflict, TooManyOpenRequests
+from x402_mcp.core.states import Event, State, StateConflict
+from x402_mcp.errors import TooManyOpenRequests
 from x402_mcp.ledger import Ledger
 from x402_mcp.ledger.base import Owner, PaymentRequest
 

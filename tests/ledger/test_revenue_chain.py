@@ -12,7 +12,7 @@ from eth_account import Account
 
 from tests.chains import AnvilChain, pay, requirements_for
 from x402_mcp.cli.main import main
-from x402_mcp.core.lifecycle import Event
+from x402_mcp.core.states import Event
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord
 

@@ -19,7 +19,7 @@ import pytest
 from tests.ledger.conftest import Store
 from x402_mcp.cli.main import main
 from x402_mcp.cli.report import as_csv, as_json, as_table
-from x402_mcp.core.lifecycle import Event
+from x402_mcp.core.states import Event
 from x402_mcp.ledger import Ledger, SQLiteLedger
 from x402_mcp.ledger.base import PaymentRequest, SettlementRecord
 from x402_mcp.telemetry.revenue import revenue_report

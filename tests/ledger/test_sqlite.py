@@ -13,7 +13,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.states import Event, State
 from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger._migrations import ledger_migrations

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.errors import LedgerError
 from x402_mcp.ledger import SQLiteLedger
 from x402_mcp.ledger import sqlite as sqlite_module

@@ -20,7 +20,7 @@ import pytest
 from eth_account import Account
 
 from tests.page.conftest import PRICE, Store, connected, link_of, text_of
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 

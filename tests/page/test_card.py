@@ -25,7 +25,7 @@ from tests.page.conftest import PRICE, Store, serving, text_of
 from tests.page.test_browser import ARTIFACTS, LAUNCH_ARGS, chromium_or_skip
 from tests.page.test_states import axe_violations
 from x402_mcp.core.challenge import META_HOSTED_URL, META_REQUEST_ID, REQUEST_ID_ARGUMENT
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.page.card import CARD_URI, META_CARD
 
 pytestmark = pytest.mark.anyio

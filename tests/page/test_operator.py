@@ -21,7 +21,7 @@ from x402_mcp import Payments, paid
 from x402_mcp.chains.devchain import DevChain
 from x402_mcp.client.payer import read_challenge, sign_payment
 from x402_mcp.core.challenge import META_PAYMENT
-from x402_mcp.core.lifecycle import Event
+from x402_mcp.core.states import Event
 from x402_mcp.errors import ConfigurationError
 from x402_mcp.ledger.base import PaymentRequest
 from x402_mcp.ledger.sqlite import SQLiteLedger

@@ -27,7 +27,7 @@ from tests.page.conftest import (
     text_of,
 )
 from x402_mcp.chains.devchain import DevChain
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.page.app import SECURITY_HEADERS
 
 pytestmark = pytest.mark.anyio

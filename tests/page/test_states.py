@@ -30,7 +30,7 @@ from eth_account.signers.local import LocalAccount
 from tests.npm import npm_path_or_skip
 from tests.page.conftest import PRICE, Store, connected, http, link_of, text_of
 from tests.page.test_browser import ARTIFACTS, LAUNCH_ARGS, chromium_or_skip
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.npm import INSTALL_HINT, NODE_MODULES, missing
 from tests.page.conftest import PRICE, Store, connected, http, link_of, text_of
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 
 pytestmark = pytest.mark.anyio
 x402 = pytest.importorskip("x402", reason="the official x402 package is a test dependency")
@@ -125,8 +125,8 @@ async def test_the_page_and_its_actions_stay_closed_to_other_origins(store: Stor
 
 async def test_a_payment_naming_another_request_is_refused_with_its_id_shown_safely(store: Store) -> None:
     from x402_mcp.client.payer import sign_payment
-    from x402_mcp.core.challenge import requirements_for
     from x402_mcp.core.wire import PaymentRequired, encode_header
+    from x402_mcp.schemes.exact.evm import requirements_for
 
     async with connected(store) as client, http() as web:
         request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))
@@ -188,8 +188,8 @@ async def test_official_x402_fetch_pays_the_hosted_url(store: Store) -> None:
 @pytest.mark.parametrize("field", ["network", "scheme"])
 async def test_a_refusal_quoting_the_payment_is_bounded_and_inert(store: Store, field: str) -> None:
     from x402_mcp.client.payer import sign_payment
-    from x402_mcp.core.challenge import requirements_for
     from x402_mcp.core.wire import PaymentRequired
+    from x402_mcp.schemes.exact.evm import requirements_for
 
     async with connected(store) as client, http() as web:
         request_id, url = link_of(await client.call_tool("answer", {"question": "q"}))

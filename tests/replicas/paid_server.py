@@ -35,8 +35,8 @@ import anyio
 from mcp.server import MCPServer
 
 from x402_mcp import Payments, paid
-from x402_mcp.core.lifecycle import Event
 from x402_mcp.core.networks import Asset, Network
+from x402_mcp.core.states import Event
 from x402_mcp.core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,

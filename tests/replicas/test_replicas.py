@@ -7,7 +7,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from mcp import Client
 
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.ledger import PostgresLedger
 
 from ..chains import AnvilChain

@@ -6,7 +6,7 @@ import pytest
 from eth_account import Account
 from eth_keys.datatypes import PrivateKey
 
-from x402_mcp.settlement.relayer import _sign_eip1559
+from x402_mcp.settlement.eip1559 import sign_eip1559 as _sign_eip1559
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from mcp.types import CallToolResult, TextContent
 from x402_mcp.client.payer import read_challenge
 from x402_mcp.core.challenge import META_PAYMENT
 from x402_mcp.core.evm import sign_authorization
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentPayload, PaymentRequired
 
 from .conftest import SHOP_PRICE as PRICE

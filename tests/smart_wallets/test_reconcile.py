@@ -12,7 +12,7 @@ from eth_account import Account
 from mcp import Client
 
 from x402_mcp.client.payer import read_challenge
-from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.states import Event, State
 from x402_mcp.gate.reconcile import Reconciler
 
 from .conftest import SHOP_PRICE as PRICE

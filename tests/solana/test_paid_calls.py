@@ -24,7 +24,7 @@ from x402_mcp import Payments, paid
 from x402_mcp.chains.devchain import DevChain
 from x402_mcp.client.payer import read_challenge
 from x402_mcp.core.challenge import META_PAYMENT, META_PAYMENT_RESPONSE, META_REQUEST_ID
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.page.serving import page_app
 

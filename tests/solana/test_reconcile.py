@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from x402_mcp.core.challenge import META_REQUEST_ID
-from x402_mcp.core.lifecycle import Event, State
+from x402_mcp.core.states import Event, State
 from x402_mcp.core.wire import SvmPaymentPayload, parse_payment_payload
 from x402_mcp.gate.reconcile import Reconciler
 

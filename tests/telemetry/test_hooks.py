@@ -11,10 +11,11 @@ from mcp import Client
 from tests.gate.conftest import PRICE, Shop, challenge_of, text_of
 from tests.telemetry.conftest import DrainedFirst
 from x402_mcp.client.payer import sign_payment
-from x402_mcp.core.challenge import META_PAYMENT, META_REQUEST_ID, requirements_for
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.challenge import META_PAYMENT, META_REQUEST_ID
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentRequired
 from x402_mcp.errors import ConfigurationError
+from x402_mcp.schemes.exact.evm import requirements_for
 from x402_mcp.telemetry import PaymentEvent
 from x402_mcp.telemetry.hooks import Hooks
 

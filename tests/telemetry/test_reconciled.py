@@ -12,7 +12,7 @@ from tests.telemetry.conftest import DrainedFirst
 from tests.telemetry.test_hooks import Seen
 from x402_mcp.client.payer import sign_payment
 from x402_mcp.core.challenge import META_PAYMENT
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import AnyPaymentPayload, PaymentRequirements, SettleResponse
 from x402_mcp.errors import SettlementError
 

@@ -11,7 +11,7 @@ from eth_account import Account
 from mcp import Client
 
 from x402_mcp.chains.devchain import TokenChain
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.errors import SettlementError
 from x402_mcp.facilitator import facilitator_app
 from x402_mcp.settlement import FacilitatorSettlement

@@ -24,7 +24,7 @@ from mcp.types import CallToolResult, TextContent
 
 from x402_mcp import Payments, paid
 from x402_mcp.client.payer import payment_meta, read_challenge, sign_payment
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentPayload
 from x402_mcp.gate.reconcile import Reconciler
 from x402_mcp.ledger import Ledger

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from x402_mcp.client.payer import sign_payment
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentRequired
 
 from ..chains import settlement_with_clock

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from x402_mcp.core.lifecycle import State
+from x402_mcp.core.states import State
 from x402_mcp.settlement.relayer import SEND_SYNC
 
 from ..chains import set_automine

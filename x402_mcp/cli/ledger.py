@@ -65,7 +65,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import anyio
 
-    from ..core.lifecycle import State
+    from ..core.states import State
     from ..errors import ConfigurationError, LedgerError
     from ..ledger import open_ledger
 
@@ -155,7 +155,7 @@ async def _payments(ledger: Any, args: argparse.Namespace, states: Any) -> None:
 async def _pending(ledger: Any, args: argparse.Namespace, states: Any) -> None:
     import time
 
-    from ..core.lifecycle import State
+    from ..core.states import State
     from ..gate.reconcile import awaiting_reconciliation
 
     now = time.time()

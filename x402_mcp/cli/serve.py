@@ -283,5 +283,5 @@ def run_page(args: argparse.Namespace) -> int:
     if payments.public_url is None:
         payments.public_url = f"http://127.0.0.1:{args.port}"
     listener = _listen(args.port)  # a taken port is a ConfigurationError that says what to do
-    uvicorn.Server(guarded_config(page_app(payments), log_config=None)).run(sockets=[listener])
+    uvicorn.Server(guarded_config(page_app(payments.gate), log_config=None)).run(sockets=[listener])
     return 0

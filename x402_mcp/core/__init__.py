@@ -1,5 +1,4 @@
-"""The sans-IO core: money, networks, addresses, the x402 wire formats, EVM signing, prices,
-the challenge, the payment states, and the small pure helpers they share.
-
-Nothing here does I/O; every layer above may import it.
+"""The sans-IO core: the payment flow (facts in, commands out), the one state machine and its
+records, money, the challenge, and the small pure helpers they share. Nothing here does I/O;
+every layer above may import it.
 """

@@ -55,34 +55,20 @@ def resource_url(tool: str) -> str:
     return f"mcp://tool/{tool}"
 
 
-def requirements_for(request: PaymentRequest, asset: Asset) -> PaymentRequirements:
-    """The one `accepts` entry for a payment request, with its EIP-712 domain and id."""
-    return PaymentRequirements(
-        scheme="exact",
-        network=request.network,
-        amount=str(request.price),
-        asset=request.asset,
-        pay_to=request.pay_to,
-        max_timeout_seconds=request.max_timeout_seconds,
-        extra={"name": asset.name, "version": asset.version, "paymentRequestId": request.id},
-    )
-
-
 def payment_required(
     request: PaymentRequest,
-    asset: Asset,
     *,
     error: str | None = None,
     accepts: Sequence[PaymentRequirements] = (),
 ) -> PaymentRequired:
-    """The x402 `PaymentRequired` for `request`: `accepts` when given (every way to pay
-    it, see `Collector.accepts`), else the one EVM requirement."""
+    """The x402 `PaymentRequired` for `request`, offering `accepts`: every way to pay it, as
+    the server's payment schemes offer them (`SchemeRegistry.accepts`; this module names none)."""
     return PaymentRequired(
         error=error or "Payment required",
         resource=ResourceInfo(
             url=resource_url(request.tool), description=request.description, mime_type="application/json"
         ),
-        accepts=list(accepts) or [requirements_for(request, asset)],
+        accepts=list(accepts),
     )
 
 
@@ -175,9 +161,9 @@ def challenge_result(
     error: str | None = None,
     accepts: Sequence[PaymentRequirements] = (),
 ) -> CallToolResult:
-    """The tool error an unpaid (or wrongly paid) call gets."""
+    """The tool error an unpaid (or wrongly paid) call gets, offering `accepts` (see `payment_required`)."""
     sentence = payment_sentence(request, offer, error=error)
-    required = payment_required(request, offer.asset, error=sentence, accepts=accepts)
+    required = payment_required(request, error=sentence, accepts=accepts)
     wire = required.dump()
     others = [entry.network for entry in required.accepts if entry.network != offer.network.caip2]
     text = human_text(request, offer, now=now, error=error, other_networks=others)

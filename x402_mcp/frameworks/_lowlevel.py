@@ -37,7 +37,8 @@ class ServerRuns:
     async def run(self) -> AsyncIterator[None]:
         # Tools are registered after the server is made: their prices are checked as it starts.
         await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
-        async with self.gate.link.lifespan():
+        # The gate while the server runs: ledger open, upkeep as a task, the page's side port.
+        async with self.gate.running():
             self.live += 1
             try:
                 yield

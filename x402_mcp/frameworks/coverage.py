@@ -31,7 +31,9 @@ async def ungated_paid_tools(server: Any) -> list[str]:
     if framework == "mcpserver":
         from . import _sdk
 
-        gated = any(isinstance(extension, Gate) for extension in _sdk.extensions(server))
+        gated = any(
+            isinstance(getattr(extension, "gate", None), Gate) for extension in _sdk.extensions(server)
+        )
         return [] if gated else [name for name, fn in _sdk.tool_functions(server) if paid_spec(fn)]
     if framework == "sdk1":
         from mcp.types import CallToolRequest

@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
 from fastmcp.resources.base import ResourceResult
 from fastmcp.server.dependencies import get_access_token
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
@@ -204,6 +205,7 @@ class GateMiddleware(Middleware):
                     seam.protocol_version(request_context),
                     request_context.request_id,
                 ),
+                tool_error=(ToolError,),
             )
         )
         if tool.output_schema is not None:

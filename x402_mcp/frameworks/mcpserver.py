@@ -15,6 +15,7 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import authenticated_principal
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolRequestParams, CallToolResult
 
 from ..core.callers import caller_identity
@@ -51,7 +52,7 @@ class MCPServerDoor:
     async def _lifespan(self) -> AsyncIterator[None]:
         # Tools are registered after the server is made: their prices are checked as it starts.
         await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
-        async with self.gate.link.lifespan():
+        async with self.gate.running():
             yield
 
     def _add_route(self, path: str, methods: list[str], app: Any) -> None:
@@ -87,6 +88,7 @@ class MCPServerDoor:
                 run=run,
                 http_request=ctx.request,
                 offer_link=url_elicitation(ctx.session, ctx.protocol_version, ctx.request_id),
+                tool_error=(ToolError,),
             )
         )
 

@@ -29,6 +29,7 @@ from typing import Any
 from mcp import types as sdk1_types
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp.exceptions import ToolError
 from mcp_types import CallToolResult
 
 from ..core.callers import caller_identity, token_principal
@@ -112,6 +113,7 @@ class SDK1Door:
                     offer_link=url_elicitation(
                         session, str(client.protocolVersion) if client else "", context.request_id
                     ),
+                    tool_error=(ToolError,),
                 )
             )
             if registered.output_schema is not None:

@@ -8,7 +8,8 @@ framework door (`x402_mcp.frameworks`) hands it for each call of a paid tool.
 from typing import Any
 
 from .call import OfferLink, ToolCall
-from .core import ELICITATION_WAIT_SECONDS, Gate
+from .core import Gate
+from .quoting import ELICITATION_WAIT_SECONDS
 
 __all__ = ["ELICITATION_WAIT_SECONDS", "Gate", "OfferLink", "ToolCall"]
 

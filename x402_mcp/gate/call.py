@@ -31,6 +31,8 @@ class ToolCall:
         http_request: the Starlette request of an HTTP call (None over stdio and in memory);
             its socket address is where a link may point when no `public_url` is set.
         offer_link: offers the payment link by URL elicitation, when the door can.
+        tool_error: the framework's tool error types, whose words are meant for the caller
+            (a tool raising one after its payment settled has them shown with the note).
     """
 
     tool: str
@@ -42,3 +44,4 @@ class ToolCall:
     run: Callable[[], Awaitable[CallToolResult]]
     http_request: Any = None
     offer_link: OfferLink | None = None
+    tool_error: tuple[type[BaseException], ...] = ()

@@ -6,9 +6,8 @@ so both go through these functions: the ledger moves the request
 `issued → settling → paid` (or back to `issued` when the backend refuses), and
 every refusal is a `Refused` naming what was wrong.
 
-A request can be paid on the server's EVM network or, when `Solana` payees are
-configured, on Solana; the payment's own network picks the requirements it is
-checked against and the backend that settles it.
+Every payment goes through its scheme (`x402_mcp.schemes`), which the payment's
+scheme and network pick from the registry: it matches, verifies and settles.
 """
 
 from __future__ import annotations
@@ -19,36 +18,40 @@ from typing import Any
 
 import anyio
 
-from ..core.challenge import requirements_for
-from ..core.claims import payment_key
-from ..core.lifecycle import Event, State
+from ..core.flow import payable_now, unknown_request
 from ..core.money import format_usd
 from ..core.networks import Asset, Network
-from ..core.text import shown
+from ..core.states import Event, PaymentKey, StateConflict, refusal_after_conflict
 from ..core.wire import (
     PaymentRequirements,
     ReceivedPayment,
-    SettleResponse,
-    SvmPaymentPayload,
-    VerifyResponse,
 )
 from ..errors import (
     LedgerError,
     PaymentError,
-    PaymentExpired,
-    PaymentInProgress,
     PaymentMismatch,
     PaymentReplayed,
+    Refusal,
     SettlementError,
-    StateConflict,
-    UnknownPaymentRequest,
     payment_error_for,
 )
 from ..ledger.base import Ledger, Owner, PaymentRequest, SettlementRecord
-from ..schemes.exact.matching import match_payment, match_solana_payment
-from ..schemes.exact.solana import Solana, solana_payee_on
-from ..settlement.base import OnChain, Settlement, backend_failures
-from ..settlement.outcome import authorization_on_chain, may_release
+from ..schemes.exact.evm import ExactEvm
+from ..schemes.outcome import may_release
+from ..schemes.protocol import (
+    Correction,
+    Escrowed,
+    Matched,
+    PaidAlready,
+    RefundRequested,
+    Scheme,
+    Settled,
+    Valid,
+    Verdict,
+)
+from ..schemes.registry import SchemeRegistry, scheme_and_network
+from ..settlement.base import Settlement
+from ..settlement.solana import Solana
 from ..telemetry import Telemetry
 
 logger = logging.getLogger("x402_mcp")
@@ -89,14 +92,25 @@ class Collector:
         self.ledger = ledger
         self.owner = owner
         self.telemetry = telemetry or Telemetry()
-        self.settlement = settlement
+        self.solana = tuple(solana)
         self.network = network
         self.asset = asset
+        self.settlement = settlement
         self.clock = clock
-        self.solana = tuple(solana)
         # Requests whose verification found their authorization already paid on chain (someone
         # submitted it first), by id, with that transaction: `settle` records it, sending nothing.
         self._paid_on_chain: dict[str, str] = {}
+
+    @property
+    def settlement(self) -> Settlement:
+        """The backend of the server's own network (its `exact` EVM scheme's)."""
+        return self._settlement
+
+    @settlement.setter
+    def settlement(self, settlement: Settlement) -> None:
+        # Every payment goes through its scheme: the registry is rebuilt around the new backend.
+        self._settlement = settlement
+        self.schemes = SchemeRegistry([ExactEvm(self.network, self.asset, settlement), *self.solana])
 
     async def get(self, request_id: str) -> PaymentRequest | None:
         """Request `request_id` if this server quoted it; None for an unknown id and for
@@ -104,39 +118,73 @@ class Collector:
         return await self.ledger.get(request_id, owner=self.owner)
 
     def check_owned(self, request: PaymentRequest) -> None:
-        """Refuse `request` as unknown unless this server quoted it (for a request read
-        without `get`, e.g. by the page or an older caller).
-
-        Raises:
-            Refused: `UnknownPaymentRequest`, saying nothing of the other server's request.
-        """
+        """Refuse `request` as unknown (`Refused`) unless this server quoted it (for a request
+        read without `get`, e.g. by the page); nothing is said of another server's request."""
         if self.owner is not None and not self.owner.owns(request):
             raise Refused(unknown_request(request.id), None)
 
     async def accepts(self, request: PaymentRequest) -> list[PaymentRequirements]:
-        """Every way to pay `request`: the EVM network first, then each Solana payee
-        whose facilitator can currently name its fee payer."""
-        accepts = [requirements_for(request, self.asset)]
-        for option in self.solana:
-            quoted = await option.quote(request)
-            if quoted is not None:
-                accepts.append(quoted)
-        return accepts
+        """Every way to pay `request`, as the registered schemes offer it: the EVM network
+        first, then each Solana payee whose facilitator can currently name its fee payer."""
+        return await self.schemes.accepts(request)
 
-    async def requirements(self, request: PaymentRequest, payload: ReceivedPayment) -> PaymentRequirements:
-        """Our requirements for `request` on the network `payload` pays on.
+    def scheme_for(self, payload: ReceivedPayment, request: PaymentRequest | None) -> Scheme[Any]:
+        """The registered scheme that takes `payload` (its scheme and network pick it).
 
         Raises:
-            Refused: we accept no payments on that network.
-            SettlementError: the Solana facilitator cannot name its fee payer (a crash).
+            Refused: we accept no payments in that scheme on that network.
         """
-        if not isinstance(payload, SvmPaymentPayload):
-            return requirements_for(request, self.asset)
-        option = self._solana_option(payload, request)
-        quoted = await option.quote(request)
-        if quoted is None:
-            raise SettlementError(f"the facilitator for {option.network.caip2} cannot name its fee payer")
-        return quoted
+        raw = payload.dump()
+        named = scheme_and_network(raw)
+        found = named if isinstance(named, Refusal) else self.schemes.lookup(*named)
+        if not isinstance(found, Refusal):
+            return found
+        home = next(iter(self.schemes))
+        if not isinstance(home.parse(raw), Refusal):
+            # A payment of our own network's kind, for another network: its checks say what is wrong.
+            return home
+        network = named[1] if not isinstance(named, Refusal) else "that network"
+        accepted = ", ".join(scheme.caip2 for scheme in self.schemes)
+        raise Refused(
+            PaymentMismatch(
+                f"payments on {network} are not accepted here; pay on one of: {accepted}",
+                reason="network_mismatch",
+            ),
+            request,
+        )
+
+    def _scheme_of(self, matched: Matched[Any]) -> Scheme[Any]:
+        found = self.schemes.lookup(matched.requirements.scheme, matched.requirements.network)
+        if isinstance(found, Refusal):  # never: our own requirements name a registered scheme
+            raise SettlementError(found.message)
+        return found
+
+    async def requirements(self, request: PaymentRequest, payload: ReceivedPayment) -> PaymentRequirements:
+        """Our requirements for `request` in the scheme and on the network `payload` pays with.
+
+        Raises:
+            Refused: we accept no payments in that scheme on that network.
+            SettlementError: the scheme cannot offer terms now (e.g. a Solana facilitator
+                that cannot name its fee payer): a crash.
+        """
+        scheme = self.scheme_for(payload, request)
+        offered = await scheme.accepts(request)
+        if not offered:
+            raise SettlementError(f"the {scheme.scheme} scheme on {scheme.caip2} cannot take payments now")
+        return offered[0]
+
+    def match(
+        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
+    ) -> Matched[Any]:
+        """`payload` checked against our `requirements` for `request` by its scheme, without the chain.
+
+        Raises:
+            Refused: it does not fit (the request is untouched).
+        """
+        matched = self.scheme_for(payload, request).match(payload, [requirements], now=self.clock())
+        if isinstance(matched, Refusal):
+            raise Refused(payment_error_for(matched.reason, matched.message), request)
+        return matched
 
     async def collect(
         self,
@@ -152,9 +200,15 @@ class Collector:
             Refused: the payment does not fit the request, or the backend refused it.
             SettlementError / LedgerError: a backend failed (a crash, not the payer's fault).
         """
-        request = await self.begin(request, payload, requirements, price=request.price, decimals=decimals)
-        await self.verify(request, payload, requirements)
-        return await self.settle(request, payload, requirements)
+        request, matched = await self.begin(
+            request, payload, requirements, price=request.price, decimals=decimals
+        )
+        verdict = await self.verify(request, matched)
+        if not isinstance(verdict, (Valid, PaidAlready)):
+            # A payment the page takes is paid now; one that holds funds or asks a refund is not one.
+            await self.release(request, matched)
+            raise Refused(PaymentMismatch("this payment cannot pay a request on the page"), request)
+        return await self.settle(request, matched)
 
     async def begin(
         self,
@@ -164,38 +218,30 @@ class Collector:
         *,
         price: int,
         decimals: int,
-    ) -> PaymentRequest:
+    ) -> tuple[PaymentRequest, Matched[Any]]:
         """Check the payment against the request, claim the payment for it, and claim the
-        request for settling.
+        request for settling; the request as it now stands, and the payment as matched.
 
-        The payment is claimed after its signature is known to be its payer's, so
-        nobody can take someone else's nonce with a forged one: an EOA's signature
-        is recovered by the pure checks; a smart wallet's (EIP-1271 / ERC-6492) is
-        verified by the backend first, before the claim. Either way the claim comes
-        before anything settles or runs, in either settlement order.
+        The payment is claimed once its signature is known to be its payer's (by the
+        scheme's pure checks, or for a contract wallet its verification first), so nobody
+        takes someone else's nonce with a forged one; and before anything settles or runs.
 
         Raises:
-            Refused: the payment does not fit, or was already presented for another
-                request (`PaymentReplayed`; which one is not said: a paid id is a
-                bearer capability).
+            Refused: the payment does not fit, or was already presented for another request
+                (`PaymentReplayed`; which one is not said: a paid id is a bearer capability).
         """
         self.check_owned(request)
         now = self.clock()
-        try:
-            check_payable(request, price, now, decimals)
-            if isinstance(payload, SvmPaymentPayload):
-                match_solana_payment(payload, requirements)
-            else:
-                matched = match_payment(payload, requirements, self.network, now=now)
-        except PaymentError as error:
-            raise Refused(error, request) from None
-        if not isinstance(payload, SvmPaymentPayload) and not matched.signature_checked:
+        refusal = payable_now(request, price=price, now=now, decimals=decimals)
+        if refusal is not None:
+            raise Refused(refusal, request)
+        matched = self.match(request, payload, requirements)
+        if not matched.signature_checked:
             # Only the chain can check this signature; a refusal here leaves the request untouched.
-            with backend_failures("verify"):
-                verdict = await self.settlement.verify(payload, requirements)
-            if not verdict.is_valid:
-                raise Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), request)
-        owner = await self.ledger.claim_payment(payment_key(payload, requirements), request.id, now=now)
+            verdict = await self._scheme_of(matched).verify(matched)
+            if isinstance(verdict, Refusal):
+                raise Refused(payment_error_for(verdict.reason, verdict.message), request)
+        owner = await self.ledger.claim_payment(PaymentKey(*matched.key), request.id, now=now)
         if owner != request.id:
             raise Refused(
                 PaymentReplayed(
@@ -204,195 +250,135 @@ class Collector:
                 ),
                 request,
             )
-        return await self.transition(request, Event.BEGIN_SETTLEMENT, payload=payload.to_json())
+        return await self.transition(request, Event.BEGIN_SETTLEMENT, payload=payload.to_json()), matched
 
-    async def verify(
-        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
-    ) -> None:
-        """Have the backend verify `payload`; a refusal makes the request payable again,
-        unless the token shows its authorization used (see `_release_unless_moved`).
+    async def verify(self, request: PaymentRequest, matched: Matched[Any]) -> Verdict:
+        """Have the payment's scheme verify it; its verdict, unless it refused.
 
-        Returns normally when the authorization already paid this request on chain
-        (someone submitted it first): `settle` then records that transfer.
+        `PaidAlready` (someone submitted it first) is remembered for `settle` to record; after
+        a refusal or a `Correction` the request is `issued` again.
 
         Raises:
-            Refused: the backend refused the payment (the request is `issued` again).
+            Refused: the scheme refused the payment.
             SettlementError / LedgerError: a crash (the request stays `settling` if the
                 authorization may have moved money).
         """
+        requirements = matched.requirements
         try:
             with self.telemetry.backend("verify", request, requirements.scheme) as verifying:
-                verdict = await self._verify(request, payload, requirements)
-                if not verdict.is_valid:
-                    verifying.refused(payment_error_for(verdict.invalid_reason, None).reason)
+                verdict = await self._scheme_of(matched).verify(matched)
+                refused = verdict.refusal if isinstance(verdict, Correction) else verdict
+                if isinstance(refused, Refusal):
+                    verifying.refused(payment_error_for(refused.reason, None).reason)
         except BaseException:
             # Our verification moves no money, but someone else may have used the authorization.
             with anyio.CancelScope(shield=True):
                 try:
-                    await self.release(request, payload, requirements)
+                    await self.release(request, matched)
                 except Exception:
                     logger.warning("%s stays settling: the chain cannot say it moved nothing", request.id)
             raise
-        if not verdict.is_valid:
-            found = await self._release_unless_moved(request, payload, requirements)
-            if found.status == "settled" and found.tx_hash is not None:
-                if len(self._paid_on_chain) >= _PAID_ON_CHAIN_LIMIT:
-                    self._paid_on_chain.clear()  # only a gas saving: `settle` would find it anyway
-                self._paid_on_chain[request.id] = found.tx_hash
-                return
-            refreshed = await self.get(request.id)
-            raise Refused(payment_error_for(verdict.invalid_reason, verdict.invalid_message), refreshed)
+        if isinstance(verdict, PaidAlready):
+            if len(self._paid_on_chain) >= _PAID_ON_CHAIN_LIMIT:
+                self._paid_on_chain.clear()  # only a gas saving: `settle` would find it anyway
+            self._paid_on_chain[request.id] = verdict.transaction
+        elif isinstance(refused, Refusal):
+            # The scheme weighed the chain already: nothing of this payment moved.
+            await self.transition(request, Event.SETTLEMENT_FAILED)
+            if not isinstance(verdict, Correction):  # a correction is answered by the flow
+                raise Refused(payment_error_for(refused.reason, refused.message), await self.get(request.id))
+        return verdict
 
     async def settle(
         self,
         request: PaymentRequest,
-        payload: ReceivedPayment,
-        requirements: PaymentRequirements,
+        matched: Matched[Any],
         *,
+        verdict: Verdict | None = None,
         claim: tuple[float, str] | None = None,
     ) -> PaymentRequest:
-        """Settle `payload` and record it: the request is `paid`, or with `claim`
-        (`(lease_seconds, claim_id)`, for a call that goes on to run the tool) `redeeming`
-        under that claim from the moment it is recorded, in the same write.
+        """Settle the payment through its scheme and record it: the request is `paid`, or with
+        `claim` (`(lease_seconds, claim_id)`, for a call that goes on to run the tool)
+        `redeeming` under that claim from the moment it is recorded, in the same write.
 
         Raises:
-            Refused: the backend refused the settlement (the request is `issued` again).
+            Refused: the scheme refused the settlement (the request is `issued` again).
             SettlementError / LedgerError: a crash (the request stays `settling`).
         """
         # A SettlementError here leaves the request in `settling` with its payload:
         # the transaction may have been broadcast, so only the chain can tell.
+        requirements = matched.requirements
         paid_in = self._paid_on_chain.pop(request.id, None)
         try:
             with self.telemetry.backend("settle", request, requirements.scheme) as settling:
                 if paid_in is None:
-                    receipt = await self._settle(request, payload, requirements)
+                    settleable = verdict if isinstance(verdict, (Valid, Escrowed, RefundRequested)) else None
+                    settled = await self._scheme_of(matched).settle(
+                        matched, settleable or Valid(matched.payer), charge=matched.ceiling
+                    )
                 else:
                     # Already paid on chain (see `verify`): a transaction of ours could only revert.
-                    receipt = SettleResponse(success=True, transaction=paid_in, network=requirements.network)
-                if not receipt.success:
-                    settling.refused(payment_error_for(receipt.error_reason, None).reason)
+                    settled = Settled(paid_in, requirements.network, matched.payer, matched.ceiling)
+                if isinstance(settled, Refusal):
+                    settling.refused(payment_error_for(settled.reason, None).reason)
         except (SettlementError, LedgerError):
             # Still `settling` (recorded by `begin`): reconciliation asks the chain.
             self.telemetry.settlement_failed(request, "backend_error", requirements.scheme, self.clock())
             raise
-        if not receipt.success:
-            found = await self._release_unless_moved(request, payload, requirements)
-            if found.status != "settled" or found.tx_hash is None:
-                refreshed = await self.get(request.id)
-                error = payment_error_for(receipt.error_reason, receipt.error_message)
-                self.telemetry.settlement_failed(request, error.reason, requirements.scheme, self.clock())
-                raise Refused(error, refreshed)
-            # The backend said no, but the token shows this authorization paid this request
-            # (someone else submitted it first, or the node misreported our transaction).
-            logger.warning(
-                "%s: settlement refused, but the chain shows it paid in %s", request.id, found.tx_hash
-            )
-            receipt = receipt.model_copy(
-                update={"success": True, "transaction": found.tx_hash, "payer": None}
-            )
-        claimed_payer = "" if isinstance(payload, SvmPaymentPayload) else payload.payload.authorization.from_
+        if isinstance(settled, Refusal):
+            # The scheme weighed the chain already: nothing of this payment moved.
+            await self.transition(request, Event.SETTLEMENT_FAILED)
+            refreshed = await self.get(request.id)
+            error = payment_error_for(settled.reason, settled.message)
+            self.telemetry.settlement_failed(request, error.reason, requirements.scheme, self.clock())
+            raise Refused(error, refreshed)
         record = SettlementRecord(
-            tx_hash=receipt.transaction,
-            payer=receipt.payer or claimed_payer,
+            tx_hash=settled.transaction,
+            payer=settled.payer,
             amount=request.price,
             asset=requirements.asset,
             network=requirements.network,
             settled_at=self.clock(),
         )
-        logger.info("settled %s for %r in %s", format_usd(request.price), request.tool, receipt.transaction)
+        logger.info("settled %s for %r in %s", format_usd(request.price), request.tool, settled.transaction)
         if claim is None:
-            settled = await self.transition(request, Event.SETTLED, settlement=record)
+            recorded = await self.transition(request, Event.SETTLED, settlement=record)
         else:
             lease_seconds, claim_id = claim
-            settled = await self.transition(
+            recorded = await self.transition(
                 request,
                 Event.SETTLED,
                 settlement=record,
                 lease_until=record.settled_at + lease_seconds,
                 claim_id=claim_id,
             )
-        self.telemetry.paid(settled, record, requirements.scheme)  # recorded: now it may be told
-        return settled
+        self.telemetry.paid(recorded, record, requirements.scheme)  # recorded: now it may be told
+        return recorded
 
     async def release(
-        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
+        self, request: PaymentRequest, matched: Matched[Any], verdict: Verdict | None = None
     ) -> None:
-        """Make `request` payable again when nothing we did settled it (verification failed,
-        or a `settle="after"` tool failed), unless the token shows its authorization used:
-        then it stays `settling`, and reconciliation records what the chain shows.
-
-        Raises:
-            Refused: the request moved on meanwhile (a state conflict).
+        """Make `request` payable again when nothing we did settled it (verification failed, or a
+        `settle="after"` tool failed), unless the chain shows the payment used: then it stays
+        `settling` for reconciliation. What the scheme held for it (`Escrowed`) goes back.
         """
         self._paid_on_chain.pop(request.id, None)
+        scheme = self._scheme_of(matched)
+        if isinstance(verdict, (Valid, Escrowed, RefundRequested)):
+            await scheme.release(matched, verdict)
         try:
-            await self._release_unless_moved(request, payload, requirements)
+            found = await scheme.reconcile(matched.payload, matched.requirements)
         except SettlementError as kept:
             logger.warning("%s stays settling for reconciliation: %s", request.id, kept)
-
-    async def _release_unless_moved(
-        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
-    ) -> OnChain:
-        """Put a refused payment's request back to `issued`, unless its authorization may
-        have moved money; what the chain said either way.
-
-        The token is asked first (`authorization_on_chain`): a request goes back to
-        `issued` only when the authorization is unused or canceled (or the backend
-        cannot read the chain at all, and its refusal is all we have). `settled`
-        is returned for the caller to honour as the payment.
-
-        Raises:
-            SettlementError: the node could not be read, or the authorization was used
-                by a transaction we cannot match to this request: the request stays
-                `settling` for reconciliation, and the payer must not pay again.
-        """
-        backend: object = self.settlement
-        if isinstance(payload, SvmPaymentPayload):
-            backend = self._solana_option(payload, request).settlement
-        found = await authorization_on_chain(backend, payload, requirements)
+            return
         if may_release(found):
             await self.transition(request, Event.SETTLEMENT_FAILED)
         elif found.status != "settled":
-            raise SettlementError(
-                f"the token shows the authorization for {request.id} used ({found.status}), but no "
-                "transaction paying this request was found; it is kept for reconciliation, so do not "
-                "pay again"
+            logger.warning(
+                "%s stays settling for reconciliation: the chain shows its payment used (%s)",
+                request.id,
+                found.status,
             )
-        return found
-
-    async def _verify(
-        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
-    ) -> VerifyResponse:
-        if isinstance(payload, SvmPaymentPayload):
-            option = self._solana_option(payload, request)
-            with backend_failures("verify"):
-                return await option.settlement.verify(payload, requirements)
-        with backend_failures("verify"):
-            return await self.settlement.verify(payload, requirements)
-
-    async def _settle(
-        self, request: PaymentRequest, payload: ReceivedPayment, requirements: PaymentRequirements
-    ) -> SettleResponse:
-        if isinstance(payload, SvmPaymentPayload):
-            option = self._solana_option(payload, request)
-            with backend_failures("settle"):
-                return await option.settlement.settle(payload, requirements)
-        with backend_failures("settle"):
-            return await self.settlement.settle(payload, requirements)
-
-    def _solana_option(self, payload: SvmPaymentPayload, request: PaymentRequest) -> Solana:
-        network = payload.accepted.network
-        option = solana_payee_on(network, self.solana)
-        if option is not None:
-            return option
-        accepted = ", ".join([self.network.caip2, *(option.network.caip2 for option in self.solana)])
-        raise Refused(
-            PaymentMismatch(
-                f"payments on {network} are not accepted here; pay on one of: {accepted}",
-                reason="network_mismatch",
-            ),
-            request,
-        )
 
     async def transition(self, request: PaymentRequest, event: Event, **changes: Any) -> PaymentRequest:
         try:
@@ -401,55 +387,7 @@ class Collector:
                     request.id, event, now=self.clock(), owner=self.owner, **changes
                 )
         except StateConflict as conflict:
-            raise Refused(conflict_error(conflict), None) from None
-
-
-def unknown_request(request_id: str) -> UnknownPaymentRequest:
-    """What the caller hears of an id this server never quoted (unknown, or another
-    server's sharing the ledger): the same words either way."""
-    return UnknownPaymentRequest(f"there is no payment request {shown(request_id)}")
+            raise Refused(refusal_after_conflict(conflict), None) from None
 
 
 _PAID_ON_CHAIN_LIMIT = 1024
-
-
-def check_payable(request: PaymentRequest, price: int, now: float, decimals: int) -> None:
-    """Raise the `PaymentError` that says why `request` cannot take a payment now, if any."""
-    if request.state is State.CONSUMED:
-        raise PaymentReplayed(f"payment request {request.id} was already paid and used")
-    if request.state in (State.PAID, State.REDEEMING):
-        raise PaymentReplayed(
-            f"payment request {request.id} is already paid; call the tool again without a payment to use it"
-        )
-    if request.state is State.SETTLING:
-        raise PaymentInProgress(f"payment request {request.id} is being settled by another call")
-    if request.state is State.EXPIRED or request.is_expired(now):
-        raise PaymentExpired(f"payment request {request.id} has expired; pay the new one")
-    if request.price < price:
-        raise underpaid(request, price, decimals)
-
-
-def underpaid(request: PaymentRequest, price: int, decimals: int) -> PaymentMismatch:
-    return PaymentMismatch(
-        f"payment request {request.id} covers {format_usd(request.price, decimals)}, "
-        f"but this call costs {format_usd(price, decimals)}",
-        reason="invalid_exact_evm_payload_authorization_value_mismatch",
-    )
-
-
-def conflict_error(conflict: StateConflict) -> PaymentError:
-    """The payer-facing error for a request that moved under us."""
-    current = conflict.current
-    if current in (State.SETTLING, State.REDEEMING):
-        return PaymentInProgress(
-            f"payment request {conflict.request_id} is in use by another call; try again"
-        )
-    if current == State.CONSUMED:
-        return PaymentReplayed(f"payment request {conflict.request_id} was already used")
-    if current == State.EXPIRED:
-        return PaymentExpired(f"payment request {conflict.request_id} has expired")
-    if current in (State.PAID,):
-        return PaymentReplayed(f"payment request {conflict.request_id} is already paid")
-    return UnknownPaymentRequest(
-        f"payment request {conflict.request_id} is not payable ({current or 'missing'})"
-    )

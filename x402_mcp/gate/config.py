@@ -273,8 +273,8 @@ def _solana_from_env(env: Mapping[str, str]) -> list[Any]:
     if not pay_to:
         return []
     from ..core.networks import is_solana_address, resolve_solana_network
-    from ..schemes.exact.solana import Solana
     from ..settlement.facilitator import FacilitatorSettlement
+    from ..settlement.solana import Solana
 
     name = env.get("X402_SOLANA_NETWORK", "").strip() or "solana-devnet"
     try:

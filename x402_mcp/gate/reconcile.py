@@ -14,7 +14,7 @@ presumed gone (its settling lease lapsed, or it began settling more than
 - it was canceled, or the backend refuses it and the token shows the
   authorization unused (expired, say): the request goes back to `issued`,
   payable again, with an audit line saying why (a refusal of an authorization
-  the token shows used is never released: see `settlement.outcome`);
+  the token shows used is never released: see `schemes.outcome`);
 - the backend cannot tell (no `lookup`, or one answering `"unknown"` because
   it cannot read the chain; a node failure; an authorization used
   by a transaction we cannot find; a stored payload that cannot be read):
@@ -37,16 +37,17 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..core.challenge import requirements_for
-from ..core.lifecycle import Event, State
 from ..core.networks import Asset
+from ..core.states import Event, State, StateConflict, settler_presumed_gone
 from ..core.wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload, parse_payment_payload
-from ..errors import LedgerError, PaymentError, SettlementError, StateConflict
+from ..errors import LedgerError, PaymentError, SettlementError
 from ..ledger.base import Ledger, Owner, PaymentRequest, SettlementRecord
-from ..schemes.exact.solana import Solana, solana_payee_on
+from ..schemes.exact.evm import requirements_for
+from ..schemes.exact.solana import solana_payee_on
+from ..schemes.outcome import authorization_on_chain, may_release
 from ..settlement.base import ChainLookup, OnChain, Settlement, backend_failures
 from ..settlement.checks import NONCE_ALREADY_USED
-from ..settlement.outcome import authorization_on_chain, may_release
+from ..settlement.solana import Solana
 from ..telemetry import Telemetry
 
 logger = logging.getLogger("x402_mcp")
@@ -66,17 +67,10 @@ class Reconciliation:
 async def awaiting_reconciliation(
     ledger: Ledger, *, now: float, grace_seconds: float, limit: int = 1000, owner: Owner | None = None
 ) -> list[PaymentRequest]:
-    """Requests in `settling` (of `owner`, when given) whose settler is presumed gone at `now`."""
+    """Requests in `settling` (of `owner`, when given) whose settler is presumed gone at `now`
+    (`states.settler_presumed_gone`, read off each row's lease and `settling_since`)."""
     settling = await ledger.requests(states=[State.SETTLING], limit=limit, owner=owner)
-    return [request for request in settling if await _stale(ledger, request, now, grace_seconds)]
-
-
-async def _stale(ledger: Ledger, request: PaymentRequest, now: float, grace_seconds: float) -> bool:
-    if request.lease_until is not None:
-        return request.lease_until < now
-    # No settling lease: the audit line of the latest begin_settlement says when it started.
-    began = [at for at, _, event, _ in await ledger.audit_trail(request.id) if event == "begin_settlement"]
-    return not began or began[-1] + grace_seconds < now
+    return [request for request in settling if settler_presumed_gone(request, now, grace_seconds)]
 
 
 class Reconciler:

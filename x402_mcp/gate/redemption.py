@@ -19,6 +19,8 @@ under this run's claim mid-run, and the heartbeat follows it (`Hold`).
 A redemption takes one ledger write to claim (`Ledger.claim`, which also says
 where the payment settled, for the receipt) and one to consume; the slower
 `transition` path is taken only when that claim finds nothing to take, to say why.
+What follows a run (consume, or release) is the flow's to decide (`core.flow`,
+`Order.REDEEM`); this module carries out each step.
 A caller's plain retry claims its oldest paid request in the same one write
 (`Ledger.claim_redeemable`), with no read before it.
 """
@@ -29,13 +31,13 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 from mcp_types import CallToolResult
 
 from ..core.challenge import receipt_meta
-from ..core.lifecycle import Event, State
+from ..core.states import Event, State
 from ..errors import LedgerError
 from ..ledger.base import Claim, PaymentRequest
 from .collect import Collector
@@ -106,25 +108,6 @@ class Redemption:
             now=self.collector.clock(),
             owner=self.collector.owner,
         )
-
-    async def run(self, request: PaymentRequest, tool: Callable[[], Awaitable[Any]]) -> CallToolResult:
-        """Claim `request`, run `tool`, and consume the request only if the tool succeeded."""
-        return await self.run_claimed(Claim(await self.claim(request), None), tool)
-
-    async def run_claimed(self, claim: Claim, tool: Callable[[], Awaitable[Any]]) -> CallToolResult:
-        """Run `tool` for a request this call claimed; consume it only if the tool succeeded."""
-        claimed = claim.request
-        try:
-            result = await self.holding(claimed, tool)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.release(claimed)
-            raise
-        if not isinstance(result, CallToolResult) or result.is_error:
-            # A failed run keeps the payment: the same request can be redeemed again.
-            await self.release(claimed)
-            return result  # type: ignore[no-any-return]
-        return await self.finish(claimed, result, network=claim.network)
 
     async def holding(self, held: PaymentRequest | Hold, tool: Callable[[], Awaitable[T]]) -> T:
         """Run `tool` while a heartbeat keeps `held` from being taken for abandoned; return its

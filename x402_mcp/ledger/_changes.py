@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, NotRequired, TypedDict, Unpack
 
-from ..core.lifecycle import TRANSITIONS, Event, State
+from ..core.states import TRANSITIONS, Event, State, StateConflict
 from ..core.text import shown
-from ..errors import LedgerError, StateConflict, TooManyOpenRequests
+from ..errors import LedgerError, TooManyOpenRequests
 from .base import Owner, PaymentRequest, SettlementRecord
 
 #: Columns of `payment_requests`, in the order of the dataclass fields.
@@ -180,17 +180,18 @@ def plan_transition(
         raise LedgerError(f"{event.value} takes no {', '.join(extra)}")
     transition = TRANSITIONS[event]
     sources = tuple(sorted(transition.sources))
-    target = transition.target
-    if event is Event.SETTLED and (claim_id is not None or lease_until is not None):
-        target = State.REDEEMING
+    # A settlement recorded with the claim of the run that goes on to use it (the table says where).
+    claimed = event is Event.SETTLED and (claim_id is not None or lease_until is not None)
+    target = transition.target_for(claimed=claimed)
     sets: tuple[tuple[str, object], ...] = ()
     detail = f"-> {target.value}"
     if event is Event.BEGIN_SETTLEMENT:
-        # The lease (optional) says until when the settler is presumed alive; past it,
-        # reconciliation may finish the settlement from the stored payload.
-        sets = (("payload", payload), ("lease_until", lease_until))
+        # The lease (optional) says until when the settler is presumed alive; past it, or past
+        # the grace after `settling_since` without one, reconciliation may finish the
+        # settlement from the stored payload (`states.settler_presumed_gone`).
+        sets = (("payload", payload), ("lease_until", lease_until), ("settling_since", now))
     elif event is Event.SETTLEMENT_FAILED:
-        sets = (("lease_until", None),)
+        sets = (("lease_until", None), ("settling_since", None))
     elif event is Event.SETTLED:
         if settlement is None:
             raise LedgerError("settled needs the settlement record it stores")
@@ -199,18 +200,19 @@ def plan_transition(
             ("tx_hash", settlement.tx_hash),
             ("payer", settlement.payer),
             ("paid_at", settlement.settled_at),
+            ("settling_since", None),
             ("lease_until", None),
         )
-        if target is State.REDEEMING:
+        if claimed:
             if claim_id is None:
                 raise LedgerError("settled with a lease needs the claim_id of the run that holds it")
             lease_until = check_lease(lease_until, now)
-            sets = (*sets[:3], ("lease_until", lease_until), ("claim_id", claim_id))
+            sets = (*sets[:4], ("lease_until", lease_until), ("claim_id", claim_id))
         detail += (
             f": tx {settlement.tx_hash} on {settlement.network},"
             f" {settlement.amount} units of {settlement.asset} from {settlement.payer}"
         )
-        if target is State.REDEEMING:
+        if claimed:
             detail += f"; claimed until {lease_until}"
     elif event is Event.CLAIM:
         lease_until = check_lease(lease_until, now)
@@ -227,7 +229,7 @@ def plan_transition(
         target=target,
         sets=sets,
         now=now,
-        reclaims_lapsed_lease=event is Event.CLAIM,
+        reclaims_lapsed_lease=transition.reclaims_lapsed_lease,
         requires_unexpired=event is Event.BEGIN_SETTLEMENT,
         settlement=settlement,
         detail=detail,
@@ -269,7 +271,7 @@ def check_lease(lease_until: float | None, now: float) -> float:
     return lease_until
 
 
-def expires_instead(change: Change, state: str, expires_at: float) -> bool:
+def expires_instead(change: Change, state: State, expires_at: float) -> bool:
     """Whether a refused `change` found a request that it must expire instead.
 
     A settlement must not start on a quote past its expiry; the ledger then

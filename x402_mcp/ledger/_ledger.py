@@ -15,8 +15,8 @@ from collections.abc import Collection, Sequence
 from functools import partial
 from typing import Unpack
 
-from ..core.lifecycle import Event, State
-from ..errors import LedgerError, StateConflict
+from ..core.states import Event, State, StateConflict
+from ..errors import LedgerError
 from ._changes import (
     ClaimTerms,
     EventArguments,
@@ -132,11 +132,11 @@ class SQLLedger(ChannelLedger):
         **given: Unpack[EventArguments],
     ) -> PaymentRequest:
         """See `Ledger.transition`: one compare-and-set; a `begin_settlement` refused because
-        the quote expired expires it (`StateConflict.current == "expired"`)."""
+        the quote expired expires it (`StateConflict.current is State.EXPIRED`)."""
         change = plan_transition(event, now=now, owner=owner, **given)
         if not possible_id(request_id):
             raise missing(request_id, event)
-        current: str | None = None
+        current: State | None = None
         row = await self._execute(partial(self._compare_and_set, request_id, change), write=True)
         if row is None:
             refusal = partial(self._refusal, request_id, change)

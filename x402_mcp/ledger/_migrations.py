@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..core.lifecycle import State
+from ..core.states import Event, State
 from ..errors import LedgerError
 
 if TYPE_CHECKING:
@@ -96,10 +96,21 @@ def ledger_migrations(d: Dialect) -> tuple[Migration, ...]:
         f"CREATE INDEX audit_unattached ON {t.audit} (at) WHERE request_id IS NULL",
         f"CREATE INDEX payment_requests_results ON {t.requests} (consumed_at) WHERE result IS NOT NULL",
     )
+    # When each settlement in progress began, on its row: reconciliation reads it in the one
+    # query that lists settling requests. Rows settling at the upgrade take the time of their
+    # latest begin_settlement audit line (none found: presumed gone, as before).
+    settling_since = (
+        f"ALTER TABLE {t.requests} ADD COLUMN settling_since {time}",
+        f"""UPDATE {t.requests} SET settling_since = (
+            SELECT max(a.at) FROM {t.audit} a
+            WHERE a.request_id = {t.requests}.id AND a.event = '{Event.BEGIN_SETTLEMENT.value}'
+        ) WHERE state = '{State.SETTLING.value}'""",
+    )
     return (
         Migration(1, "payment requests, settlements, audit", created),
         Migration(2, "claim fencing token; open and settling indexes", bounded),
         Migration(3, "claimed payments; unattached audit and stored result indexes", claimed),
+        Migration(4, "settling_since: when a settlement in progress began", settling_since),
         Migration(5, "batch-settlement channels, charges, claims and sweeps", _channels(d)),
     )
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from ..core.lifecycle import State
+from ..core.states import State
 from ._changes import COLUMNS, Change, duplicate_settlement, expires_instead, expiry, request_from_row
 from ._dialect import Dialect, Result, Rows, Script, Statement
 from ._migrations import ledger_migrations, pending
@@ -134,7 +134,9 @@ class LedgerScripts:
         rows = yield from self._logged(write, returning=returning, key=request_id, audit=audit, settlement=s)
         return rows[0] if rows else None
 
-    def _refusal(self, request_id: str, change: Change) -> Script[tuple[tuple[Any, ...] | None, str | None]]:
+    def _refusal(
+        self, request_id: str, change: Change
+    ) -> Script[tuple[tuple[Any, ...] | None, State | None]]:
         """After a lost compare-and-set: no row, and the state that refused it (None: no such request).
 
         Holds the row it reads (`Dialect.lock_rows`, or SQLite's write transaction), so the
@@ -155,13 +157,14 @@ class LedgerScripts:
         row = yield from self._compare_and_set(request_id, change)
         if row is not None:
             return row, None
-        state, expires_at = found.rows[0]
+        stored, expires_at = found.rows[0]
+        state = State(stored)
         if expires_instead(change, state, expires_at):
             yield from self._compare_and_set(
                 request_id, expiry(change.now, "settlement begun after expires_at", change.owner)
             )
-            return None, State.EXPIRED.value
-        return None, str(state)
+            return None, State.EXPIRED
+        return None, state
 
     def _take(
         self, request_id: str, pick: tuple[str, list[object]] | None, change: Change, tool: str, price: int

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from ..core.lifecycle import State
+from ..core.states import LEASED, State
 from ._changes import COLUMNS, Change
 from .base import Owner
 
@@ -48,6 +48,12 @@ class Tables:
             "channel_claim_entries",
         )
         return cls(*(f"{prefix}{name}" for name in names))
+
+
+def lapsed_lease(now: str) -> str:
+    """`states.lease_lapsed` of a leased row, in SQL (`now`: its placeholder): the holder's
+    lease ran out before now, so the request may be claimed again."""
+    return f"(state = '{LEASED.value}' AND lease_until < {now})"
 
 
 class Queries:
@@ -107,7 +113,7 @@ class Queries:
         return (
             f"SELECT {'id' if ids_only else ', '.join(COLUMNS)} FROM {self.tables.requests}"
             f" WHERE tool = {p} AND caller = {p} AND (state = '{State.PAID.value}'"
-            f" OR (state = '{State.REDEEMING.value}' AND lease_until < {p})){self.owned(owner, params)}"
+            f" OR {lapsed_lease(p)}){self.owned(owner, params)}"
             " ORDER BY created_at, id LIMIT 1"
         ), params
 
@@ -129,8 +135,8 @@ class Queries:
         params += [state.value for state in change.sources]
         if change.reclaims_lapsed_lease:
             # The run that held the lease died (or overran it): the request is redeemable again.
-            allowed = f"({allowed} OR (state = {p} AND lease_until < {p}))"
-            params += [State.REDEEMING.value, change.now]
+            allowed = f"({allowed} OR {lapsed_lease(p)})"
+            params.append(change.now)
         where = f"id = {target} AND {allowed}"
         if change.fence is not None:
             where += f" AND claim_id = {p}"

@@ -1,113 +1,13 @@
-"""The ledger protocol and the records it keeps."""
+"""The ledger protocol. The records it keeps are the core's (`x402_mcp.core.states`)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ..core.lifecycle import Event, State
+from ..core.states import Claim, Event, Owner, PaymentKey, PaymentRequest, SettlementRecord, State
 
-
-@dataclass(frozen=True, slots=True)
-class SettlementRecord:
-    """One settlement on chain: what moved, from whom, in which transaction."""
-
-    tx_hash: str
-    payer: str
-    amount: int
-    asset: str
-    network: str
-    settled_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentKey:
-    """What makes a payment one payment, whichever request it is presented for.
-
-    EVM: the network, the payer and the EIP-3009 nonce of the signed
-    authorization (both lower-cased). Solana: the network, an empty payer and
-    the SHA-256 of the message the payer signed (`sha256:<hex>`).
-    """
-
-    network: str
-    payer: str
-    nonce: str
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentRequest:
-    """A price quoted to one caller for one tool call, and what became of it.
-
-    `price` is in atomic units of `asset`. `caller` is who it was issued to
-    (`stdio:<uuid>`, `session:<Mcp-Session-Id>`, `principal:<id>`), or None when
-    the host gave no identity and the id itself is the capability.
-    """
-
-    id: str
-    tool: str
-    price: int
-    asset: str
-    network: str
-    pay_to: str
-    caller: str | None
-    created_at: float
-    expires_at: float
-    max_timeout_seconds: int
-    state: State = State.ISSUED
-    description: str = ""
-    payload: str | None = None
-    tx_hash: str | None = None
-    payer: str | None = None
-    paid_at: float | None = None
-    lease_until: float | None = None
-    consumed_at: float | None = None
-    result: str | None = None
-    claim_id: str | None = None
-
-    def is_expired(self, now: float) -> bool:
-        return self.state is State.ISSUED and now >= self.expires_at
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """The server a payment request belongs to: the payee, network and asset it quoted.
-
-    Several servers may share one ledger; a request is theirs to settle, redeem, expire
-    or reconcile only when all three match (the ledger's `owner=` arguments put this in
-    the SQL, so a foreign row is never read or moved). The values are compared exactly
-    as the quoting server stored them (a checksummed payee, the CAIP-2 network, the
-    token address).
-    """
-
-    pay_to: str
-    network: str
-    asset: str
-
-    @classmethod
-    def of(cls, request: PaymentRequest) -> Owner:
-        """The owner that quoted `request`."""
-        return cls(request.pay_to, request.network, request.asset)
-
-    def owns(self, request: PaymentRequest) -> bool:
-        """Whether `request` was quoted by this server (the predicate the SQL also applies)."""
-        return (request.pay_to, request.network, request.asset) == (self.pay_to, self.network, self.asset)
-
-    def values(self) -> list[object]:
-        """The parameters of `Queries.owned`, in its order."""
-        return [self.pay_to, self.network, self.asset]
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A paid request claimed for one run (`Ledger.claim`), and where it was paid.
-
-    `network` is the network of its latest recorded settlement (a request can be
-    paid on Solana as well as on its own network), or None when none is recorded.
-    """
-
-    request: PaymentRequest
-    network: str | None
+__all__ = ["Claim", "Ledger", "Owner", "PaymentKey", "PaymentRequest", "SettlementRecord"]
 
 
 @runtime_checkable

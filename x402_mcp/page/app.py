@@ -47,10 +47,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..chains.demo_wallet import DemoWallet
-from ..core.challenge import Offer, payment_required, requirements_for, retry_sentence
+from ..core.challenge import Offer, payment_required, retry_sentence
 from ..core.evm import new_nonce, requirement_typed_data
 from ..core.ids import is_request_id
-from ..core.lifecycle import State
+from ..core.states import State
 from ..core.text import shown
 from ..core.wire import (
     MAX_PAYLOAD_BYTES,
@@ -65,6 +65,7 @@ from ..core.wire import (
 from ..errors import LedgerError, MalformedPayment, SettlementError
 from ..gate.collect import Collector, Refused
 from ..ledger.base import PaymentRequest
+from ..schemes.exact.evm import requirements_for
 from ..schemes.exact.matching import referenced_request_id
 from .bodies import BadContentLength, BadJson, BodyTimeout, BodyTooLarge, parse_json_body, read_bounded
 from .render import STATIC_FILES, asset_text, page_state, receipt_fields, render_not_found, render_page
@@ -153,6 +154,7 @@ class PaymentPage:
             scope (the HTTP 402's `resource.url`); by default the offer's.
         server_name: the MCP server's name, shown to the payer.
         demo_wallet: only on the embedded DevChain: offers "Pay with the demo wallet".
+        open_ledger: opens the ledger on first use (the gate's `open_ledger`); default: its own.
     """
 
     def __init__(
@@ -163,8 +165,12 @@ class PaymentPage:
         link_base: Callable[[Mapping[str, Any]], str] | None = None,
         server_name: str = "MCP server",
         demo_wallet: DemoWallet | None = None,
+        open_ledger: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.collector = collector
+        # The gate's own opening, under its lock: a page and a call that both come first open
+        # the ledger once (a second open would leak its first connection pool).
+        self.open_ledger = open_ledger or collector.ledger.open
         self.offer = offer
         self.link_base = link_base or (lambda scope: self.offer().public_url)
         self.server_name = server_name
@@ -228,7 +234,7 @@ class PaymentPage:
 
     async def _guarded(self, request: Request, handler: Callable[[Request], Awaitable[Response]]) -> Response:
         try:
-            await self.collector.ledger.open()
+            await self.open_ledger()
             return await handler(request)
         except PageError as error:
             return _json(error.status, {"error": shown(str(error), MAX_ERROR_CHARS)}, error.headers)
@@ -360,7 +366,7 @@ class PaymentPage:
         self, payment_request: PaymentRequest, error: str | None, resource: str
     ) -> Response:
         accepts = await self.collector.accepts(payment_request)
-        required = payment_required(payment_request, self.offer().asset, error=error, accepts=accepts)
+        required = payment_required(payment_request, error=error, accepts=accepts)
         # Over HTTP the resource is this URL (the MCP challenge names the tool):
         # x402 browser clients fetch `resource.url` once they have paid.
         hosted = ResourceInfo(

@@ -17,9 +17,9 @@ from string import Template
 from typing import Any
 
 from ..core.challenge import Offer, retry_sentence
-from ..core.lifecycle import State
 from ..core.money import format_amount, format_usd
 from ..core.networks import Network
+from ..core.states import State
 from ..ledger.base import PaymentRequest
 
 STATIC_FILES = {"pay.css": "text/css; charset=utf-8", "pay.js": "text/javascript; charset=utf-8"}

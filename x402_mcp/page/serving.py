@@ -90,6 +90,7 @@ def build_page(payments: Payments, *, server_name: str | None = None) -> Payment
         link_base=lambda scope: payments.link.base_for(scope) or payments.offer.public_url,
         server_name=str(name),
         demo_wallet=None if chain is None else DemoWallet(chain),
+        open_ledger=payments.open_ledger,
     )
 
 

@@ -1,109 +1,12 @@
-"""The settlement protocol every backend implements: verify, settle, supported."""
+"""The settlement protocol every backend implements: verify, settle, supported.
+
+Declared in `x402_mcp.schemes.backends`, next to the schemes that call it (backends
+sit above them in the layers); re-exported here, where backends are written.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from ..schemes.backends import ChainLookup, Settlement, SolanaSettlement, backend_failures
+from ..schemes.protocol import OnChain
 
-from ..core.wire import (
-    AnyPaymentPayload,
-    PaymentRequirements,
-    SettleResponse,
-    SupportedResponse,
-    SvmPaymentPayload,
-    VerifyResponse,
-)
-from ..errors import LedgerError, PaymentError, SettlementError
-
-
-@runtime_checkable
-class Settlement(Protocol):
-    """Checks and executes exact-EVM payments.
-
-    `verify` and `settle` take *our* requirements, never the client's echo.
-    A payment the backend refuses is a normal answer (`is_valid=False`,
-    `success=False` with a reason code); only a failure of the backend itself
-    (RPC down, timeout, unexpected answer) raises `SettlementError`.
-    """
-
-    async def verify(
-        self, payload: AnyPaymentPayload, requirements: PaymentRequirements
-    ) -> VerifyResponse: ...
-
-    async def settle(
-        self, payload: AnyPaymentPayload, requirements: PaymentRequirements
-    ) -> SettleResponse: ...
-
-    async def supported(self) -> SupportedResponse: ...
-
-
-@dataclass(frozen=True, slots=True)
-class OnChain:
-    """What the chain says about one EIP-3009 authorization (see `ChainLookup`).
-
-    `status` is `"unused"` (it may still be settled), `"settled"` (`tx_hash`
-    used it and logged the transfer the requirements ask for), `"canceled"`
-    (the payer canceled it), `"used_elsewhere"` (used, but no transaction
-    paying these requirements was found: never record it as paid), or
-    `"unknown"` (this backend cannot read the chain: a facilitator without an
-    RPC URL, or a payment that is not exact-EVM).
-    """
-
-    status: Literal["unused", "settled", "canceled", "used_elsewhere", "unknown"]
-    tx_hash: str | None = None
-    amount: int | None = None
-
-
-@runtime_checkable
-class ChainLookup(Protocol):
-    """Optional for settlement backends that can read the chain (local settlement).
-
-    Reconciliation uses it to learn whether a payment whose settlement was cut
-    short (a crash, a timeout) reached the chain. A backend that cannot read the
-    chain (a remote facilitator without an `rpc_url`) answers `"unknown"`.
-    """
-
-    async def lookup(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> OnChain: ...
-
-
-@runtime_checkable
-class SolanaSettlement(Protocol):
-    """A backend that settles exact-SVM payments: in practice an x402 facilitator.
-
-    `fee_payer` is the account the facilitator pays Solana fees from; payers
-    build their transaction around it, so it goes into every Solana requirement.
-    """
-
-    async def verify(
-        self, payload: SvmPaymentPayload, requirements: PaymentRequirements
-    ) -> VerifyResponse: ...
-
-    async def settle(
-        self, payload: SvmPaymentPayload, requirements: PaymentRequirements
-    ) -> SettleResponse: ...
-
-    async def fee_payer(self, network: str) -> str: ...
-
-
-@contextlib.contextmanager
-def backend_failures(step: str) -> Iterator[None]:
-    """Around one call of a settlement backend: any exception but the protocol's own
-    (`SettlementError`, or a `PaymentError`/`LedgerError` it chose to raise) becomes a
-    `SettlementError`.
-
-    The protocol says a failing backend raises `SettlementError`; one that lets another
-    exception through (an author's own backend, a library's timeout or connection error)
-    would otherwise reach the framework as an opaque "Internal server error", and the
-    payer would not learn that the request is kept for reconciliation, nor its id. Its
-    words are not repeated (they may hold a node URL with its key); the log keeps the cause.
-    """
-    try:
-        yield
-    except (SettlementError, PaymentError, LedgerError):
-        raise
-    except Exception as failure:
-        raise SettlementError(
-            f"the settlement backend failed to {step}: it raised {type(failure).__name__}"
-        ) from failure
+__all__ = ["ChainLookup", "OnChain", "Settlement", "SolanaSettlement", "backend_failures"]

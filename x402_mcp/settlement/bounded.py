@@ -4,7 +4,7 @@ A node (or anything posing as one) can trickle an answer a byte at a time, which
 a per-read timeout never ends, or send an answer of any size. Settlement holds a
 paid call while it waits, so every answer read over HTTP has a deadline for the
 whole answer and a size cap: our own keep-alive connections enforce them in
-`relayer._HttpJsonRpc`, and web3's requests session (which carries what ours do
+`jsonrpc.HttpJsonRpc`, and web3's requests session (which carries what ours do
 not: the chain id, code and log reads, and every call through a proxy) gets a
 `BoundedSession` from `bound_http_provider`. Either failure is a backend failure,
 which settlement turns into a `SettlementError`: the request then stays out of
@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 from web3 import HTTPProvider
+
+from ..errors import SettlementError
 
 __all__ = [
     "DEFAULT_ANSWER_SECONDS",
@@ -42,7 +44,7 @@ MAX_ANSWER_BYTES = 4 * 1024 * 1024
 _CHUNK = 64 * 1024
 
 
-class AnswerTooLarge(Exception):
+class AnswerTooLarge(SettlementError):
     """The node's answer is over the size cap; it was not read to the end.
 
     Not a requests exception on purpose: web3 retries those, which would multiply the
@@ -50,7 +52,7 @@ class AnswerTooLarge(Exception):
     """
 
 
-class AnswerTooSlow(Exception):
+class AnswerTooSlow(SettlementError):
     """The node's answer did not arrive whole by its deadline (see `AnswerTooLarge` on why)."""
 
 

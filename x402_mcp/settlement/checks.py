@@ -23,7 +23,7 @@ from ..core.wire import (
     is_nonce,
     parse_uint,
 )
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, Refusal
 
 __all__ = [
     "ASSET_NOT_DEPLOYED",
@@ -75,14 +75,6 @@ UNDEPLOYED_SMART_WALLET = "invalid_exact_evm_payload_undeployed_smart_wallet"
 
 VALID_BEFORE_GRACE_SECONDS = 6
 """An authorization must stay valid this much longer, so it is still valid when its block is mined."""
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a payment is refused: an x402 reason code and a sentence for people."""
-
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from .contracts.eip3009 import (
     decode_bool,
     transfer_logged,
 )
-from .relayer import ChainReader
+from .reader import ChainReader
 
 __all__ = ["Disagreement", "is_tx_hash", "lookup_authorization", "payment_problem", "settlement_problem"]
 

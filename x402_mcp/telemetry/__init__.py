@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
 
-from ..core.lifecycle import State
-from ..errors import LedgerError, StateConflict
+from ..core.states import State, StateConflict
+from ..errors import LedgerError
 from .events import EVENT_KINDS, EventKind, PaymentEvent
 from .hooks import Hook, Hooks
 from .metrics import METRICS, PaymentMetrics

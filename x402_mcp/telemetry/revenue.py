@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ..core.lifecycle import State
 from ..core.money import USDC_DECIMALS, from_atomic
+from ..core.states import State
 from ..ledger.base import Ledger, Owner, PaymentRequest
 
 SETTLED_STATES = (State.PAID, State.REDEEMING, State.CONSUMED)

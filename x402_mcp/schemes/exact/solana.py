@@ -1,6 +1,7 @@
-"""Also accepting USDC on Solana, settled by an x402 facilitator.
+"""The `exact` scheme on Solana: USDC on Solana, settled by an x402 facilitator.
 
-A server keeps its EVM network and adds `Solana(...)` to `Payments(also_accept=[...])`.
+A server keeps its EVM network and adds `Solana(...)` (this scheme with its
+facilitator chosen, `settlement.solana`) to `Payments(also_accept=[...])`.
 Every challenge then offers a second `exact` requirement on Solana. The payer
 signs a transaction (a USDC transfer to our payee, with the facilitator as fee
 payer and the payment request id as its memo); the facilitator checks it against
@@ -12,27 +13,29 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from ...core.money import USDC_DECIMALS
 from ...core.networks import SolanaNetwork, is_solana_address, resolve_solana_network
-from ...core.wire import PaymentRequirements
-from ...errors import ConfigurationError, SettlementError
-from ...ledger.base import PaymentRequest
-from ...settlement.base import SolanaSettlement, backend_failures
-from ...settlement.facilitator import default_settlement
+from ...core.wire import PaymentRequirements, SettleResponse, SvmPaymentPayload, parse_payment_payload
+from ...errors import ConfigurationError, PaymentError, Refusal, SettlementError
+from ..backends import SolanaSettlement, backend_failures
+from ..protocol import Matched, OnChain, Quote, Settleable, Settled, Valid, Verdict
+from .answers import backend_refusal, check_whole_charge, claim_key, exact_receipt, offered_on
+from .matching import match_solana_payment
 
 logger = logging.getLogger("x402_mcp")
 
-__all__ = ["Solana"]
+__all__ = ["ExactSvm", "solana_payee_on"]
 
 FEE_PAYER_RETRY_SECONDS = 30.0
 """After the facilitator failed to name its fee payer, challenges go out without
 Solana for this long rather than waiting on it every time."""
 
 
-class Solana:
-    """A Solana payee, offered beside the server's EVM network.
+class ExactSvm:
+    """A Solana payee, offered beside the server's EVM network: the `exact` scheme on Solana.
 
     Args:
         pay_to: the payee's Solana wallet address (base58); USDC arrives in its
@@ -42,12 +45,14 @@ class Solana:
             decimals as the server's EVM asset, since one price covers both.
         decimals: the mint's decimals (USDC: 6).
         settlement: a facilitator that settles exact-SVM payments on `network`
-            (`FacilitatorSettlement(url)`); default: the public one, for devnet only.
+            (`FacilitatorSettlement(url)`; `settlement.solana.Solana` picks the public
+            one for devnet when none is given).
 
     Raises:
-        ConfigurationError: an invalid payee, an unknown network, no mint, or a
-            mainnet without an explicit facilitator.
+        ConfigurationError: an invalid payee, an unknown network, or no mint.
     """
+
+    scheme = "exact"
 
     def __init__(
         self,
@@ -56,7 +61,7 @@ class Solana:
         *,
         mint: str | None = None,
         decimals: int = USDC_DECIMALS,
-        settlement: SolanaSettlement | None = None,
+        settlement: SolanaSettlement,
     ) -> None:
         if not is_solana_address(pay_to):
             raise ConfigurationError(f"Solana pay_to {pay_to!r} is not a base58 Solana address")
@@ -69,12 +74,17 @@ class Solana:
         self.pay_to = pay_to
         self.mint = chosen_mint
         self.decimals = decimals
-        self.settlement: SolanaSettlement = settlement or default_settlement(self.network)
+        self.settlement = settlement
         self._fee_payer: str | None = None
         self._retry_at = 0.0
 
+    @property
+    def caip2(self) -> str:
+        return self.network.caip2
+
     def __repr__(self) -> str:
-        return f"Solana(pay_to={self.pay_to!r}, network={self.network.caip2!r}, mint={self.mint!r})"
+        kind = type(self).__name__
+        return f"{kind}(pay_to={self.pay_to!r}, network={self.network.caip2!r}, mint={self.mint!r})"
 
     async def fee_payer(self) -> str | None:
         """The facilitator's fee payer on our network (read once), or None while it cannot say."""
@@ -92,13 +102,13 @@ class Solana:
                 )
         return self._fee_payer
 
-    async def quote(self, request: PaymentRequest) -> PaymentRequirements | None:
+    async def quote(self, request: Quote) -> PaymentRequirements | None:
         """The requirements for `request` on Solana, or None while the facilitator cannot name
         its fee payer (see `fee_payer`)."""
         fee_payer = await self.fee_payer()
         return None if fee_payer is None else self.requirements(request, fee_payer)
 
-    def requirements(self, request: PaymentRequest, fee_payer: str) -> PaymentRequirements:
+    def requirements(self, request: Quote, fee_payer: str) -> PaymentRequirements:
         """The `accepts` entry for `request` on Solana.
 
         The memo binds the transaction to this payment request: the facilitator
@@ -115,7 +125,71 @@ class Solana:
             extra={"feePayer": fee_payer, "memo": request.id, "paymentRequestId": request.id},
         )
 
+    # The scheme protocol (`schemes.protocol.Scheme`).
 
-def solana_payee_on(network: str, payees: Sequence[Solana]) -> Solana | None:
+    def parse(self, raw: Mapping[str, Any]) -> SvmPaymentPayload | Refusal:
+        try:
+            payload = parse_payment_payload(raw)
+        except PaymentError as error:
+            return Refusal.of(error)
+        if not isinstance(payload, SvmPaymentPayload):
+            return Refusal("invalid_payload", f"The payment is not a Solana payment on {self.caip2}.")
+        return payload
+
+    async def accepts(self, quote: Quote) -> Sequence[PaymentRequirements]:
+        offered = await self.quote(quote)
+        return [] if offered is None else [offered]
+
+    def match(
+        self, payload: SvmPaymentPayload, offered: Sequence[PaymentRequirements], *, now: float
+    ) -> Matched[SvmPaymentPayload] | Refusal:
+        """Our Solana entry the payment accepted, if its echo names exactly our terms.
+
+        The payer is not known until the facilitator has read the transaction, so
+        nothing can be recorded in anyone's name before; `signature_checked` is True
+        in the sense that there is no name to protect.
+        """
+        requirements = offered_on(self.caip2, offered)
+        if isinstance(requirements, Refusal):
+            return requirements
+        try:
+            match_solana_payment(payload, requirements)
+        except PaymentError as error:
+            return Refusal.of(error)
+        return Matched(payload, requirements, "", int(requirements.amount), claim_key(payload, requirements))
+
+    async def verify(self, matched: Matched[SvmPaymentPayload]) -> Verdict:
+        with backend_failures("verify"):
+            answer = await self.settlement.verify(matched.payload, matched.requirements)
+        if not answer.is_valid:
+            return backend_refusal(answer.invalid_reason, answer.invalid_message)
+        return Valid(answer.payer or "")
+
+    async def settle(
+        self, matched: Matched[SvmPaymentPayload], verdict: Settleable, *, charge: int
+    ) -> Settled | Refusal:
+        check_whole_charge(matched.ceiling, charge)
+        with backend_failures("settle"):
+            answer = await self.settlement.settle(matched.payload, matched.requirements)
+        if not answer.success:
+            return backend_refusal(answer.error_reason, answer.error_message)
+        return Settled(answer.transaction, matched.requirements.network, answer.payer or "", charge)
+
+    async def release(self, matched: Matched[SvmPaymentPayload], verdict: Settleable) -> None:
+        return None  # verifying reserved nothing
+
+    def receipt(self, settled: Settled) -> SettleResponse:
+        return exact_receipt(settled)
+
+    async def reconcile(self, payload: SvmPaymentPayload, requirements: PaymentRequirements) -> OnChain:
+        """Always `unknown`: we do not read Solana, and a facilitator has no lookup; settling
+        the same transaction again is how reconciliation learns whether it landed."""
+        return OnChain("unknown")
+
+
+PayeeT = TypeVar("PayeeT", bound=ExactSvm)
+
+
+def solana_payee_on(network: str, payees: Sequence[PayeeT]) -> PayeeT | None:
     """The payee of `payees` on the Solana `network` (a CAIP-2 id), if any."""
     return next((payee for payee in payees if payee.network.caip2 == network), None)

@@ -12,7 +12,8 @@ through `authorization_on_chain`, and `may_release` says what that answer allows
 from __future__ import annotations
 
 from ..core.wire import AnyPaymentPayload, PaymentRequirements, ReceivedPayment, SvmPaymentPayload
-from .base import ChainLookup, OnChain, backend_failures
+from .backends import ChainLookup, backend_failures
+from .protocol import OnChain
 
 __all__ = ["RELEASABLE", "authorization_on_chain", "may_release"]
 
