@@ -160,10 +160,15 @@ def challenge_result(
     now: float,
     error: str | None = None,
     accepts: Sequence[PaymentRequirements] = (),
+    code: str | None = None,
 ) -> CallToolResult:
-    """The tool error an unpaid (or wrongly paid) call gets, offering `accepts` (see `payment_required`)."""
+    """The tool error an unpaid (or wrongly paid) call gets, offering `accepts` (see `payment_required`).
+
+    `code`, when given, is the challenge's `error` in place of the sentence: a reason code
+    clients act on (a scheme's corrective answer, e.g. a stale batch-settlement voucher).
+    """
     sentence = payment_sentence(request, offer, error=error)
-    required = payment_required(request, error=sentence, accepts=accepts)
+    required = payment_required(request, error=code or sentence, accepts=accepts)
     wire = required.dump()
     others = [entry.network for entry in required.accepts if entry.network != offer.network.caip2]
     text = human_text(request, offer, now=now, error=error, other_networks=others)
@@ -222,12 +227,15 @@ def fit_output_schema(result: ResultT) -> ResultT:
     return result
 
 
-def receipt_meta(request: PaymentRequest, *, network: str | None = None) -> dict[str, object]:
+def receipt_meta(
+    request: PaymentRequest, *, network: str | None = None, response: SettleResponse | None = None
+) -> dict[str, object]:
     """`_meta` for a paid result: the x402 settlement response and our id.
 
-    `network` is where the payment settled, when not the request's own network (Solana).
+    `network` is where the payment settled, when not the request's own network (Solana);
+    `response` the receipt its scheme wrote, when it wrote one (a channel's state).
     """
-    response = SettleResponse(
+    response = response or SettleResponse(
         success=True,
         transaction=request.tx_hash or "",
         network=network or request.network,

@@ -292,8 +292,22 @@ class SupportedResponse(WireModel):
 AnyPaymentPayload = PaymentPayload | PaymentPayloadV1
 """An exact-EVM payment, in either protocol version."""
 
-ReceivedPayment = AnyPaymentPayload | SvmPaymentPayload
-"""Any payment a payer can send us: exact-EVM (v1 or v2) or exact-SVM (v2)."""
+
+class SchemePaymentPayload(WireModel):
+    """A v2 payment in a scheme other than `exact` (`batch-settlement`): its `payload` is read
+    by that scheme (`x402_mcp.schemes`), which the registry finds by `accepted.scheme`."""
+
+    x402_version: Literal[2] = 2
+    resource: ResourceInfo | None = None
+    accepted: PaymentRequirements
+    payload: dict[str, Any]
+    extensions: dict[str, Any] | None = None
+
+    _check_version = field_validator("x402_version", mode="before")(_version)
+
+
+ReceivedPayment = AnyPaymentPayload | SvmPaymentPayload | SchemePaymentPayload
+"""Any payment a payer can send us: exact-EVM (v1 or v2), exact-SVM (v2), or another scheme's (v2)."""
 
 
 def read_payment_object(raw: Any) -> dict[str, Any]:
@@ -349,9 +363,15 @@ def parse_payment_payload(raw: Any) -> ReceivedPayment:
     data = read_payment_object(raw)
     written = data.get("x402Version")
     version = written if type(written) is int else None  # 2.0 == 2 and True == 1 in Python
-    model: type[PaymentPayload] | type[PaymentPayloadV1] | type[SvmPaymentPayload]
+    model: (
+        type[PaymentPayload] | type[PaymentPayloadV1] | type[SvmPaymentPayload] | type[SchemePaymentPayload]
+    )
     if version == 2:
         model = SvmPaymentPayload if _network_of(data).startswith("solana") else PaymentPayload
+        accepted = data.get("accepted")
+        scheme = accepted.get("scheme") if isinstance(accepted, dict) else None
+        if isinstance(scheme, str) and scheme != "exact":
+            model = SchemePaymentPayload
     elif version == 1:
         if _network_of(data).startswith("solana"):
             raise MalformedPayment(
@@ -380,6 +400,11 @@ def parse_evm_payment(raw: Any) -> AnyPaymentPayload:
         raise MalformedPayment(
             f"payments on {payload.accepted.network} are not accepted here; only EVM networks are",
             reason="network_mismatch",
+        )
+    if isinstance(payload, SchemePaymentPayload):
+        raise MalformedPayment(
+            f"this is a {shown(payload.accepted.scheme)} payment, not an exact one",
+            reason="unsupported_scheme",
         )
     return payload
 

@@ -25,6 +25,7 @@ from ..core.states import Event, PaymentKey, StateConflict, refusal_after_confli
 from ..core.wire import (
     PaymentRequirements,
     ReceivedPayment,
+    SettleResponse,
 )
 from ..errors import (
     LedgerError,
@@ -60,10 +61,17 @@ logger = logging.getLogger("x402_mcp")
 class Refused(Exception):
     """A `PaymentError`, with the request it concerns when that one is still payable."""
 
-    def __init__(self, error: PaymentError, request: PaymentRequest | None) -> None:
+    def __init__(
+        self,
+        error: PaymentError,
+        request: PaymentRequest | None,
+        corrections: Sequence[PaymentRequirements] = (),
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.request = request
+        self.corrections = tuple(corrections)
+        """A scheme's corrected requirements, to challenge with in place of its own (a stale voucher)."""
 
 
 class Collector:
@@ -86,10 +94,12 @@ class Collector:
         clock: Callable[[], float],
         *,
         solana: Sequence[Solana] = (),
+        also: Sequence[Scheme[Any]] = (),
         owner: Owner | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.ledger = ledger
+        self.also = tuple(also)
         self.owner = owner
         self.telemetry = telemetry or Telemetry()
         self.solana = tuple(solana)
@@ -100,6 +110,9 @@ class Collector:
         # Requests whose verification found their authorization already paid on chain (someone
         # submitted it first), by id, with that transaction: `settle` records it, sending nothing.
         self._paid_on_chain: dict[str, str] = {}
+        # Receipts a scheme wrote itself (a channel's state after a charge), by request id, for
+        # the answer of the run that settled it (`take_receipt`).
+        self._receipts: dict[str, SettleResponse] = {}
 
     @property
     def settlement(self) -> Settlement:
@@ -110,7 +123,9 @@ class Collector:
     def settlement(self, settlement: Settlement) -> None:
         # Every payment goes through its scheme: the registry is rebuilt around the new backend.
         self._settlement = settlement
-        self.schemes = SchemeRegistry([ExactEvm(self.network, self.asset, settlement), *self.solana])
+        self.schemes = SchemeRegistry(
+            [ExactEvm(self.network, self.asset, settlement), *self.solana, *getattr(self, "also", ())]
+        )
 
     async def get(self, request_id: str) -> PaymentRequest | None:
         """Request `request_id` if this server quoted it; None for an unknown id and for
@@ -332,8 +347,11 @@ class Collector:
             error = payment_error_for(settled.reason, settled.message)
             self.telemetry.settlement_failed(request, error.reason, requirements.scheme, self.clock())
             raise Refused(error, refreshed)
+        if settled.extra:
+            self._receipts[request.id] = self._scheme_of(matched).receipt(settled)
         record = SettlementRecord(
-            tx_hash=settled.transaction,
+            # A charge that sent nothing (a voucher) is recorded under the request it paid.
+            tx_hash=settled.transaction or f"{requirements.scheme}:{request.id}",
             payer=settled.payer,
             amount=request.price,
             asset=requirements.asset,
@@ -354,6 +372,10 @@ class Collector:
             )
         self.telemetry.paid(recorded, record, requirements.scheme)  # recorded: now it may be told
         return recorded
+
+    def take_receipt(self, request_id: str) -> SettleResponse | None:
+        """The receipt the scheme wrote for `request_id`'s settlement, once (None: the default)."""
+        return self._receipts.pop(request_id, None)
 
     async def release(
         self, request: PaymentRequest, matched: Matched[Any], verdict: Verdict | None = None

@@ -99,7 +99,8 @@ class Execution:
             # Answered as a refusal with the request's challenge again (it is payable once more);
             # the correction's own requirements join that challenge when a scheme answers one.
             error = payment_error_for(verdict.refusal.reason, verdict.refusal.message)
-            self.refusal = Refused(error, await self.collector.get(self.request.id))
+            request = await self.collector.get(self.request.id)
+            self.refusal = Refused(error, request, verdict.requirements)
         return outcome_of(verdict)
 
     async def settle(self) -> Outcome:
