@@ -193,6 +193,17 @@ def failure_result(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
+def refund_result(message: str, response: SettleResponse) -> CallToolResult:
+    """The answer to a refund a payment asked for (batch-settlement): the tool did not run, so
+    it is a tool error (a client checks no output schema against it); the refund's receipt is
+    in `_meta["x402/payment-response"]`, as a paid result's is."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=message)],
+        is_error=True,
+        _meta={META_PAYMENT_RESPONSE: response.dump()},
+    )
+
+
 def refusal_result(message: str, required: PaymentRequired | None = None) -> CallToolResult:
     """A tool error for a refused payment, with the requirements to pay again when known."""
     if required is None:

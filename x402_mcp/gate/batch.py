@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils.crypto import keccak
 
 from ..core.networks import Asset, Network
@@ -106,4 +107,5 @@ def batch_scheme(
         withdraw_delay=options.withdraw_delay,
         min_deposit_multiplier=options.min_deposit_multiplier,
         hold_seconds=options.hold_seconds,
+        sign_refund=lambda digest: "0x" + bytes(authorizer.unsafe_sign_hash(Hash32(digest)).signature).hex(),
     )

@@ -373,6 +373,23 @@ class Collector:
         self.telemetry.paid(recorded, record, requirements.scheme)  # recorded: now it may be told
         return recorded
 
+    async def refund(
+        self, request: PaymentRequest, matched: Matched[Any], verdict: RefundRequested
+    ) -> SettleResponse:
+        """Carry out a refund the scheme's verification asked for (the tool does not run): the
+        request is payable again, nothing of it was paid; the refund's receipt.
+
+        Raises:
+            Refused: the scheme refused the refund.
+            SettlementError / LedgerError: a crash (the request stays `settling`).
+        """
+        scheme = self._scheme_of(matched)
+        settled = await scheme.settle(matched, verdict, charge=0)
+        await self.transition(request, Event.SETTLEMENT_FAILED)
+        if isinstance(settled, Refusal):
+            raise Refused(payment_error_for(settled.reason, settled.message), await self.get(request.id))
+        return scheme.receipt(settled)
+
     def take_receipt(self, request_id: str) -> SettleResponse | None:
         """The receipt the scheme wrote for `request_id`'s settlement, once (None: the default)."""
         return self._receipts.pop(request_id, None)

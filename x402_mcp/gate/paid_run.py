@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 import anyio
 from mcp.types import CallToolResult
 
+from ..core.challenge import refund_result
 from ..core.flow import Answer, Command, Order, Outcome, PaidRun, Step
+from ..core.wire import SettleResponse
 from ..errors import LedgerError, SettlementError, payment_error_for
 from ..ledger.base import PaymentRequest
 from ..schemes.protocol import Correction, Escrowed, Matched, RefundRequested, Verdict
@@ -71,6 +73,8 @@ class Execution:
     refusal: Refused | None = None
     crash: Crash | None = None
     hold: Hold | None = None
+    refunded: SettleResponse | None = None
+    """The receipt of a refund this run carried out instead of running the tool."""
     withheld: Callable[[PaymentRequest, Refused], Awaitable[CallToolResult]] | None = None
     unconfirmed: Callable[[PaymentRequest, Crash], CallToolResult] | None = None
     _odd: list[BaseException] = field(default_factory=list)
@@ -179,6 +183,10 @@ class Execution:
             elif command is Command.RELEASE_PAYMENT:
                 assert self.payment is not None
                 await self.collector.release(self.request, self.payment.matched, self.payment.verdict)
+            elif command is Command.REFUND:
+                payment = self.payment
+                assert payment is not None and isinstance(payment.verdict, RefundRequested)
+                self.refunded = await self.collector.refund(self.request, payment.matched, payment.verdict)
             else:
                 raise SettlementError(f"the scheme of this payment cannot {command.value}")
 
@@ -189,6 +197,12 @@ class Execution:
         if answer is Answer.RERAISE:
             assert self.failure is not None
             raise self.failure
+        if answer is Answer.REFUSE and self.refunded is not None:
+            # A refund: the tool did not run; the answer is the refund's receipt.
+            text = (
+                f"Refund acknowledged: {self.refunded.amount or 'the unspent balance'} returned to the payer."
+            )
+            return refund_result(text, self.refunded)
         if answer is Answer.REFUSE or answer is Answer.CHALLENGE:
             assert self.refusal is not None
             raise self.refusal

@@ -12,11 +12,14 @@ from eth_account.signers.local import LocalAccount
 from mcp import Client
 from mcp.types import CallToolResult
 from web3 import Web3
+from x402.mechanisms.evm.batch_settlement import compute_channel_id
 from x402.mechanisms.evm.batch_settlement.client import (
     BatchSettlementEvmScheme,
     BatchSettlementEvmSchemeOptions,
     InMemoryClientChannelStorage,
 )
+from x402.mechanisms.evm.batch_settlement.client.voucher import sign_voucher
+from x402.mechanisms.evm.batch_settlement.types import RefundPayload
 from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentPayload as OfficialPayload
 from x402.schemas import PaymentRequired as OfficialPaymentRequired
@@ -56,7 +59,8 @@ class BatchPayer:
         self.account = account
         self.storage = InMemoryClientChannelStorage()
         options = BatchSettlementEvmSchemeOptions(storage=self.storage, salt="0x" + os.urandom(32).hex())
-        self.scheme = BatchSettlementEvmScheme(DevChainSigner(account, chain), options)
+        self.signer = DevChainSigner(account, chain)
+        self.scheme = BatchSettlementEvmScheme(self.signer, options)
 
     def sign(self, challenge: CallToolResult) -> tuple[dict[str, Any], OfficialRequirements]:
         """The payment for the challenge's batch-settlement offer, and that offer."""
@@ -85,6 +89,23 @@ class BatchPayer:
             )
             return self.scheme.scheme_hooks.on_payment_response(context) is not None
         return False
+
+    def refund(self, challenge: CallToolResult) -> tuple[dict[str, Any], OfficialRequirements]:
+        """A refund of the whole unspent balance, as the official client's refund flow builds it:
+        a zero-charge voucher at the cumulative amount its storage holds."""
+        accepted = next(a for a in read_challenge(challenge).accepts if a.scheme == "batch-settlement")
+        requirements = OfficialRequirements.model_validate(accepted.dump())
+        config = self.scheme.build_channel_config(requirements)
+        channel = compute_channel_id(config, str(requirements.network))
+        state = self.storage.get(channel.lower())
+        assert state is not None, "no channel to refund"
+        voucher = sign_voucher(
+            self.signer, channel, state.charged_cumulative_amount or "0", str(requirements.network)
+        )
+        payload = RefundPayload()
+        payload.channel_config = config
+        payload.voucher = voucher
+        return {"x402Version": 2, "accepted": accepted.dump(), "payload": payload.to_dict()}, requirements
 
     async def pay(
         self, client: Client, tool: str, arguments: dict[str, Any]

@@ -212,3 +212,29 @@ async def test_racing_vouchers_on_one_channel_charge_once(shop: Shop) -> None:
     assert len(shop.runs) == 2  # the tool ran for the one voucher charged, never for the other
     charges = await shop.ledger.charges(opened["payload"]["voucher"]["channelId"])
     assert [c.amount for c in charges] == [PRICE, PRICE]
+
+
+async def test_a_refund_returns_the_unspent_balance_on_chain_without_running_the_tool(shop: Shop) -> None:
+    payer = shop.payer()
+    start = shop.chain.balance_of(payer.account.address)
+    async with Client(shop.server) as client:
+        _, opened = await payer.pay(client, "answer", {"question": "one"})
+        await payer.pay(client, "answer", {"question": "two"})
+        deposited = int(opened["payload"]["deposit"]["amount"])
+        challenge = await client.call_tool("answer", {"question": "refund"})
+        refund, requirements = payer.refund(challenge)
+        answered = await client.call_tool("answer", {"question": "refund"}, meta={META_PAYMENT: refund})
+        assert answered.is_error and "Refund acknowledged" in str(answered.content)  # no tool output
+        settled = dict((answered.meta or {})[META_RESPONSE])
+        payer.heard(refund, requirements, answered)
+    assert shop.runs == ["one", "two"]  # the refund ran no tool
+    assert settled["transaction"].startswith("0x") and settled["amount"] == str(deposited - 2 * PRICE)
+    # Everything but the two charges is back with the payer; the charges stay in escrow to claim.
+    assert shop.chain.balance_of(payer.account.address) == start - 2 * PRICE
+    channel = opened["payload"]["voucher"]["channelId"]
+    record = await shop.ledger.channel(channel)
+    assert record is not None and record.chain.balance == 2 * PRICE and record.charged == 2 * PRICE
+    assert record.chain.refund_nonce == 1 and not record.busy(
+        shop.chain.w3.eth.get_block("latest")["timestamp"]
+    )
+    assert payer.storage.get(channel) is None  # the official client forgot the refunded channel

@@ -19,6 +19,8 @@ _CONFIG = "(address,address,address,address,address,uint40,bytes32)"
 
 #: Gas a relayed deposit may use (a collector's transfer, the channel's first write).
 DEPOSIT_GAS = 400_000
+#: Gas a cooperative refund may use (one token transfer back to the payer).
+REFUND_GAS = 200_000
 
 
 def _selector(signature: str) -> bytes:
@@ -61,6 +63,16 @@ def deposit_calldata(config: ChannelConfig, deposit: Deposit) -> bytes:
         [_config_tuple(config), int(deposit.amount), ERC3009_DEPOSIT_COLLECTOR_ADDRESS, data],
     )
     return _selector(f"deposit({_CONFIG},uint128,address,bytes)") + arguments
+
+
+def refund_calldata(config: ChannelConfig, amount: int, nonce: int, signature: str) -> bytes:
+    """`refundWithSignature(config, amount, nonce, signature)`: the receiver authorizer's
+    cooperative refund of `amount` to the payer, at the channel's current refund nonce."""
+    arguments = abi_encode(
+        [_CONFIG, "uint128", "uint256", "bytes"],
+        [_config_tuple(config), amount, nonce, bytes.fromhex(signature.removeprefix("0x"))],
+    )
+    return _selector(f"refundWithSignature({_CONFIG},uint128,uint256,bytes)") + arguments
 
 
 def _channel_word(channel_id: str) -> bytes:

@@ -33,6 +33,16 @@ class ChannelChain(Protocol):
         """
         ...
 
+    async def refund(
+        self, config: ChannelConfig, amount: int, nonce: int, signature: str
+    ) -> tuple[str, str | None]:
+        """Send the receiver authorizer's `refundWithSignature` and wait until mined: as `deposit`.
+
+        Raises:
+            SettlementError: the node failed, or the refund was not mined in time.
+        """
+        ...
+
 
 class ChannelStore(Protocol):
     """The ledger's channel statements the scheme uses (`x402_mcp.ledger.channels`)."""

@@ -12,6 +12,8 @@ How each payload is taken (the scheme protocol's verdicts, see `schemes.protocol
 - `deposit`: checked the same way, then relayed to the chain *before* the tool runs (it is
   escrow, not payment: the payer's money stays the payer's until charged); the call is paid by
   the voucher it carries, as above.
+- `refund`: the tool does not run; the unspent balance goes back to the payer by the receiver
+  authorizer's signed `refundWithSignature` (`RefundRequested`, carried out by `settle`).
 - a stale cumulative base: `Correction`, our requirements carrying `channelState` and
   `voucherState` so the client resyncs and signs again.
 
@@ -30,12 +32,22 @@ from ...core.text import shown
 from ...core.wire import PaymentRequirements, SettleResponse, WireModel
 from ...errors import ChannelConflict, PaymentError, Refusal
 from ..backends import backend_failures
-from ..protocol import Correction, Escrowed, Matched, OnChain, Quote, Settleable, Settled, Verdict
+from ..protocol import (
+    Correction,
+    Escrowed,
+    Matched,
+    OnChain,
+    Quote,
+    RefundRequested,
+    Settleable,
+    Settled,
+    Verdict,
+)
 from . import reasons, rules
 from .answers import corrected_requirements, receipt_extra
 from .chain import ChannelChain, ChannelStore
 from .constants import MIN_WITHDRAW_DELAY_SECONDS, SCHEME
-from .digests import channel_id
+from .digests import channel_id, refund_digest
 from .records import ChainSnapshot, ChannelRecord
 from .wire import BatchPaymentPayload, DepositPayload, parse_batch_extra, parse_batch_payment
 
@@ -46,6 +58,9 @@ logger = logging.getLogger("x402_mcp")
 DEFAULT_MIN_DEPOSIT_MULTIPLIER = 10
 """The `minDeposit` hint: this many calls at the quoted price (what the official server writes)."""
 REQUEST_ID = "paymentRequestId"
+_RECEIPT_AMOUNT = "amount"
+"""In `Settled.extra`: the receipt's `amount`, what moved on chain (a deposit, a refund); a
+voucher's receipt states none (its charge is `chargedAmount`)."""
 
 
 class BatchSettlement:
@@ -58,6 +73,8 @@ class BatchSettlement:
         chain: reads channels and relays deposits.
         hold_seconds: how long a verified voucher holds its channel for the call it pays
             (a call that dies lets it go when this lapses).
+        sign_refund: signs a refund digest as the receiver authorizer (hex signature); without
+            it refunds are refused and payers withdraw on chain.
     """
 
     scheme = SCHEME
@@ -74,6 +91,7 @@ class BatchSettlement:
         withdraw_delay: int = MIN_WITHDRAW_DELAY_SECONDS,
         min_deposit_multiplier: int = DEFAULT_MIN_DEPOSIT_MULTIPLIER,
         hold_seconds: float = 120.0,
+        sign_refund: Callable[[bytes], str] | None = None,
     ) -> None:
         self.network = network
         self.asset = asset
@@ -84,6 +102,7 @@ class BatchSettlement:
         self.withdraw_delay = withdraw_delay
         self.min_deposit_multiplier = min_deposit_multiplier
         self.hold_seconds = hold_seconds
+        self.sign_refund = sign_refund
 
     @property
     def caip2(self) -> str:
@@ -165,8 +184,8 @@ class BatchSettlement:
             transaction=settled.transaction if deposit else "",
             network=settled.network,
             payer=settled.payer,
-            amount=str(settled.extra.get("deposited", "")) or None,
-            extra={k: v for k, v in settled.extra.items() if k != "deposited"},
+            amount=str(settled.extra.get(_RECEIPT_AMOUNT, "")) or None,
+            extra={k: v for k, v in settled.extra.items() if k != _RECEIPT_AMOUNT},
         )
 
     # -- with the ledger and the chain -----------------------------------------------------------
@@ -195,11 +214,7 @@ class BatchSettlement:
         if isinstance(decision, rules.NeedsChain):
             return Refusal(reasons.INVALID_VOUCHER_SIGNATURE, "Contract-wallet vouchers are not taken here.")
         if isinstance(decision, rules.AcceptRefund):
-            return Refusal(
-                reasons.REFUND_PAYLOAD,
-                "This server does not take cooperative refunds over MCP yet; withdraw on chain "
-                "(initiateWithdraw, then finalizeWithdraw after the channel's withdrawDelay).",
-            )
+            return await self._hold_for_refund(matched, decision, now)
         transaction, deposited = "", 0
         if decision.deposit is not None:
             landed = await self._deposit(decision, record, now)
@@ -220,6 +235,62 @@ class BatchSettlement:
         if deposited:
             state["deposited"] = deposited
         return Escrowed(matched.payer, int(requirements.amount), transaction, state)
+
+    async def _hold_for_refund(
+        self, matched: Matched[BatchPaymentPayload], decision: rules.AcceptRefund, now: float
+    ) -> Verdict:
+        """Hold the channel so no voucher is charged while its unspent balance goes back."""
+        if self.sign_refund is None:
+            return Refusal(
+                reasons.REFUND_PAYLOAD,
+                "This server cannot sign cooperative refunds; withdraw on chain "
+                "(initiateWithdraw, then finalizeWithdraw after the channel's withdrawDelay).",
+            )
+        base = int(decision.voucher.max_claimable_amount)
+        try:
+            await self.channels.reserve_channel(
+                decision.channel_id,
+                base=base,
+                reservation=_request_id(matched.requirements),
+                until=now + self.hold_seconds,
+                now=now,
+            )
+        except ChannelConflict as conflict:
+            return await self._conflict(matched.requirements, decision.channel_id, conflict)
+        return RefundRequested(matched.payer, decision.amount)
+
+    async def _refund(self, matched: Matched[BatchPaymentPayload], asked: int | None) -> Settled | Refusal:
+        """Return the unspent balance (at most `asked`) by the receiver authorizer's signed
+        `refundWithSignature`, then mirror the channel; the tool did not run."""
+        assert self.sign_refund is not None
+        inner, requirements = matched.payload.payload, matched.requirements
+        cid = inner.voucher.channel_id.lower()
+        try:
+            record = await self.channels.channel(cid)
+            with backend_failures("read the channel"):
+                chain = await self.chain.snapshot(cid)
+            spent = max(record.charged if record is not None else 0, chain.total_claimed)
+            amount = chain.balance - spent if asked is None else min(asked, chain.balance - spent)
+            if amount <= 0:
+                return Refusal(reasons.REFUND_NO_BALANCE, "The channel holds nothing unspent to refund.")
+            digest = refund_digest(cid, chain.refund_nonce, amount, self.network.chain_id)
+            with backend_failures("send the refund"):
+                tx_hash, revert = await self.chain.refund(
+                    inner.channel_config, amount, chain.refund_nonce, self.sign_refund(digest)
+                )
+            if revert is not None:
+                return Refusal(
+                    reasons.REFUND_PAYLOAD, f"The refund was refused on chain: {shown(revert, 200)}."
+                )
+            with backend_failures("read the channel"):
+                after = await self.chain.snapshot(cid)
+            synced = await self.channels.sync_channel(cid, after, now=self.clock())
+        finally:
+            await self.channels.release_channel(cid, _request_id(requirements))
+        logger.info("refunded %s from channel %s in %s", amount, cid, tx_hash)
+        state = synced.channel_state().dump() if synced is not None else {}
+        extra = {"channelState": state, _RECEIPT_AMOUNT: amount}
+        return Settled(tx_hash, requirements.network, matched.payer, 0, extra)
 
     async def _deposit(
         self, decision: rules.Accept, record: ChannelRecord | None, now: float
@@ -272,6 +343,8 @@ class BatchSettlement:
         Raises:
             LedgerError: the ledger failed (nothing was charged, or all of it).
         """
+        if isinstance(verdict, RefundRequested):
+            return await self._refund(matched, verdict.amount)
         if not isinstance(verdict, Escrowed):
             return Refusal(
                 reasons.INVALID_PAYLOAD_TYPE, "A batch-settlement payment is settled only once held."
@@ -293,11 +366,11 @@ class BatchSettlement:
             return Refusal(conflict.reason, str(conflict))
         extra = receipt_extra(record, charged_amount=charge)
         if "deposited" in verdict.state:
-            extra["deposited"] = verdict.state["deposited"]
+            extra[_RECEIPT_AMOUNT] = verdict.state["deposited"]
         return Settled(verdict.transaction, requirements.network, matched.payer, charge, extra)
 
     async def release(self, matched: Matched[BatchPaymentPayload], verdict: Settleable) -> None:
-        if isinstance(verdict, Escrowed):
+        if isinstance(verdict, Escrowed | RefundRequested):
             cid = matched.payload.payload.voucher.channel_id
             await self.channels.release_channel(cid, _request_id(matched.requirements))
 
