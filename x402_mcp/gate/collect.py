@@ -29,7 +29,6 @@ from ..core.wire import (
 )
 from ..errors import (
     LedgerError,
-    PaymentError,
     PaymentMismatch,
     PaymentReplayed,
     Refusal,
@@ -54,24 +53,9 @@ from ..schemes.registry import SchemeRegistry, scheme_and_network
 from ..settlement.base import Settlement
 from ..settlement.solana import Solana
 from ..telemetry import Telemetry
+from .refused import Refused as Refused
 
 logger = logging.getLogger("x402_mcp")
-
-
-class Refused(Exception):
-    """A `PaymentError`, with the request it concerns when that one is still payable."""
-
-    def __init__(
-        self,
-        error: PaymentError,
-        request: PaymentRequest | None,
-        corrections: Sequence[PaymentRequirements] = (),
-    ) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.request = request
-        self.corrections = tuple(corrections)
-        """A scheme's corrected requirements, to challenge with in place of its own (a stale voucher)."""
 
 
 class Collector:
@@ -168,7 +152,8 @@ class Collector:
             request,
         )
 
-    def _scheme_of(self, matched: Matched[Any]) -> Scheme[Any]:
+    def scheme_of(self, matched: Matched[Any]) -> Scheme[Any]:
+        """The registered scheme that matched `matched`."""
         found = self.schemes.lookup(matched.requirements.scheme, matched.requirements.network)
         if isinstance(found, Refusal):  # never: our own requirements name a registered scheme
             raise SettlementError(found.message)
@@ -253,7 +238,7 @@ class Collector:
         matched = self.match(request, payload, requirements)
         if not matched.signature_checked:
             # Only the chain can check this signature; a refusal here leaves the request untouched.
-            verdict = await self._scheme_of(matched).verify(matched)
+            verdict = await self.scheme_of(matched).verify(matched)
             if isinstance(verdict, Refusal):
                 raise Refused(payment_error_for(verdict.reason, verdict.message), request)
         owner = await self.ledger.claim_payment(PaymentKey(*matched.key), request.id, now=now)
@@ -281,7 +266,7 @@ class Collector:
         requirements = matched.requirements
         try:
             with self.telemetry.backend("verify", request, requirements.scheme) as verifying:
-                verdict = await self._scheme_of(matched).verify(matched)
+                verdict = await self.scheme_of(matched).verify(matched)
                 refused = verdict.refusal if isinstance(verdict, Correction) else verdict
                 if isinstance(refused, Refusal):
                     verifying.refused(payment_error_for(refused.reason, None).reason)
@@ -328,7 +313,7 @@ class Collector:
             with self.telemetry.backend("settle", request, requirements.scheme) as settling:
                 if paid_in is None:
                     settleable = verdict if isinstance(verdict, (Valid, Escrowed, RefundRequested)) else None
-                    settled = await self._scheme_of(matched).settle(
+                    settled = await self.scheme_of(matched).settle(
                         matched, settleable or Valid(matched.payer), charge=matched.ceiling
                     )
                 else:
@@ -348,7 +333,7 @@ class Collector:
             self.telemetry.settlement_failed(request, error.reason, requirements.scheme, self.clock())
             raise Refused(error, refreshed)
         if settled.extra:
-            self._receipts[request.id] = self._scheme_of(matched).receipt(settled)
+            self._receipts[request.id] = self.scheme_of(matched).receipt(settled)
         record = SettlementRecord(
             # A charge that sent nothing (a voucher) is recorded under the request it paid.
             tx_hash=settled.transaction or f"{requirements.scheme}:{request.id}",
@@ -373,23 +358,6 @@ class Collector:
         self.telemetry.paid(recorded, record, requirements.scheme)  # recorded: now it may be told
         return recorded
 
-    async def refund(
-        self, request: PaymentRequest, matched: Matched[Any], verdict: RefundRequested
-    ) -> SettleResponse:
-        """Carry out a refund the scheme's verification asked for (the tool does not run): the
-        request is payable again, nothing of it was paid; the refund's receipt.
-
-        Raises:
-            Refused: the scheme refused the refund.
-            SettlementError / LedgerError: a crash (the request stays `settling`).
-        """
-        scheme = self._scheme_of(matched)
-        settled = await scheme.settle(matched, verdict, charge=0)
-        await self.transition(request, Event.SETTLEMENT_FAILED)
-        if isinstance(settled, Refusal):
-            raise Refused(payment_error_for(settled.reason, settled.message), await self.get(request.id))
-        return scheme.receipt(settled)
-
     def take_receipt(self, request_id: str) -> SettleResponse | None:
         """The receipt the scheme wrote for `request_id`'s settlement, once (None: the default)."""
         return self._receipts.pop(request_id, None)
@@ -402,7 +370,7 @@ class Collector:
         `settling` for reconciliation. What the scheme held for it (`Escrowed`) goes back.
         """
         self._paid_on_chain.pop(request.id, None)
-        scheme = self._scheme_of(matched)
+        scheme = self.scheme_of(matched)
         if isinstance(verdict, (Valid, Escrowed, RefundRequested)):
             await scheme.release(matched, verdict)
         try:

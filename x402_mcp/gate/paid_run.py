@@ -20,8 +20,9 @@ from mcp.types import CallToolResult
 
 from ..core.challenge import refund_result
 from ..core.flow import Answer, Command, Order, Outcome, PaidRun, Step
+from ..core.states import Event
 from ..core.wire import SettleResponse
-from ..errors import LedgerError, SettlementError, payment_error_for
+from ..errors import LedgerError, Refusal, SettlementError, payment_error_for
 from ..ledger.base import PaymentRequest
 from ..schemes.protocol import Correction, Escrowed, Matched, RefundRequested, Verdict
 from .answers import FAILED_BUT_PAID, FAILED_UNCONFIRMED, failed_part, raised, with_note
@@ -173,6 +174,23 @@ class Execution:
         self.result = finished
         return Outcome.OK
 
+    async def refund(self, matched: Matched[Any], verdict: RefundRequested) -> SettleResponse:
+        """Carry out the refund the scheme's verification asked for (the tool does not run): the
+        request is payable again, nothing of it was paid; the refund's receipt.
+
+        Raises:
+            Refused: the scheme refused the refund.
+            SettlementError / LedgerError: a crash (the request stays `settling`).
+        """
+        collector = self.collector
+        scheme = collector.scheme_of(matched)
+        settled = await scheme.settle(matched, verdict, charge=0)
+        await collector.transition(self.request, Event.SETTLEMENT_FAILED)
+        if isinstance(settled, Refusal):
+            error = payment_error_for(settled.reason, settled.message)
+            raise Refused(error, await collector.get(self.request.id))
+        return scheme.receipt(settled)
+
     # -- commands and answers ---------------------------------------------------------------
 
     async def command(self, command: Command) -> None:
@@ -186,7 +204,7 @@ class Execution:
             elif command is Command.REFUND:
                 payment = self.payment
                 assert payment is not None and isinstance(payment.verdict, RefundRequested)
-                self.refunded = await self.collector.refund(self.request, payment.matched, payment.verdict)
+                self.refunded = await self.refund(payment.matched, payment.verdict)
             else:
                 raise SettlementError(f"the scheme of this payment cannot {command.value}")
 
