@@ -238,3 +238,42 @@ async def test_a_refund_returns_the_unspent_balance_on_chain_without_running_the
         shop.chain.w3.eth.get_block("latest")["timestamp"]
     )
     assert payer.storage.get(channel) is None  # the official client forgot the refunded channel
+
+
+async def test_a_server_that_lost_its_channels_resyncs_the_client_from_the_chain(
+    shop: Shop, tmp_path: Path
+) -> None:
+    payer = shop.payer()
+    async with Client(shop.server) as client:
+        _, opened = await payer.pay(client, "answer", {"question": "one"})
+    # The same payee, its ledger lost: the channel exists only on chain (nothing claimed yet).
+    fresh = SQLiteLedger(tmp_path / "fresh.sqlite")
+    payments = Payments(
+        pay_to=shop.payee,
+        network=shop.chain.network,
+        settlement=shop.chain.settlement(),
+        ledger=fresh,
+        public_url="http://pay.test",
+        batch_settlement=True,
+    )
+    server = MCPServer("again", extensions=[payments])
+
+    @server.tool()
+    @paid(price="0.05")
+    async def answer(question: str) -> str:
+        return f"again: {question}"
+
+    async with Client(server) as client:
+        challenge = await client.call_tool("answer", {"question": "two"})
+        stale, requirements = payer.sign(challenge)
+        refused = await client.call_tool("answer", {"question": "two"}, meta={META_PAYMENT: stale})
+        required = challenge_json(refused)
+        assert required["error"] == reasons.CUMULATIVE_AMOUNT_MISMATCH
+        corrected = next(a for a in required["accepts"] if a["scheme"] == "batch-settlement")
+        assert corrected["extra"]["channelState"]["chargedCumulativeAmount"] == "0"
+        assert payer.heard(stale, requirements, refused)  # resynced from the chain
+        again, _ = payer.sign(refused)
+        result = await client.call_tool("answer", {"question": "two"}, meta={META_PAYMENT: again})
+        assert receipt(result)["extra"]["channelState"]["chargedCumulativeAmount"] == str(PRICE)
+    channel = opened["payload"]["voucher"]["channelId"]
+    assert [c.amount for c in await fresh.charges(channel)] == [PRICE]

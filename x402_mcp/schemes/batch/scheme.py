@@ -216,6 +216,10 @@ class BatchSettlement:
         if isinstance(decision, rules.AcceptRefund):
             return await self._hold_for_refund(matched, decision, now)
         transaction, deposited = "", 0
+        if record is None and decision.deposit is None and snapshot is not None:
+            # A funded channel we hold no record of (our state was lost): the chain's is the base.
+            known = ChannelRecord(cid, self.caip2, decision.config, snapshot, synced_at=now)
+            await self.channels.open_channel(known, now=now)
         if decision.deposit is not None:
             landed = await self._deposit(decision, record, now)
             if isinstance(landed, Refusal):
