@@ -1,5 +1,5 @@
-"""The official `x402` batch-settlement client paying our server over MCP, on the embedded
-DevChain: it reads the challenge, signs with the official scheme, sends `_meta["x402/payment"]`
+"""The official `x402` batch-settlement client paying our server over MCP, on a chain under
+test: it reads the challenge, signs with the official scheme, sends `_meta["x402/payment"]`
 and feeds the answer (a receipt, or a corrective challenge) to the scheme's own hook, as an
 HTTP client of the official SDK does for itself."""
 
@@ -27,7 +27,7 @@ from x402.schemas import PaymentRequirements as OfficialRequirements
 from x402.schemas import SettleResponse as OfficialSettleResponse
 from x402.schemas.hooks import PaymentResponseContext
 
-from x402_mcp.chains.devchain import DevChain
+from x402_mcp.chains.devchain import TokenChain
 from x402_mcp.client.payer import read_challenge
 
 META_PAYMENT, META_RESPONSE = "x402/payment", "x402/payment-response"
@@ -38,11 +38,11 @@ def challenge_json(result: CallToolResult) -> dict[str, Any]:
     return read_challenge(result).dump()
 
 
-class DevChainSigner(EthAccountSigner):
+class TokenChainSigner(EthAccountSigner):
     """The official signer, reading contracts from the embedded chain (what its RPC signer
     does over HTTP): the client's channel recovery needs it."""
 
-    def __init__(self, account: LocalAccount, chain: DevChain) -> None:
+    def __init__(self, account: LocalAccount, chain: TokenChain) -> None:
         super().__init__(account)
         self._chain = chain
 
@@ -55,11 +55,11 @@ class DevChainSigner(EthAccountSigner):
 class BatchPayer:
     """One payer with one official batch-settlement client and its channel storage."""
 
-    def __init__(self, account: LocalAccount, chain: DevChain) -> None:
+    def __init__(self, account: LocalAccount, chain: TokenChain) -> None:
         self.account = account
         self.storage = InMemoryClientChannelStorage()
         options = BatchSettlementEvmSchemeOptions(storage=self.storage, salt="0x" + os.urandom(32).hex())
-        self.signer = DevChainSigner(account, chain)
+        self.signer = TokenChainSigner(account, chain)
         self.scheme = BatchSettlementEvmScheme(self.signer, options)
 
     def sign(self, challenge: CallToolResult) -> tuple[dict[str, Any], OfficialRequirements]:

@@ -1,11 +1,10 @@
 """Our server takes batch-settlement payments from the official `x402` client over MCP, on the
-embedded DevChain: a deposit relayed before the first call's tool runs, then vouchers with no
+embedded DevChain and on anvil: a deposit relayed before the first call's tool runs, then vouchers with no
 chain transaction, the charge committed only when the tool succeeds, the corrective challenge
 for a stale voucher, and one charge of two racing vouchers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 
 from x402_mcp import Payments, paid
-from x402_mcp.chains.devchain import DevChain
+from x402_mcp.chains.devchain import TokenChain
 from x402_mcp.client.payer import read_challenge
 from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.schemes.batch import reasons
@@ -38,7 +37,7 @@ def anyio_backend() -> str:
 
 @dataclass
 class Shop:
-    chain: DevChain
+    chain: TokenChain
     payments: Payments
     server: MCPServer[Any]
     ledger: SQLiteLedger
@@ -56,14 +55,9 @@ class Shop:
             return int(self.chain.w3.eth.block_number)
 
 
-@pytest.fixture(scope="module")
-def chain() -> DevChain:
-    return DevChain()
-
-
 @pytest.fixture
-def shop(chain: DevChain, tmp_path: Path) -> Iterator[Shop]:
-    snapshot = chain.snapshot()
+def shop(chain: TokenChain, tmp_path: Path) -> Shop:
+    """A paid server offering batch settlement, on each chain under test (DevChain, anvil)."""
     payee = Account.create().address
     ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
     payments = Payments(
@@ -88,8 +82,7 @@ def shop(chain: DevChain, tmp_path: Path) -> Iterator[Shop]:
             raise ToolError("the answer engine is down")
         return f"answer to {question}"
 
-    yield shop
-    chain.revert(snapshot)
+    return shop
 
 
 def receipt(result: CallToolResult) -> dict[str, Any]:
