@@ -89,7 +89,7 @@ async def _our_facilitator(chain: Any, gas_key: str, token: str, payees: list[st
     log = (folder / "facilitator.log").open("wb")
     process = await anyio.open_process(
         [sys.executable, "-m", "x402_mcp.cli.main", "facilitator", "--rpc-url", chain.rpc_url,
-         "--network", chain.network, "--port", str(port)],
+         "--network", chain.network, "--asset", chain.usdc, "--port", str(port)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "X402_FACILITATOR_KEY": gas_key, "X402_FACILITATOR_TOKEN": token,
              "X402_FACILITATOR_PAY_TO": ",".join(payees)},

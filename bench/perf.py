@@ -40,6 +40,8 @@ BENCHES = {
     "paid_call": "bench_paid_call.py",
     "client": "bench_client.py",
     "replicas": "bench_replicas.py",
+    "voucher": "bench_voucher_verify.py",
+    "batch_gas": "bench_batch_gas.py",
 }
 
 TARGETS = [
@@ -59,6 +61,14 @@ TARGETS = [
     Target('5. settle="after" with overlap / strict order', "paid_call", "overlap_over_strict", 1.0),
     Target("6. paid calls/s, 2 replicas / 1", "replicas", "paid_scaling_2_vs_1", 1.5, at_most=False),
     Target("6. paid calls/s, 4 replicas / 1", "replicas", "paid_scaling_4_vs_1", 2.5, at_most=False),
+    Target("7. voucher verifications/s, one core", "voucher", "voucher_ours_per_s", 1000, at_most=False),
+    Target(
+        "7. gas per paid call, exact / batch-settlement at 1,000 calls a channel",
+        "batch_gas",
+        "exact_over_batch_at_1000",
+        100,
+        at_most=False,
+    ),
 ]
 
 
@@ -87,7 +97,7 @@ def main() -> None:
     for name in names:
         results[name], _ = run_bench(name, args.quick)
 
-    print("\n=== issue 15 targets")
+    print("\n=== targets")
     print(f"{'target':<66} {'measured':>10} {'limit':>8}  met")
     failed = False
     for target in TARGETS:

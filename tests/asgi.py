@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import anyio
 from starlette.types import ASGIApp
 
-from x402_mcp.page.serving import _bind, _SideServer
+from x402_mcp.page.httpguard import SideServer as _SideServer
+from x402_mcp.page.serving import _bind
 
 __all__ = ["serving"]
 

@@ -1,14 +1,76 @@
-"""The package's import graph: no cycle among x402_mcp's modules (imports point down the layers)."""
+"""The package's import graph: every import of an x402_mcp module (module-level, inside a
+function, or type-only) points down the layers or stays within its layer, and no import,
+of any kind, closes a cycle.
+
+The layers, top to bottom (see docs/architecture.md):
+
+    x402_mcp (the curated __init__)
+    cli
+    frameworks
+    gate
+    page, client, facilitator
+    telemetry
+    ledger, settlement
+    schemes
+    core, errors
+
+`chains` (the development chain, devnet, demo) stands beside them: only `cli` (and the
+tests) may import it; nothing on the production path may. Within a layer imports are free,
+but a cycle fails wherever it closes.
+"""
 
 from __future__ import annotations
 
 import ast
-import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "x402_mcp"
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("x402_mcp",),
+    ("cli",),
+    ("frameworks",),
+    ("gate",),
+    ("page", "client", "facilitator"),
+    ("telemetry",),
+    ("ledger", "settlement"),
+    ("schemes",),
+    ("core", "errors"),
+)
+DEVELOPMENT_ONLY = "chains"
+MAY_IMPORT_DEVELOPMENT = frozenset({"cli", "chains", "x402_mcp"})
+
+# Edges that live in files other branches rewrite; each disappears when that branch merges.
+# Keyed by (importer, imported) module; the value names the branch.
+FLOW_DOORS = (
+    "removed by branch flow (gate/ asks a door registry the frameworks fill; see docs/architecture.md)"
+)
+FLOW_DEVCHAIN = "removed by branch flow (X402_SETTLEMENT=devchain is resolved by the cli, not gate/config.py)"
+PENDING: dict[tuple[str, str], str] = {
+    ("x402_mcp.gate.guard", "x402_mcp.frameworks._sdk"): FLOW_DOORS,
+    ("x402_mcp.gate.guard", "x402_mcp.frameworks._sdk1_seam"): FLOW_DOORS,
+    ("x402_mcp.gate.guard", "x402_mcp.frameworks._fastmcp_seam"): FLOW_DOORS,
+    ("x402_mcp.gate.payments", "x402_mcp.frameworks.detect"): FLOW_DOORS,
+    ("x402_mcp.gate.payments", "x402_mcp.frameworks.sdk_line"): FLOW_DOORS,
+    ("x402_mcp.gate.payments", "x402_mcp.frameworks.mcpserver"): FLOW_DOORS,
+    ("x402_mcp.gate.payments", "x402_mcp.frameworks._sdk"): FLOW_DOORS,
+    ("x402_mcp.gate.payments", "x402_mcp.frameworks.sdk1"): FLOW_DOORS,
+    ("x402_mcp.gate.payments", "x402_mcp.frameworks.fastmcp"): FLOW_DOORS,
+    ("x402_mcp.gate.config", "x402_mcp.chains.devchain"): FLOW_DEVCHAIN,
+}
+
+
+@dataclass(frozen=True)
+class Edge:
+    importer: str
+    imported: str
+    where: str  # file:line
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.importer} -> {self.imported}"
 
 
 def _module_name(path: Path) -> str:
@@ -16,80 +78,178 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports_at_load(path: Path) -> set[str]:
-    """The x402_mcp modules `path` imports at module level, type-only imports included
-    (a cycle through `TYPE_CHECKING` still ties two layers together); imports inside
-    functions, which load a door only when it is used, are left out."""
+def _exists(module: str) -> bool:
+    base = PACKAGE.parent / module.replace(".", "/")
+    return base.with_suffix(".py").exists() or (base / "__init__.py").exists()
+
+
+def _imports(path: Path, source: str | None = None) -> list[Edge]:
+    """Every x402_mcp module `path` imports, wherever the import statement stands."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    body = ast.parse(path.read_text()).body
-    nodes = [*body, *(inner for node in body if isinstance(node, ast.If) for inner in node.body)]
-    for node in nodes:
+    where = path.relative_to(PACKAGE.parent)
+    edges: list[Edge] = []
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source)):
+        targets: list[str] = []
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            if base.startswith("x402_mcp"):
+            if base == "x402_mcp" or base.startswith("x402_mcp."):
                 for alias in node.names:
                     candidate = f"{base}.{alias.name}"
-                    is_module = (PACKAGE.parent / candidate.replace(".", "/")).with_suffix(".py").exists()
-                    is_package = (PACKAGE.parent / candidate.replace(".", "/") / "__init__.py").exists()
-                    found.add(candidate if is_module or is_package else base)
+                    targets.append(candidate if _exists(candidate) else base)
         elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name.startswith("x402_mcp"))
-    found.discard(name)
-    return found
+            targets = [alias.name for alias in node.names if alias.name.split(".")[0] == "x402_mcp"]
+        edges.extend(Edge(name, target, f"{where}:{node.lineno}") for target in targets if target != name)
+    return edges
 
 
-def _graph() -> dict[str, set[str]]:
-    return {_module_name(path): _imports_at_load(path) for path in PACKAGE.rglob("*.py")}
+def _all_edges() -> list[Edge]:
+    return [edge for path in sorted(PACKAGE.rglob("*.py")) for edge in _imports(path)]
 
 
-def test_no_module_imports_itself_back_through_others() -> None:
-    graph = _graph()
-    # A package's __init__ re-exporting its own modules is a way down, not a cycle.
-    edges = {
-        module: {target for target in targets if not target.startswith(f"{module}.")}
-        for module, targets in graph.items()
-    }
-    visiting: list[str] = []
-    done: set[str] = set()
-    cycles: list[list[str]] = []
-
-    def visit(module: str) -> None:
-        if module in done:
-            return
-        if module in visiting:
-            cycles.append([*visiting[visiting.index(module) :], module])
-            return
-        visiting.append(module)
-        for target in sorted(edges.get(module, ())):
-            # Importing `a.b.c` loads `a.b` first; follow the module itself.
-            visit(target)
-        visiting.pop()
-        done.add(module)
-
-    for module in sorted(edges):
-        visit(module)
-    assert cycles == [], "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in cycles)
+def _area(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "x402_mcp"
 
 
-def test_the_gate_core_knows_no_framework() -> None:
-    graph = _graph()
-    for module in ("x402_mcp.gate", "x402_mcp.gate.core", "x402_mcp.gate.call"):
-        assert not {target for target in graph[module] if target.startswith("x402_mcp.frameworks")}
-        source = (PACKAGE / module.removeprefix("x402_mcp.").replace(".", "/")).with_suffix(".py")
-        path = source if source.exists() else source.with_suffix("") / "__init__.py"
-        text = path.read_text()
-        assert "fastmcp" not in text.lower().replace("x402_mcp.frameworks", "")
-        assert "MCPServer" not in text and "_sdk" not in text
+def _rank(module: str) -> int:
+    area = _area(module)
+    for rank, layer in enumerate(LAYERS):
+        if area in layer:
+            return rank
+    raise AssertionError(f"{module} sits in no layer: add its folder {area!r} to LAYERS")
 
 
-@pytest.mark.parametrize(
-    "module", ["x402_mcp.gate.config", "x402_mcp.page.serving", "x402_mcp.gate", "x402_mcp.core.links"]
-)
-def test_low_modules_load_without_the_doors(module: str) -> None:
-    assert importlib.import_module(module) is not None
-    assert "x402_mcp.frameworks.fastmcp" not in _graph()[module]
+def _wrong_way(edge: Edge) -> str | None:
+    """Why `edge` breaks the layer order, or None when it points down or stays level."""
+    importer, imported = _area(edge.importer), _area(edge.imported)
+    if imported == DEVELOPMENT_ONLY:
+        return None if importer in MAY_IMPORT_DEVELOPMENT else "imports the development-only chains"
+    if importer == DEVELOPMENT_ONLY:
+        return None  # the dev chain may use anything below the entry points
+    if _rank(edge.importer) > _rank(edge.imported):
+        return f"points up ({importer} is below {imported})"
+    return None
+
+
+def _cycles(edges: list[Edge]) -> list[list[str]]:
+    graph: dict[str, set[str]] = {}
+    for edge in edges:
+        # A package's __init__ re-exporting its own modules is a way down, not a cycle.
+        if not edge.imported.startswith(f"{edge.importer}."):
+            graph.setdefault(edge.importer, set()).add(edge.imported)
+    # Tarjan's strongly connected components: every cycle lies inside one.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def connect(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in sorted(graph.get(module, ())):
+            if target not in index:
+                connect(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component: list[str] = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            connect(module)
+    return components
+
+
+def _report(edges: list[Edge], reasons: dict[Edge, str]) -> str:
+    return "\n".join(f"  {edge}  [{reasons[edge]}]" for edge in edges)
+
+
+def _offending() -> tuple[dict[Edge, str], dict[Edge, str]]:
+    """The edges that break the order: (fixable here, pending on another branch)."""
+    own: dict[Edge, str] = {}
+    pending: dict[Edge, str] = {}
+    for edge in _all_edges():
+        reason = _wrong_way(edge)
+        if reason is not None:
+            (pending if (edge.importer, edge.imported) in PENDING else own)[edge] = reason
+    return own, pending
+
+
+def test_every_import_points_down_the_layers() -> None:
+    own, _ = _offending()
+    assert not own, "imports that point up the layers:\n" + _report(sorted(own, key=str), own)
+
+
+@pytest.mark.parametrize("pair", sorted(PENDING), ids=lambda pair: f"{pair[0]}->{pair[1]}")
+def test_edges_another_branch_removes(pair: tuple[str, str]) -> None:
+    edges = [edge for edge in _all_edges() if (edge.importer, edge.imported) == pair]
+    if edges:
+        pytest.xfail(f"{PENDING[pair]}: " + "; ".join(edge.where for edge in edges))
+
+
+def _pending(edge: Edge) -> bool:
+    return (edge.importer, edge.imported) in PENDING
+
+
+def test_no_import_closes_a_cycle() -> None:
+    edges = [edge for edge in _all_edges() if not _pending(edge)]
+    cycles = _cycles(edges)
+    detail = []
+    for component in cycles:
+        members = set(component)
+        inside = [edge for edge in edges if edge.importer in members and edge.imported in members]
+        lines = "\n".join(f"  {edge}" for edge in inside)
+        detail.append("cycle among " + ", ".join(component) + ":\n" + lines)
+    assert not cycles, "\n".join(detail)
+
+
+def test_cycles_through_edges_another_branch_removes() -> None:
+    cycles = _cycles(_all_edges())
+    if cycles:
+        pytest.xfail(f"{FLOW_DOORS}: " + "; ".join(", ".join(component) for component in cycles))
+
+
+def test_every_folder_has_a_layer() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        module = _module_name(path)
+        if _area(module) != DEVELOPMENT_ONLY:
+            _rank(module)
+
+
+def test_the_checker_sees_imports_in_functions_and_under_type_checking() -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "from . import money\n"
+        "if TYPE_CHECKING:\n"
+        "    from ..ledger.base import Ledger\n"
+        "def later():\n"
+        "    import x402_mcp.gate.core\n"
+    )
+    edges = _imports(PACKAGE / "core" / "example.py", source)
+    assert [(edge.imported, edge.where) for edge in edges] == [
+        ("x402_mcp.core.money", "x402_mcp/core/example.py:2"),
+        ("x402_mcp.ledger.base", "x402_mcp/core/example.py:4"),
+        ("x402_mcp.gate.core", "x402_mcp/core/example.py:6"),
+    ]
+    assert [edge for edge in edges if _wrong_way(edge)] == edges[1:]
+    up = Edge("x402_mcp.core.money", "x402_mcp.gate.core", "x402_mcp/core/money.py:1")
+    down = Edge("x402_mcp.gate.core", "x402_mcp.core.money", "x402_mcp/gate/core.py:1")
+    level = Edge("x402_mcp.page.app", "x402_mcp.client.budget", "x402_mcp/page/app.py:1")
+    dev = Edge("x402_mcp.page.app", "x402_mcp.chains.devchain", "x402_mcp/page/app.py:1")
+    assert _wrong_way(up) and not _wrong_way(down) and not _wrong_way(level) and _wrong_way(dev)
+    assert _cycles([up, down]) == [["x402_mcp.core.money", "x402_mcp.gate.core"]]

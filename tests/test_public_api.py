@@ -103,7 +103,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "TOKEN_VARIABLE",
         "facilitator_app",
     ],
-    "x402_mcp.page": ["DemoWallet", "PaymentPage"],
+    "x402_mcp.page": ["PaymentPage"],
 }
 
 

@@ -16,6 +16,7 @@ X402MCPError
 │   ├── PaymentInProgress       another call is settling or redeeming the same request
 │   ├── TooManyOpenRequests     the caller holds too many unpaid payment requests
 │   └── PaymentRejected         the settlement backend refused it for another reason
+├── Refused                     a refused payment, carrying the PaymentError the payer is shown
 ├── SettlementError             the backend failed (RPC down, tx reverted): a crash
 │                               (settlement's own: AnswerTooLarge and AnswerTooSlow, a node's
 │                               answer past its bounds; OutcomeUnknown, a lost settle answer)
@@ -31,7 +32,9 @@ message is for people.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .core.text import shown
 
@@ -134,6 +137,25 @@ class Refusal:
     def of(cls, error: PaymentError) -> Refusal:
         """The refusal a raised `PaymentError` stands for."""
         return cls(error.reason, str(error))
+
+
+class Refused(X402MCPError):
+    """A payment was refused: the `PaymentError` to show the caller, and the request it concerns
+    when that one is still payable (None when it is unknown or no longer the caller's to pay).
+
+    The one refusal raised between the layers (the gate's collector raises it, the page and
+    the gate answer it); `error` is what the caller sees.
+    """
+
+    # `request` is the payment record (`PaymentRequest`); typed loosely because this module
+    # sits below the layer that defines it.
+    def __init__(self, error: PaymentError, request: Any, corrections: Sequence[Any] = ()) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.request = request
+        self.corrections = tuple(corrections)
+        """A scheme's corrected requirements (`PaymentRequirements`), to challenge with in place
+        of its own: a stale batch-settlement voucher's channel state."""
 
 
 class ChannelConflict(LedgerError):

@@ -33,8 +33,7 @@ from x402_mcp.core.ids import new_request_id
 from x402_mcp.core.networks import Asset
 from x402_mcp.core.states import State
 from x402_mcp.core.wire import PaymentPayload, PaymentRequired, encode_header
-from x402_mcp.errors import UnknownPaymentRequest
-from x402_mcp.gate.collect import Refused
+from x402_mcp.errors import Refused, UnknownPaymentRequest
 from x402_mcp.ledger import Ledger
 from x402_mcp.ledger.base import PaymentRequest
 from x402_mcp.page.serving import build_page

@@ -19,11 +19,11 @@ from typing import Any, TypeVar, cast
 from mcp_types import CallToolResult, TextContent
 
 from ..errors import ConfigurationError
-from ..ledger.base import PaymentRequest
 from .money import format_amount, format_usd
 from .networks import Asset, Network, resolve_any_network
 from .pricing import REQUEST_ID_ARGUMENT as REQUEST_ID_ARGUMENT  # re-exported: the wire name lives with @paid
 from .pricing import PaidTool
+from .states import PaymentRequest
 from .wire import PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
 
 META_PAYMENT = "x402/payment"

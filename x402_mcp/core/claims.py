@@ -20,7 +20,7 @@ import base64
 import binascii
 import hashlib
 
-from ..ledger.base import PaymentKey
+from .states import PaymentKey
 from .wire import PaymentRequirements, ReceivedPayment, SchemePaymentPayload, SvmPaymentPayload
 
 __all__ = ["payment_key"]

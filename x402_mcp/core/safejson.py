@@ -22,6 +22,8 @@ import math
 import re
 from typing import Any
 
+from ..errors import X402MCPError
+
 __all__ = ["MAX_JSON_DEPTH", "MAX_JSON_INTEGER_DIGITS", "UntrustedJsonError", "loads_untrusted"]
 
 MAX_JSON_DEPTH = 64
@@ -34,7 +36,7 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 
 
-class UntrustedJsonError(ValueError):
+class UntrustedJsonError(X402MCPError, ValueError):
     """The text is not JSON this package reads; the message says why, quoting nothing."""
 
 

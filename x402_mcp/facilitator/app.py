@@ -42,7 +42,7 @@ from ..core.wire import (
     parse_uint,
     validation_error_text,
 )
-from ..errors import ConfigurationError, MalformedPayment, SettlementError
+from ..errors import ConfigurationError, MalformedPayment, SettlementError, X402MCPError
 from ..page.bodies import BadContentLength, BodyTimeout, BodyTooLarge, read_bounded
 from ..settlement.base import Settlement
 from ..settlement.checks import Refusal, reported_network
@@ -72,7 +72,7 @@ ASSET_NOT_ALLOWED = "asset_not_allowed"
 AMOUNT_BELOW_MINIMUM = "amount_below_minimum"
 
 
-class _BadRequest(Exception):
+class _BadRequest(X402MCPError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
@@ -248,7 +248,7 @@ def _asset_set(assets: Iterable[str] | None, settlement: Settlement) -> frozense
     return frozenset(asset.lower() for asset in listed)
 
 
-class _Refused(Exception):
+class _Refused(X402MCPError):
     """A request turned away before its body is read (no token, or not JSON)."""
 
     def __init__(self, response: JSONResponse) -> None:

@@ -1,14 +1,11 @@
-"""What every door does alike around a server's run, on either MCP SDK line: run the gate's
-lifespan with the server's (and count the runs), and point tool registrations at `@paid`'s guard."""
+"""What every seam does alike on either MCP SDK line: run an outer lifespan around a low-level
+server's, and point tool registrations at `@paid`'s guard (the doors count runs in `_runs`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
-
-from ..gate import Gate
-from .coverage import check_at_start
 
 
 def wrap_lowlevel_lifespan(lowlevel: Any, outer: Callable[[], AbstractAsyncContextManager[None]]) -> None:
@@ -22,28 +19,6 @@ def wrap_lowlevel_lifespan(lowlevel: Any, outer: Callable[[], AbstractAsyncConte
             yield state
 
     lowlevel.lifespan = lifespan
-
-
-class ServerRuns:
-    """The gate's side of a server's runs: checked as each starts, the page's lifespan entered
-    for it, and how many are live (a door refuses paid calls outside any)."""
-
-    def __init__(self, gate: Gate, server: Any) -> None:
-        self.gate = gate
-        self.server = server
-        self.live = 0
-
-    @asynccontextmanager
-    async def run(self) -> AsyncIterator[None]:
-        # Tools are registered after the server is made: their prices are checked as it starts.
-        await check_at_start(self.server, self.gate.asset.decimals, self.gate.asset.symbol)
-        # The gate while the server runs: ledger open, upkeep as a task, the page's side port.
-        async with self.gate.running():
-            self.live += 1
-            try:
-                yield
-            finally:
-                self.live -= 1
 
 
 def rebind_registrations(

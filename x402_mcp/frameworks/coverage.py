@@ -45,9 +45,10 @@ async def ungated_paid_tools(server: Any) -> list[str]:
         return [] if gated else [name for name, fn in _sdk1_seam.tool_functions(server) if paid_spec(fn)]
     if framework == "fastmcp":
         from . import _fastmcp_seam as seam
-        from .fastmcp import GateMiddleware
 
-        gated = any(isinstance(middleware, GateMiddleware) for middleware in seam.middleware_chain(server))
+        gated = any(
+            getattr(middleware, "x402_gate", None) is not None for middleware in seam.middleware_chain(server)
+        )
         uncovered = []
         for tool in await _listed_by_fastmcp(server):
             if any(paid_spec(fn) for fn in await seam.functions_behind(tool)):

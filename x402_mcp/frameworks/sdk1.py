@@ -38,7 +38,8 @@ from ..core.pricing import PaidTool, paid_spec
 from ..errors import ConfigurationError
 from ..gate import Gate, ToolCall
 from . import _sdk1_seam as seam
-from ._lowlevel import ServerRuns, wrap_lowlevel_lifespan
+from ._lowlevel import wrap_lowlevel_lifespan
+from ._runs import ServerRuns
 from .elicitation import url_elicitation
 
 __all__ = ["SDK1Door"]

@@ -32,6 +32,7 @@ from ..errors import (
     PaymentMismatch,
     PaymentReplayed,
     Refusal,
+    Refused,
     SettlementError,
     payment_error_for,
 )
@@ -53,7 +54,6 @@ from ..schemes.registry import SchemeRegistry, scheme_and_network
 from ..settlement.base import Settlement
 from ..settlement.solana import Solana
 from ..telemetry import Telemetry
-from .refused import Refused as Refused
 
 logger = logging.getLogger("x402_mcp")
 

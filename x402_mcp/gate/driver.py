@@ -28,10 +28,9 @@ from ..core.inbound import explicit_request_id, named_request_id, payment_from
 from ..core.pricing import SettleOrder
 from ..core.states import Claim, Event, PaymentRequest
 from ..core.wire import PaymentPayloadV1, ReceivedPayment, parse_payment_payload
-from ..errors import LedgerError, PaymentError, SettlementError, TooManyOpenRequests
+from ..errors import LedgerError, PaymentError, Refused, SettlementError, TooManyOpenRequests
 from .answers import RAN_BUT_UNCONFIRMED, crash_result, failed_part
 from .call import ToolCall
-from .collect import Refused
 from .guard import gate_passed
 from .paid_run import Execution, Payment, execute
 from .quoting import GateParts, Quoting

@@ -22,11 +22,11 @@ from ..core.challenge import refund_result
 from ..core.flow import Answer, Command, Order, Outcome, PaidRun, Step
 from ..core.states import Event
 from ..core.wire import SettleResponse
-from ..errors import LedgerError, Refusal, SettlementError, payment_error_for
+from ..errors import LedgerError, Refusal, Refused, SettlementError, payment_error_for
 from ..ledger.base import PaymentRequest
 from ..schemes.protocol import Correction, Escrowed, Matched, RefundRequested, Verdict
 from .answers import FAILED_BUT_PAID, FAILED_UNCONFIRMED, failed_part, raised, with_note
-from .collect import Collector, Refused
+from .collect import Collector
 from .redemption import Hold, Redemption
 
 logger = logging.getLogger("x402_mcp")

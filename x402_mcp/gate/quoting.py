@@ -22,13 +22,13 @@ from ..core.inbound import argument_problems
 from ..core.money import format_usd
 from ..core.networks import Asset, Network
 from ..core.text import shown
-from ..errors import InvalidPrice, LedgerError, PaymentError, SettlementError
+from ..errors import InvalidPrice, LedgerError, PaymentError, Refused, SettlementError
 from ..ledger.base import Ledger, PaymentRequest
 from ..page.serving import PageLink
 from ..telemetry import Telemetry
 from .answers import GET_A_PRICE, REFUSAL_TEXT_LIMIT
 from .call import ToolCall
-from .collect import Collector, Refused
+from .collect import Collector
 from .sweeper import Sweeper
 
 logger = logging.getLogger("x402_mcp")

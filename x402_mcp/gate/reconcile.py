@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..core.networks import Asset
-from ..core.states import Event, State, StateConflict, settler_presumed_gone
+from ..core.states import Event, StateConflict
 from ..core.wire import (
     AnyPaymentPayload,
     PaymentRequirements,
@@ -55,6 +55,7 @@ from ..settlement.base import ChainLookup, OnChain, Settlement, backend_failures
 from ..settlement.checks import NONCE_ALREADY_USED
 from ..settlement.solana import Solana
 from ..telemetry import Telemetry
+from ..telemetry.attention import awaiting_reconciliation
 
 logger = logging.getLogger("x402_mcp")
 
@@ -68,15 +69,6 @@ class Reconciliation:
     settled: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
-
-
-async def awaiting_reconciliation(
-    ledger: Ledger, *, now: float, grace_seconds: float, limit: int = 1000, owner: Owner | None = None
-) -> list[PaymentRequest]:
-    """Requests in `settling` (of `owner`, when given) whose settler is presumed gone at `now`
-    (`states.settler_presumed_gone`, read off each row's lease and `settling_since`)."""
-    settling = await ledger.requests(states=[State.SETTLING], limit=limit, owner=owner)
-    return [request for request in settling if settler_presumed_gone(request, now, grace_seconds)]
 
 
 class Reconciler:

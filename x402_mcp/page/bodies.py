@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 from ..core.safejson import MAX_JSON_INTEGER_DIGITS, UntrustedJsonError, loads_untrusted
 from ..core.wire import parse_uint
+from ..errors import X402MCPError
 
 __all__ = [
     "BODY_DEADLINE_SECONDS",
@@ -38,11 +39,11 @@ BODY_DEADLINE_SECONDS = 10.0
 """How long a whole request body may take to arrive: ample for 16 KiB on any real link."""
 
 
-class BadContentLength(ValueError):
+class BadContentLength(X402MCPError, ValueError):
     """The `Content-Length` header is not a number of bytes."""
 
 
-class BodyTooLarge(ValueError):
+class BodyTooLarge(X402MCPError, ValueError):
     """The body is over the limit; `declared` is its declared length, when it declared one."""
 
     def __init__(self, declared: int | None) -> None:
@@ -50,7 +51,7 @@ class BodyTooLarge(ValueError):
         self.declared = declared
 
 
-class BodyTimeout(TimeoutError):
+class BodyTimeout(X402MCPError, TimeoutError):
     """The body did not arrive in full within the deadline (answer 408 and close the connection)."""
 
     def __init__(self, seconds: float) -> None:
@@ -58,7 +59,7 @@ class BodyTimeout(TimeoutError):
         self.seconds = seconds
 
 
-class BadJson(ValueError):
+class BadJson(X402MCPError, ValueError):
     """The body is not JSON this server reads; the message says what is wrong, quoting nothing."""
 
 

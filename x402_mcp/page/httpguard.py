@@ -13,8 +13,12 @@ body deadline of `bodies.read_bounded`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+from collections.abc import Generator
 from typing import Any
 
+import anyio
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -61,3 +65,21 @@ class HeadDeadlineH11(H11Protocol):
 def guarded_config(app: Any, **options: Any) -> uvicorn.Config:
     """A uvicorn `Config` for `app` served to anyone: HTTP/1.1 through `HeadDeadlineH11`."""
     return uvicorn.Config(app, http=HeadDeadlineH11, **options)
+
+
+class SideServer(uvicorn.Server):
+    """A uvicorn server beside the MCP server: it says when it is ready and leaves the
+    process's signals to the MCP server."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = anyio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+    # The MCP server owns the process's signals; a side page must not take them over.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield

@@ -25,8 +25,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.types import Receive, Scope, Send
 
 from ..errors import ConfigurationError
-from ..gate.reconcile import awaiting_reconciliation
 from ..ledger.base import Ledger, Owner
+from ..telemetry.attention import awaiting_reconciliation
 from ..telemetry.revenue import Report, revenue_report
 from .operator_view import Attention, dashboard, login
 

@@ -25,21 +25,18 @@ import contextlib
 import contextvars
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
-import uvicorn
 from starlette.types import ASGIApp
 
-from ..chains.demo_wallet import demo_chain_for
 from ..core.challenge import Offer
 from ..core.links import DEFAULT_PAGE_PORT, LOOPBACK, own_base, public_base
 from ..core.text import shown
-from ..gate.collect import Collector
-from . import DemoWallet, PaymentPage
-from .httpguard import guarded_config
+from .app import PaymentPage
+from .ports import PageCollector, demo_signer_for
 
 __all__ = [
     "DEFAULT_PAGE_PORT",
@@ -50,6 +47,9 @@ __all__ = [
     "page_app",
     "public_base",
 ]
+
+if TYPE_CHECKING:
+    from .httpguard import SideServer
 
 logger = logging.getLogger("x402_mcp")
 
@@ -65,7 +65,9 @@ class Payments(Protocol):
     public_url: str | None
     demo_chain: Any
     server: Any
-    collector: Collector
+
+    @property
+    def collector(self) -> PageCollector: ...
 
     @property
     def offer(self) -> Offer: ...
@@ -82,14 +84,13 @@ _call_base: contextvars.ContextVar[str | None] = contextvars.ContextVar("x402_mc
 
 def build_page(payments: Payments, *, server_name: str | None = None) -> PaymentPage:
     """The `PaymentPage` for `payments` (with the demo wallet only on a DevChain)."""
-    chain = demo_chain_for(payments.demo_chain, getattr(payments, "settlement", None))
     name = server_name or getattr(payments.server, "name", None) or "MCP server"
     return PaymentPage(
         payments.collector,
         lambda: payments.offer,
         link_base=lambda scope: payments.link.base_for(scope) or payments.offer.public_url,
         server_name=str(name),
-        demo_wallet=None if chain is None else DemoWallet(chain),
+        demo_wallet=demo_signer_for(payments.demo_chain, getattr(payments, "settlement", None)),
         open_ledger=payments.open_ledger,
     )
 
@@ -110,7 +111,7 @@ class PageLink:
         self._warned = False
         self._background: anyio.abc.TaskGroup | None = None
         self._starting = anyio.Lock()
-        self._side: _SideServer | None = None
+        self._side: SideServer | None = None
 
     @property
     def url(self) -> str | None:
@@ -215,6 +216,9 @@ class PageLink:
                 return None
             listener = _bind(self.page_port)
             port = listener.getsockname()[1]
+            # uvicorn's protocol classes load only for a server that needs a side port.
+            from .httpguard import SideServer, guarded_config
+
             # Strangers reach this port: a request head, like a body, must arrive in time.
             config = guarded_config(
                 build_page(self.payments).app(),
@@ -222,28 +226,13 @@ class PageLink:
                 access_log=False,
                 lifespan="off",
             )
-            self._side = _SideServer(config)
+            self._side = SideServer(config)
             self._background.start_soon(self._side.serve, [listener])
             with anyio.fail_after(START_TIMEOUT_SECONDS):
                 await self._side.ready.wait()
             self._side_url = f"http://{LOOPBACK}:{port}"
             logger.info("payment page listening on %s", self._side_url)
             return self._side_url
-
-
-class _SideServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = anyio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-    # The MCP server owns the process's signals; a side page must not take them over.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def _bind(port: int) -> socket.socket:

@@ -134,7 +134,7 @@ def record_on_call(event: PaymentEvent) -> None:
 def operation_span(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
     """A span of ours (`x402.verify`, `x402.settle`, `x402.ledger.<step>`) under the current one.
 
-    A payment refused on the way (`collect.Refused`, `PaymentError`) is the payer's
+    A payment refused on the way (`errors.Refused`, `PaymentError`) is the payer's
     mistake, not a failure of this server: its reason code is recorded and the status
     left unset. Any other exception (a backend or ledger crash) makes the span an error.
     """
@@ -155,6 +155,6 @@ def operation_span(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
 
 
 def refusal_reason(exc: BaseException) -> str | None:
-    """The x402 reason code of a refusal (`PaymentError`, or `collect.Refused` wrapping one)."""
+    """The x402 reason code of a refusal (`PaymentError`, or `errors.Refused` wrapping one)."""
     error = exc if isinstance(exc, PaymentError) else getattr(exc, "error", None)
     return error.reason if isinstance(error, PaymentError) else None
