@@ -125,6 +125,9 @@ async def test_a_deposit_then_vouchers_with_no_chain_transaction(shop: Shop) -> 
             assert answer["transaction"] == "" and answer["extra"]["chargedAmount"] == str(PRICE)
             state = answer["extra"]["channelState"]
             assert state["chargedCumulativeAmount"] == str(n * PRICE) and state["balance"] == str(deposited)
+            # The voucher that paid is in the ledger by the time its output arrives.
+            stored = await shop.ledger.channel(voucher["payload"]["voucher"]["channelId"])
+            assert stored is not None and stored.signature == voucher["payload"]["voucher"]["signature"]
         assert shop.block() == block  # vouchers sent nothing to the chain
     assert shop.runs == ["one", "2", "3", "4"]
     channel = payment["payload"]["voucher"]["channelId"]
