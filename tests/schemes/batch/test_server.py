@@ -5,6 +5,8 @@ for a stale voucher, and one charge of two racing vouchers."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,11 @@ from mcp.types import CallToolResult
 from x402_mcp import Payments, paid
 from x402_mcp.chains.devchain import TokenChain
 from x402_mcp.client.payer import read_challenge
+from x402_mcp.ledger.base import Ledger
 from x402_mcp.ledger.sqlite import SQLiteLedger
 from x402_mcp.schemes.batch import reasons
 
+from ...ledger.conftest import POSTGRES_URL, fresh_schema
 from .batch_payer import META_PAYMENT, META_RESPONSE, BatchPayer, challenge_json
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +44,7 @@ class Shop:
     chain: TokenChain
     payments: Payments
     server: MCPServer[Any]
-    ledger: SQLiteLedger
+    ledger: Any  # a Ledger that keeps channels (SQLite or PostgreSQL)
     payee: str
     runs: list[str] = field(default_factory=list)
     fail_next: list[bool] = field(default_factory=list)
@@ -56,10 +60,36 @@ class Shop:
 
 
 @pytest.fixture
-def shop(chain: TokenChain, tmp_path: Path) -> Shop:
+def ledger_kind() -> str:
+    """The ledger the shop keeps its channels in (a test parametrizes it to run on PostgreSQL)."""
+    return "sqlite"
+
+
+@pytest.fixture
+async def ledger(ledger_kind: str, tmp_path: Path) -> AsyncIterator[Ledger]:
+    if ledger_kind == "sqlite":
+        yield SQLiteLedger(tmp_path / "ledger.sqlite")
+        return
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            pass
+    except Exception as exc:
+        reason = f"PostgreSQL is unreachable at $X402_POSTGRES_URL ({type(exc).__name__}: {exc})"
+        if os.environ.get("X402_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    async with fresh_schema(POSTGRES_URL) as store:
+        opened = store.ledger()
+        yield opened
+        await opened.close()
+
+
+@pytest.fixture
+def shop(chain: TokenChain, ledger: Ledger) -> Shop:
     """A paid server offering batch settlement, on each chain under test (DevChain, anvil)."""
     payee = Account.create().address
-    ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
     payments = Payments(
         pay_to=payee,
         network=chain.network,
@@ -178,6 +208,7 @@ async def test_a_stale_voucher_gets_the_corrective_challenge_and_the_client_reco
     del requirements
 
 
+@pytest.mark.parametrize("ledger_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_racing_vouchers_on_one_channel_charge_once(shop: Shop) -> None:
     payer = shop.payer()
     async with Client(shop.server) as client:
