@@ -178,10 +178,11 @@ class BatchSettlement:
         return Matched(payload, requirements, config.payer, int(requirements.amount), key)
 
     def receipt(self, settled: Settled) -> SettleResponse:
-        deposit = settled.transaction.startswith("0x")
+        # A deposit's or refund's transaction is shown; a voucher's charge sent none.
+        on_chain = settled.transaction.startswith("0x")
         return SettleResponse(
             success=True,
-            transaction=settled.transaction if deposit else "",
+            transaction=settled.transaction if on_chain else "",
             network=settled.network,
             payer=settled.payer,
             amount=str(settled.extra.get(_RECEIPT_AMOUNT, "")) or None,
