@@ -32,6 +32,7 @@ message is for people.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,10 +149,13 @@ class Refused(X402MCPError):
 
     # `request` is the payment record (`PaymentRequest`); typed loosely because this module
     # sits below the layer that defines it.
-    def __init__(self, error: PaymentError, request: Any) -> None:
+    def __init__(self, error: PaymentError, request: Any, corrections: Sequence[Any] = ()) -> None:
         super().__init__(str(error))
         self.error = error
         self.request = request
+        self.corrections = tuple(corrections)
+        """A scheme's corrected requirements (`PaymentRequirements`), to challenge with in place
+        of its own: a stale batch-settlement voucher's channel state."""
 
 
 class ChannelConflict(LedgerError):

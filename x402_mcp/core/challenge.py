@@ -160,10 +160,15 @@ def challenge_result(
     now: float,
     error: str | None = None,
     accepts: Sequence[PaymentRequirements] = (),
+    code: str | None = None,
 ) -> CallToolResult:
-    """The tool error an unpaid (or wrongly paid) call gets, offering `accepts` (see `payment_required`)."""
+    """The tool error an unpaid (or wrongly paid) call gets, offering `accepts` (see `payment_required`).
+
+    `code`, when given, is the challenge's `error` in place of the sentence: a reason code
+    clients act on (a scheme's corrective answer, e.g. a stale batch-settlement voucher).
+    """
     sentence = payment_sentence(request, offer, error=error)
-    required = payment_required(request, error=sentence, accepts=accepts)
+    required = payment_required(request, error=code or sentence, accepts=accepts)
     wire = required.dump()
     others = [entry.network for entry in required.accepts if entry.network != offer.network.caip2]
     text = human_text(request, offer, now=now, error=error, other_networks=others)
@@ -186,6 +191,17 @@ def challenge_result(
 def failure_result(message: str) -> CallToolResult:
     """A short, honest tool error for crashes (details go to the log, not the caller)."""
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def refund_result(message: str, response: SettleResponse) -> CallToolResult:
+    """The answer to a refund a payment asked for (batch-settlement): the tool did not run, so
+    it is a tool error (a client checks no output schema against it); the refund's receipt is
+    in `_meta["x402/payment-response"]`, as a paid result's is."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=message)],
+        is_error=True,
+        _meta={META_PAYMENT_RESPONSE: response.dump()},
+    )
 
 
 def refusal_result(message: str, required: PaymentRequired | None = None) -> CallToolResult:
@@ -222,12 +238,15 @@ def fit_output_schema(result: ResultT) -> ResultT:
     return result
 
 
-def receipt_meta(request: PaymentRequest, *, network: str | None = None) -> dict[str, object]:
+def receipt_meta(
+    request: PaymentRequest, *, network: str | None = None, response: SettleResponse | None = None
+) -> dict[str, object]:
     """`_meta` for a paid result: the x402 settlement response and our id.
 
-    `network` is where the payment settled, when not the request's own network (Solana).
+    `network` is where the payment settled, when not the request's own network (Solana);
+    `response` the receipt its scheme wrote, when it wrote one (a channel's state).
     """
-    response = SettleResponse(
+    response = response or SettleResponse(
         success=True,
         transaction=request.tx_hash or "",
         network=network or request.network,

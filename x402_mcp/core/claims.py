@@ -21,7 +21,7 @@ import binascii
 import hashlib
 
 from .states import PaymentKey
-from .wire import PaymentRequirements, ReceivedPayment, SvmPaymentPayload
+from .wire import PaymentRequirements, ReceivedPayment, SchemePaymentPayload, SvmPaymentPayload
 
 __all__ = ["payment_key"]
 
@@ -33,6 +33,10 @@ def payment_key(payload: ReceivedPayment, requirements: PaymentRequirements) -> 
     if isinstance(payload, SvmPaymentPayload):
         return PaymentKey(
             requirements.network, "", f"sha256:{_signed_message_digest(payload.payload.transaction)}"
+        )
+    if isinstance(payload, SchemePaymentPayload):  # its scheme keys it (`Matched.key`); this is a fallback
+        return PaymentKey(
+            requirements.network, "", f"sha256:{hashlib.sha256(payload.to_json().encode()).hexdigest()}"
         )
     authorization = payload.payload.authorization
     return PaymentKey(requirements.network, authorization.from_.lower(), authorization.nonce.lower())

@@ -16,7 +16,13 @@ from ..errors import MalformedPayment, PaymentMismatch, UnknownPaymentRequest
 from .challenge import META_PAYMENT, META_REQUEST_ID, REQUEST_ID_ARGUMENT
 from .ids import is_request_id
 from .text import shown
-from .wire import PaymentPayload, ReceivedPayment, SvmPaymentPayload, parse_payment_payload
+from .wire import (
+    PaymentPayload,
+    ReceivedPayment,
+    SchemePaymentPayload,
+    SvmPaymentPayload,
+    parse_payment_payload,
+)
 
 __all__ = ["argument_problems", "explicit_request_id", "json_kind", "named_request_id", "payment_from"]
 
@@ -87,7 +93,7 @@ def payment_from(raw: object) -> ReceivedPayment:
     return parse_payment_payload(raw)
 
 
-def named_request_id(payload: PaymentPayload | SvmPaymentPayload) -> str:
+def named_request_id(payload: PaymentPayload | SvmPaymentPayload | SchemePaymentPayload) -> str:
     """The request an x402 v2 payment pays for: its `accepted.extra.paymentRequestId`.
 
     A v2 payment must name it: our challenges put it in every `accepts` entry and

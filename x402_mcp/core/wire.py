@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from typing import Any, Literal
 
@@ -17,11 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from ..errors import MalformedPayment
-from .safejson import UntrustedJsonError, loads_untrusted
+from .payment_objects import MAX_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES
+from .payment_objects import read_payment_object as read_payment_object
 from .text import shown
-
-MAX_PAYLOAD_BYTES = 16 * 1024
-"""A real exact-EVM payload is under 2 KiB; anything far larger is refused unread."""
 
 
 class WireModel(BaseModel):
@@ -183,14 +180,19 @@ class ExactPayload(WireModel):
         return str(signature)
 
 
-class PaymentPayload(WireModel):
+class _PaymentV2(WireModel):
+    """What every x402 v2 payment holds besides its scheme's `payload` (and `extensions`)."""
+
     x402_version: Literal[2] = 2
     resource: ResourceInfo | None = None
     accepted: PaymentRequirements
-    payload: ExactPayload
-    extensions: dict[str, Any] | None = None
 
     _check_version = field_validator("x402_version", mode="before")(_version)
+
+
+class PaymentPayload(_PaymentV2):
+    payload: ExactPayload
+    extensions: dict[str, Any] | None = None
 
 
 class SvmExactPayload(WireModel):
@@ -210,20 +212,23 @@ class SvmExactPayload(WireModel):
         return transaction
 
 
-class SvmPaymentPayload(WireModel):
+class SvmPaymentPayload(_PaymentV2):
     """A v2 payment on a Solana network (`accepted.network` is `solana:…`).
 
     We do not read the transaction: the facilitator checks it against our
     requirements (payee, mint, amount, fee payer, memo) and settles it.
     """
 
-    x402_version: Literal[2] = 2
-    resource: ResourceInfo | None = None
-    accepted: PaymentRequirements
     payload: SvmExactPayload
     extensions: dict[str, Any] | None = None
 
-    _check_version = field_validator("x402_version", mode="before")(_version)
+
+class SchemePaymentPayload(_PaymentV2):
+    """A v2 payment in a scheme other than `exact` (`batch-settlement`): its `payload` is read
+    by that scheme (`x402_mcp.schemes`), which the registry finds by `accepted.scheme`."""
+
+    payload: dict[str, Any]
+    extensions: dict[str, Any] | None = None
 
 
 class PaymentRequirementsV1(WireModel):
@@ -292,49 +297,9 @@ class SupportedResponse(WireModel):
 AnyPaymentPayload = PaymentPayload | PaymentPayloadV1
 """An exact-EVM payment, in either protocol version."""
 
-ReceivedPayment = AnyPaymentPayload | SvmPaymentPayload
-"""Any payment a payer can send us: exact-EVM (v1 or v2) or exact-SVM (v2)."""
 
-
-def read_payment_object(raw: Any) -> dict[str, Any]:
-    """A payment (an object, JSON, or base64 of JSON as Cloudflare's agents send) as a bounded object."""
-    if isinstance(raw, dict):
-        return _bounded(raw)
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    if not isinstance(raw, str):
-        raise MalformedPayment(f"the payment must be a JSON object, not {type(raw).__name__}")
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise MalformedPayment(f"the payment is {len(raw)} bytes; at most {MAX_PAYLOAD_BYTES} are accepted")
-    text = raw.strip()
-    if not text.startswith("{"):
-        try:
-            text = base64.b64decode(text, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise MalformedPayment("the payment is neither a JSON object nor base64 of one") from None
-    try:
-        value = loads_untrusted(text)
-    except UntrustedJsonError as exc:  # not JSON, too deep for the C decoder, an unreadable number
-        raise MalformedPayment(f"the payment is not accepted: {exc}") from None
-    if not isinstance(value, dict):
-        raise MalformedPayment("the payment must be a JSON object")
-    return _bounded(value)
-
-
-def _bounded(value: dict[str, Any]) -> dict[str, Any]:
-    try:
-        # Measured as UTF-8 bytes, which also refuses lone surrogates ("\ud800" is valid
-        # JSON but no text), so nothing downstream meets a string it cannot store or send.
-        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
-    except UnicodeEncodeError:
-        raise MalformedPayment(
-            "the payment holds text that is not valid Unicode (a lone surrogate)"
-        ) from None
-    except (TypeError, ValueError):  # not JSON data, or an integer too long to write out
-        raise MalformedPayment("the payment is not plain JSON data") from None
-    if size > MAX_PAYLOAD_BYTES:
-        raise MalformedPayment(f"the payment is larger than {MAX_PAYLOAD_BYTES} bytes")
-    return value
+ReceivedPayment = AnyPaymentPayload | SvmPaymentPayload | SchemePaymentPayload
+"""Any payment a payer can send us: exact-EVM (v1 or v2), exact-SVM (v2), or another scheme's (v2)."""
 
 
 def validation_error_text(exc: ValidationError) -> str:
@@ -349,9 +314,14 @@ def parse_payment_payload(raw: Any) -> ReceivedPayment:
     data = read_payment_object(raw)
     written = data.get("x402Version")
     version = written if type(written) is int else None  # 2.0 == 2 and True == 1 in Python
-    model: type[PaymentPayload] | type[PaymentPayloadV1] | type[SvmPaymentPayload]
+    model: (
+        type[PaymentPayload] | type[PaymentPayloadV1] | type[SvmPaymentPayload] | type[SchemePaymentPayload]
+    )
     if version == 2:
         model = SvmPaymentPayload if _network_of(data).startswith("solana") else PaymentPayload
+        accepted = data.get("accepted")
+        if isinstance(accepted, dict) and accepted.get("scheme", "exact") != "exact":
+            model = SchemePaymentPayload
     elif version == 1:
         if _network_of(data).startswith("solana"):
             raise MalformedPayment(
@@ -381,6 +351,8 @@ def parse_evm_payment(raw: Any) -> AnyPaymentPayload:
             f"payments on {payload.accepted.network} are not accepted here; only EVM networks are",
             reason="network_mismatch",
         )
+    if isinstance(payload, SchemePaymentPayload):
+        raise MalformedPayment(f"{shown(payload.accepted.scheme)} is not exact", reason="unsupported_scheme")
     return payload
 
 

@@ -25,6 +25,7 @@ from ..core.states import Event, PaymentKey, StateConflict, refusal_after_confli
 from ..core.wire import (
     PaymentRequirements,
     ReceivedPayment,
+    SettleResponse,
 )
 from ..errors import (
     LedgerError,
@@ -77,10 +78,12 @@ class Collector:
         clock: Callable[[], float],
         *,
         solana: Sequence[Solana] = (),
+        also: Sequence[Scheme[Any]] = (),
         owner: Owner | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.ledger = ledger
+        self.also = tuple(also)
         self.owner = owner
         self.telemetry = telemetry or Telemetry()
         self.solana = tuple(solana)
@@ -91,6 +94,9 @@ class Collector:
         # Requests whose verification found their authorization already paid on chain (someone
         # submitted it first), by id, with that transaction: `settle` records it, sending nothing.
         self._paid_on_chain: dict[str, str] = {}
+        # Receipts a scheme wrote itself (a channel's state after a charge), by request id, for
+        # the answer of the run that settled it (`take_receipt`).
+        self._receipts: dict[str, SettleResponse] = {}
 
     @property
     def settlement(self) -> Settlement:
@@ -101,7 +107,9 @@ class Collector:
     def settlement(self, settlement: Settlement) -> None:
         # Every payment goes through its scheme: the registry is rebuilt around the new backend.
         self._settlement = settlement
-        self.schemes = SchemeRegistry([ExactEvm(self.network, self.asset, settlement), *self.solana])
+        self.schemes = SchemeRegistry(
+            [ExactEvm(self.network, self.asset, settlement), *self.solana, *getattr(self, "also", ())]
+        )
 
     async def get(self, request_id: str) -> PaymentRequest | None:
         """Request `request_id` if this server quoted it; None for an unknown id and for
@@ -144,7 +152,8 @@ class Collector:
             request,
         )
 
-    def _scheme_of(self, matched: Matched[Any]) -> Scheme[Any]:
+    def scheme_of(self, matched: Matched[Any]) -> Scheme[Any]:
+        """The registered scheme that matched `matched`."""
         found = self.schemes.lookup(matched.requirements.scheme, matched.requirements.network)
         if isinstance(found, Refusal):  # never: our own requirements name a registered scheme
             raise SettlementError(found.message)
@@ -229,7 +238,7 @@ class Collector:
         matched = self.match(request, payload, requirements)
         if not matched.signature_checked:
             # Only the chain can check this signature; a refusal here leaves the request untouched.
-            verdict = await self._scheme_of(matched).verify(matched)
+            verdict = await self.scheme_of(matched).verify(matched)
             if isinstance(verdict, Refusal):
                 raise Refused(payment_error_for(verdict.reason, verdict.message), request)
         owner = await self.ledger.claim_payment(PaymentKey(*matched.key), request.id, now=now)
@@ -257,7 +266,7 @@ class Collector:
         requirements = matched.requirements
         try:
             with self.telemetry.backend("verify", request, requirements.scheme) as verifying:
-                verdict = await self._scheme_of(matched).verify(matched)
+                verdict = await self.scheme_of(matched).verify(matched)
                 refused = verdict.refusal if isinstance(verdict, Correction) else verdict
                 if isinstance(refused, Refusal):
                     verifying.refused(payment_error_for(refused.reason, None).reason)
@@ -304,7 +313,7 @@ class Collector:
             with self.telemetry.backend("settle", request, requirements.scheme) as settling:
                 if paid_in is None:
                     settleable = verdict if isinstance(verdict, (Valid, Escrowed, RefundRequested)) else None
-                    settled = await self._scheme_of(matched).settle(
+                    settled = await self.scheme_of(matched).settle(
                         matched, settleable or Valid(matched.payer), charge=matched.ceiling
                     )
                 else:
@@ -323,8 +332,11 @@ class Collector:
             error = payment_error_for(settled.reason, settled.message)
             self.telemetry.settlement_failed(request, error.reason, requirements.scheme, self.clock())
             raise Refused(error, refreshed)
+        if settled.extra:
+            self._receipts[request.id] = self.scheme_of(matched).receipt(settled)
         record = SettlementRecord(
-            tx_hash=settled.transaction,
+            # A charge that sent nothing (a voucher) is recorded under the request it paid.
+            tx_hash=settled.transaction or f"{requirements.scheme}:{request.id}",
             payer=settled.payer,
             amount=request.price,
             asset=requirements.asset,
@@ -346,6 +358,10 @@ class Collector:
         self.telemetry.paid(recorded, record, requirements.scheme)  # recorded: now it may be told
         return recorded
 
+    def take_receipt(self, request_id: str) -> SettleResponse | None:
+        """The receipt the scheme wrote for `request_id`'s settlement, once (None: the default)."""
+        return self._receipts.pop(request_id, None)
+
     async def release(
         self, request: PaymentRequest, matched: Matched[Any], verdict: Verdict | None = None
     ) -> None:
@@ -354,7 +370,7 @@ class Collector:
         `settling` for reconciliation. What the scheme held for it (`Escrowed`) goes back.
         """
         self._paid_on_chain.pop(request.id, None)
-        scheme = self._scheme_of(matched)
+        scheme = self.scheme_of(matched)
         if isinstance(verdict, (Valid, Escrowed, RefundRequested)):
             await scheme.release(matched, verdict)
         try:

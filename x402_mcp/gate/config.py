@@ -41,6 +41,16 @@ PRODUCTION_SETTINGS = (
 must be chosen, so a forgotten variable never turns a deployment into one selling for test money."""
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    """An on/off setting: `on`, `true`, `1` or `yes`; `off`, `false`, `0`, `no` or unset."""
+    value = env.get(name, "").strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("", "off", "false", "0", "no"):
+        return False
+    raise ConfigurationError(f"{name}={shown(repr(value), 40)} is neither on nor off")
+
+
 def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
     """`Payments` keyword arguments from the environment, and the DevChain if one was made.
 
@@ -61,6 +71,9 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
     - `X402_ERC6492_FACTORIES`: with `local`, smart-wallet factories (comma-separated
       addresses) this server may call to deploy a payer's wallet, beside the defaults.
     - `X402_LEDGER_URL`, `X402_PUBLIC_URL`, `X402_PAGE_PORT`.
+    - `X402_BATCH_SETTLEMENT`: `on` to also offer batch-settlement (channels and
+      vouchers; needs `devchain` or `local`), its receiver authorizer's key in
+      `X402_BATCH_AUTHORIZER_KEY` (not needed on a development chain).
     - `X402_SOLANA_PAY_TO`: also accept USDC on Solana, paid to this wallet, on
       `X402_SOLANA_NETWORK` (default `solana-devnet`) through the facilitator at
       `X402_SOLANA_FACILITATOR_URL` (default: the public one, devnet only).
@@ -85,6 +98,7 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
         "public_url": public_base(public_url, "X402_PUBLIC_URL") if public_url else None,
         "page_port": page_port,
         "also_accept": _solana_from_env(env),
+        "batch_settlement": _switch(env, "X402_BATCH_SETTLEMENT"),
     }
     asset = _asset_from_env(env)
     if kind == "devchain":

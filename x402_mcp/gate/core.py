@@ -43,6 +43,7 @@ from ..settlement.base import Settlement
 from ..settlement.facilitator import default_settlement
 from ..settlement.solana import Solana
 from ..telemetry import Telemetry
+from .batch import BatchOptions, batch_scheme
 from .call import ToolCall
 from .collect import Collector
 from .config import default_ledger_url, network_known_to, settings_from_env
@@ -99,6 +100,11 @@ class Gate:
             setting one also turns `/metrics` on. Without one only loopback may scrape.
         operator_token: serve the read-only operator page at `/operator`, behind this
             token (else `X402_OPERATOR_TOKEN`; no token, no page).
+        batch_settlement: also offer x402's `batch-settlement` scheme (a deposit into an
+            escrow channel, then one signed voucher per call with no chain transaction);
+            `True` or `BatchOptions(...)`. Needs a local settlement backend; the receiver
+            authorizer's key comes from `X402_BATCH_AUTHORIZER_KEY` (a public development
+            key on the DevChain and anvil). Off by default for now.
 
     Raises:
         ConfigurationError: for an invalid payee, an unknown network, a network
@@ -128,6 +134,7 @@ class Gate:
         metrics: bool = False,
         metrics_token: str | None = None,
         operator_token: str | None = None,
+        batch_settlement: bool | BatchOptions = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         pay_to = parse_address(pay_to, what="pay_to")
@@ -204,6 +211,14 @@ class Gate:
             clock=lambda: self.clock(),
         )
         self._runs = 0
+        batch = batch_scheme(
+            batch_settlement,
+            network=self.network,
+            asset=self.asset,
+            ledger=self.ledger,
+            settlement=settlement,
+            clock=lambda: self.clock(),
+        )
         self.collector = Collector(
             self.ledger,
             settlement,
@@ -211,6 +226,7 @@ class Gate:
             self.asset,
             lambda: self.clock(),
             solana=self.also_accept,
+            also=() if batch is None else (batch,),
             owner=self.owner,
             telemetry=self.telemetry,
         )

@@ -69,7 +69,7 @@ class Driver:
             self.gate.telemetry.refused(call.tool, capped.reason, None, self.gate.clock())
             return refusal_result(str(capped))
         except Refused as refused:
-            return await self.quoting.refuse(call.tool, price, refused.error, refused.request)
+            return await self.quoting.refuse(call.tool, price, refused.error, refused.request, refused)
         except PaymentError as error:
             return await self.quoting.refuse(call.tool, price, error, None)
         except (SettlementError, LedgerError) as crash:

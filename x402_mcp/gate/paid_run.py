@@ -18,8 +18,11 @@ from typing import Any, TypeVar
 import anyio
 from mcp.types import CallToolResult
 
+from ..core.challenge import refund_result
 from ..core.flow import Answer, Command, Order, Outcome, PaidRun, Step
-from ..errors import LedgerError, Refused, SettlementError, payment_error_for
+from ..core.states import Event
+from ..core.wire import SettleResponse
+from ..errors import LedgerError, Refusal, Refused, SettlementError, payment_error_for
 from ..ledger.base import PaymentRequest
 from ..schemes.protocol import Correction, Escrowed, Matched, RefundRequested, Verdict
 from .answers import FAILED_BUT_PAID, FAILED_UNCONFIRMED, failed_part, raised, with_note
@@ -71,6 +74,8 @@ class Execution:
     refusal: Refused | None = None
     crash: Crash | None = None
     hold: Hold | None = None
+    refunded: SettleResponse | None = None
+    """The receipt of a refund this run carried out instead of running the tool."""
     withheld: Callable[[PaymentRequest, Refused], Awaitable[CallToolResult]] | None = None
     unconfirmed: Callable[[PaymentRequest, Crash], CallToolResult] | None = None
     _odd: list[BaseException] = field(default_factory=list)
@@ -99,7 +104,8 @@ class Execution:
             # Answered as a refusal with the request's challenge again (it is payable once more);
             # the correction's own requirements join that challenge when a scheme answers one.
             error = payment_error_for(verdict.refusal.reason, verdict.refusal.message)
-            self.refusal = Refused(error, await self.collector.get(self.request.id))
+            request = await self.collector.get(self.request.id)
+            self.refusal = Refused(error, request, verdict.requirements)
         return outcome_of(verdict)
 
     async def settle(self) -> Outcome:
@@ -168,6 +174,23 @@ class Execution:
         self.result = finished
         return Outcome.OK
 
+    async def refund(self, matched: Matched[Any], verdict: RefundRequested) -> SettleResponse:
+        """Carry out the refund the scheme's verification asked for (the tool does not run): the
+        request is payable again, nothing of it was paid; the refund's receipt.
+
+        Raises:
+            Refused: the scheme refused the refund.
+            SettlementError / LedgerError: a crash (the request stays `settling`).
+        """
+        collector = self.collector
+        scheme = collector.scheme_of(matched)
+        settled = await scheme.settle(matched, verdict, charge=0)
+        await collector.transition(self.request, Event.SETTLEMENT_FAILED)
+        if isinstance(settled, Refusal):
+            error = payment_error_for(settled.reason, settled.message)
+            raise Refused(error, await collector.get(self.request.id))
+        return scheme.receipt(settled)
+
     # -- commands and answers ---------------------------------------------------------------
 
     async def command(self, command: Command) -> None:
@@ -178,6 +201,10 @@ class Execution:
             elif command is Command.RELEASE_PAYMENT:
                 assert self.payment is not None
                 await self.collector.release(self.request, self.payment.matched, self.payment.verdict)
+            elif command is Command.REFUND:
+                payment = self.payment
+                assert payment is not None and isinstance(payment.verdict, RefundRequested)
+                self.refunded = await self.refund(payment.matched, payment.verdict)
             else:
                 raise SettlementError(f"the scheme of this payment cannot {command.value}")
 
@@ -188,6 +215,12 @@ class Execution:
         if answer is Answer.RERAISE:
             assert self.failure is not None
             raise self.failure
+        if answer is Answer.REFUSE and self.refunded is not None:
+            # A refund: the tool did not run; the answer is the refund's receipt.
+            text = (
+                f"Refund acknowledged: {self.refunded.amount or 'the unspent balance'} returned to the payer."
+            )
+            return refund_result(text, self.refunded)
         if answer is Answer.REFUSE or answer is Answer.CHALLENGE:
             assert self.refusal is not None
             raise self.refusal

@@ -146,10 +146,21 @@ class Quoting:
             except Exception:  # any failure of the optional offer leaves the baseline intact
                 logger.info("the client did not take the payment link by elicitation", exc_info=True)
 
-    async def challenge(self, request: PaymentRequest, error: str | None = None) -> CallToolResult:
+    async def challenge(
+        self, request: PaymentRequest, error: str | None = None, corrected: Refused | None = None
+    ) -> CallToolResult:
+        """The request's challenge; after a scheme's corrective answer (`corrected`), its
+        corrected requirements stand in place of its own, and its reason code is the `error`."""
         gate = self.gate
         accepts = await gate.collector.accepts(request)
-        result = challenge_result(request, gate.offer, now=gate.clock(), error=error, accepts=accepts)
+        code = None
+        if corrected is not None and corrected.corrections:
+            by_kind = {(entry.scheme, entry.network): entry for entry in corrected.corrections}
+            accepts = [by_kind.get((entry.scheme, entry.network), entry) for entry in accepts]
+            code = corrected.error.reason
+        result = challenge_result(
+            request, gate.offer, now=gate.clock(), error=error, accepts=accepts, code=code
+        )
         gate.telemetry.challenged(request)  # a challenge answered again is one too (not an error)
         return result
 
@@ -162,7 +173,12 @@ class Quoting:
         return refusal_result(message, payment_required(request, error=message, accepts=accepts))
 
     async def refuse(
-        self, tool: str, price: int, error: PaymentError, request: PaymentRequest | None
+        self,
+        tool: str,
+        price: int,
+        error: PaymentError,
+        request: PaymentRequest | None,
+        corrected: Refused | None = None,
     ) -> CallToolResult:
         """Answer a refused payment or request id, changing nothing but one bounded audit line.
 
@@ -189,7 +205,7 @@ class Quoting:
         ):
             # The same request can still be paid: point at it again, changing nothing.
             try:
-                return await self.challenge(request, message)
+                return await self.challenge(request, message, corrected)
             except (SettlementError, LedgerError):
                 logger.exception("could not restate the challenge of %s", request.id)
         return refusal_result(f"The payment was not accepted: {message}\n{GET_A_PRICE.format(tool=tool)}")

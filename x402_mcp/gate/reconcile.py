@@ -39,7 +39,13 @@ from dataclasses import dataclass, field
 
 from ..core.networks import Asset
 from ..core.states import Event, StateConflict
-from ..core.wire import AnyPaymentPayload, PaymentRequirements, SvmPaymentPayload, parse_payment_payload
+from ..core.wire import (
+    AnyPaymentPayload,
+    PaymentRequirements,
+    SchemePaymentPayload,
+    SvmPaymentPayload,
+    parse_payment_payload,
+)
 from ..errors import LedgerError, PaymentError, SettlementError
 from ..ledger.base import Ledger, Owner, PaymentRequest, SettlementRecord
 from ..schemes.exact.evm import requirements_for
@@ -136,6 +142,10 @@ class Reconciler:
             return None
         if isinstance(payload, SvmPaymentPayload):
             return await self._reconcile_solana(request, payload)
+        if isinstance(payload, SchemePaymentPayload):
+            # A batch-settlement charge cut short moved no money (its deposit is the payer's escrow).
+            await self._note(request, f"a {payload.accepted.scheme} payment is left for a person to look at")
+            return None
         requirements = requirements_for(request, self.asset)
         lookup = self.settlement if isinstance(self.settlement, ChainLookup) else None
         if lookup is not None:

@@ -213,7 +213,8 @@ class Redemption:
         if network is None:
             settled = await ledger.settlements(consumed.id)
             network = settled[-1].network if settled else None
-        result.meta = {**(result.meta or {}), **receipt_meta(consumed, network=network)}
+        meta = receipt_meta(consumed, network=network, response=self.collector.take_receipt(consumed.id))
+        result.meta = {**(result.meta or {}), **meta}
         return result
 
 

@@ -11,7 +11,13 @@ through `authorization_on_chain`, and `may_release` says what that answer allows
 
 from __future__ import annotations
 
-from ..core.wire import AnyPaymentPayload, PaymentRequirements, ReceivedPayment, SvmPaymentPayload
+from ..core.wire import (
+    AnyPaymentPayload,
+    PaymentRequirements,
+    ReceivedPayment,
+    SchemePaymentPayload,
+    SvmPaymentPayload,
+)
 from .backends import ChainLookup, backend_failures
 from .protocol import OnChain
 
@@ -46,7 +52,9 @@ async def authorization_on_chain(
         SettlementError: the node failed or is unreachable: nothing is known, so the
             caller must keep the request `settling`.
     """
-    if isinstance(payload, SvmPaymentPayload) or not isinstance(settlement, ChainLookup):
+    if isinstance(payload, SvmPaymentPayload | SchemePaymentPayload) or not isinstance(
+        settlement, ChainLookup
+    ):
         return OnChain("unknown")
     with backend_failures("read the authorization on chain"):
         return await settlement.lookup(payload, requirements)

@@ -43,6 +43,7 @@ from ..core.wire import (
     VerifyResponse,
 )
 from ..errors import ConfigurationError, SettlementError
+from ..schemes.backends import backend_failures
 from .base import OnChain
 from .checks import (
     NONCE_ALREADY_USED,
@@ -339,6 +340,27 @@ class LocalSettlement:
         return None
 
     # ------------------------------------------------------------------ reconciliation
+
+    async def read_contract(self, to: str, calldata: bytes) -> bytes:
+        """`eth_call` of a view on contract `to`; `SettlementError` if the node failed or it reverted."""
+        with backend_failures("read the chain"):
+            return await self._worker.call(functools.partial(self._relayer.call, to, calldata))
+
+    async def transact(self, to: str, calldata: bytes, *, gas: int, what: str) -> tuple[str, str | None]:
+        """Send `calldata` to `to` from the gas account, mined: its hash, and the revert message when
+        it failed ("" when none; no hash when refused at send time). `SettlementError`: the node
+        failed, or it was not mined in time (it may be later)."""
+        sent = await self._sender.send_mined(
+            to, calldata, gas=gas, before_retrying=f"check whether {what} landed"
+        )
+        if sent.tx_hash is None or sent.receipt is None:
+            return "", sent.revert or ""
+        tx_hash = sent.tx_hash.to_0x_hex()
+        if sent.receipt["status"] == 1:
+            return tx_hash, None
+        at = sent.receipt["blockNumber"]
+        replay = functools.partial(self._relayer.simulate, to, calldata, gas=gas, block=at)
+        return tx_hash, (await self._worker.call(replay)) or ""
 
     async def lookup(self, payload: AnyPaymentPayload, requirements: PaymentRequirements) -> OnChain:
         """Whether `payload`'s authorization reached the chain, and in which transaction.
