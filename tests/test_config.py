@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from x402_mcp import Payments
 from x402_mcp.core.networks import Asset
 from x402_mcp.errors import ConfigurationError
-from x402_mcp.gate.config import settings_from_env
+from x402_mcp.gate.config import development_chain, settings_from_env
 from x402_mcp.settlement.local import LocalSettlement
 
 GAS_KEY = "0x" + "11" * 32
@@ -109,3 +111,20 @@ def test_the_default_configuration_needs_no_secret(tmp_path: Path) -> None:
 def test_a_page_port_that_is_not_a_port_number_is_named(port: str) -> None:
     with pytest.raises(ConfigurationError, match=r"X402_PAGE_PORT=.* is not a port number"):
         settings_from_env({"X402_SETTLEMENT": "cloud", "X402_PAGE_PORT": port})
+
+
+def test_the_devchain_is_found_by_name_without_the_development_code_imported() -> None:
+    # gate.config imports no development code: `devchain` comes from the package's entry point.
+    probe = (
+        "import sys\n"
+        "from x402_mcp.gate.config import development_chain\n"
+        "assert 'x402_mcp.chains' not in sys.modules\n"
+        "print(development_chain('devchain')().network)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "eip155:1337", done.stderr
+
+
+def test_a_development_chain_that_is_not_installed_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="X402_SETTLEMENT=nosuchchain needs the development chain"):
+        development_chain("nosuchchain")

@@ -15,7 +15,6 @@ from x402_mcp.errors import X402MCPError
 
 # Classes in files other branches rewrite; each entry goes when that branch merges.
 PENDING = {
-    "x402_mcp.gate.guard.GateMissing": "removed by branch flow",
     "x402_mcp.settlement.relayer._Unconfirmed": "removed by branch schemes",
     "x402_mcp.settlement.facilitator._TooLarge": "removed by branch schemes",
     "x402_mcp.settlement.facilitator._Unknown": "removed by branch schemes",

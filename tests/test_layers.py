@@ -14,9 +14,9 @@ The layers, top to bottom (see docs/architecture.md):
     schemes
     core, errors
 
-`chains` (the development chain, devnet, demo) stands beside them: only `cli` (and the
-tests) may import it; nothing on the production path may. Within a layer imports are free,
-but a cycle fails wherever it closes.
+`chains` (the development chain, devnet, demo) and `devchain` (the embedded chain's public
+name) stand beside them: only `cli` (and the tests) may import them; nothing on the
+production path may. Within a layer imports are free, but a cycle fails wherever it closes.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "x402_mcp"
 
@@ -40,27 +38,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("schemes",),
     ("core", "errors"),
 )
-DEVELOPMENT_ONLY = "chains"
-MAY_IMPORT_DEVELOPMENT = frozenset({"cli", "chains", "x402_mcp"})
-
-# Edges that live in files other branches rewrite; each disappears when that branch merges.
-# Keyed by (importer, imported) module; the value names the branch.
-FLOW_DOORS = (
-    "removed by branch flow (gate/ asks a door registry the frameworks fill; see docs/architecture.md)"
-)
-FLOW_DEVCHAIN = "removed by branch flow (X402_SETTLEMENT=devchain is resolved by the cli, not gate/config.py)"
-PENDING: dict[tuple[str, str], str] = {
-    ("x402_mcp.gate.guard", "x402_mcp.frameworks._sdk"): FLOW_DOORS,
-    ("x402_mcp.gate.guard", "x402_mcp.frameworks._sdk1_seam"): FLOW_DOORS,
-    ("x402_mcp.gate.guard", "x402_mcp.frameworks._fastmcp_seam"): FLOW_DOORS,
-    ("x402_mcp.gate.payments", "x402_mcp.frameworks.detect"): FLOW_DOORS,
-    ("x402_mcp.gate.payments", "x402_mcp.frameworks.sdk_line"): FLOW_DOORS,
-    ("x402_mcp.gate.payments", "x402_mcp.frameworks.mcpserver"): FLOW_DOORS,
-    ("x402_mcp.gate.payments", "x402_mcp.frameworks._sdk"): FLOW_DOORS,
-    ("x402_mcp.gate.payments", "x402_mcp.frameworks.sdk1"): FLOW_DOORS,
-    ("x402_mcp.gate.payments", "x402_mcp.frameworks.fastmcp"): FLOW_DOORS,
-    ("x402_mcp.gate.config", "x402_mcp.chains.devchain"): FLOW_DEVCHAIN,
-}
+# The development chains, and `x402_mcp.devchain`, the public name of the embedded one.
+DEVELOPMENT_ONLY = frozenset({"chains", "devchain"})
+MAY_IMPORT_DEVELOPMENT = frozenset({"cli", "x402_mcp", *DEVELOPMENT_ONLY})
 
 
 @dataclass(frozen=True)
@@ -126,9 +106,9 @@ def _rank(module: str) -> int:
 def _wrong_way(edge: Edge) -> str | None:
     """Why `edge` breaks the layer order, or None when it points down or stays level."""
     importer, imported = _area(edge.importer), _area(edge.imported)
-    if imported == DEVELOPMENT_ONLY:
+    if imported in DEVELOPMENT_ONLY:
         return None if importer in MAY_IMPORT_DEVELOPMENT else "imports the development-only chains"
-    if importer == DEVELOPMENT_ONLY:
+    if importer in DEVELOPMENT_ONLY:
         return None  # the dev chain may use anything below the entry points
     if _rank(edge.importer) > _rank(edge.imported):
         return f"points up ({importer} is below {imported})"
@@ -179,35 +159,13 @@ def _report(edges: list[Edge], reasons: dict[Edge, str]) -> str:
     return "\n".join(f"  {edge}  [{reasons[edge]}]" for edge in edges)
 
 
-def _offending() -> tuple[dict[Edge, str], dict[Edge, str]]:
-    """The edges that break the order: (fixable here, pending on another branch)."""
-    own: dict[Edge, str] = {}
-    pending: dict[Edge, str] = {}
-    for edge in _all_edges():
-        reason = _wrong_way(edge)
-        if reason is not None:
-            (pending if (edge.importer, edge.imported) in PENDING else own)[edge] = reason
-    return own, pending
-
-
 def test_every_import_points_down_the_layers() -> None:
-    own, _ = _offending()
-    assert not own, "imports that point up the layers:\n" + _report(sorted(own, key=str), own)
-
-
-@pytest.mark.parametrize("pair", sorted(PENDING), ids=lambda pair: f"{pair[0]}->{pair[1]}")
-def test_edges_another_branch_removes(pair: tuple[str, str]) -> None:
-    edges = [edge for edge in _all_edges() if (edge.importer, edge.imported) == pair]
-    if edges:
-        pytest.xfail(f"{PENDING[pair]}: " + "; ".join(edge.where for edge in edges))
-
-
-def _pending(edge: Edge) -> bool:
-    return (edge.importer, edge.imported) in PENDING
+    wrong = {edge: reason for edge in _all_edges() if (reason := _wrong_way(edge)) is not None}
+    assert not wrong, "imports that point up the layers:\n" + _report(sorted(wrong, key=str), wrong)
 
 
 def test_no_import_closes_a_cycle() -> None:
-    edges = [edge for edge in _all_edges() if not _pending(edge)]
+    edges = _all_edges()
     cycles = _cycles(edges)
     detail = []
     for component in cycles:
@@ -218,16 +176,10 @@ def test_no_import_closes_a_cycle() -> None:
     assert not cycles, "\n".join(detail)
 
 
-def test_cycles_through_edges_another_branch_removes() -> None:
-    cycles = _cycles(_all_edges())
-    if cycles:
-        pytest.xfail(f"{FLOW_DOORS}: " + "; ".join(", ".join(component) for component in cycles))
-
-
 def test_every_folder_has_a_layer() -> None:
     for path in PACKAGE.rglob("*.py"):
         module = _module_name(path)
-        if _area(module) != DEVELOPMENT_ONLY:
+        if _area(module) not in DEVELOPMENT_ONLY:
             _rank(module)
 
 

@@ -5,6 +5,8 @@ client session in memory. With the gate, the same tools run once paid."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,33 @@ def test_the_heap_is_searched_only_for_a_function_something_else_holds() -> None
     finally:
         guard._probe = None
     assert seen[0] > guard._unheld and seen[1] == guard._unheld
+
+
+def test_paid_imported_past_the_doors_fails_closed_above_a_tool_decorator() -> None:
+    # The gate names no framework: the doors register how to reach a registration. A @paid
+    # taken from the gate's own module, with the doors never loaded, cannot reach the tool
+    # the framework registered bare, so it refuses to start instead of leaving it free.
+    probe = (
+        "import sys\n"
+        "from mcp.server import MCPServer\n"
+        "from x402_mcp.errors import ConfigurationError\n"
+        "from x402_mcp.gate.paid import paid\n"
+        "assert 'x402_mcp.frameworks' not in sys.modules\n"
+        "server = MCPServer('s')\n"
+        "try:\n"
+        "    @paid(price='0.01')\n"
+        "    @server.tool()\n"
+        "    async def tool() -> str:\n"
+        "        return 'ran'\n"
+        "except ConfigurationError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "from x402_mcp import paid" in done.stdout
+
+
+def test_the_lazy_paid_loads_the_doors_that_reach_a_registration() -> None:
+    probe = "import sys, x402_mcp\nx402_mcp.paid\nprint('x402_mcp.frameworks' in sys.modules)\n"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "True", done.stderr

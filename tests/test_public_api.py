@@ -83,6 +83,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "find_payment_required",
     ],
     "x402_mcp.chains.devchain": ["DEV_CHAIN_ID", "DevChain", "SnapshotId", "TokenChain"],
+    "x402_mcp.devchain": ["DEV_CHAIN_ID", "DevChain", "SnapshotId", "TokenChain"],
     "x402_mcp.ledger": [
         "Claim",
         "Ledger",

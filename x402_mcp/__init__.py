@@ -43,8 +43,8 @@ if TYPE_CHECKING:
         UnknownPaymentRequest,
         X402MCPError,
     )
+    from .frameworks.payments import Payments
     from .gate.paid import paid
-    from .gate.payments import Payments
     from .settlement.solana import Solana
 
 # Where each public name lives. Loaded on first use (PEP 562): `import x402_mcp` stays cheap,
@@ -61,7 +61,7 @@ _HOMES: dict[str, str] = {
     "PaidTool": ".core.pricing",
     "SettleOrder": ".core.pricing",
     "paid": ".gate.paid",
-    "Payments": ".gate.payments",
+    "Payments": ".frameworks.payments",
     "StateConflict": ".core.states",
     "Solana": ".settlement.solana",
     **dict.fromkeys(_ERRORS.split(), ".errors"),
@@ -72,6 +72,9 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name == "paid":
+        # The doors register how `@paid` above a tool decorator reaches the tool (gate.guard).
+        importlib.import_module(".frameworks", __name__)
     value = getattr(importlib.import_module(home, __name__), name)
     globals()[name] = value  # the next look-up is a plain attribute
     return value

@@ -3,6 +3,7 @@
 Development only: the command line and the tests import it; the production path must not.
 """
 
+from ..gate.config import DevelopmentChain, register_development_chain
 from ..page.ports import DemoSigner, register_demo_signer
 
 
@@ -16,3 +17,14 @@ def _demo_wallet_for(demo_chain: object, settlement: object) -> DemoSigner | Non
 
 # Any DevChain is built after this package loads, so the page finds its demo wallet.
 register_demo_signer(_demo_wallet_for)
+
+
+def embedded_chain() -> DevelopmentChain:
+    """A fresh embedded DevChain (the `devchain` development chain)."""
+    from .devchain import DevChain
+
+    return DevChain()
+
+
+# `X402_SETTLEMENT=devchain` builds one (gate.config names no development code itself).
+register_development_chain("devchain", embedded_chain)

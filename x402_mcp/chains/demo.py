@@ -17,8 +17,8 @@ from mcp_types import CallToolResult, TextContent
 from ..client.payer import payment_meta, read_challenge, sign_payment
 from ..core.challenge import META_HOSTED_URL, META_PAYMENT_RESPONSE
 from ..core.money import format_usd
+from ..frameworks.payments import Payments
 from ..gate.paid import paid
-from ..gate.payments import Payments
 from .devchain import DevChain
 
 

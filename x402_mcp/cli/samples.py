@@ -26,7 +26,7 @@ from ..core.text import shown
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ..gate.payments import Payments
+    from ..frameworks.payments import Payments
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 INSTALLED_SAMPLES = _PACKAGE / "samples"
@@ -127,7 +127,7 @@ def load_server(
             an unsupported framework; or a setting `Payments.from_env` refuses.
     """
     from ..frameworks.detect import framework_of
-    from ..gate.payments import Payments
+    from ..frameworks.payments import Payments
 
     with _environment(environ):
         module = load_sample(name)

@@ -265,7 +265,7 @@ def _human(info: dict[str, Any]) -> str:
 def run_page(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..gate.payments import Payments
+    from ..frameworks.payments import Payments
     from ..page.httpguard import guarded_config
     from ..page.serving import page_app
 

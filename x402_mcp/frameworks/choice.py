@@ -19,7 +19,7 @@ from ..errors import ConfigurationError
 from .detect import ALL_FRAMEWORKS, framework_of, installed_frameworks
 
 if TYPE_CHECKING:
-    from ..gate.payments import Payments
+    from .payments import Payments
 
 FRAMEWORKS = installed_frameworks()
 DEFAULT_FRAMEWORK = FRAMEWORKS[0]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any, Protocol
 
 from ..core.addresses import parse_address, parse_payee
 from ..core.links import DEFAULT_PAGE_PORT, public_base, service_url
@@ -49,6 +50,49 @@ def _switch(env: Mapping[str, str], name: str) -> bool:
     if value in ("", "off", "false", "0", "no"):
         return False
     raise ConfigurationError(f"{name}={shown(repr(value), 40)} is neither on nor off")
+
+
+class DevelopmentChain(Protocol):
+    """An embedded test chain `X402_SETTLEMENT` can name (`x402_mcp.chains.devchain.DevChain`)."""
+
+    @property
+    def network(self) -> str:
+        """Its CAIP-2 id, e.g. `eip155:1337`."""
+        ...
+
+    def settlement(self) -> Settlement: ...
+
+
+DEVELOPMENT_CHAINS = "x402_mcp.development_chains"
+"""The entry-point group that names the development chains (this package's pyproject declares
+`devchain`), so the gate finds one by its name without importing the development code."""
+
+_development_chains: dict[str, Callable[[], DevelopmentChain]] = {}
+
+
+def register_development_chain(kind: str, make: Callable[[], DevelopmentChain]) -> None:
+    """Let `X402_SETTLEMENT=<kind>` build a chain with `make` (`x402_mcp.chains` does, on import)."""
+    _development_chains[kind] = make
+
+
+def development_chain(kind: str) -> Callable[[], DevelopmentChain]:
+    """What builds the development chain `X402_SETTLEMENT=<kind>` names: registered, or else
+    the installed entry point of that name (which registers it as it loads).
+
+    Raises:
+        ConfigurationError: no development chain of that name is installed.
+    """
+    if kind not in _development_chains:
+        for plug_in in entry_points(group=DEVELOPMENT_CHAINS, name=kind):
+            _development_chains.setdefault(kind, plug_in.load())
+    make = _development_chains.get(kind)
+    if make is None:
+        raise ConfigurationError(
+            f"X402_SETTLEMENT={kind} needs the development chain, which is not installed with this "
+            "x402-mcp (its package metadata names no such chain): reinstall x402-mcp, or import "
+            "x402_mcp.devchain before Payments.from_env()"
+        )
+    return make
 
 
 def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
@@ -108,10 +152,9 @@ def settings_from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], Any]:
             )
         from eth_account import Account
 
-        from ..chains.devchain import DevChain
-
+        make_chain = development_chain(kind)
         pay_to = _payee_from_env(env, None, None)
-        chain = DevChain()
+        chain = make_chain()
         settings = {"pay_to": pay_to or Account.create().address, "network": chain.network}
         return {**settings, "settlement": chain.settlement(), **common}, chain
     if kind == "local":

@@ -9,7 +9,8 @@ place that runs a paid tool's body, and it does so inside `gate_passed()`.
 When `@paid` is written above the framework's tool decorator, the framework
 has registered the bare function before `@paid` sees it: `guard` then points
 every tool registration that holds that function at the guard instead (the
-framework details live in `_sdk`, `frameworks/_sdk1_seam` and `frameworks/_fastmcp_seam`).
+framework details live in the seams of `x402_mcp.frameworks`, which register them here
+with `register_rebinder` when that package loads).
 
 This module imports no framework: the refusal is made of the `ToolError` classes of the
 frameworks that are loaded, so it reads the same on the MCP SDK 2.x and 1.x and FastMCP.
@@ -28,6 +29,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
+
+from ..errors import ConfigurationError, X402MCPError
 
 logger = logging.getLogger("x402_mcp")
 
@@ -57,11 +60,14 @@ def inside_gate() -> bool:
     return _authorised.get() is not None
 
 
-class GateMissing(Exception):
+class GateMissing(X402MCPError):
     """A paid tool was called while no payments gate authorised the run. Raised as a subclass
     that is also the `ToolError` of every loaded framework, so each answers its words as an
     error result."""
 
+
+FRAMEWORK_MODULES = ("mcp.server.mcpserver", "mcp.server.fastmcp", "fastmcp")
+"""The frameworks whose tool decorators `@paid` may stand above (2.x, 1.x, FastMCP)."""
 
 TOOL_ERROR_MODULES = (
     "mcp.server.mcpserver.exceptions",  # MCP SDK 2.x MCPServer
@@ -164,26 +170,39 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
+Rebinder = Callable[[list[object], Callable[..., Any], Callable[..., Any]], object]
+"""Points each tool registration of one framework among `holders` that runs `old` at `new`."""
+
+_rebinders: dict[str, Rebinder] = {}
+"""The rebinder of each framework, keyed by the module whose presence in `sys.modules` says
+that framework is loaded. The doors (`x402_mcp.frameworks`) register here: the gate sits
+below them and names no framework."""
+
+
+def register_rebinder(framework_module: str, rebind: Rebinder) -> None:
+    """Let `@paid` written above `framework_module`'s tool decorator reach its registrations."""
+    _rebinders[framework_module] = rebind
+
+
 def _rebind_registrations(fn: Callable[..., Any], guarded: Callable[..., Any]) -> None:
     """Point every framework tool that holds `fn` at `guarded` (`@paid` above `@mcp.tool()`).
 
     The frameworks' decorators register the function and return it, with no way back
     to the server; the registrations are found as the objects that refer to `fn`.
     """
-    holders = _holders(fn)
     # Only the frameworks already loaded can hold a registration of `fn`.
-    if "mcp.server.mcpserver" in sys.modules:
-        from ..frameworks import _sdk
-
-        _sdk.rebind_tool_function(holders, fn, guarded)
-    if "mcp.server.fastmcp" in sys.modules:
-        from ..frameworks import _sdk1_seam
-
-        _sdk1_seam.rebind_tool_function(holders, fn, guarded)
-    if "fastmcp" in sys.modules:
-        from ..frameworks import _fastmcp_seam
-
-        _fastmcp_seam.rebind_tool_function(holders, fn, guarded)
+    loaded = [rebind for module, rebind in _rebinders.items() if module in sys.modules]
+    if not _rebinders and any(module in sys.modules for module in FRAMEWORK_MODULES):
+        # Fail closed: a registration of the bare `fn` would run the tool for free.
+        raise ConfigurationError(
+            "@paid was imported without x402_mcp.frameworks, so it cannot reach a tool the "
+            "framework registered before it: import it as `from x402_mcp import paid`"
+        )
+    if not loaded:
+        return
+    holders = _holders(fn)
+    for rebind in loaded:
+        rebind(holders, fn, guarded)
 
 
 def _holders(fn: Callable[..., Any]) -> list[object]:

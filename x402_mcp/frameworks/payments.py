@@ -26,20 +26,20 @@ from mcp_types import CallToolRequestParams
 from ..core.networks import Asset, Network
 from ..core.pricing import PaidTool
 from ..errors import ConfigurationError
-from ..frameworks.detect import framework_of
-from ..frameworks.sdk_line import IDENTIFIER, SdkExtension
+from ..gate import Gate, ToolCall
+from ..gate.redemption import Redemption
+from ..gate.sweeper import Sweeper
 from ..ledger.base import Ledger, Owner
 from ..page.serving import PageLink
 from ..settlement.base import Settlement
 from ..telemetry import Hook, Telemetry
-from . import Gate, ToolCall
-from .redemption import Redemption
-from .sweeper import Sweeper
+from .detect import framework_of
+from .sdk_line import IDENTIFIER, SdkExtension
 
 if TYPE_CHECKING:
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
-    from ..frameworks.mcpserver import MCPServerDoor
+    from .mcpserver import MCPServerDoor
 
 NOT_INSTALLED = (
     "Payments is not installed on a server: pass it as MCPServer(..., extensions=[payments]), "
@@ -148,7 +148,7 @@ class Payments(SdkExtension):
 
     def tools(self) -> tuple[()]:
         # Called by MCPServer while it applies extensions: our one chance to meet it.
-        from ..frameworks import _sdk
+        from . import _sdk
 
         server = _sdk.server_applying_extensions()
         if server is not None:
@@ -175,7 +175,7 @@ class Payments(SdkExtension):
             )
         framework = framework_of(server)
         if framework == "mcpserver":
-            from ..frameworks.mcpserver import MCPServerDoor
+            from .mcpserver import MCPServerDoor
 
             door = MCPServerDoor(self.gate, server)
             self.gate.server = server
@@ -183,13 +183,13 @@ class Payments(SdkExtension):
             door.attach()
             return
         if framework == "sdk1":
-            from ..frameworks.sdk1 import SDK1Door
+            from .sdk1 import SDK1Door
 
             SDK1Door(self.gate, server).attach()
             self.gate.server = server
             return
         if framework == "fastmcp":
-            from ..frameworks.fastmcp import FastMCPDoor
+            from .fastmcp import FastMCPDoor
 
             FastMCPDoor(self.gate, server).attach()
             self.gate.server = server
