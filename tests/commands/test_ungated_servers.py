@@ -64,7 +64,8 @@ def test_a_command_refuses_a_server_whose_paid_tools_have_no_gate(
     )  # fmt: skip
     assert done.returncode == code, done.stderr
     assert "paid tool(s) report would have no x402 payments gate" in done.stderr
-    assert "MCPServer(..., extensions=[payments])" in done.stderr and "payments.install(mcp)" in done.stderr
+    assert "MCPServer(..., extensions=[payments])" in done.stderr
+    assert "payments.install(server)" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == "" and sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mcpb") == []
 

@@ -9,6 +9,10 @@ async with PayingClient("http://127.0.0.1:8000/mcp", account=wallet, budget=budg
 ```
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .budget import Budget, default_budget_file
 from .errors import (
     BudgetExceeded,
@@ -21,10 +25,12 @@ from .errors import (
 from .offers import find_payment_required
 from .onchain import AuthorizationChain, Reconciled
 from .payer import OwnedSmartAccount, PaymentSigner
-from .paying import PayingClient
 from .results import PaidResult
 from .spend_records import Spend, Spending, SpendState
 from .store import SpendStore
+
+if TYPE_CHECKING:
+    from .paying import PayingClient
 
 __all__ = [
     "AuthorizationChain",
@@ -47,3 +53,13 @@ __all__ = [
     "default_budget_file",
     "find_payment_required",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # PayingClient is an MCP SDK 2.x client: loaded on first use, so the signing helpers here
+    # (`client.payer`) also import beside MCP SDK 1.x, where a 1.x server's tests use them.
+    if name == "PayingClient":
+        from .paying import PayingClient
+
+        return PayingClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,7 @@ which answer a call gets; this module only words it.
 
 from __future__ import annotations
 
-from mcp.types import CallToolResult, TextContent
+from mcp_types import CallToolResult, TextContent
 
 from ..core.challenge import failure_result
 from ..core.text import shown

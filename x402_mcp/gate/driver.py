@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import anyio
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
 from ..core.challenge import (
     META_PAYMENT,

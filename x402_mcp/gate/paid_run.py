@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 
 from ..core.challenge import refund_result
 from ..core.flow import Answer, Command, Order, Outcome, PaidRun, Step

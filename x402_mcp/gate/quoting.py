@@ -12,7 +12,7 @@ import logging
 from typing import Any, Protocol
 
 import anyio
-from mcp.types import CallToolResult
+from mcp_types import CallToolResult
 from pydantic import ValidationError
 
 from ..core.challenge import Offer, challenge_result, failure_result, payment_required, refusal_result
